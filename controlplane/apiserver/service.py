@@ -1,0 +1,323 @@
+"""The gRPC API servicer: admission, then the Raft log; reads from applied state.
+
+Status codes: see proto/skiff/api/service.proto.
+"""
+
+import datetime
+import logging
+import os
+import threading
+import uuid
+from concurrent import futures
+
+import grpc
+
+from controlplane.apiserver import admission
+from controlplane.store.store import ROLE_NAMES, StoreUnavailable
+from skiff.api import kinds, selectors
+from skiff.api import service_pb2 as api
+from skiff.api import service_pb2_grpc as api_grpc
+from skiff.api.errors import ValidationError
+
+log = logging.getLogger("skiff.apiserver")
+
+_CODES = {
+    "already_exists": grpc.StatusCode.ALREADY_EXISTS,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "conflict": grpc.StatusCode.ABORTED,
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "internal": grpc.StatusCode.INTERNAL,
+}
+WRITE_TIMEOUT_S = 8.0
+WATCH_POLL_S = 1.0
+PEER_STATUS_TIMEOUT_S = 0.7
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ApiService(api_grpc.ApiServicer):
+    def __init__(self, store, cfg):
+        self.store = store
+        self.cfg = cfg
+        self._peer_channels = {}
+
+    # ------------------------------------------------------------ helpers
+
+    def _unwrap(self, env, context):
+        try:
+            return kinds.unwrap(env)
+        except ValidationError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    def _write(self, cmd, context):
+        timeout_s = WRITE_TIMEOUT_S
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout_s = max(0.1, min(timeout_s, remaining - 0.2))
+        try:
+            result = self.store.propose(cmd, timeout_s)
+        except StoreUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        if result[0] == "error":
+            context.abort(_CODES.get(result[1], grpc.StatusCode.UNKNOWN), result[2])
+        return result
+
+    def _admit(self, kind, msg, context, *, old, creating):
+        try:
+            admission.admit(kind, msg, old=old, creating=creating)
+        except ValidationError as exc:
+            name = msg.metadata.name or msg.metadata.generate_name
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f'{kind.name} "{name}" is invalid:\n{exc}')
+
+    def _current(self, key):
+        with self.store.lock:
+            env = self.store.state.get(key)
+            if env is None:
+                return None
+            return kinds.unwrap(env)[1]
+
+    def _require_ready(self, context):
+        if not self.store.is_ready():
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          f"replica {self.cfg.name} has not caught up with the Raft log yet")
+
+    @staticmethod
+    def _request_id(req):
+        return req.request_id or uuid.uuid4().hex
+
+    @staticmethod
+    def _response(result):
+        resp = api.WriteResponse(result=result[1])
+        if result[2] is not None:
+            resp.object.ParseFromString(result[2])
+        return resp
+
+    # ------------------------------------------------------------ writes
+
+    def Create(self, request, context):
+        kind, msg = self._unwrap(request.object, context)
+        msg = _copy(msg)
+        if not msg.metadata.name and msg.metadata.generate_name:
+            msg.metadata.name = admission.generated_name(msg.metadata.generate_name, os.urandom(5))
+        self._admit(kind, msg, context, old=None, creating=True)
+        cmd = ("create", self._request_id(request), kinds.wrap(msg).SerializeToString(),
+               now_rfc3339(), str(uuid.uuid4()))
+        return self._response(self._write(cmd, context))
+
+    def Update(self, request, context):
+        kind, msg = self._unwrap(request.object, context)
+        msg = _copy(msg)
+        if request.subresource not in ("", "status"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"unknown subresource {request.subresource!r} (use \"\" or \"status\")")
+        ns = msg.metadata.namespace or ("default" if kind.namespaced else "")
+        old = self._current((kind.name, ns, msg.metadata.name))
+        if old is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f'{kind.resource} "{msg.metadata.name}" not found')
+        if request.subresource == "status":
+            merged = _copy(old)
+            merged.status.CopyFrom(msg.status)
+            self._admit(kind, merged, context, old=None, creating=False)
+        else:
+            self._admit(kind, msg, context, old=old, creating=False)
+        cmd = ("update", self._request_id(request), kinds.wrap(msg).SerializeToString(),
+               request.subresource, msg.metadata.resource_version)
+        return self._response(self._write(cmd, context))
+
+    def Apply(self, request, context):
+        kind, msg = self._unwrap(request.object, context)
+        msg = _copy(msg)
+        ns = msg.metadata.namespace or ("default" if kind.namespaced else "")
+        old = self._current((kind.name, ns, msg.metadata.name))
+        self._admit(kind, msg, context, old=old, creating=old is None)
+        cmd = ("apply", self._request_id(request), kinds.wrap(msg).SerializeToString(),
+               now_rfc3339(), str(uuid.uuid4()))
+        return self._response(self._write(cmd, context))
+
+    def Delete(self, request, context):
+        kind = self._kind(request.ref.kind, context)
+        key = self._key(kind, request.ref)
+        cmd = ("delete", self._request_id(request), key, request.resource_version, request.uid)
+        result = self._write(cmd, context)
+        resp = api.DeleteResponse()
+        if result[2] is not None:
+            resp.object.ParseFromString(result[2])
+        return resp
+
+    # ------------------------------------------------------------ reads
+
+    def _kind(self, word, context):
+        try:
+            return kinds.lookup(word)
+        except KeyError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.args[0])
+
+    @staticmethod
+    def _key(kind, ref):
+        ns = (ref.namespace or "default") if kind.namespaced else ""
+        return (kind.name, ns, ref.name)
+
+    def _maybe_barrier(self, linearizable, context):
+        if linearizable:
+            self._write(("barrier", uuid.uuid4().hex), context)
+        else:
+            self._require_ready(context)
+
+    def Get(self, request, context):
+        kind = self._kind(request.ref.kind, context)
+        self._maybe_barrier(request.linearizable, context)
+        key = self._key(kind, request.ref)
+        with self.store.lock:
+            env = self.store.state.get(key)
+            if env is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f'{kind.resource} "{key[2]}" not found')
+            return _copy(env)
+
+    def _selector(self, text, context):
+        try:
+            return selectors.parse(text) if text else None
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"labelSelector: {exc}")
+
+    def List(self, request, context):
+        kind = self._kind(request.kind, context)
+        sel = self._selector(request.label_selector, context)
+        self._maybe_barrier(request.linearizable, context)
+        resp = api.ListResponse()
+        with self.store.lock:
+            items = [env for key, env in self.store.state.objects.items()
+                     if _matches(key, env, kind.name, request.namespace, sel)]
+            rv = self.store.state.rv
+        for env in sorted(items, key=_sort_key):
+            resp.items.add().CopyFrom(env)
+        resp.resource_version = str(rv)
+        return resp
+
+    def Watch(self, request, context):
+        kind = self._kind(request.kind, context)
+        sel = self._selector(request.label_selector, context)
+        self._require_ready(context)
+        ns = request.namespace
+        state_lock = self.store.changed
+        if request.resource_version:
+            try:
+                cursor = int(request.resource_version)
+            except ValueError:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"resourceVersion {request.resource_version!r} is not a number")
+        else:
+            with state_lock:
+                current = [env for key, env in self.store.state.objects.items()
+                           if _matches(key, env, kind.name, ns, sel)]
+                cursor = self.store.state.rv
+                current = [_copy(env) for env in sorted(current, key=_sort_key)]
+            # The initial ADDED events carry no resume point of their own; the
+            # BOOKMARK after them does (the version the listing was taken at).
+            for env in current:
+                yield api.WatchEvent(type="ADDED", object=env)
+            yield api.WatchEvent(type="BOOKMARK", resource_version=str(cursor))
+        while context.is_active():
+            with state_lock:
+                if self.store.state.rv <= cursor:
+                    state_lock.wait(WATCH_POLL_S)
+                events = self.store.state.events_after(cursor)
+                if events is None:
+                    first = self.store.state.first_event_rv()
+                    context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                                  f"resourceVersion {cursor} is too old (oldest kept is {first - 1}): "
+                                  "expired, re-list and watch from the list's resourceVersion")
+                out = [(rv, typ, _copy(env)) for rv, typ, key, env in events
+                       if _matches(key, env, kind.name, ns, sel)]
+                if events:
+                    cursor = events[-1][0]
+            for rv, typ, env in out:
+                yield api.WatchEvent(type=typ, object=env, resource_version=str(rv))
+
+    # ------------------------------------------------------------ cluster status
+
+    def ClusterStatus(self, request, context):
+        resp = api.ClusterStatusResponse(answered_by=self.cfg.name)
+        resp.replicas.append(self._local_status())
+        if request.local_only:
+            return resp
+        results = {}
+        threads = []
+        for peer in self.cfg.peers:
+            t = threading.Thread(target=self._peer_status, args=(peer, results), daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(PEER_STATUS_TIMEOUT_S + 0.3)
+        for peer in self.cfg.peers:
+            resp.replicas.append(results.get(peer.name) or api.ReplicaStatus(
+                name=peer.name, api_address=peer.api_address, raft_address=peer.raft_address,
+                role="unknown", reachable=False, error="no answer"))
+        return resp
+
+    def _local_status(self):
+        st = self.store.raft_status()
+        leader = st.get("leader")
+        leader_name = ""
+        for p in (self.cfg.self_peer, *self.cfg.peers):
+            if leader is not None and str(leader) == p.raft_address:
+                leader_name = p.name
+        with self.store.lock:
+            rv = self.store.state.rv
+        return api.ReplicaStatus(
+            name=self.cfg.name, api_address=self.cfg.self_peer.api_address,
+            raft_address=self.cfg.raft_address, role=ROLE_NAMES.get(st.get("state"), "unknown"),
+            term=st.get("raft_term", 0), commit_index=st.get("commit_idx", 0),
+            applied_index=st.get("last_applied", 0), reachable=True, leader=leader_name,
+            resource_version=str(rv))
+
+    def _peer_status(self, peer, results):
+        try:
+            channel = self._peer_channels.get(peer.name)
+            if channel is None:
+                channel = grpc.insecure_channel(peer.api_address)
+                self._peer_channels[peer.name] = channel
+            stub = api_grpc.ApiStub(channel)
+            r = stub.ClusterStatus(api.ClusterStatusRequest(local_only=True),
+                                   timeout=PEER_STATUS_TIMEOUT_S)
+            results[peer.name] = r.replicas[0]
+        except grpc.RpcError as exc:
+            results[peer.name] = api.ReplicaStatus(
+                name=peer.name, api_address=peer.api_address, raft_address=peer.raft_address,
+                role="unknown", reachable=False, error=exc.code().name)
+
+
+def _copy(msg):
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
+
+
+def _matches(key, env, kind_name, namespace, sel) -> bool:
+    if key[0] != kind_name or (namespace and key[1] != namespace):
+        return False
+    if sel is None:
+        return True
+    return sel.matches(kinds.unwrap(env)[1].metadata.labels)
+
+
+def _sort_key(env):
+    meta = kinds.unwrap(env)[1].metadata
+    return (meta.namespace, meta.name)
+
+
+def serve(store, cfg, max_workers: int = 256):
+    """Start the gRPC server on cfg.api_address; returns the grpc.Server."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="api"),
+        options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                 ("grpc.so_reuseport", 0)])
+    api_grpc.add_ApiServicer_to_server(ApiService(store, cfg), server)
+    if server.add_insecure_port(cfg.api_address) == 0:
+        raise OSError(f"cannot listen on {cfg.api_address}")
+    server.start()
+    return server
+

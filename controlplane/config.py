@@ -1,0 +1,142 @@
+"""The control-plane replica's config file (YAML, camelCase like every skiff file).
+
+    name: cp1
+    dataDir: /var/lib/skiff/cp1
+    apiAddress: 0.0.0.0:7100        # gRPC API (clients, agents, other replicas)
+    advertiseApiAddress: 10.0.0.11:7100   # optional: what peers/clients should dial
+    raftAddress: 10.0.0.11:7200     # Raft peer traffic (PySyncObj)
+    raftPasswordFile: /etc/skiff/raft-password
+    peers:
+      - {name: cp2, apiAddress: 10.0.0.12:7100, raftAddress: 10.0.0.12:7200}
+      - {name: cp3, apiAddress: 10.0.0.13:7100, raftAddress: 10.0.0.13:7200}
+    raft:                           # optional; LAN defaults
+      minTimeoutS: 0.4
+      maxTimeoutS: 0.8
+      heartbeatS: 0.05
+      compactionMinEntries: 5000
+      compactionMinTimeS: 300
+    watchHistory: 20000             # optional: changes a watch can resume across
+"""
+
+from dataclasses import dataclass, field
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    api_address: str
+    raft_address: str
+
+
+@dataclass(frozen=True)
+class RaftTuning:
+    min_timeout_s: float = 0.4
+    max_timeout_s: float = 0.8
+    heartbeat_s: float = 0.05
+    compaction_min_entries: int = 5000
+    compaction_min_time_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    name: str
+    data_dir: str
+    api_address: str
+    raft_address: str
+    raft_password: str
+    advertise_api_address: str = ""
+    peers: tuple = ()
+    raft: RaftTuning = field(default_factory=RaftTuning)
+    # How many recent changes a watch can resume across (older -> "expired, re-list").
+    watch_history: int = 20000
+
+    @property
+    def self_peer(self) -> Peer:
+        return Peer(self.name, self.advertise_api_address or self.api_address, self.raft_address)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _need(doc, key, where, typ=str):
+    value = doc.get(key)
+    if not isinstance(value, typ) or value == "":
+        raise ConfigError(f"{where}: {key} is required ({typ.__name__})")
+    return value
+
+
+def _address(value, where):
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: {value!r} is not host:port")
+    return value
+
+
+def load(path: str) -> ControlPlaneConfig:
+    with open(path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f) or {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    known = {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
+             "raftPasswordFile", "peers", "raft", "watchHistory"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}")
+    pw_file = _need(doc, "raftPasswordFile", path)
+    try:
+        with open(pw_file, encoding="utf-8") as f:
+            password = f.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"{path}: raftPasswordFile: {exc}") from exc
+    if len(password) < 16:
+        raise ConfigError(f"{path}: raftPasswordFile: the password must be at least 16 characters")
+    peers = []
+    for i, p in enumerate(doc.get("peers") or []):
+        where = f"{path}: peers[{i}]"
+        if not isinstance(p, dict):
+            raise ConfigError(f"{where}: expected a mapping")
+        peers.append(Peer(_need(p, "name", where), _address(_need(p, "apiAddress", where), where),
+                          _address(_need(p, "raftAddress", where), where)))
+    raft_doc = doc.get("raft") or {}
+    tuning = RaftTuning(
+        min_timeout_s=float(raft_doc.get("minTimeoutS", RaftTuning.min_timeout_s)),
+        max_timeout_s=float(raft_doc.get("maxTimeoutS", RaftTuning.max_timeout_s)),
+        heartbeat_s=float(raft_doc.get("heartbeatS", RaftTuning.heartbeat_s)),
+        compaction_min_entries=int(raft_doc.get("compactionMinEntries", RaftTuning.compaction_min_entries)),
+        compaction_min_time_s=float(raft_doc.get("compactionMinTimeS", RaftTuning.compaction_min_time_s)),
+    )
+    if not tuning.heartbeat_s * 3 < tuning.min_timeout_s < tuning.max_timeout_s:
+        raise ConfigError(f"{path}: raft: need heartbeatS*3 < minTimeoutS < maxTimeoutS")
+    return ControlPlaneConfig(
+        name=_need(doc, "name", path),
+        data_dir=_need(doc, "dataDir", path),
+        api_address=_address(_need(doc, "apiAddress", path), path),
+        advertise_api_address=doc.get("advertiseApiAddress") or "",
+        raft_address=_address(_need(doc, "raftAddress", path), path),
+        raft_password=password,
+        peers=tuple(peers),
+        raft=tuning,
+        watch_history=int(doc.get("watchHistory", 20000)),
+    )
+
+
+def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
+    """YAML text for cfg (used by the lab and deploy/ to write replica configs)."""
+    doc = {
+        "name": cfg.name, "dataDir": cfg.data_dir, "apiAddress": cfg.api_address,
+        "raftAddress": cfg.raft_address, "raftPasswordFile": password_file,
+        "peers": [{"name": p.name, "apiAddress": p.api_address, "raftAddress": p.raft_address}
+                  for p in cfg.peers],
+        "raft": {"minTimeoutS": cfg.raft.min_timeout_s, "maxTimeoutS": cfg.raft.max_timeout_s,
+                 "heartbeatS": cfg.raft.heartbeat_s,
+                 "compactionMinEntries": cfg.raft.compaction_min_entries,
+                 "compactionMinTimeS": cfg.raft.compaction_min_time_s},
+    }
+    if cfg.watch_history != 20000:
+        doc["watchHistory"] = cfg.watch_history
+    if cfg.advertise_api_address:
+        doc["advertiseApiAddress"] = cfg.advertise_api_address
+    return yaml.safe_dump(doc, sort_keys=False)

@@ -1,0 +1,53 @@
+"""skiff-controlplane: one replica of the control plane (API server + Raft store)."""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from controlplane import config as cfgmod
+from controlplane.apiserver.service import serve
+from controlplane.bootstrap import Bootstrapper
+from controlplane.store.raft import die_with_parent_on_fork
+from controlplane.store.store import Store
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="skiff-controlplane",
+                                     description="Run one skiff control-plane replica.")
+    parser.add_argument("--config", required=True, help="replica config file (YAML)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    try:
+        cfg = cfgmod.load(args.config)
+    except (cfgmod.ConfigError, OSError) as exc:
+        print(f"skiff-controlplane: {exc}", file=sys.stderr)
+        return 2
+    log = logging.getLogger("skiff.controlplane")
+    die_with_parent_on_fork()
+    store = Store(cfg)
+    server = serve(store, cfg)
+    boot = Bootstrapper(store)
+    boot.start()
+    log.info("event=started name=%s api=%s raft=%s peers=%s", cfg.name, cfg.api_address,
+             cfg.raft_address, ",".join(p.name for p in cfg.peers))
+    stopping = threading.Event()
+
+    def _stop(signum, _frame):
+        log.info("event=stopping signal=%s", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stopping.wait()
+    boot.stop()
+    server.stop(grace=1.0).wait()
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

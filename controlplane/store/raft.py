@@ -1,0 +1,124 @@
+"""The Raft-replicated store: StoreState inside a PySyncObj consumer.
+
+What this module adds to PySyncObj, and why (see shared/STORE.md):
+- journal and full dump are always configured together (a journal alone loses
+  everything after a compaction and a restart);
+- a password is required (the Raft port speaks pickle; unauthenticated bytes
+  would be code execution);
+- the compaction child dies with its parent (PR_SET_PDEATHSIG): an orphaned
+  child renaming a stale dump under a restarted replica made it discard its log;
+- loading keeps journal entries newer than the dump: if the process died after
+  the dump was renamed into place but before the journal was trimmed, PySyncObj
+  would throw the whole journal away (acknowledged writes lost). We trim the
+  journal to the dump's position first, so only entries the dump covers go.
+"""
+
+import ctypes
+import logging
+import os
+import signal
+import threading
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+
+from controlplane.store.state import StoreState
+
+log = logging.getLogger("skiff.store")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent_on_fork() -> None:
+    """Make every os.fork() child of this process die when the forking thread dies.
+
+    Installed once at start-up; affects PySyncObj's compaction child. A child whose
+    parent is already gone by the time prctl runs exits at once.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def _after_fork_in_child():
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class StoreConsumer(SyncObjConsumer):
+    """Holds the StoreState; fields set after super().__init__() are snapshotted."""
+
+    def __init__(self, event_log_size: int):
+        # Not snapshotted (set before the base class records its own fields).
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        super().__init__()
+        self.state = StoreState(event_log_size=event_log_size)
+
+    @replicated
+    def apply(self, cmd):
+        with self.changed:
+            result = self.state.apply(cmd)
+            self.changed.notify_all()
+        return result
+
+    def _deserialize(self, data):
+        with self.changed:
+            super()._deserialize(data)
+            self.changed.notify_all()
+
+
+class SkiffSyncObj(SyncObj):
+    """SyncObj with a load path that never discards journal entries newer than the dump."""
+
+    def _SyncObj__loadDumpFile(self, clearJournal):  # noqa: N802 - overrides a mangled name
+        if not clearJournal:
+            try:
+                self._align_journal_to_dump()
+            except Exception:  # noqa: BLE001 - fall back to PySyncObj's own behaviour
+                log.exception("event=journal_align_failed")
+        return SyncObj._SyncObj__loadDumpFile(self, clearJournal)
+
+    def _align_journal_to_dump(self):
+        data = self._SyncObj__serializer.deserialize()
+        prev_entry, last_entry = data[2], data[1]
+        journal = self._SyncObj__raftLog
+        if len(journal) < 2:
+            return
+        first_idx = journal[0][1]
+        offset = prev_entry[1] - first_idx
+        if offset <= 0 or offset + 1 >= len(journal):
+            return
+        if journal[offset][1:] == prev_entry[1:] and journal[offset + 1][1:] == last_entry[1:]:
+            log.warning("event=journal_realigned dump_index=%d dropped_entries=%d kept_newer=%d",
+                        last_entry[1], offset, len(journal) - offset - 2)
+            journal.deleteEntriesTo(offset)
+
+
+def make_conf(data_dir: str, password: str, *, min_timeout_s: float, max_timeout_s: float,
+              heartbeat_s: float, compaction_min_entries: int, compaction_min_time_s: float,
+              on_state_changed=None) -> SyncObjConf:
+    """PySyncObj settings for a LAN cluster, with both persistence files always set."""
+    if not password:
+        raise ValueError("a Raft password is required (the Raft port deserializes pickle)")
+    os.makedirs(data_dir, exist_ok=True)
+    return SyncObjConf(
+        password=password,
+        journalFile=os.path.join(data_dir, "raft.journal"),
+        fullDumpFile=os.path.join(data_dir, "raft.dump"),
+        # Unbatched appends: ~1 ms commits instead of one append period (100 ms default).
+        appendEntriesUseBatch=False,
+        appendEntriesPeriod=heartbeat_s,
+        autoTickPeriod=0.01,
+        raftMinTimeout=min_timeout_s,
+        raftMaxTimeout=max_timeout_s,
+        connectionTimeout=max(max_timeout_s, 1.0),
+        connectionRetryTime=0.2,
+        # A leader cut off from the majority steps down after this long.
+        leaderFallbackTimeout=max(2 * max_timeout_s, 1.0),
+        logCompactionMinEntries=compaction_min_entries,
+        logCompactionMinTime=compaction_min_time_s,
+        commandsWaitLeader=True,
+        dynamicMembershipChange=False,
+        onStateChanged=on_state_changed,
+    )

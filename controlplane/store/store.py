@@ -1,0 +1,115 @@
+"""Store: the API server's handle on the replicated state.
+
+Writes go through the Raft log and return only once committed and applied on
+this replica (so a client reads its own writes from the replica it wrote to).
+Outcome-unknown failures are retried with the same request id, which the state
+machine applies at most once. Reads come from this replica's applied state,
+or, when asked for, after a barrier through the log (linearizable).
+"""
+
+import logging
+import threading
+import time
+
+from pysyncobj import FAIL_REASON, SyncObjException
+
+from controlplane.store.raft import SkiffSyncObj, StoreConsumer, make_conf
+
+log = logging.getLogger("skiff.store")
+
+# Never applied: safe to send again as they are.
+_NOT_APPLIED = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED,
+                FAIL_REASON.NOT_LEADER, FAIL_REASON.REQUEST_DENIED}
+ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+
+
+class StoreUnavailable(Exception):
+    """No commit within the deadline (no leader or no quorum reachable)."""
+
+
+class Store:
+    def __init__(self, cfg, on_state_changed=None):
+        self.cfg = cfg
+        self.consumer = StoreConsumer(cfg.watch_history)
+        self._listeners = [on_state_changed] if on_state_changed else []
+        conf = make_conf(
+            cfg.data_dir, cfg.raft_password,
+            min_timeout_s=cfg.raft.min_timeout_s, max_timeout_s=cfg.raft.max_timeout_s,
+            heartbeat_s=cfg.raft.heartbeat_s,
+            compaction_min_entries=cfg.raft.compaction_min_entries,
+            compaction_min_time_s=cfg.raft.compaction_min_time_s,
+            on_state_changed=self._state_changed)
+        self.sync = SkiffSyncObj(cfg.raft_address, [p.raft_address for p in cfg.peers],
+                                 conf=conf, consumers=[self.consumer])
+        self.leader_changes = 0
+        self._closed = threading.Event()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _state_changed(self, old, new):
+        # Runs on the Raft tick thread: must not block.
+        self.leader_changes += 1
+        log.info("event=raft_state old=%s new=%s", ROLE_NAMES.get(old, old), ROLE_NAMES.get(new, new))
+        for listener in self._listeners:
+            try:
+                listener(old, new)
+            except Exception:  # noqa: BLE001
+                log.exception("event=state_listener_failed")
+
+    def close(self):
+        self._closed.set()
+        self.sync.destroy()
+
+    # ------------------------------------------------------------ writes
+
+    def propose(self, cmd, timeout_s: float):
+        """Replicate cmd; return its result once applied here, or raise StoreUnavailable.
+
+        cmd[1] is its request id: re-proposing after an unknown outcome is safe.
+        """
+        deadline = time.monotonic() + timeout_s
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closed.is_set():
+                raise StoreUnavailable(
+                    f"no commit within {timeout_s:.1f}s (no Raft leader reachable from "
+                    f"{self.cfg.name}?); the request may retry with the same id")
+            try:
+                return self.consumer.apply(cmd, sync=True, timeout=min(remaining, 3.0))
+            except SyncObjException as exc:
+                attempt += 1
+                reason = exc.errorCode
+                if attempt == 1 or attempt % 20 == 0:
+                    log.info("event=propose_retry reason=%s attempt=%d", reason, attempt)
+                if reason in _NOT_APPLIED:
+                    time.sleep(min(0.02 * attempt, 0.1))
+                # LEADER_CHANGED, UNKNOWN_OUTCOME, Timeout: maybe applied; the
+                # request id makes the retry return the first outcome.
+
+    def barrier(self, request_id: str, timeout_s: float):
+        """Return once this replica has applied everything committed before the call."""
+        return self.propose(("barrier", request_id), timeout_s)
+
+    # ------------------------------------------------------------ reads
+
+    @property
+    def state(self):
+        return self.consumer.state
+
+    @property
+    def lock(self):
+        return self.consumer.lock
+
+    @property
+    def changed(self):
+        return self.consumer.changed
+
+    def raft_status(self) -> dict:
+        return self.sync.getStatus()
+
+    def is_leader(self) -> bool:
+        return self.sync._isLeader()  # noqa: SLF001 - cheap, no public equivalent
+
+    def is_ready(self) -> bool:
+        return self.sync.isReady()

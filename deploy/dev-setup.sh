@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Prepare this Debian/Ubuntu machine (as root) to run skiff from this checkout:
+# the system packages the lab and the tests use, and a virtualenv in .venv with
+# skiff installed (editable) and the test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for pkg in iproute2 iptables procps python3-venv; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ "${SKIFF_WITH_BENCH:-0}" = 1 ]; then
+  for pkg in etcd-server etcd-client; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "dev-setup: installing ${need[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "dev-setup: ready (.venv/bin/skiff, .venv/bin/skiff-controlplane)"

@@ -1,0 +1,434 @@
+"""skiff: the command-line client (kubectl habits).
+
+Every error is printed as one line a user can act on and gives exit code 1
+(2 for usage errors, as argparse does).
+"""
+
+import argparse
+import sys
+
+from skiff import client as clientmod
+from skiff.api import kinds
+from skiff.cli import printers
+from skiff.cli.describe import describe
+
+OUTPUTS = ("wide", "yaml", "json", "name")
+_ERROR_NAMES = {
+    clientmod.NotFound: "NotFound", clientmod.AlreadyExists: "AlreadyExists",
+    clientmod.Conflict: "Conflict", clientmod.Invalid: "Invalid",
+    clientmod.Expired: "Expired", clientmod.Unavailable: "ServiceUnavailable",
+}
+
+
+class CliError(Exception):
+    pass
+
+
+def server_error(exc: clientmod.ApiError, context: str = "") -> str:
+    name = _ERROR_NAMES.get(type(exc), "Error")
+    where = f"{context}: " if context else ""
+    return f"Error from server ({name}): {where}{exc.message}"
+
+
+# ------------------------------------------------------------------ helpers
+
+def _client(args) -> clientmod.Client:
+    try:
+        return clientmod.Client.from_config(args.server)
+    except clientmod.ApiError as exc:
+        raise CliError(exc.message) from None
+
+
+def _kind(word: str) -> kinds.Kind:
+    try:
+        return kinds.lookup(word)
+    except KeyError as exc:
+        raise CliError(exc.args[0]) from None
+
+
+def _split_kind_names(args_names):
+    """'pod x y' or 'pod/x deploy/y' -> [(Kind, name or None)]."""
+    if not args_names:
+        raise CliError("you must specify the type of resource (for example: skiff get pods)")
+    if "/" in args_names[0]:
+        out = []
+        for item in args_names:
+            if "/" not in item:
+                raise CliError(f"there is no need to specify a resource type as a separate argument "
+                               f"when passing arguments in resource/name form ({item!r})")
+            k, _, n = item.partition("/")
+            out.append((_kind(k), n))
+        return out
+    kind = _kind(args_names[0])
+    names = args_names[1:]
+    return [(kind, n) for n in names] or [(kind, None)]
+
+
+def _load_manifests(files, recursive=False):
+    """[(where, Kind, message)] from -f arguments; all parse errors at once."""
+    from skiff.api import manifests
+    objects, errors = [], []
+    try:
+        sources = manifests.read_sources(files, recursive=recursive)
+    except manifests.ManifestError as exc:
+        raise CliError(str(exc)) from None
+    for where, text in sources:
+        try:
+            docs = manifests.load_documents(text, where)
+        except manifests.ManifestError as exc:
+            errors.append(str(exc))
+            continue
+        for i, doc in enumerate(docs, 1):
+            label = f"{where}: document {i}"
+            try:
+                kind, msg = manifests.parse_object(doc, label)
+            except manifests.ManifestError as exc:
+                errors.append(str(exc))
+                continue
+            objects.append((label, kind, msg))
+    if errors:
+        raise CliError("\n".join(f"error: {e}" for e in errors))
+    if not objects:
+        raise CliError(f"no objects passed to apply (files: {', '.join(files)})")
+    return objects
+
+
+def _namespace_for(args, kind, msg, where):
+    if not kind.namespaced:
+        return
+    explicit = getattr(args, "namespace", None)
+    if msg.metadata.namespace and explicit and msg.metadata.namespace != explicit:
+        raise CliError(f'{where}: the namespace from the provided object "{msg.metadata.namespace}" '
+                       f'does not match the namespace "{explicit}". You must pass '
+                       f"'--namespace={msg.metadata.namespace}' to perform this operation.")
+    if not msg.metadata.namespace:
+        msg.metadata.namespace = explicit or "default"
+
+
+def _ns(args) -> str:
+    return getattr(args, "namespace", None) or "default"
+
+
+# ------------------------------------------------------------------ commands
+
+def cmd_apply(args, create=False) -> int:
+    objects = _load_manifests(args.filename, getattr(args, "recursive", False))
+    c = _client(args)
+    failed = 0
+    for where, kind, msg in objects:
+        _namespace_for(args, kind, msg, where)
+        try:
+            if create:
+                out = c.create(msg)
+                result = "created"
+            else:
+                out, result = c.apply(msg)
+        except clientmod.ApiError as exc:
+            verb = "creating" if create else "applying"
+            print(server_error(exc, f'error when {verb} "{where}"'), file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{printers.as_name(out)} {result}")
+    return 1 if failed else 0
+
+
+def _print_objects(args, kind, items, headers=True):
+    out = args.output
+    if out == "yaml":
+        print(printers.as_yaml(items), end="")
+    elif out == "json":
+        print(printers.as_json(items))
+    elif out == "name":
+        for o in items:
+            print(printers.as_name(o))
+    else:
+        text = printers.table(kind, items, wide=out == "wide", all_namespaces=args.all_namespaces,
+                              show_labels=args.show_labels, headers=headers)
+        if text:
+            print(text, flush=True)
+
+
+def cmd_get(args) -> int:
+    targets = _split_kind_names(args.names)
+    c = _client(args)
+    ns = "" if args.all_namespaces else _ns(args)
+    status = 0
+    if targets[0][1] is None:
+        kind = targets[0][0]
+        try:
+            items, rv = c.list(kind, namespace=ns if kind.namespaced else "", label_selector=args.selector or "")
+        except clientmod.ApiError as exc:
+            raise CliError(server_error(exc)) from None
+        if items or args.output in ("yaml", "json"):
+            if items or args.output:
+                _print_objects(args, kind, items)
+        elif not args.watch:
+            where = f" in {ns} namespace" if kind.namespaced and ns else ""
+            print(f"No resources found{where}.", file=sys.stderr)
+        if args.watch:
+            return _watch(args, c, kind, ns, rv)
+        return 0
+    found = []
+    for kind, name in targets:
+        try:
+            found.append((kind, c.get(kind, name, namespace=_ns(args))))
+        except clientmod.ApiError as exc:
+            print(server_error(exc), file=sys.stderr)
+            status = 1
+    for i, (kind, obj) in enumerate(found):
+        same = [o for k, o in found if k is kind]
+        if args.output in ("yaml", "json") and len(found) > 1:
+            _print_objects(args, kind, [obj])
+        elif i == 0 or found[i - 1][0] is not kind:
+            _print_objects(args, kind, same)
+    if args.watch and len(targets) == 1 and found:
+        kind, obj = found[0]
+        return _watch(args, c, kind, _ns(args) if kind.namespaced else "", obj.metadata.resource_version,
+                      name=obj.metadata.name) or status
+    return status
+
+
+def _watch(args, c, kind, ns, rv, name=None) -> int:
+    try:
+        for typ, obj, _rv in c.watch(kind, namespace=ns if kind.namespaced else "",
+                                     label_selector=args.selector or "", resource_version=rv):
+            if name and obj.metadata.name != name:
+                continue
+            if args.output in ("yaml", "json", "name"):
+                _print_objects(args, kind, [obj])
+            else:
+                _print_objects(args, kind, [obj], headers=False)
+    except KeyboardInterrupt:
+        return 0
+    except clientmod.ApiError as exc:
+        raise CliError(server_error(exc)) from None
+    return 0
+
+
+def cmd_describe(args) -> int:
+    targets = _split_kind_names(args.names)
+    c = _client(args)
+    objs = []
+    try:
+        for kind, name in targets:
+            if name is None:
+                ns = "" if args.all_namespaces else _ns(args)
+                items, _ = c.list(kind, namespace=ns if kind.namespaced else "",
+                                  label_selector=args.selector or "")
+                objs += [(kind, o) for o in items]
+            else:
+                objs.append((kind, c.get(kind, name, namespace=_ns(args))))
+        try:
+            events, _ = c.list("events", namespace="")
+        except clientmod.ApiError:
+            events = []
+    except clientmod.ApiError as exc:
+        raise CliError(server_error(exc)) from None
+    pages = []
+    for kind, obj in objs:
+        mine = [e for e in events if e.involved_object.uid == obj.metadata.uid
+                or (e.involved_object.kind == kind.name and e.involved_object.name == obj.metadata.name
+                    and e.involved_object.namespace == obj.metadata.namespace)]
+        mine.sort(key=lambda e: e.last_timestamp or e.metadata.creation_timestamp)
+        pages.append(describe(kind, obj, mine))
+    print("\n\n".join(pages))
+    return 0
+
+
+def cmd_delete(args) -> int:
+    c = _client(args)
+    targets = []
+    if args.filename:
+        for where, kind, msg in _load_manifests(args.filename, getattr(args, "recursive", False)):
+            _namespace_for(args, kind, msg, where)
+            targets.append((kind, msg.metadata.name, msg.metadata.namespace))
+    else:
+        pairs = _split_kind_names(args.names)
+        if pairs[0][1] is None:
+            if not args.selector and not args.all:
+                raise CliError("resource(s) were provided, but no name was specified "
+                               "(give NAME, -l SELECTOR or --all)")
+            kind = pairs[0][0]
+            try:
+                items, _ = c.list(kind, namespace=_ns(args) if kind.namespaced else "",
+                                  label_selector=args.selector or "")
+            except clientmod.ApiError as exc:
+                raise CliError(server_error(exc)) from None
+            targets = [(kind, o.metadata.name, o.metadata.namespace) for o in items]
+            if not targets:
+                print("No resources found", file=sys.stderr)
+        else:
+            targets = [(k, n, _ns(args)) for k, n in pairs]
+    status = 0
+    for kind, name, ns in targets:
+        try:
+            obj = c.delete(kind, name, namespace=ns)
+        except clientmod.ApiError as exc:
+            print(server_error(exc), file=sys.stderr)
+            status = 1
+            continue
+        print(f"{printers.as_name(obj) if obj else kind.name.lower() + '/' + name} deleted")
+    return status
+
+
+def cmd_cluster_status(args) -> int:
+    c = _client(args)
+    try:
+        st = c.cluster_status()
+    except clientmod.ApiError as exc:
+        raise CliError(server_error(exc)) from None
+    rows = [["NAME", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "REACHABLE"]]
+    for r in sorted(st.replicas, key=lambda r: r.name):
+        reach = "yes" if r.reachable else f"no ({r.error or 'unreachable'})"
+        rows.append([r.name, r.api_address, r.role, str(r.term) if r.reachable else "-",
+                     str(r.commit_index) if r.reachable else "-",
+                     str(r.applied_index) if r.reachable else "-", reach])
+    if args.output == "yaml":
+        import yaml
+        doc = [{"name": r.name, "address": r.api_address, "raftAddress": r.raft_address,
+                "role": r.role, "term": r.term, "commitIndex": r.commit_index,
+                "appliedIndex": r.applied_index, "reachable": r.reachable} for r in st.replicas]
+        print(yaml.safe_dump(doc, sort_keys=False), end="")
+    else:
+        print(printers.format_rows(rows))
+        print(f"(answered by {st.answered_by})")
+    return 0
+
+
+def cmd_lab(args) -> int:
+    from skiff.lab.lab import Lab, LabError
+    lab = Lab(args.lab_dir)
+    try:
+        if args.lab_cmd == "up":
+            lab.up(replicas=args.replicas, nodes=args.nodes, api_base_port=args.api_port,
+                   raft_base_port=args.raft_port)
+        elif args.lab_cmd == "down":
+            lab.down()
+        else:
+            print(lab.status())
+    except LabError as exc:
+        raise CliError(f"lab: {exc}") from None
+    return 0
+
+
+def cmd_chaos(args) -> int:
+    from skiff.lab.lab import Lab
+    lab = Lab(args.lab_dir)
+    cp = lab.controlplane()
+    if cp is None:
+        raise CliError(f"no lab in {lab.lab_dir} (skiff lab up first)")
+    if args.chaos_cmd == "kill-controlplane":
+        name = args.name
+        if name == "leader":
+            try:
+                name = cp.leader(timeout_s=5.0)
+            except TimeoutError:
+                raise CliError("no Raft leader to kill right now") from None
+        if name not in cp.names:
+            raise CliError(f"no control-plane replica {name!r} (have {', '.join(cp.names)})")
+        if not cp.kill(name):
+            raise CliError(f"{name} is not running")
+        print(f"killed control-plane replica {name} (kill -9)")
+    elif args.chaos_cmd == "start-controlplane":
+        if args.name not in cp.names:
+            raise CliError(f"no control-plane replica {args.name!r} (have {', '.join(cp.names)})")
+        pid = cp.start(args.name)
+        lab.record_pids(cp)
+        print(f"started control-plane replica {args.name} pid={pid}")
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+
+def build_parser() -> argparse.ArgumentParser:
+    from skiff.lab.lab import DEFAULT_LAB_DIR
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", "-s", default=None,
+                        help="control-plane endpoints host:port[,host:port...] (else $SKIFF_SERVER, "
+                             "else the config file)")
+    ns = argparse.ArgumentParser(add_help=False)
+    ns.add_argument("-n", "--namespace", default=None, help="namespace (default: default)")
+    listing = argparse.ArgumentParser(add_help=False)
+    listing.add_argument("-A", "--all-namespaces", action="store_true")
+    listing.add_argument("-l", "--selector", default=None, help="label selector: a=b,c!=d,e in (x,y)")
+    files = argparse.ArgumentParser(add_help=False)
+    files.add_argument("-f", "--filename", action="append", default=[],
+                       help="file, directory or - (stdin); repeatable")
+    files.add_argument("-R", "--recursive", action="store_true")
+
+    p = argparse.ArgumentParser(prog="skiff", description="skiff: a small but real Kubernetes-shaped "
+                                "orchestrator. Commands follow kubectl's.", parents=[common])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    a = sub.add_parser("apply", parents=[common, ns, files], help="create or update from files")
+    a.set_defaults(func=cmd_apply)
+    a = sub.add_parser("create", parents=[common, ns, files], help="create from files")
+    a.set_defaults(func=lambda args: cmd_apply(args, create=True))
+
+    g = sub.add_parser("get", parents=[common, ns, listing], help="list or show objects")
+    g.add_argument("names", nargs="+", metavar="KIND [NAME...]")
+    g.add_argument("-o", "--output", choices=OUTPUTS, default=None)
+    g.add_argument("--show-labels", action="store_true")
+    g.add_argument("-w", "--watch", action="store_true")
+    g.set_defaults(func=cmd_get)
+
+    d = sub.add_parser("describe", parents=[common, ns, listing], help="show an object in detail")
+    d.add_argument("names", nargs="+", metavar="KIND [NAME...]")
+    d.set_defaults(func=cmd_describe)
+
+    x = sub.add_parser("delete", parents=[common, ns, files], help="delete objects")
+    x.add_argument("names", nargs="*", metavar="KIND [NAME...]")
+    x.add_argument("-l", "--selector", default=None)
+    x.add_argument("--all", action="store_true")
+    x.set_defaults(func=cmd_delete)
+
+    c = sub.add_parser("cluster", parents=[common], help="control-plane status")
+    csub = c.add_subparsers(dest="cluster_cmd", required=True)
+    cs = csub.add_parser("status", parents=[common])
+    cs.add_argument("-o", "--output", choices=("yaml",), default=None)
+    cs.set_defaults(func=cmd_cluster_status)
+
+    lab = sub.add_parser("lab", help="a local lab cluster on this host")
+    lsub = lab.add_subparsers(dest="lab_cmd", required=True)
+    for name in ("up", "down", "status"):
+        lp = lsub.add_parser(name)
+        lp.add_argument("--lab-dir", default=DEFAULT_LAB_DIR)
+        if name == "up":
+            lp.add_argument("--nodes", type=int, default=0)
+            lp.add_argument("--replicas", type=int, default=3, choices=(1, 3, 5))
+            lp.add_argument("--api-port", type=int, default=7100, help="first replica's API port")
+            lp.add_argument("--raft-port", type=int, default=7200, help="first replica's Raft port")
+        lp.set_defaults(func=cmd_lab)
+
+    ch = sub.add_parser("chaos", help="break the lab on purpose")
+    chsub = ch.add_subparsers(dest="chaos_cmd", required=True)
+    k = chsub.add_parser("kill-controlplane", help="kill -9 a replica (leader or NAME)")
+    k.add_argument("name")
+    k.add_argument("--lab-dir", default=DEFAULT_LAB_DIR)
+    k.set_defaults(func=cmd_chaos)
+    k = chsub.add_parser("start-controlplane", help="start a killed replica again")
+    k.add_argument("name")
+    k.add_argument("--lab-dir", default=DEFAULT_LAB_DIR)
+    k.set_defaults(func=cmd_chaos)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        msg = str(exc)
+        print(msg if msg.startswith(("error:", "Error")) else f"error: {msg}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+

@@ -1,0 +1,242 @@
+"""The skiff client library (what client-go is to Kubernetes).
+
+Client(endpoints) talks to any control-plane replica and fails over to the next
+endpoint when one is unreachable or has no quorum. Writes carry a request id
+generated once per call and reused on every retry, so a write retried on
+another replica is applied once.
+
+Errors are ApiError subclasses named after what happened (NotFound, Conflict,
+AlreadyExists, Invalid, Expired, Unavailable), with the server's message.
+"""
+
+import os
+import time
+import uuid
+
+import grpc
+import yaml
+
+from skiff.api import kinds
+from skiff.api import service_pb2 as api
+from skiff.api import service_pb2_grpc as api_grpc
+
+DEFAULT_CONFIG = os.path.expanduser("~/.skiff/config")
+CALL_TIMEOUT_S = 10.0
+FAILOVER_BUDGET_S = 20.0
+
+
+class ApiError(Exception):
+    code = None
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class NotFound(ApiError):
+    pass
+
+
+class AlreadyExists(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    pass
+
+
+class Invalid(ApiError):
+    pass
+
+
+class Expired(ApiError):
+    pass
+
+
+class Unavailable(ApiError):
+    pass
+
+
+_ERRORS = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.ABORTED: Conflict,
+    grpc.StatusCode.INVALID_ARGUMENT: Invalid,
+    grpc.StatusCode.OUT_OF_RANGE: Expired,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+}
+# Worth trying the next replica for.
+_FAILOVER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def _error(exc: grpc.RpcError) -> ApiError:
+    cls = _ERRORS.get(exc.code(), ApiError)
+    return cls(exc.details() or exc.code().name, exc.code())
+
+
+def resolve_endpoints(server: str | None = None, config_path: str | None = None) -> list[str]:
+    """--server, then $SKIFF_SERVER, then the config file ($SKIFF_CONFIG or ~/.skiff/config)."""
+    text = server or os.environ.get("SKIFF_SERVER")
+    if text:
+        return [s.strip() for s in text.split(",") if s.strip()]
+    path = config_path or os.environ.get("SKIFF_CONFIG") or DEFAULT_CONFIG
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ApiError(f"no control plane configured: pass --server HOST:PORT, set SKIFF_SERVER, "
+                       f"or run 'skiff lab up' (which writes {path})") from None
+    servers = doc.get("servers") if isinstance(doc, dict) else None
+    if not servers or not all(isinstance(s, str) for s in servers):
+        raise ApiError(f"{path}: expected 'servers: [host:port, ...]'")
+    return list(servers)
+
+
+class Client:
+    def __init__(self, endpoints, call_timeout_s: float = CALL_TIMEOUT_S,
+                 failover_budget_s: float = FAILOVER_BUDGET_S):
+        if isinstance(endpoints, str):
+            endpoints = [e for e in endpoints.split(",") if e]
+        if not endpoints:
+            raise ApiError("no control-plane endpoints given")
+        self.endpoints = list(endpoints)
+        self.call_timeout_s = call_timeout_s
+        self.failover_budget_s = failover_budget_s
+        self._current = 0
+        self._channels = {}
+
+    @classmethod
+    def from_config(cls, server=None, config_path=None, **kw):
+        return cls(resolve_endpoints(server, config_path), **kw)
+
+    def close(self):
+        for ch in self._channels.values():
+            ch.close()
+        self._channels.clear()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _stub(self, endpoint):
+        ch = self._channels.get(endpoint)
+        if ch is None:
+            ch = grpc.insecure_channel(endpoint, options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000)])
+            self._channels[endpoint] = ch
+        return api_grpc.ApiStub(ch)
+
+    @property
+    def endpoint(self):
+        return self.endpoints[self._current]
+
+    def _call(self, method, request, timeout_s=None):
+        """Call method on the current endpoint, rotating through the others on failure."""
+        deadline = time.monotonic() + self.failover_budget_s
+        last = None
+        tried = 0
+        while True:
+            endpoint = self.endpoints[self._current]
+            try:
+                return getattr(self._stub(endpoint), method)(
+                    request, timeout=timeout_s or self.call_timeout_s)
+            except grpc.RpcError as exc:
+                if exc.code() not in _FAILOVER:
+                    raise _error(exc) from None
+                last = exc
+                tried += 1
+                self._current = (self._current + 1) % len(self.endpoints)
+                if time.monotonic() >= deadline:
+                    raise Unavailable(f"no control-plane replica answered ({', '.join(self.endpoints)}): "
+                                      f"{last.details() or last.code().name}") from None
+                if tried % len(self.endpoints) == 0:
+                    time.sleep(0.1)
+
+    # ------------------------------------------------------------ API
+
+    def create(self, obj, request_id=None):
+        return self._write("Create", obj, request_id)
+
+    def update(self, obj, request_id=None, subresource=""):
+        return self._write("Update", obj, request_id, subresource)
+
+    def update_status(self, obj, request_id=None):
+        return self._write("Update", obj, request_id, "status")
+
+    def apply(self, obj, request_id=None):
+        """Create or update; returns (object, result) with result created/configured/unchanged."""
+        resp = self._call("Apply", api.WriteRequest(object=kinds.wrap(obj),
+                                                    request_id=request_id or uuid.uuid4().hex))
+        return kinds.unwrap(resp.object)[1], resp.result
+
+    def _write(self, method, obj, request_id, subresource=""):
+        req = api.WriteRequest(object=kinds.wrap(obj), request_id=request_id or uuid.uuid4().hex,
+                               subresource=subresource)
+        return kinds.unwrap(self._call(method, req).object)[1]
+
+    def get(self, kind, name, namespace="default", linearizable=False):
+        k = kinds.lookup(kind) if isinstance(kind, str) else kind
+        env = self._call("Get", api.GetRequest(
+            ref=api.ObjectRef(kind=k.name, namespace=namespace if k.namespaced else "", name=name),
+            linearizable=linearizable))
+        return kinds.unwrap(env)[1]
+
+    def list(self, kind, namespace="", label_selector="", linearizable=False):
+        """(items, resourceVersion); namespace "" = all namespaces."""
+        k = kinds.lookup(kind) if isinstance(kind, str) else kind
+        resp = self._call("List", api.ListRequest(kind=k.name, namespace=namespace,
+                                                  label_selector=label_selector,
+                                                  linearizable=linearizable))
+        return [kinds.unwrap(e)[1] for e in resp.items], resp.resource_version
+
+    def delete(self, kind, name, namespace="default", resource_version="", uid="", request_id=None):
+        k = kinds.lookup(kind) if isinstance(kind, str) else kind
+        resp = self._call("Delete", api.DeleteRequest(
+            ref=api.ObjectRef(kind=k.name, namespace=namespace if k.namespaced else "", name=name),
+            request_id=request_id or uuid.uuid4().hex, resource_version=resource_version, uid=uid))
+        return kinds.unwrap(resp.object)[1] if resp.object.WhichOneof("object") else None
+
+    def watch(self, kind, namespace="", label_selector="", resource_version="", timeout_s=None):
+        """Yield (type, object, resourceVersion). Resumes on another replica after a
+        failure from the last version seen: no gap, no duplicate. Raises Expired
+        when the version is too old to resume from (re-list)."""
+        k = kinds.lookup(kind) if isinstance(kind, str) else kind
+        cursor = resource_version
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        failures = 0
+        while True:
+            remaining = None if deadline is None else max(0.05, deadline - time.monotonic())
+            stream = self._stub(self.endpoint).Watch(
+                api.WatchRequest(kind=k.name, namespace=namespace, label_selector=label_selector,
+                                 resource_version=cursor), timeout=remaining)
+            try:
+                for ev in stream:
+                    failures = 0
+                    if ev.resource_version:
+                        cursor = ev.resource_version
+                    if ev.type == "BOOKMARK":
+                        continue
+                    yield ev.type, kinds.unwrap(ev.object)[1], ev.resource_version
+                return
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and deadline is not None \
+                        and time.monotonic() >= deadline:
+                    return
+                if exc.code() == grpc.StatusCode.CANCELLED:
+                    return
+                if exc.code() not in _FAILOVER:
+                    raise _error(exc) from None
+                failures += 1
+                self._current = (self._current + 1) % len(self.endpoints)
+                if failures > 3 * len(self.endpoints) * 10:
+                    raise Unavailable(f"watch: no replica answered: {exc.details()}") from None
+                time.sleep(0.1 if failures < len(self.endpoints) else 0.5)
+            finally:
+                stream.cancel()
+
+    def cluster_status(self):
+        return self._call("ClusterStatus", api.ClusterStatusRequest(), timeout_s=3.0)

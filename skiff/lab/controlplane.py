@@ -1,0 +1,159 @@
+"""A control plane of N replicas as local processes (the lab's and the tests' cluster).
+
+Layout under the lab directory:
+  raft-password          shared Raft password (0600)
+  cp1/config.yaml        replica config (the format deploy/ uses)
+  cp1/data/              Raft journal + dump
+  logs/cp1.log
+"""
+
+import os
+import secrets
+import sys
+import time
+
+from controlplane import config as cfgmod
+from skiff import client as clientmod
+from skiff.lab import procs
+
+
+class ControlPlane:
+    def __init__(self, lab_dir: str, *, replicas: int = 3, host: str = "127.0.0.1",
+                 api_base_port: int = 7100, raft_base_port: int = 7200,
+                 raft: cfgmod.RaftTuning | None = None, watch_history: int = 20000):
+        self.lab_dir = os.path.abspath(lab_dir)
+        self.names = [f"cp{i + 1}" for i in range(replicas)]
+        self.host = host
+        self.api_base_port = api_base_port
+        self.raft_base_port = raft_base_port
+        self.raft = raft or cfgmod.RaftTuning()
+        self.watch_history = watch_history
+        self.pids: dict[str, int] = {}
+
+    # ------------------------------------------------------------ layout
+
+    def api_address(self, name) -> str:
+        return f"{self.host}:{self.api_base_port + self.names.index(name)}"
+
+    def raft_address(self, name) -> str:
+        return f"{self.host}:{self.raft_base_port + self.names.index(name)}"
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [self.api_address(n) for n in self.names]
+
+    def config_path(self, name) -> str:
+        return os.path.join(self.lab_dir, name, "config.yaml")
+
+    def data_dir(self, name) -> str:
+        return os.path.join(self.lab_dir, name, "data")
+
+    def log_path(self, name) -> str:
+        return os.path.join(self.lab_dir, "logs", f"{name}.log")
+
+    def write_configs(self) -> None:
+        os.makedirs(self.lab_dir, exist_ok=True)
+        pw_file = os.path.join(self.lab_dir, "raft-password")
+        if not os.path.exists(pw_file):
+            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(24))
+        with open(pw_file, encoding="utf-8") as f:
+            password = f.read().strip()
+        for name in self.names:
+            peers = tuple(cfgmod.Peer(p, self.api_address(p), self.raft_address(p))
+                          for p in self.names if p != name)
+            cfg = cfgmod.ControlPlaneConfig(
+                name=name, data_dir=self.data_dir(name), api_address=self.api_address(name),
+                raft_address=self.raft_address(name), raft_password=password, peers=peers,
+                raft=self.raft, watch_history=self.watch_history)
+            os.makedirs(os.path.dirname(self.config_path(name)), exist_ok=True)
+            with open(self.config_path(name), "w", encoding="utf-8") as f:
+                f.write(cfgmod.dump(cfg, pw_file))
+
+    # ------------------------------------------------------------ processes
+
+    def start(self, name) -> int:
+        if procs.alive(self.pids.get(name, 0), self.config_path(name)):
+            return self.pids[name]
+        argv = [sys.executable, "-m", "controlplane.main", "--config", self.config_path(name)]
+        env = dict(os.environ)
+        # The replica imports skiff from wherever this process does.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.pids[name] = procs.spawn(argv, self.log_path(name), env=env)
+        return self.pids[name]
+
+    def start_all(self) -> None:
+        for name in self.names:
+            self.start(name)
+
+    def is_running(self, name) -> bool:
+        return procs.alive(self.pids.get(name, 0), self.config_path(name))
+
+    def kill(self, name) -> bool:
+        """kill -9 the replica's whole process group (a power cut of that machine)."""
+        pid = self.pids.get(name, 0)
+        ok = procs.kill_group(pid, self.config_path(name))
+        procs.wait_dead(pid, self.config_path(name))
+        return ok
+
+    def kill_pid_only(self, name) -> bool:
+        """kill -9 of the main pid alone: children (a compaction fork) may outlive it."""
+        pid = self.pids.get(name, 0)
+        if not procs.alive(pid, self.config_path(name)):
+            return False
+        os.kill(pid, 9)
+        procs.wait_dead(pid, self.config_path(name))
+        return True
+
+    def stop_all(self) -> None:
+        for name in self.names:
+            procs.stop(self.pids.get(name, 0), self.config_path(name))
+        # Anything started from these configs that we lost track of (tooling crash).
+        for name in self.names:
+            for pid in procs.find_by_marker(self.config_path(name)):
+                procs.stop(pid, self.config_path(name))
+
+    # ------------------------------------------------------------ readiness
+
+    def client(self, **kw) -> clientmod.Client:
+        return clientmod.Client(self.endpoints, **kw)
+
+    def wait_ready(self, timeout_s: float = 30.0, names=None) -> None:
+        """Until there is a leader, every named replica answers, and 'default' exists."""
+        names = names or [n for n in self.names if self.is_running(n)]
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        c = self.client(call_timeout_s=2.0, failover_budget_s=2.0)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    st = c.cluster_status()
+                    up = {r.name: r for r in st.replicas if r.reachable}
+                    leaders = [r for r in up.values() if r.role == "leader"]
+                    if leaders and all(n in up for n in names):
+                        c.get("namespace", "default", linearizable=True)
+                        return
+                    last = f"replicas up: {sorted(up)}, leader: {[r.name for r in leaders]}"
+                except clientmod.ApiError as exc:
+                    last = str(exc)
+                time.sleep(0.1)
+        finally:
+            c.close()
+        raise TimeoutError(f"control plane not ready after {timeout_s:.0f}s: {last}")
+
+    def leader(self, timeout_s: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        c = self.client(call_timeout_s=2.0, failover_budget_s=2.0)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    for r in c.cluster_status().replicas:
+                        if r.reachable and r.role == "leader":
+                            return r.name
+                except clientmod.ApiError:
+                    pass
+                time.sleep(0.05)
+        finally:
+            c.close()
+        raise TimeoutError("no Raft leader")

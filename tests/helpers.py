@@ -1,0 +1,55 @@
+"""Shared test helpers: free ports, temp dirs with the skiff- prefix, waiting with deadlines."""
+
+import os
+import random
+import shutil
+import socket
+import tempfile
+import time
+
+
+def free_port_block(count: int) -> int:
+    """A base port such that base..base+count-1 are free on 127.0.0.1 (checked, not reserved)."""
+    for _ in range(200):
+        base = random.randint(20000, 40000)
+        socks = []
+        try:
+            for i in range(count):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", base + i))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
+def temp_dir(tag: str) -> str:
+    return tempfile.mkdtemp(prefix=f"skiff-test-{tag}-")
+
+
+def remove(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.05):
+    """Poll predicate until it returns a truthy value; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - reported if the deadline passes
+            last_exc = exc
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}"
+                         + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,51 @@
+"""A real 3-process control plane on loopback, shared by a test module."""
+
+import pytest
+
+from controlplane.config import RaftTuning
+from skiff.lab.controlplane import ControlPlane
+from tests.helpers import free_port_block, remove, temp_dir
+
+
+def make_cluster(tag, replicas=3, raft=None, watch_history=20000):
+    base = free_port_block(2 * replicas)
+    cp = ControlPlane(temp_dir(tag), replicas=replicas, api_base_port=base,
+                      raft_base_port=base + replicas, raft=raft or RaftTuning(),
+                      watch_history=watch_history)
+    cp.write_configs()
+    cp.start_all()
+    try:
+        cp.wait_ready(60)
+    except Exception:
+        dump_logs(cp)
+        cp.stop_all()
+        remove(cp.lab_dir)
+        raise
+    return cp
+
+
+def dump_logs(cp):
+    import os
+    for name in cp.names:
+        path = cp.log_path(name)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                tail = f.read()[-3000:]
+            print(f"----- {name} log tail -----\n{tail}")
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    cp = make_cluster(request.module.__name__.rsplit(".", 1)[-1], watch_history=200)
+    yield cp
+    if request.session.testsfailed:
+        dump_logs(cp)
+    cp.stop_all()
+    remove(cp.lab_dir)
+
+
+@pytest.fixture
+def client(cluster):
+    c = cluster.client()
+    yield c
+    c.close()

@@ -1,0 +1,165 @@
+"""The pure replicated apply: semantics every client relies on, without Raft."""
+
+import pickle
+
+import pytest
+
+from controlplane.store.state import StoreState
+from skiff.api import kinds
+from skiff.api import objects_pb2 as pb
+
+NOW = "2026-01-01T00:00:00Z"
+
+
+def env(msg):
+    return kinds.wrap(msg).SerializeToString()
+
+
+def ns(name):
+    return pb.Namespace(api_version="v1", kind="Namespace", metadata=pb.ObjectMeta(name=name))
+
+
+def cm(name, data=None, rv="", labels=None, namespace="default"):
+    return pb.ConfigMap(api_version="v1", kind="ConfigMap",
+                        metadata=pb.ObjectMeta(name=name, namespace=namespace, resource_version=rv,
+                                               labels=labels or {}),
+                        data=data or {})
+
+
+def deploy(name, replicas=1, rv="", labels=None):
+    d = pb.Deployment(api_version="apps/v1", kind="Deployment",
+                      metadata=pb.ObjectMeta(name=name, namespace="default", resource_version=rv,
+                                             labels=labels or {}))
+    d.spec.replicas = replicas
+    return d
+
+
+def unwrap(result):
+    assert result[0] == "ok", result
+    e = pb.Object()
+    e.ParseFromString(result[2])
+    return kinds.unwrap(e)[1]
+
+
+@pytest.fixture
+def st():
+    s = StoreState(event_log_size=100)
+    assert s.apply(("create", "r-ns", env(ns("default")), NOW, "uid-ns"))[0] == "ok"
+    return s
+
+
+def test_create_sets_identity_once_and_bumps_rv(st):
+    before = st.rv
+    obj = unwrap(st.apply(("create", "r1", env(deploy("web")), NOW, "uid-1")))
+    assert obj.metadata.uid == "uid-1"
+    assert obj.metadata.creation_timestamp == NOW
+    assert obj.metadata.generation == 1
+    assert int(obj.metadata.resource_version) == before + 1 == st.rv
+    # An update cannot change uid or creationTimestamp.
+    upd = deploy("web", replicas=2)
+    upd.metadata.creation_timestamp = "1999-01-01T00:00:00Z"
+    obj2 = unwrap(st.apply(("update", "r2", env(upd), "", "")))
+    assert obj2.metadata.creation_timestamp == NOW and obj2.metadata.uid == "uid-1"
+
+
+@pytest.mark.parametrize("op,expect", [
+    (("create", "x", "EXISTING"), ("error", "already_exists")),
+    (("update", "x", "MISSING"), ("error", "not_found")),
+    (("delete", "x", "MISSING"), ("error", "not_found")),
+    (("update", "x", "STALE"), ("error", "conflict")),
+    (("delete", "x", "STALE"), ("error", "conflict")),
+])
+def test_errors(st, op, expect):
+    st.apply(("create", "seed", env(cm("a", {"k": "v"})), NOW, "u-a"))
+    st.apply(("update", "seed2", env(cm("a", {"k": "v2"})), "", ""))  # rv moves past "stale"
+    stale_rv = "2"
+    before = (st.rv, dict(st.objects))
+    what = op[2]
+    if op[0] == "create":
+        cmd = ("create", "r", env(cm("a")), NOW, "u-b")
+    elif op[0] == "update":
+        cmd = ("update", "r", env(cm("missing" if what == "MISSING" else "a",
+                                     rv=stale_rv if what == "STALE" else "")), "", "")
+        if what == "STALE":
+            cmd = ("update", "r", env(cm("a", rv=stale_rv)), "", stale_rv)
+    else:
+        key = ("ConfigMap", "default", "missing" if what == "MISSING" else "a")
+        cmd = ("delete", "r", key, stale_rv if what == "STALE" else "", "")
+    result = st.apply(cmd)
+    assert result[:2] == expect
+    assert (st.rv, dict(st.objects)) == before, "a refused command changed state"
+
+
+def test_generation_tracks_spec_only(st):
+    unwrap(st.apply(("create", "c", env(deploy("web")), NOW, "u")))
+    relabeled = unwrap(st.apply(("update", "l", env(deploy("web", labels={"a": "b"})), "", "")))
+    assert relabeled.metadata.generation == 1
+    status = deploy("web")
+    status.status.ready_replicas = 1
+    after_status = unwrap(st.apply(("update", "s", env(status), "status", "")))
+    assert after_status.metadata.generation == 1 and after_status.status.ready_replicas == 1
+    scaled = unwrap(st.apply(("update", "x", env(deploy("web", replicas=5, labels={"a": "b"})), "", "")))
+    assert scaled.metadata.generation == 2
+    assert scaled.status.ready_replicas == 1, "a spec update must keep status"
+
+
+def test_unchanged_update_does_not_bump_rv(st):
+    st.apply(("create", "c", env(cm("a", {"k": "v"})), NOW, "u"))
+    rv = st.rv
+    result = st.apply(("apply", "again", env(cm("a", {"k": "v"})), NOW, "u2"))
+    assert result[:2] == ("ok", "unchanged") and st.rv == rv
+
+
+def test_apply_creates_then_configures(st):
+    assert st.apply(("apply", "1", env(cm("a", {"k": "1"})), NOW, "u"))[1] == "created"
+    assert st.apply(("apply", "2", env(cm("a", {"k": "2"})), NOW, "u2"))[1] == "configured"
+    assert unwrap(("ok", "", env(kinds.unwrap(st.objects[("ConfigMap", "default", "a")])[1]), 0)).data["k"] == "2"
+
+
+def test_request_id_applied_once(st):
+    first = st.apply(("create", "same-id", env(cm("a")), NOW, "u1"))
+    rv = st.rv
+    again = st.apply(("create", "same-id", env(cm("a")), NOW, "u2"))
+    assert again == first and st.rv == rv
+
+
+def test_namespace_must_exist_and_delete_cascades(st):
+    assert st.apply(("create", "1", env(cm("a", namespace="team")), NOW, "u"))[1] == "not_found"
+    st.apply(("create", "2", env(ns("team")), NOW, "u-team"))
+    st.apply(("create", "3", env(cm("a", namespace="team")), NOW, "u"))
+    st.apply(("create", "4", env(cm("b", namespace="team")), NOW, "u"))
+    rv = st.rv
+    st.apply(("delete", "5", ("Namespace", "", "team"), "", ""))
+    assert not [k for k in st.objects if k[1] == "team"]
+    types = [(e[1], e[2]) for e in st.events_after(rv)]
+    assert types == [("DELETED", ("ConfigMap", "team", "a")), ("DELETED", ("ConfigMap", "team", "b")),
+                     ("DELETED", ("Namespace", "", "team"))]
+    assert st.rv == rv + 3
+
+
+def test_events_contiguous_and_expire():
+    s = StoreState(event_log_size=5)
+    s.apply(("create", "n", env(ns("default")), NOW, "u"))
+    for i in range(10):
+        s.apply(("create", f"c{i}", env(cm(f"c{i}")), NOW, f"u{i}"))
+    assert s.rv == 11
+    assert [e[0] for e in s.events_after(8)] == [9, 10, 11]
+    assert s.events_after(11) == []
+    assert s.events_after(6) is not None and s.events_after(5) is None  # 7..11 kept
+
+
+def test_deterministic_and_snapshot_roundtrip():
+    cmds = [("create", "n", env(ns("default")), NOW, "u")]
+    cmds += [("create", f"c{i}", env(cm(f"c{i}", {"i": str(i)})), NOW, f"u{i}") for i in range(5)]
+    cmds += [("update", "up", env(cm("c1", {"i": "x"})), "", ""), ("delete", "d", ("ConfigMap", "default", "c2"), "", "")]
+    a, b = StoreState(), StoreState()
+    for c in cmds:
+        assert a.apply(c) == b.apply(c)
+    assert a.objects == b.objects and a.rv == b.rv
+    c = pickle.loads(pickle.dumps(a))
+    assert c.objects == a.objects and list(c.events) == list(a.events)
+
+
+def test_unknown_command_never_raises(st):
+    assert st.apply(("frobnicate", "r"))[0] == "error"
+    assert st.apply(("create", "r2", b"\xff\xff garbage", NOW, "u"))[0] == "error"
