@@ -36,7 +36,7 @@ def ensure_namespaces(store) -> None:
 class Bootstrapper:
     """Re-checks the built-ins whenever this replica leads (cheap when all exist)."""
 
-    def __init__(self, store, period_s: float = 2.0):
+    def __init__(self, store, period_s: float = 0.25):
         self.store = store
         self.period_s = period_s
         self._stop = threading.Event()

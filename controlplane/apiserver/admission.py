@@ -36,6 +36,8 @@ def admit(kind: Kind, msg, *, old=None, creating: bool) -> None:
         meta.ClearField("creation_timestamp")
         meta.ClearField("generation")
         meta.ClearField("deletion_timestamp")
+    if old is not None:
+        carry_over_assigned(kind, msg, old)
     defaults.apply_defaults(kind, msg)
     errors = list(validation.validate(kind, msg))
     if old is not None and not errors:
@@ -46,6 +48,26 @@ def admit(kind: Kind, msg, *, old=None, creating: bool) -> None:
     if size > MAX_OBJECT_BYTES:
         raise ValidationError(FieldError(
             "", f"object is {size} bytes; the limit is {MAX_OBJECT_BYTES} bytes"))
+
+
+def carry_over_assigned(kind: Kind, new, old) -> None:
+    """Keep what the cluster assigned when a manifest leaves it out.
+
+    A user re-applying their manifest does not mention the node a pod was bound
+    to or the clusterIP/nodePorts a Service was given; kubectl's merge keeps
+    them, and so do we (only when the new object leaves the field empty).
+    """
+    if kind.name == "Pod" and not new.spec.node_name:
+        new.spec.node_name = old.spec.node_name
+    elif kind.name == "Service":
+        if not new.spec.cluster_ip:
+            new.spec.cluster_ip = old.spec.cluster_ip
+            if not new.spec.cluster_ips:
+                new.spec.cluster_ips.extend(old.spec.cluster_ips)
+        assigned = {(p.port, p.protocol or "TCP"): p.node_port for p in old.spec.ports}
+        for p in new.spec.ports:
+            if not p.node_port:
+                p.node_port = assigned.get((p.port, p.protocol or "TCP"), 0)
 
 
 def generated_name(prefix: str, random_bytes: bytes) -> str:

@@ -24,6 +24,13 @@ _INT_RANGES = {
     FD.TYPE_UINT64: (0, 2**64 - 1),
 }
 _INT_OR_STRING = "skiff.api.IntOrString"
+# Quantity-valued string fields: Kubernetes accepts bare numbers there (cpu: 1,
+# memory: 134217728), so we do too, keeping them as their decimal text.
+_QUANTITY_FIELDS = {
+    "skiff.api.ResourceRequirements.limits", "skiff.api.ResourceRequirements.requests",
+    "skiff.api.NodeStatus.capacity", "skiff.api.NodeStatus.allocatable",
+    "skiff.api.EmptyDirVolumeSource.size_limit",
+}
 
 
 def _type_name(value) -> str:
@@ -92,6 +99,8 @@ def _fill(msg, data: dict, path: str, errors: list) -> None:
         elif field.type == FD.TYPE_MESSAGE:
             _fill_message(getattr(msg, field.name), value, fpath, errors, parent=msg, field=field)
         else:
+            if field.full_name in _QUANTITY_FIELDS:
+                value = _number_text(value)
             ok, converted = _scalar(field, value, fpath, errors)
             if ok:
                 setattr(msg, field.name, converted)
@@ -125,6 +134,7 @@ def _fill_map(msg, field, value, path, errors) -> None:
         return
     target = getattr(msg, field.name)
     vfield = field.message_type.fields_by_name["value"]
+    quantities = field.full_name in _QUANTITY_FIELDS
     for k, v in value.items():
         if not isinstance(k, str):
             errors.append(FieldError(path, f"keys must be strings, got {_type_name(k)} {k!r}"))
@@ -139,9 +149,20 @@ def _fill_map(msg, field, value, path, errors) -> None:
             if v is None:
                 errors.append(FieldError(kpath, f"expected {_scalar_name(vfield)}, got null"))
                 continue
+            if quantities:
+                v = _number_text(v)
             ok, converted = _scalar(vfield, v, kpath, errors)
             if ok:
                 target[k] = converted
+
+
+def _number_text(value):
+    """A bare YAML number in a quantity field -> its text (1 -> "1", 0.5 -> "0.5")."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _scalar_name(field) -> str:

@@ -150,7 +150,8 @@ def _service(svc: pb.Service) -> None:
     for port in spec.ports:
         if not port.protocol:
             port.protocol = "TCP"
-        if not _int_or_string_set(port.target_port):
+        # targetPort = port; an absent or out-of-range port is left for validation to report, once
+        if not _int_or_string_set(port.target_port) and 1 <= port.port <= 65535:
             port.target_port.int_val = port.port
 
 

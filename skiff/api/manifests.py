@@ -21,17 +21,20 @@ import os
 import sys
 
 import yaml
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, SequenceNode
+from yaml.composer import Composer, ComposerError
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.parser import ParserError
+from yaml.resolver import Resolver
 from yaml.scanner import ScannerError
 
 from skiff.api import codec, kinds
-from skiff.api.errors import ValidationError
+from skiff.api.errors import FieldError, ValidationError
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_ALIAS_EXPANSION = 100_000
+MAX_DEPTH = 100
 EXTENSIONS = (".yaml", ".yml", ".json")
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -50,8 +53,8 @@ class ManifestError(ValueError):
 
 # ---------------------------------------------------------------- the YAML loader
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and keeps timestamps as strings."""
+class _StrictMappings:
+    """Constructor mixin: duplicate keys are errors, and timestamps stay strings."""
 
     yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
@@ -60,25 +63,76 @@ class _Loader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, MappingNode):
-            self._check_duplicate_keys(node)
+            _check_duplicate_keys(node)
         return super().construct_mapping(node, deep=deep)
 
-    def _check_duplicate_keys(self, node: MappingNode) -> None:
-        first_line = {}
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG:  # "<<: *defaults" merges; later keys may override
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                seen = key in first_line
-            except TypeError:  # an unhashable key: SafeConstructor reports it
-                continue
-            if seen:
-                raise ConstructorError(
-                    None, None,
-                    f"duplicate key {_show(key)} (first defined on line {first_line[key] + 1})",
-                    key_node.start_mark)
-            first_line[key] = key_node.start_mark.line
+
+def _check_duplicate_keys(node: MappingNode) -> None:
+    """ConstructorError at the second occurrence of a scalar key (same tag and text)."""
+    first_line = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
+            continue  # "<<: *defaults" merges (later keys may override); complex keys fail later
+        key = (key_node.tag, key_node.value)
+        if key in first_line:
+            raise ConstructorError(
+                None, None,
+                f"duplicate key {_show(key_node.value)} (first defined on line {first_line[key] + 1})",
+                key_node.start_mark)
+        first_line[key] = key_node.start_mark.line
+
+
+class _CheckedComposer:
+    """Composer mixin: limits nesting to MAX_DEPTH and counts aliases per document.
+
+    The depth is checked here, in Python, because libyaml's own composer
+    recurses on the C stack and crashes the process on very deep nesting
+    ("- - - - ..." or "[[[[...").
+    """
+
+    _depth = 0
+    aliases = 0
+
+    def compose_document(self):
+        self.aliases = 0
+        return super().compose_document()
+
+    def compose_node(self, parent, index):
+        if self.check_event(AliasEvent):
+            self.aliases += 1
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+if getattr(yaml, "__with_libyaml__", False):
+    from yaml.cyaml import CParser
+
+    class _Loader(_StrictMappings, _CheckedComposer, Composer, CParser, SafeConstructor, Resolver):
+        """libyaml's fast iterative parser, then PyYAML's composer (checked) and safe constructor."""
+
+        def __init__(self, stream):
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+else:  # pragma: no cover - PyYAML without libyaml
+    class _Loader(_StrictMappings, _CheckedComposer, yaml.SafeLoader):
+        """PyYAML's pure-Python loader, with the same checks."""
+
+
+def _type_name(value) -> str:
+    """The JSON name of a value's type, as users know it from their manifests."""
+    names = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "list"),
+             (dict, "object"))
+    if value is None:
+        return "null"
+    return next((name for t, name in names if isinstance(value, t)), type(value).__name__)
 
 
 def _show(value) -> str:
@@ -165,7 +219,8 @@ def _yaml_documents(text: str, source: str) -> list:
                 raise _yaml_failure(source, number + 1, e) from None
             number += 1
             try:
-                _check_aliases(node, source, number)
+                if loader.aliases:
+                    _check_aliases(node, source, number)
                 data = loader.construct_document(node)
             except yaml.YAMLError as e:
                 raise _yaml_failure(source, number, e) from None
@@ -178,10 +233,13 @@ def _yaml_documents(text: str, source: str) -> list:
     return out
 
 
-def _yaml_failure(source: str, number: int, e: yaml.YAMLError) -> "ManifestError":
-    error = ManifestError(f"{source}: document {number}: {_describe_yaml_error(e)}")
-    error.yaml_syntax = isinstance(e, (ScannerError, ParserError))
-    return error
+class _YAMLSyntaxError(ManifestError):
+    """Text that is not YAML at all (scanner or parser error), as opposed to YAML we refuse."""
+
+
+def _yaml_failure(source: str, number: int, e: yaml.YAMLError) -> ManifestError:
+    error_class = _YAMLSyntaxError if isinstance(e, (ScannerError, ParserError)) else ManifestError
+    return error_class(f"{source}: document {number}: {_describe_yaml_error(e)}")
 
 
 def _check_aliases(node, source: str, number: int) -> None:
@@ -207,6 +265,8 @@ def _json_documents(text: str, source: str) -> list:
         data = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as e:
         raise ManifestError(f"{source}: document 1: line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise ManifestError(f"{source}: document 1: nested too deeply") from None
     except ValueError as e:
         raise ManifestError(f"{source}: document 1: {e}") from None
     return [] if data is None else [(1, 1, data)]
@@ -216,11 +276,10 @@ def _documents(text: str, source: str) -> list:
     """Parse as YAML; JSON that YAML 1.1 cannot read (e.g. tab-indented) is parsed as JSON."""
     try:
         return _yaml_documents(text, source)
-    except ManifestError as e:
-        looks_like_json = text.lstrip("\ufeff \t\r\n").startswith(("{", "["))
-        if not (getattr(e, "yaml_syntax", False) and looks_like_json):
+    except _YAMLSyntaxError:
+        if not text.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
             raise
-    return _json_documents(text, source)
+    return _json_documents(text.lstrip("\ufeff"), source)
 
 
 def load_located(text, source: str) -> list[tuple[str, dict]]:
@@ -230,7 +289,7 @@ def load_located(text, source: str) -> list[tuple[str, dict]]:
         where = f"{source}: document {number}"
         if not isinstance(data, dict):
             raise ManifestError(f"{where}: line {line}: expected a mapping (an object with apiVersion "
-                                f"and kind), got {codec._type_name(data)}")
+                                f"and kind), got {_type_name(data)}")
         if data.get("kind") == "List" and "items" in data:
             out.extend(_list_items(data["items"], where))
         else:
@@ -242,13 +301,13 @@ def _list_items(items, where: str) -> list[tuple[str, dict]]:
     if items is None:
         return []
     if not isinstance(items, list):
-        raise ManifestError(f"{where}: items: expected a list, got {codec._type_name(items)}")
+        raise ManifestError(f"{where}: items: expected a list, got {_type_name(items)}")
     out = []
     for i, item in enumerate(items):
         item_where = f"{where}: items[{i}]"
         if not isinstance(item, dict):
             raise ManifestError(f"{item_where}: expected a mapping (an object with apiVersion and kind), "
-                                f"got {codec._type_name(item)}")
+                                f"got {_type_name(item)}")
         out.append((item_where, item))
     return out
 
@@ -266,13 +325,25 @@ def _format_errors(where: str, errors) -> str:
     return f"{where}: {len(errors)} errors:\n" + "\n".join(f"  {e}" for e in errors)
 
 
+def _explain_missing_api_version(doc: dict, error: FieldError) -> FieldError:
+    """'apiVersion: required' rather than 'not "None"' when the document has no apiVersion."""
+    kind = kinds.BY_NAME.get(doc.get("kind")) if isinstance(doc.get("kind"), str) else None
+    if error.path == "apiVersion" and doc.get("apiVersion") is None and kind is not None:
+        return FieldError("apiVersion", f'required: {kind.name} is served as apiVersion "{kind.api_version}"')
+    return error
+
+
 def parse_object(doc, where: str):
     """(Kind, typed message) for one document; ManifestError naming the fields that are wrong."""
     if not isinstance(doc, dict):
         raise ManifestError(f"{where}: expected a mapping (an object with apiVersion and kind), "
-                            f"got {codec._type_name(doc)}")
+                            f"got {_type_name(doc)}")
     try:
         kind = kinds.for_manifest(doc.get("apiVersion"), doc.get("kind"))
+    except ValidationError as e:
+        errors = [_explain_missing_api_version(doc, err) for err in e.errors]
+        raise ManifestError(_format_errors(where, errors), errors) from None
+    try:
         msg = codec.decode(kind.message, doc)
     except ValidationError as e:
         raise ManifestError(_format_errors(where, e.errors), e.errors) from None

@@ -13,6 +13,8 @@ from skiff.cli import printers
 from skiff.cli.describe import describe
 
 OUTPUTS = ("wide", "yaml", "json", "name")
+# What `skiff get all` shows, as kubectl does.
+ALL_KINDS = ["pods", "services", "deployments", "replicasets"]
 _ERROR_NAMES = {
     clientmod.NotFound: "NotFound", clientmod.AlreadyExists: "AlreadyExists",
     clientmod.Conflict: "Conflict", clientmod.Invalid: "Invalid",
@@ -59,7 +61,15 @@ def _split_kind_names(args_names):
             k, _, n = item.partition("/")
             out.append((_kind(k), n))
         return out
-    kind = _kind(args_names[0])
+    words = args_names[0].split(",")
+    if len(words) > 1 or words[0] == "all":
+        if len(args_names) > 1:
+            raise CliError("names cannot be given with several resource types (use TYPE/NAME)")
+        expanded = []
+        for w in words:
+            expanded += ALL_KINDS if w == "all" else [w]
+        return [(_kind(w), None) for w in expanded]
+    kind = _kind(words[0])
     names = args_names[1:]
     return [(kind, n) for n in names] or [(kind, None)]
 
@@ -74,12 +84,11 @@ def _load_manifests(files, recursive=False):
         raise CliError(str(exc)) from None
     for where, text in sources:
         try:
-            docs = manifests.load_documents(text, where)
+            docs = manifests.load_located(text, where)
         except manifests.ManifestError as exc:
             errors.append(str(exc))
             continue
-        for i, doc in enumerate(docs, 1):
-            label = f"{where}: document {i}"
+        for label, doc in docs:
             try:
                 kind, msg = manifests.parse_object(doc, label)
             except manifests.ManifestError as exc:
@@ -152,22 +161,9 @@ def cmd_get(args) -> int:
     targets = _split_kind_names(args.names)
     c = _client(args)
     ns = "" if args.all_namespaces else _ns(args)
-    status = 0
     if targets[0][1] is None:
-        kind = targets[0][0]
-        try:
-            items, rv = c.list(kind, namespace=ns if kind.namespaced else "", label_selector=args.selector or "")
-        except clientmod.ApiError as exc:
-            raise CliError(server_error(exc)) from None
-        if items or args.output in ("yaml", "json"):
-            if items or args.output:
-                _print_objects(args, kind, items)
-        elif not args.watch:
-            where = f" in {ns} namespace" if kind.namespaced and ns else ""
-            print(f"No resources found{where}.", file=sys.stderr)
-        if args.watch:
-            return _watch(args, c, kind, ns, rv)
-        return 0
+        return _get_lists(args, c, [k for k, _ in targets], ns)
+    status = 0
     found = []
     for kind, name in targets:
         try:
@@ -175,17 +171,57 @@ def cmd_get(args) -> int:
         except clientmod.ApiError as exc:
             print(server_error(exc), file=sys.stderr)
             status = 1
-    for i, (kind, obj) in enumerate(found):
-        same = [o for k, o in found if k is kind]
-        if args.output in ("yaml", "json") and len(found) > 1:
-            _print_objects(args, kind, [obj])
-        elif i == 0 or found[i - 1][0] is not kind:
-            _print_objects(args, kind, same)
+    if args.output in ("yaml", "json") and len(found) > 1:
+        _print_mixed(args, [o for _, o in found])
+    else:
+        for i, (kind, _) in enumerate(found):
+            if i == 0 or found[i - 1][0] is not kind:
+                _print_objects(args, kind, [o for k, o in found if k is kind])
     if args.watch and len(targets) == 1 and found:
         kind, obj = found[0]
         return _watch(args, c, kind, _ns(args) if kind.namespaced else "", obj.metadata.resource_version,
                       name=obj.metadata.name) or status
     return status
+
+
+def _print_mixed(args, objs):
+    if args.output == "yaml":
+        print(printers.as_yaml(objs), end="")
+    else:
+        print(printers.as_json(objs))
+
+
+def _get_lists(args, c, kind_list, ns) -> int:
+    listed = []
+    for kind in kind_list:
+        try:
+            items, rv = c.list(kind, namespace=ns if kind.namespaced else "",
+                               label_selector=args.selector or "")
+        except clientmod.ApiError as exc:
+            raise CliError(server_error(exc)) from None
+        listed.append((kind, items, rv))
+    if args.output in ("yaml", "json"):
+        objs = [o for _, items, _ in listed for o in items]
+        print(printers.as_yaml_list(objs) if args.output == "yaml" else printers.as_json_list(objs),
+              end="" if args.output == "yaml" else "\n")
+    else:
+        shown = False
+        for kind, items, _ in listed:
+            if not items:
+                continue
+            if shown and args.output != "name":
+                print()
+            _print_objects(args, kind, items)
+            shown = True
+        if not shown and not args.watch:
+            where = f" in {ns} namespace" if ns and any(k.namespaced for k in kind_list) else ""
+            print(f"No resources found{where}.", file=sys.stderr)
+    if args.watch:
+        if len(listed) != 1:
+            raise CliError("watch is only supported on a single resource type")
+        kind, _, rv = listed[0]
+        return _watch(args, c, kind, ns, rv)
+    return 0
 
 
 def _watch(args, c, kind, ns, rv, name=None) -> int:
@@ -242,6 +278,9 @@ def cmd_delete(args) -> int:
         for where, kind, msg in _load_manifests(args.filename, getattr(args, "recursive", False)):
             _namespace_for(args, kind, msg, where)
             targets.append((kind, msg.metadata.name, msg.metadata.namespace))
+        # Namespaces last: deleting one removes everything in it at once, and the
+        # objects listed before it in the file should still be reported deleted.
+        targets.sort(key=lambda t: t[0].name == "Namespace")
     else:
         pairs = _split_kind_names(args.names)
         if pairs[0][1] is None:

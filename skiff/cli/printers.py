@@ -222,18 +222,30 @@ def as_dict(obj) -> dict:
     return codec.encode(obj)
 
 
+def _list_doc(objs) -> dict:
+    return {"apiVersion": "v1", "kind": "List", "items": [as_dict(o) for o in objs]}
+
+
 def as_yaml(objs) -> str:
+    """One object as itself, several as a List (what `get NAME -o yaml` prints)."""
     if len(objs) == 1:
         return yaml.safe_dump(as_dict(objs[0]), sort_keys=False, default_flow_style=False)
-    return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [as_dict(o) for o in objs]},
-                          sort_keys=False, default_flow_style=False)
+    return as_yaml_list(objs)
 
 
 def as_json(objs) -> str:
     if len(objs) == 1:
         return json.dumps(as_dict(objs[0]), indent=4)
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [as_dict(o) for o in objs]},
-                      indent=4)
+    return as_json_list(objs)
+
+
+def as_yaml_list(objs) -> str:
+    """Always a List (what `get KIND -o yaml` prints, even for one item)."""
+    return yaml.safe_dump(_list_doc(objs), sort_keys=False, default_flow_style=False)
+
+
+def as_json_list(objs) -> str:
+    return json.dumps(_list_doc(objs), indent=4)
 
 
 def as_name(obj) -> str:

@@ -351,6 +351,8 @@ INVALID = [
     ("Service", drop("spec.ports"), "spec.ports", "Required value"),
     ("Service", put("spec.ports.0.port", 70000), "spec.ports[0].port", "between 1 and 65535"),
     ("Service", drop("spec.ports.0.port"), "spec.ports[0].port", "Required"),
+    ("Service", put("spec.ports.0", {"name": "http"}), "spec.ports[0].port", "Required"),
+    ("Service", put("spec.ports.0", {"port": 70000}), "spec.ports[0].port", "between 1 and 65535"),
     ("Service", put("spec.ports.0.targetPort", 70000), "spec.ports[0].targetPort", "between 1 and 65535"),
     ("Service", put("spec.ports.0.targetPort", "HTTP"), "spec.ports[0].targetPort", "lower case"),
     ("Service", put("spec.ports.0.protocol", "ICMP"), "spec.ports[0].protocol", "Unsupported value"),

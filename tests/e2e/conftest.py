@@ -1,0 +1,74 @@
+"""The lab, driven only through the `skiff` command line, like a user."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import free_port_block, remove, temp_dir
+
+
+def skiff_argv() -> list[str]:
+    script = os.path.join(os.path.dirname(sys.executable), "skiff")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "skiff.cli.main"]
+
+
+class Cli:
+    """Runs `skiff ...` with this lab's config file and lab dir."""
+
+    def __init__(self, lab_dir: str, config: str):
+        self.lab_dir = lab_dir
+        self.config = config
+        self.env = dict(os.environ, SKIFF_CONFIG=config)
+        self.env.pop("SKIFF_SERVER", None)
+
+    def run(self, *args, input=None, check=True, timeout=60):
+        argv = skiff_argv() + [str(a) for a in args]
+        if args and args[0] in ("lab", "chaos"):
+            argv += ["--lab-dir", self.lab_dir]
+        r = subprocess.run(argv, input=input, capture_output=True, text=True, env=self.env,
+                           timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"skiff {' '.join(map(str, args))} failed ({r.returncode}):\n"
+                                 f"{r.stdout}\n{r.stderr}")
+        return r
+
+    def out(self, *args, **kw) -> str:
+        return self.run(*args, **kw).stdout
+
+    def popen(self, *args):
+        return subprocess.Popen(skiff_argv() + [str(a) for a in args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env)
+
+
+def lab_up(tag: str, *extra) -> Cli:
+    base = free_port_block(6)
+    root = temp_dir(tag)
+    cli = Cli(os.path.join(root, "lab"), os.path.join(root, "config"))
+    try:
+        cli.run("lab", "up", "--nodes", "0", "--api-port", base, "--raft-port", base + 3, *extra,
+                timeout=120)
+    except Exception:
+        lab_down(cli)
+        raise
+    return cli
+
+
+def lab_down(cli: Cli) -> None:
+    cli.run("lab", "down", check=False, timeout=120)
+    remove(os.path.dirname(cli.lab_dir))
+
+
+@pytest.fixture(scope="module")
+def lab(request):
+    cli = lab_up(request.module.__name__.rsplit(".", 1)[-1])
+    yield cli
+    if request.session.testsfailed:
+        logs = os.path.join(cli.lab_dir, "logs")
+        for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+            with open(os.path.join(logs, name), errors="replace") as f:
+                print(f"----- {name} -----\n{f.read()[-3000:]}")
+    lab_down(cli)
+
+
