@@ -1151,7 +1151,7 @@ def main(argv=None):
                 fn()
             except Exception as exc:  # noqa: BLE001 - keep cleaning
                 log(f"cleanup of {what} failed: {exc}")
-        if args.keep or rc not in (0, 130) and os.environ.get("SKIFF_BENCH_KEEP_ON_ERROR"):
+        if args.keep:
             log(f"kept {tmp} (logs: {', '.join(glob.glob(os.path.join(tmp, '*', 'logs')))})")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
