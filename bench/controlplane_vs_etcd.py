@@ -572,6 +572,24 @@ SKIFF_NOTABLE = re.compile(r"event=raft_state|event=propose_retry|level=(WARNING
                            r"Traceback|event=journal_realigned|truncating")
 ETCD_NOTABLE = re.compile(r'"level":"(warn|error|fatal|panic)"|elected leader|became leader|'
                           r'lost leader|leader changed')
+# What a restarted or killed peer always causes; counted, never shown as a sample.
+ROUTINE = re.compile(r"TCP streaming connection|peer became inactive|failed to reach the peer URL|"
+                     r"failed to get version|prober detected unhealthy|simple token is not|"
+                     r"failed to find remote peer|elected leader|lost leader|"
+                     r"level=CRITICAL logger=pysyncobj.syncobj truncating")
+_TS = re.compile(r"(\d{2}:\d{2}:\d{2}[.,]\d{3})")
+
+
+def _ts_key(line):
+    m = _TS.search(line)
+    return m.group(1).replace(",", ".") if m else ""
+
+
+def samples(lines, count):
+    """Up to count lines, the non-routine ones first, each group in time order."""
+    rare = sorted((x for x in lines if not ROUTINE.search(x)), key=_ts_key)
+    routine = sorted((x for x in lines if ROUTINE.search(x)), key=_ts_key)
+    return (rare + routine)[:count]
 
 
 class LogMarks:
@@ -606,9 +624,13 @@ def summarize_lines(lines):
     """Counts by kind of line plus a few samples."""
     kinds = {}
     for line in lines:
-        m = re.search(r"event=(\w+)", line) or re.search(r'"msg":"([^"]{0,60})', line) or \
+        m = re.search(r"event=(\w+)", line) or re.search(r'"msg":"([^"]{0,70})', line) or \
             re.search(r"level=(\w+)", line)
         key = m.group(1) if m else "other"
+        key = re.sub(r"\b[0-9a-f]{16}\b", "<id>", key)
+        key = re.sub(r"\s+at( term)?\s*\d*$", "", key).strip()
+        if "truncating already-applied" in line:
+            key = "CRITICAL truncating already-applied log entries"
         if "event=raft_state" in line:
             m2 = re.search(r"new=(\w+)", line)
             key = f"raft_state->{m2.group(1) if m2 else '?'}"
@@ -831,6 +853,7 @@ def bench_failover(system, gen_dir, rounds, etcd_call_timeout_s, settle_s=1.0, l
         cw.start()
         time.sleep(settle_s)
         marks.mark()
+        wall_kill = time.time()
         t_kill = time.monotonic()
         system.kill(leader)
         first = None
@@ -853,6 +876,8 @@ def bench_failover(system, gen_dir, rounds, etcd_call_timeout_s, settle_s=1.0, l
             new_leader = "?"
         info = {
             "round": r + 1, "killed": leader, "new_leader": new_leader,
+            "kill_at": time.strftime("%H:%M:%S", time.localtime(wall_kill)) +
+            f".{int((wall_kill % 1) * 1000):03d}",
             "seconds": (first[1] - t_kill) if first else float("inf"),
             "first_ok_endpoint": first[3] if first else None,
             "inflight_at_kill_s": round(inflight[0][1] - inflight[0][0], 3) if inflight else None,
@@ -956,14 +981,14 @@ def print_report(res, args, setup):
     print()
     print("### failover rounds")
     print()
-    print("| system | round | killed | new leader | kill -> first ok write (s) | "
+    print("| system | round | killed at | killed | new leader | kill -> first ok write (s) | "
           "write in flight at kill (s, ok?) | failed writes | first ok via |")
-    print("|---|---:|---|---|---:|---|---:|---|")
+    print("|---|---:|---|---|---|---:|---|---:|---|")
     for name in ("skiff", "etcd"):
         for r in res[name]["failover"]:
             inflight = "-" if r["inflight_at_kill_s"] is None else \
                 f"{r['inflight_at_kill_s']} ({'ok' if r['inflight_ok'] else 'failed'})"
-            print(f"| {name} | {r['round']} | {r['killed']} | {r['new_leader']} | "
+            print(f"| {name} | {r['round']} | {r['kill_at']} | {r['killed']} | {r['new_leader']} | "
                   f"{fmt(r['seconds'], 3)} | {inflight} | {r['failed_writes']} | "
                   f"{r['first_ok_endpoint']} |")
     print()
@@ -974,7 +999,7 @@ def print_report(res, args, setup):
             kinds = summarize_lines(lines)
             summary = ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items())) or "none"
             print(f"- {name} / {phase}: {summary}")
-            for line in lines[:args.log_samples]:
+            for line in samples(lines, args.log_samples):
                 print(f"    {line[:300]}")
     if st["err_samples"] or et["err_samples"]:
         print()
@@ -1105,8 +1130,8 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (data, logs) instead of removing it")
     parser.add_argument("--json", help="also write the raw results to this file")
-    parser.add_argument("--log-samples", type=int, default=4,
-                        help="notable log lines shown per phase (default 4)")
+    parser.add_argument("--log-samples", type=int, default=6,
+                        help="notable log lines shown per phase (default 6)")
     args = parser.parse_args(argv)
     args.writes = args.writes or (300 if args.quick else 2000)
     args.warmup = args.warmup if args.warmup is not None else (50 if args.quick else 200)

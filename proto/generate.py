@@ -14,8 +14,9 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROTOS = ["skiff/api/objects.proto", "skiff/api/service.proto"]
+PROTOS = ["skiff/api/objects.proto", "skiff/api/node.proto", "skiff/api/service.proto"]
 OUTPUTS = ["skiff/api/objects_pb2.py", "skiff/api/objects_pb2.pyi",
+           "skiff/api/node_pb2.py", "skiff/api/node_pb2.pyi", "skiff/api/node_pb2_grpc.py",
            "skiff/api/service_pb2.py", "skiff/api/service_pb2.pyi",
            "skiff/api/service_pb2_grpc.py"]
 
@@ -29,9 +30,9 @@ def generate(out_dir: str) -> None:
         raise SystemExit("protoc failed")
     # Messages-only files get an empty *_grpc.py; we do not keep those.
     for p in PROTOS:
-        stray = os.path.join(out_dir, p.replace(".proto", "_pb2_grpc.py"))
-        if os.path.join(out_dir, "skiff/api/service_pb2_grpc.py") != stray and os.path.exists(stray):
-            os.remove(stray)
+        stray = p.replace(".proto", "_pb2_grpc.py")
+        if stray not in OUTPUTS and os.path.exists(os.path.join(out_dir, stray)):
+            os.remove(os.path.join(out_dir, stray))
 
 
 def stale() -> list[str]:

@@ -193,11 +193,16 @@ class Client:
                                                   linearizable=linearizable))
         return [kinds.unwrap(e)[1] for e in resp.items], resp.resource_version
 
-    def delete(self, kind, name, namespace="default", resource_version="", uid="", request_id=None):
+    def delete(self, kind, name, namespace="default", resource_version="", uid="", request_id=None,
+               grace_period_seconds=None):
+        """Delete; a pod bound to a node is stopped gracefully first unless grace is 0."""
         k = kinds.lookup(kind) if isinstance(kind, str) else kind
-        resp = self._call("Delete", api.DeleteRequest(
+        req = api.DeleteRequest(
             ref=api.ObjectRef(kind=k.name, namespace=namespace if k.namespaced else "", name=name),
-            request_id=request_id or uuid.uuid4().hex, resource_version=resource_version, uid=uid))
+            request_id=request_id or uuid.uuid4().hex, resource_version=resource_version, uid=uid)
+        if grace_period_seconds is not None:
+            req.grace_period_seconds = grace_period_seconds
+        resp = self._call("Delete", req)
         return kinds.unwrap(resp.object)[1] if resp.object.WhichOneof("object") else None
 
     def watch(self, kind, namespace="", label_selector="", resource_version="", timeout_s=None):

@@ -140,7 +140,11 @@ class ApiService(api_grpc.ApiServicer):
     def Delete(self, request, context):
         kind = self._kind(request.ref.kind, context)
         key = self._key(kind, request.ref)
-        cmd = ("delete", self._request_id(request), key, request.resource_version, request.uid)
+        grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
+        if grace is not None and grace < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "gracePeriodSeconds must be >= 0")
+        cmd = ("delete", self._request_id(request), key, request.resource_version, request.uid,
+               grace, now_rfc3339())
         result = self._write(cmd, context)
         resp = api.DeleteResponse()
         if result[2] is not None:

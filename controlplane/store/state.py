@@ -17,7 +17,7 @@ Commands are plain tuples (pickled into the Raft log):
   ("create", request_id, env_bytes, now, uid)
   ("update", request_id, env_bytes, subresource, expected_rv)
   ("apply",  request_id, env_bytes, now, uid)
-  ("delete", request_id, key, expected_rv, expected_uid)
+  ("delete", request_id, key, expected_rv, expected_uid[, grace_s, now])
   ("barrier", request_id)
 Results: ("ok", outcome, env_bytes_or_None, rv) or ("error", code, message).
 """
@@ -97,8 +97,9 @@ class StoreState:
             expected = msg.metadata.resource_version
             return self._update(env, "", expected, "configured")
         if op == "delete":
-            _, _, key, expected_rv, expected_uid = cmd
-            return self._delete(tuple(key), expected_rv, expected_uid)
+            key, expected_rv, expected_uid = cmd[2:5]
+            grace_s, now = (cmd[5], cmd[6]) if len(cmd) > 6 else (0, "")
+            return self._delete(tuple(key), expected_rv, expected_uid, grace_s, now)
         if op == "barrier":
             return ("ok", "barrier", None, self.rv)
         return ("error", "invalid", f"unknown store command {op!r}")
@@ -149,7 +150,7 @@ class StoreState:
             merged.metadata.generation = old.metadata.generation + 1
         return self._commit("MODIFIED", key, kinds.wrap(merged), outcome)
 
-    def _delete(self, key, expected_rv, expected_uid):
+    def _delete(self, key, expected_rv, expected_uid, grace_s=0, now=""):
         current = self.objects.get(key)
         kind = kinds.BY_NAME.get(key[0])
         if current is None or kind is None:
@@ -162,12 +163,32 @@ class StoreState:
                     f"{obj.metadata.resource_version}; not deleted")
         if expected_uid and expected_uid != obj.metadata.uid:
             return ("error", "conflict", f'{kind.resource} "{key[2]}": uid precondition failed; not deleted')
+        if kind.name == "Pod" and obj.spec.node_name and grace_s is None:
+            grace_s = (obj.spec.termination_grace_period_seconds
+                       if obj.spec.HasField("termination_grace_period_seconds") else 30)
+        if kind.name == "Pod" and obj.spec.node_name and grace_s:
+            return self._mark_deleting(key, kind, obj, grace_s, now)
         if kind.name == "Namespace":
             # A namespace takes everything in it along (Kubernetes does this in a
             # controller; here it is one atomic step with one event per object).
             for inner in sorted(k for k in self.objects if k[1] == key[2] and k[0] != "Namespace"):
                 self._remove(inner)
         return self._remove(key)
+
+    def _mark_deleting(self, key, kind, obj, grace_s, now):
+        """Graceful deletion of a bound pod: its node stops it, then removes it (grace 0).
+
+        A second delete may shorten the grace period, never lengthen it.
+        """
+        meta = obj.metadata
+        if meta.deletion_timestamp and meta.deletion_grace_period_seconds <= grace_s:
+            return ("ok", "deleting", self.objects[key].SerializeToString(), self.rv)
+        marked = kind.message()
+        marked.CopyFrom(obj)
+        if not marked.metadata.deletion_timestamp:
+            marked.metadata.deletion_timestamp = now
+        marked.metadata.deletion_grace_period_seconds = grace_s
+        return self._commit("MODIFIED", key, kinds.wrap(marked), "deleting")
 
     # ------------------------------------------------------------ mutation
 

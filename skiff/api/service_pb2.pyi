@@ -1,4 +1,5 @@
 from skiff.api import objects_pb2 as _objects_pb2
+from skiff.api import node_pb2 as _node_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -66,16 +67,18 @@ class ListResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[_objects_pb2.Object, _Mapping]]] = ..., resource_version: _Optional[str] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
-    __slots__ = ("ref", "request_id", "resource_version", "uid")
+    __slots__ = ("ref", "request_id", "resource_version", "uid", "grace_period_seconds")
     REF_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ref: ObjectRef
     request_id: str
     resource_version: str
     uid: str
-    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., request_id: _Optional[str] = ..., resource_version: _Optional[str] = ..., uid: _Optional[str] = ...) -> None: ...
+    grace_period_seconds: int
+    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., request_id: _Optional[str] = ..., resource_version: _Optional[str] = ..., uid: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
     __slots__ = ("object",)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from skiff.api import node_pb2 as skiff_dot_api_dot_node__pb2
 from skiff.api import objects_pb2 as skiff_dot_api_dot_objects__pb2
 from skiff.api import service_pb2 as skiff_dot_api_dot_service__pb2
 
@@ -75,6 +76,21 @@ class ApiStub:
                 request_serializer=skiff_dot_api_dot_service__pb2.ClusterStatusRequest.SerializeToString,
                 response_deserializer=skiff_dot_api_dot_service__pb2.ClusterStatusResponse.FromString,
                 _registered_method=True)
+        self.PodLogs = channel.unary_stream(
+                '/skiff.api.Api/PodLogs',
+                request_serializer=skiff_dot_api_dot_node__pb2.LogsRequest.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_node__pb2.LogChunk.FromString,
+                _registered_method=True)
+        self.PodExec = channel.stream_stream(
+                '/skiff.api.Api/PodExec',
+                request_serializer=skiff_dot_api_dot_node__pb2.ExecInput.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_node__pb2.ExecOutput.FromString,
+                _registered_method=True)
+        self.LoadImage = channel.stream_unary(
+                '/skiff.api.Api/LoadImage',
+                request_serializer=skiff_dot_api_dot_node__pb2.ImageChunk.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_node__pb2.LoadImageResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -128,6 +144,25 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PodLogs(self, request, context):
+        """Proxied to the node agent that runs the pod (or the named node).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PodExec(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LoadImage(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +205,21 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.ClusterStatus,
                     request_deserializer=skiff_dot_api_dot_service__pb2.ClusterStatusRequest.FromString,
                     response_serializer=skiff_dot_api_dot_service__pb2.ClusterStatusResponse.SerializeToString,
+            ),
+            'PodLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.PodLogs,
+                    request_deserializer=skiff_dot_api_dot_node__pb2.LogsRequest.FromString,
+                    response_serializer=skiff_dot_api_dot_node__pb2.LogChunk.SerializeToString,
+            ),
+            'PodExec': grpc.stream_stream_rpc_method_handler(
+                    servicer.PodExec,
+                    request_deserializer=skiff_dot_api_dot_node__pb2.ExecInput.FromString,
+                    response_serializer=skiff_dot_api_dot_node__pb2.ExecOutput.SerializeToString,
+            ),
+            'LoadImage': grpc.stream_unary_rpc_method_handler(
+                    servicer.LoadImage,
+                    request_deserializer=skiff_dot_api_dot_node__pb2.ImageChunk.FromString,
+                    response_serializer=skiff_dot_api_dot_node__pb2.LoadImageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -388,6 +438,87 @@ class Api:
             '/skiff.api.Api/ClusterStatus',
             skiff_dot_api_dot_service__pb2.ClusterStatusRequest.SerializeToString,
             skiff_dot_api_dot_service__pb2.ClusterStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/skiff.api.Api/PodLogs',
+            skiff_dot_api_dot_node__pb2.LogsRequest.SerializeToString,
+            skiff_dot_api_dot_node__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodExec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.api.Api/PodExec',
+            skiff_dot_api_dot_node__pb2.ExecInput.SerializeToString,
+            skiff_dot_api_dot_node__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadImage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/skiff.api.Api/LoadImage',
+            skiff_dot_api_dot_node__pb2.ImageChunk.SerializeToString,
+            skiff_dot_api_dot_node__pb2.LoadImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -163,3 +163,33 @@ def test_deterministic_and_snapshot_roundtrip():
 def test_unknown_command_never_raises(st):
     assert st.apply(("frobnicate", "r"))[0] == "error"
     assert st.apply(("create", "r2", b"\xff\xff garbage", NOW, "u"))[0] == "error"
+
+
+def pod(name, node=""):
+    p = pb.Pod(api_version="v1", kind="Pod", metadata=pb.ObjectMeta(name=name, namespace="default"))
+    p.spec.node_name = node
+    p.spec.termination_grace_period_seconds = 30
+    return p
+
+
+@pytest.mark.parametrize("node,grace,outcome,still_there", [
+    ("", None, "deleted", False),        # never bound: nothing to stop
+    ("n1", None, "deleting", True),      # bound: the node stops it first
+    ("n1", 5, "deleting", True),
+    ("n1", 0, "deleted", False),         # force
+])
+def test_pod_graceful_deletion(st, node, grace, outcome, still_there):
+    st.apply(("create", "c", env(pod("p", node)), NOW, "u"))
+    result = st.apply(("delete", "d", ("Pod", "default", "p"), "", "", grace, "2026-01-01T00:00:05Z"))
+    assert result[:2] == ("ok", outcome)
+    assert (("Pod", "default", "p") in st.objects) == still_there
+    if still_there:
+        marked = unwrap(result)
+        assert marked.metadata.deletion_timestamp == "2026-01-01T00:00:05Z"
+        assert marked.metadata.deletion_grace_period_seconds == (grace or 30)
+        # Deleting again with a shorter grace shortens it; grace 0 removes it.
+        short = unwrap(st.apply(("delete", "d2", ("Pod", "default", "p"), "", "", 1, "later")))
+        assert short.metadata.deletion_grace_period_seconds == 1
+        assert short.metadata.deletion_timestamp == "2026-01-01T00:00:05Z"
+        assert st.apply(("delete", "d3", ("Pod", "default", "p"), "", "", 0, "later"))[1] == "deleted"
+        assert ("Pod", "default", "p") not in st.objects

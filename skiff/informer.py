@@ -1,0 +1,154 @@
+"""An informer: a local cache of one kind, kept current by list + watch, with handlers.
+
+Invariants:
+- handlers run on the informer's own thread, in event order, after the cache
+  has been updated; they must only enqueue work (never block);
+- after a watch error the informer re-lists (after "expired") or resumes from
+  the last version seen, so the cache converges on the store's state;
+- a re-list emits synthetic updates for objects that changed and deletes for
+  objects that vanished while the watch was down;
+- cached objects are shared: callers must copy before modifying.
+"""
+
+import logging
+import threading
+import time
+
+from skiff import client as clientmod
+
+log = logging.getLogger("skiff.informer")
+
+
+def key_of(obj) -> str:
+    """namespace/name (or name for cluster-scoped objects), like client-go's MetaNamespaceKey."""
+    ns = obj.metadata.namespace
+    return f"{ns}/{obj.metadata.name}" if ns else obj.metadata.name
+
+
+class Informer:
+    def __init__(self, client: clientmod.Client, kind: str, namespace: str = "",
+                 label_selector: str = "", resync_s: float = 0.0, name: str = ""):
+        self.client = client
+        self.kind = kind
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.resync_s = resync_s
+        self._cache: dict = {}
+        self._lock = threading.RLock()
+        self._handlers = []
+        self._synced = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name or f"informer-{kind}", daemon=True)
+
+    # ------------------------------------------------------------ handlers
+
+    def add_handler(self, on_add=None, on_update=None, on_delete=None) -> None:
+        self._handlers.append((on_add, on_update, on_delete))
+
+    def _emit(self, which, *args):
+        for handler in self._handlers:
+            fn = handler[which]
+            if fn is None:
+                continue
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - a handler bug must not stop the informer
+                log.exception("event=handler_failed kind=%s", self.kind)
+
+    # ------------------------------------------------------------ cache
+
+    def get(self, key: str):
+        with self._lock:
+            return self._cache.get(key)
+
+    def list(self, namespace: str = ""):
+        with self._lock:
+            items = list(self._cache.values())
+        if namespace:
+            items = [o for o in items if o.metadata.namespace == namespace]
+        return items
+
+    def keys(self):
+        with self._lock:
+            return list(self._cache)
+
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
+    def wait_synced(self, timeout_s: float = 30.0) -> bool:
+        return self._synced.wait(timeout_s)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> "Informer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _relist(self) -> str:
+        items, rv = self.client.list(self.kind, namespace=self.namespace,
+                                     label_selector=self.label_selector)
+        fresh = {key_of(o): o for o in items}
+        with self._lock:
+            old = self._cache
+            self._cache = fresh
+        for k, obj in fresh.items():
+            prev = old.get(k)
+            if prev is None:
+                self._emit(0, obj)
+            elif prev.metadata.resource_version != obj.metadata.resource_version:
+                self._emit(1, prev, obj)
+        for k, prev in old.items():
+            if k not in fresh:
+                self._emit(2, prev)
+        self._synced.set()
+        return rv
+
+    def _run(self):
+        rv = None
+        last_resync = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                if rv is None:
+                    rv = self._relist()
+                    last_resync = time.monotonic()
+                # Watch in slices so stop() and periodic resyncs are noticed.
+                for typ, obj, ev_rv in self.client.watch(
+                        self.kind, namespace=self.namespace, label_selector=self.label_selector,
+                        resource_version=rv, timeout_s=5.0):
+                    rv = ev_rv
+                    self._apply(typ, obj)
+                    if self._stop.is_set():
+                        return
+                if self.resync_s and time.monotonic() - last_resync >= self.resync_s:
+                    last_resync = time.monotonic()
+                    for obj in self.list():
+                        self._emit(1, obj, obj)
+            except clientmod.Expired:
+                log.info("event=watch_expired kind=%s action=relist", self.kind)
+                rv = None
+            except clientmod.ApiError as exc:
+                log.info("event=watch_error kind=%s error=%s", self.kind, str(exc)[:200].replace(" ", "_"))
+                self._stop.wait(0.5)
+            except Exception:  # noqa: BLE001
+                log.exception("event=informer_failed kind=%s", self.kind)
+                rv = None
+                self._stop.wait(1.0)
+
+    def _apply(self, typ, obj):
+        k = key_of(obj)
+        with self._lock:
+            prev = self._cache.get(k)
+            if typ == "DELETED":
+                self._cache.pop(k, None)
+            else:
+                self._cache[k] = obj
+        if typ == "DELETED":
+            self._emit(2, prev or obj)
+        elif prev is None:
+            self._emit(0, obj)
+        else:
+            self._emit(1, prev, obj)
