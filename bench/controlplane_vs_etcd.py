@@ -838,6 +838,7 @@ class ContinuousWriter(threading.Thread):
 def bench_failover(system, gen_dir, rounds, etcd_call_timeout_s, settle_s=1.0, limit_s=30.0):
     out = []
     marks = LogMarks(system)
+    by_ep = {system.endpoint(n): n for n in system.names}
     for r in range(rounds):
         leader = system.leader()
         idx = system.names.index(leader)
@@ -879,7 +880,7 @@ def bench_failover(system, gen_dir, rounds, etcd_call_timeout_s, settle_s=1.0, l
             "kill_at": time.strftime("%H:%M:%S", time.localtime(wall_kill)) +
             f".{int((wall_kill % 1) * 1000):03d}",
             "seconds": (first[1] - t_kill) if first else float("inf"),
-            "first_ok_endpoint": first[3] if first else None,
+            "first_ok_endpoint": by_ep.get(first[3], first[3]) if first else None,
             "inflight_at_kill_s": round(inflight[0][1] - inflight[0][0], 3) if inflight else None,
             "inflight_ok": inflight[0][2] if inflight else None,
             "failed_writes": len(failed),

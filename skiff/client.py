@@ -185,12 +185,13 @@ class Client:
             linearizable=linearizable))
         return kinds.unwrap(env)[1]
 
-    def list(self, kind, namespace="", label_selector="", linearizable=False):
+    def list(self, kind, namespace="", label_selector="", linearizable=False, field_selector=""):
         """(items, resourceVersion); namespace "" = all namespaces."""
         k = kinds.lookup(kind) if isinstance(kind, str) else kind
         resp = self._call("List", api.ListRequest(kind=k.name, namespace=namespace,
                                                   label_selector=label_selector,
-                                                  linearizable=linearizable))
+                                                  linearizable=linearizable,
+                                                  field_selector=field_selector))
         return [kinds.unwrap(e)[1] for e in resp.items], resp.resource_version
 
     def delete(self, kind, name, namespace="default", resource_version="", uid="", request_id=None,
@@ -205,7 +206,8 @@ class Client:
         resp = self._call("Delete", req)
         return kinds.unwrap(resp.object)[1] if resp.object.WhichOneof("object") else None
 
-    def watch(self, kind, namespace="", label_selector="", resource_version="", timeout_s=None):
+    def watch(self, kind, namespace="", label_selector="", resource_version="", timeout_s=None,
+              field_selector=""):
         """Yield (type, object, resourceVersion). Resumes on another replica after a
         failure from the last version seen: no gap, no duplicate. Raises Expired
         when the version is too old to resume from (re-list)."""
@@ -217,7 +219,8 @@ class Client:
             remaining = None if deadline is None else max(0.05, deadline - time.monotonic())
             stream = self._stub(self.endpoint).Watch(
                 api.WatchRequest(kind=k.name, namespace=namespace, label_selector=label_selector,
-                                 resource_version=cursor), timeout=remaining)
+                                 resource_version=cursor, field_selector=field_selector),
+                timeout=remaining)
             try:
                 for ev in stream:
                     failures = 0

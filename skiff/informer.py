@@ -27,11 +27,13 @@ def key_of(obj) -> str:
 
 class Informer:
     def __init__(self, client: clientmod.Client, kind: str, namespace: str = "",
-                 label_selector: str = "", resync_s: float = 0.0, name: str = ""):
+                 label_selector: str = "", resync_s: float = 0.0, name: str = "",
+                 field_selector: str = ""):
         self.client = client
         self.kind = kind
         self.namespace = namespace
         self.label_selector = label_selector
+        self.field_selector = field_selector
         self.resync_s = resync_s
         self._cache: dict = {}
         self._lock = threading.RLock()
@@ -90,7 +92,8 @@ class Informer:
 
     def _relist(self) -> str:
         items, rv = self.client.list(self.kind, namespace=self.namespace,
-                                     label_selector=self.label_selector)
+                                     label_selector=self.label_selector,
+                                     field_selector=self.field_selector)
         fresh = {key_of(o): o for o in items}
         with self._lock:
             old = self._cache
@@ -118,7 +121,7 @@ class Informer:
                 # Watch in slices so stop() and periodic resyncs are noticed.
                 for typ, obj, ev_rv in self.client.watch(
                         self.kind, namespace=self.namespace, label_selector=self.label_selector,
-                        resource_version=rv, timeout_s=5.0):
+                        field_selector=self.field_selector, resource_version=rv, timeout_s=5.0):
                     rv = ev_rv
                     self._apply(typ, obj)
                     if self._stop.is_set():

@@ -14,7 +14,7 @@ import grpc
 
 from controlplane.apiserver import admission
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
-from skiff.api import kinds, selectors
+from skiff.api import fields, kinds, selectors
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
 from skiff.api.errors import ValidationError
@@ -180,15 +180,21 @@ class ApiService(api_grpc.ApiServicer):
                 context.abort(grpc.StatusCode.NOT_FOUND, f'{kind.resource} "{key[2]}" not found')
             return _copy(env)
 
-    def _selector(self, text, context):
+    def _selector(self, request, context):
+        """(label selector or None, field selector or None) from a List/Watch request."""
         try:
-            return selectors.parse(text) if text else None
+            labels = selectors.parse(request.label_selector) if request.label_selector else None
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"labelSelector: {exc}")
+        try:
+            by_field = fields.parse(request.field_selector)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"fieldSelector: {exc}")
+        return (labels, by_field) if labels or by_field else None
 
     def List(self, request, context):
         kind = self._kind(request.kind, context)
-        sel = self._selector(request.label_selector, context)
+        sel = self._selector(request, context)
         self._maybe_barrier(request.linearizable, context)
         resp = api.ListResponse()
         with self.store.lock:
@@ -202,7 +208,7 @@ class ApiService(api_grpc.ApiServicer):
 
     def Watch(self, request, context):
         kind = self._kind(request.kind, context)
-        sel = self._selector(request.label_selector, context)
+        sel = self._selector(request, context)
         self._require_ready(context)
         ns = request.namespace
         state_lock = self.store.changed
@@ -304,7 +310,11 @@ def _matches(key, env, kind_name, namespace, sel) -> bool:
         return False
     if sel is None:
         return True
-    return sel.matches(kinds.unwrap(env)[1].metadata.labels)
+    labels, by_field = sel
+    obj = kinds.unwrap(env)[1]
+    if labels is not None and not labels.matches(obj.metadata.labels):
+        return False
+    return by_field is None or by_field.matches(obj)
 
 
 def _sort_key(env):

@@ -47,16 +47,18 @@ class GetRequest(_message.Message):
     def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., linearizable: _Optional[bool] = ...) -> None: ...
 
 class ListRequest(_message.Message):
-    __slots__ = ("kind", "namespace", "label_selector", "linearizable")
+    __slots__ = ("kind", "namespace", "label_selector", "linearizable", "field_selector")
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     LINEARIZABLE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     kind: str
     namespace: str
     label_selector: str
     linearizable: bool
-    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., linearizable: _Optional[bool] = ...) -> None: ...
+    field_selector: str
+    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., linearizable: _Optional[bool] = ..., field_selector: _Optional[str] = ...) -> None: ...
 
 class ListResponse(_message.Message):
     __slots__ = ("items", "resource_version")
@@ -87,16 +89,18 @@ class DeleteResponse(_message.Message):
     def __init__(self, object: _Optional[_Union[_objects_pb2.Object, _Mapping]] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("kind", "namespace", "label_selector", "resource_version")
+    __slots__ = ("kind", "namespace", "label_selector", "resource_version", "field_selector")
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FIELD_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     kind: str
     namespace: str
     label_selector: str
     resource_version: str
-    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., resource_version: _Optional[str] = ...) -> None: ...
+    field_selector: str
+    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., resource_version: _Optional[str] = ..., field_selector: _Optional[str] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
     __slots__ = ("type", "object", "resource_version")

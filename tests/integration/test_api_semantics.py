@@ -271,3 +271,19 @@ def test_raw_grpc_garbage_is_refused_and_daemon_survives(cluster, client):
     ch.close()
     wait_until(lambda: client.get("namespace", "default"), 5, "replica still serving")
     assert kinds.lookup("po").name == "Pod"
+
+
+def test_field_selectors(client, namespace):
+    for name, node in (("a", "n1"), ("b", "n2"), ("c", "")):
+        p = pb.Pod(metadata=pb.ObjectMeta(name=name, namespace=namespace))
+        p.spec.containers.add(name="c", image="busybox")
+        p.spec.node_name = node
+        client.create(p)
+    names = lambda sel: sorted(o.metadata.name for o in client.list("po", namespace, field_selector=sel)[0])  # noqa: E731
+    assert names("spec.nodeName=n1") == ["a"]
+    assert names("spec.nodeName!=n1") == ["b", "c"]
+    assert names("spec.nodeName=,metadata.name=c") == ["c"]
+    with pytest.raises(clientmod.Invalid, match="fieldSelector"):
+        names("spec.image=x")
+    for name in "abc":
+        client.delete("po", name, namespace, grace_period_seconds=0)
