@@ -1,12 +1,18 @@
 """skiff-controlplane: one replica of the control plane (API server + Raft store)."""
 
-import argparse
-import logging
-import signal
-import sys
-import threading
+import os
 
-from controlplane import config as cfgmod
+# PySyncObj forks for log compaction; the child never touches gRPC, so gRPC's
+# fork handlers (and their log noise) are not wanted.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+from controlplane import config as cfgmod  # noqa: E402
 from controlplane.apiserver.service import serve
 from controlplane.bootstrap import Bootstrapper
 from controlplane.store.raft import die_with_parent_on_fork

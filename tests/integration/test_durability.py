@@ -202,11 +202,12 @@ def test_kill_during_compaction_under_writes_loses_no_acknowledged_write(own_clu
                                       interval_s=0.002)
             except AssertionError:
                 continue
-            before = _inode(dump)
             cp.kill_pid_only(victim)
+            # The parent is dead now; whatever dump is in place was written while it lived.
+            at_death = _inode(dump)
             wait_until(lambda: not any(os.path.exists(f"/proc/{c}") for c in children), 10,
                        "compaction child gone")
-            assert _inode(dump) == before, "the orphaned compaction child replaced the dump"
+            assert _inode(dump) == at_death, "the orphaned compaction child replaced the dump"
             kills += 1
             cp.start(victim)
             cp.wait_ready(60)
