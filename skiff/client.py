@@ -17,6 +17,7 @@ import grpc
 import yaml
 
 from skiff.api import kinds
+from skiff.api import node_pb2 as npb
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
 
@@ -245,6 +246,87 @@ class Client:
                 time.sleep(0.1 if failures < len(self.endpoints) else 0.5)
             finally:
                 stream.cancel()
+
+    # ------------------------------------------------------------ node proxy (streams)
+
+    def _stream_call(self, method, request, timeout_s=None):
+        """A streaming call: fail over only until the first answer arrives."""
+        deadline = time.monotonic() + self.failover_budget_s
+        while True:
+            call = getattr(self._stub(self.endpoint), method)(request, timeout=timeout_s)
+            try:
+                first = next(call)
+            except StopIteration:
+                return
+            except grpc.RpcError as exc:
+                if exc.code() in _FAILOVER and exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED \
+                        and time.monotonic() < deadline and self._is_connect_error(exc):
+                    self._current = (self._current + 1) % len(self.endpoints)
+                    time.sleep(0.05)
+                    continue
+                raise _error(exc) from None
+            yield first
+            try:
+                yield from call
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.CANCELLED:
+                    return
+                raise _error(exc) from None
+            return
+
+    @staticmethod
+    def _is_connect_error(exc) -> bool:
+        """UNAVAILABLE from the channel itself (replica down), not relayed from an agent."""
+        details = exc.details() or ""
+        return "failed to connect" in details or "Connection refused" in details \
+            or "Socket closed" in details or "connections to all backends failing" in details
+
+    def logs(self, pod, namespace="default", container="", follow=False, tail_lines=None,
+             previous=False, timestamps=False):
+        """Yield the container's log output (bytes) through the control plane."""
+        req = npb.LogsRequest(namespace=namespace, pod=pod, container=container, follow=follow,
+                              previous=previous, timestamps=timestamps)
+        if tail_lines is not None:
+            req.tail_lines = tail_lines
+        for chunk in self._stream_call("PodLogs", req):
+            yield chunk.data
+
+    def exec(self, pod, command, namespace="default", container="", stdin=None, tty=False, size=None):
+        """Run command in the pod's container; yields ExecOutput messages (the last has exit_code).
+
+        stdin: an iterable of bytes (sent as they come, then EOF), or None.
+        """
+        start = npb.ExecStart(namespace=namespace, pod=pod, container=container, command=list(command),
+                              stdin=stdin is not None, tty=tty)
+        if size:
+            start.size.width, start.size.height = size
+
+        def requests():
+            yield npb.ExecInput(start=start)
+            if stdin is not None:
+                for data in stdin:
+                    if isinstance(data, npb.ExecInput):
+                        yield data
+                    else:
+                        yield npb.ExecInput(stdin=data)
+                yield npb.ExecInput(stdin_eof=True)
+
+        yield from self._stream_call("PodExec", requests())
+
+    def load_image(self, node, chunks):
+        """Stream a `docker save` archive (an iterable of bytes) to the node's agent."""
+        def requests():
+            first = True
+            for data in chunks:
+                yield npb.ImageChunk(data=data, node=node if first else "")
+                first = False
+            if first:
+                yield npb.ImageChunk(node=node)
+
+        try:
+            return self._stub(self.endpoint).LoadImage(requests(), timeout=600)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
 
     def cluster_status(self):
         return self._call("ClusterStatus", api.ClusterStatusRequest(), timeout_s=3.0)

@@ -15,6 +15,7 @@ import grpc
 from controlplane.apiserver import admission
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
 from skiff.api import fields, kinds, selectors
+from skiff.api import node_pb2_grpc as node_grpc
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
 from skiff.api.errors import ValidationError
@@ -42,6 +43,7 @@ class ApiService(api_grpc.ApiServicer):
         self.store = store
         self.cfg = cfg
         self._peer_channels = {}
+        self._agent_channels = {}
 
     # ------------------------------------------------------------ helpers
 
@@ -245,6 +247,84 @@ class ApiService(api_grpc.ApiServicer):
                     cursor = events[-1][0]
             for rv, typ, env in out:
                 yield api.WatchEvent(type=typ, object=env, resource_version=str(rv))
+
+    # ------------------------------------------------------------ node proxy
+
+    def _agent_for_node(self, node_name, context):
+        """A NodeAgent stub for the node's agent (InternalIP + daemonEndpoints port)."""
+        with self.store.lock:
+            env = self.store.state.get(("Node", "", node_name))
+        if env is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f'nodes "{node_name}" not found')
+        node = kinds.unwrap(env)[1]
+        ip = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
+        port = node.status.daemon_endpoints.kubelet_endpoint.port
+        if not ip or not port:
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          f"node {node_name} has not reported its agent's address yet")
+        target = f"{ip}:{port}"
+        channel = self._agent_channels.get(target)
+        if channel is None:
+            channel = grpc.insecure_channel(target, options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+            self._agent_channels[target] = channel
+        return node_grpc.NodeAgentStub(channel)
+
+    def _agent_for_pod(self, namespace, name, context):
+        with self.store.lock:
+            env = self.store.state.get(("Pod", namespace or "default", name))
+        if env is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f'pods "{name}" not found')
+        pod = kinds.unwrap(env)[1]
+        if not pod.spec.node_name:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f'pod "{name}" is not scheduled to a node yet')
+        return self._agent_for_node(pod.spec.node_name, context)
+
+    def _relay(self, call, context):
+        """Stream a proxied call's answers back; agent errors keep their code and message."""
+        context.add_callback(call.cancel)
+        try:
+            for item in call:
+                yield item
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED and not context.is_active():
+                return
+            context.abort(exc.code(), exc.details() or exc.code().name)
+
+    def PodLogs(self, request, context):
+        self._require_ready(context)
+        stub = self._agent_for_pod(request.namespace, request.pod, context)
+        yield from self._relay(stub.Logs(request), context)
+
+    def PodExec(self, request_iterator, context):
+        self._require_ready(context)
+        first = next(request_iterator, None)
+        if first is None or not first.HasField("start"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first exec message must carry `start`")
+        stub = self._agent_for_pod(first.start.namespace, first.start.pod, context)
+
+        def forward():
+            yield first
+            yield from request_iterator
+
+        yield from self._relay(stub.Exec(forward()), context)
+
+    def LoadImage(self, request_iterator, context):
+        self._require_ready(context)
+        first = next(request_iterator, None)
+        if first is None or not first.node:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first image chunk must name the node")
+        stub = self._agent_for_node(first.node, context)
+
+        def forward():
+            yield first
+            yield from request_iterator
+
+        try:
+            return stub.LoadImage(forward())
+        except grpc.RpcError as exc:
+            context.abort(exc.code(), exc.details() or exc.code().name)
 
     # ------------------------------------------------------------ cluster status
 

@@ -9,7 +9,7 @@ import sys
 
 from skiff import client as clientmod
 from skiff.api import kinds
-from skiff.cli import lab_cmds, printers
+from skiff.cli import lab_cmds, node_cmds, printers
 from skiff.cli.describe import describe
 from skiff.cli.errors import CliError
 
@@ -380,13 +380,23 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("-o", "--output", choices=("yaml",), default=None)
     cs.set_defaults(func=cmd_cluster_status)
 
+    node_cmds.add_parsers(sub, common, ns)
     lab_cmds.add_parsers(sub, common)
     return p
 
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # kubectl's `exec POD [flags] -- CMD ...`: everything after "--" is the command,
+    # whatever flags stand between (argparse alone cannot mix them).
+    command = None
+    if "exec" in argv and "--" in argv and argv.index("exec") < argv.index("--"):
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    if command is not None:
+        args.command = command
     try:
         return args.func(args)
     except CliError as exc:
