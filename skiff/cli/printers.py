@@ -135,6 +135,10 @@ def _node(n):
                                         info.container_runtime_version or "<unknown>"])
 
 
+def _node_internal_ip(n):
+    return next((a.address for a in n.status.addresses if a.type == "InternalIP"), "<none>")
+
+
 def _node_version(n):
     return n.status.node_info.kubelet_version or "<unknown>"
 
@@ -170,8 +174,7 @@ TABLES = {
                    _deployment),
     "ReplicaSet": (["DESIRED", "CURRENT", "READY"], ["CONTAINERS", "IMAGES", "SELECTOR"], _replicaset),
     "Namespace": (["STATUS"], [], _namespace),
-    "Node": (["STATUS", "ROLES"], ["INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
-             _node),
+    "Node": (["STATUS", "ROLES"], ["OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"], _node),
     "ConfigMap": (["DATA"], [], _configmap),
     "Secret": (["TYPE", "DATA"], [], _secret),
     "Endpoints": (["ENDPOINTS"], [], _endpoints),
@@ -179,13 +182,31 @@ TABLES = {
 }
 
 
+def events_table(items, *, all_namespaces=False, headers=True, now=None) -> str:
+    """kubectl's `get events`: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE, oldest first."""
+    items = sorted(items, key=lambda e: e.last_timestamp or e.metadata.creation_timestamp)
+    head = (["NAMESPACE"] if all_namespaces else []) + ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    rows = [head] if headers else []
+    for e in items:
+        obj = e.involved_object
+        seen = age(e.last_timestamp or e.metadata.creation_timestamp, now)
+        if e.count > 1:
+            seen += f" (x{e.count})"
+        row = ([e.metadata.namespace] if all_namespaces else [])
+        row += [seen, e.type, e.reason, f"{obj.kind.lower()}/{obj.name}", e.message]
+        rows.append(row)
+    return format_rows(rows)
+
+
 def table(kind, items, *, wide=False, all_namespaces=False, show_labels=False,
           headers=True, now=None) -> str:
     """Render items (all of one kind) as kubectl renders them."""
+    if kind.name == "Event" and not show_labels:
+        return events_table(items, all_namespaces=all_namespaces, headers=headers, now=now)
     cols, wide_cols, row_fn = TABLES[kind.name]
     head = (["NAMESPACE"] if all_namespaces and kind.namespaced else []) + ["NAME"] + cols
     if kind.name == "Node":
-        head += ["AGE", "VERSION"]
+        head += ["AGE", "VERSION", "INTERNAL-IP"]
     else:
         head += ["AGE"]
     if wide:
@@ -198,9 +219,9 @@ def table(kind, items, *, wide=False, all_namespaces=False, show_labels=False,
         row = ([obj.metadata.namespace] if all_namespaces and kind.namespaced else [])
         row += [obj.metadata.name] + main + [age(obj.metadata.creation_timestamp, now)]
         if kind.name == "Node":
-            row.append(_node_version(obj))
+            row += [_node_version(obj), _node_internal_ip(obj)]
         if wide:
-            row += extra
+            row += extra[1:] if kind.name == "Node" else extra
         if show_labels:
             row.append(_labels(obj.metadata.labels))
         rows.append(row)
