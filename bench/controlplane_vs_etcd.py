@@ -147,13 +147,14 @@ class EtcdClient:
     """KV.Put with failover over the endpoints, shaped like skiff.client.Client._call.
 
     On UNAVAILABLE / DEADLINE_EXCEEDED (etcd sends "etcdserver: leader changed",
-    "no leader", "request timed out" as UNAVAILABLE) try the next endpoint; after a
+    "no leader", "request timed out" as UNAVAILABLE; a server-side "context deadline
+    exceeded" comes as UNKNOWN) try the next endpoint; after a
     full round of endpoints sleep 0.1 s; give up after failover_budget_s.
     """
 
     RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     RETRY_TEXT = ("leader changed", "no leader", "request timed out", "proposal dropped",
-                  "not capable", "stopped")
+                  "not capable", "stopped", "deadline exceeded")
 
     def __init__(self, endpoints, gen_dir, call_timeout_s=10.0, failover_budget_s=20.0,
                  on_retry=None):
@@ -1044,6 +1045,14 @@ def run(args, tmp, registry, cleanup):
     etcd.wait_ready(gen_dir, 60)
     skiff_sys = SkiffSystem(cp)
     etcd_sys = EtcdSystem(etcd, gen_dir)
+    # Both clusters stay up for the whole run: what does each cost while idle?
+    idle_pids = {**{f"skiff/{n}": p for n, p in skiff_sys.server_pids().items()},
+                 **{f"etcd/{n}": p for n, p in etcd_sys.server_pids().items()}}
+    idle0 = {k: cpu_seconds(p) for k, p in idle_pids.items()}
+    time.sleep(3.0)
+    idle = {k: (cpu_seconds(p) - idle0[k]) / 3.0 for k, p in idle_pids.items()}
+    idle_skiff = sum(v for k, v in idle.items() if k.startswith("skiff/"))
+    idle_etcd = sum(v for k, v in idle.items() if k.startswith("etcd/"))
     timing = etcd.timing_settings()
     etcd_version = subprocess.run([etcd.binary, "--version"], capture_output=True, text=True,
                                   check=False).stdout.splitlines()[0:1]
@@ -1057,6 +1066,8 @@ def run(args, tmp, registry, cleanup):
         f"WAL fsync on (etcd always fsyncs)",
         f"skiff: RaftTuning defaults min/max election timeout {rt.min_timeout_s}/{rt.max_timeout_s} s, "
         f"heartbeat {rt.heartbeat_s} s; PySyncObj journal, no fsync",
+        f"both clusters run during the whole benchmark; idle CPU before measuring: "
+        f"skiff {idle_skiff * 100:.0f}% of one CPU (3 replicas), etcd {idle_etcd * 100:.0f}% (3 members)",
         f"writes: skiff = ConfigMap update (unconditional) via skiff.client.Client; "
         f"etcd = KV.Put via bench/etcd_min.proto client; value {VALUE_BYTES} bytes, "
         f"{KEYS_PER_CLIENT} keys per client",
@@ -1131,8 +1142,8 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (data, logs) instead of removing it")
     parser.add_argument("--json", help="also write the raw results to this file")
-    parser.add_argument("--log-samples", type=int, default=6,
-                        help="notable log lines shown per phase (default 6)")
+    parser.add_argument("--log-samples", type=int, default=8,
+                        help="notable log lines shown per phase (default 8)")
     args = parser.parse_args(argv)
     args.writes = args.writes or (300 if args.quick else 2000)
     args.warmup = args.warmup if args.warmup is not None else (50 if args.quick else 200)
