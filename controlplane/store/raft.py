@@ -69,7 +69,28 @@ class StoreConsumer(SyncObjConsumer):
 
 
 class SkiffSyncObj(SyncObj):
-    """SyncObj with a load path that never discards journal entries newer than the dump."""
+    """SyncObj with two fixes of its own behaviour (pinned to pysyncobj 0.3.17):
+
+    - a load path that never discards journal entries newer than the dump;
+    - a leader that does not move a follower's nextIndex backwards on a success
+      reply. With unbatched appends the leader pipelines entries and advances
+      nextIndex as it sends; PySyncObj then reset nextIndex to the first reply's
+      index, re-sent entries already in flight, and followers truncated and
+      re-appended them ("truncating already-applied log entries", logged as
+      CRITICAL), costing CPU and stalls under load. Failure replies (reset) still
+      move nextIndex back, so a lost append is repaired as before.
+    """
+
+    def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802 - overrides a mangled name
+        if (isinstance(message, dict) and message.get("type") == "next_node_idx"
+                and message.get("success") and not message.get("reset")):
+            sent_up_to = self._SyncObj__raftNextIndex.get(node)
+            SyncObj._SyncObj__onMessageReceived(self, node, message)
+            now = self._SyncObj__raftNextIndex.get(node)
+            if sent_up_to is not None and now is not None and now < sent_up_to:
+                self._SyncObj__raftNextIndex[node] = sent_up_to
+            return
+        SyncObj._SyncObj__onMessageReceived(self, node, message)
 
     def _SyncObj__loadDumpFile(self, clearJournal):  # noqa: N802 - overrides a mangled name
         if not clearJournal:

@@ -19,6 +19,7 @@ Commands are plain tuples (pickled into the Raft log):
   ("apply",  request_id, env_bytes, now, uid)
   ("delete", request_id, key, expected_rv, expected_uid[, grace_s, now])
   ("barrier", request_id)
+  ("batch", "", [command, ...])   -> [result, ...]  (proposals coalesced into one entry)
 Results: ("ok", outcome, env_bytes_or_None, rv) or ("error", code, message).
 """
 
@@ -67,6 +68,9 @@ class StoreState:
     # ------------------------------------------------------------ apply
 
     def apply(self, cmd):
+        if cmd[0] == "batch":
+            # Several proposals in one log entry; each keeps its own request id.
+            return [self.apply(inner) for inner in cmd[2]]
         try:
             request_id = cmd[1]
             if request_id and request_id in self.requests:

@@ -234,3 +234,22 @@ def _children(pid) -> list:
     except OSError:
         return []
     return out
+
+
+def test_pipelined_writes_never_truncate_applied_entries(own_cluster):
+    """PySyncObj moved a follower's nextIndex back on every success reply, re-sending
+    entries in flight; followers then truncated already-applied entries (CRITICAL).
+    skiff's SyncObj keeps nextIndex where the leader had sent it."""
+    cp = own_cluster()
+    writers = [Writer(cp, f"pipe{i}") for i in range(8)]
+    for w in writers:
+        w.start()
+    wait_until(lambda: sum(len(w.acked) for w in writers) > 1500, 60, "1500 concurrent writes")
+    for w in writers:
+        w.stop()
+    wait_converged(cp)
+    assert_all_present(cp, [n for w in writers for n, _ in w.acked])
+    for name in cp.names:
+        with open(cp.log_path(name), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        assert "truncating already-applied" not in text, f"{name} re-appended applied entries"
