@@ -123,7 +123,8 @@ def _namespace(n):
 
 def _node(n):
     ready = _cond(n.status.conditions, "Ready")
-    status = {"True": "Ready", "False": "NotReady"}.get(ready, "Unknown" if ready else "NotReady")
+    # kubectl shows NotReady for both False and Unknown (a node that stopped reporting).
+    status = "Ready" if ready == "True" else "NotReady"
     if n.spec.unschedulable:
         status += ",SchedulingDisabled"
     roles = sorted(k.split("/", 1)[1] for k in n.metadata.labels

@@ -72,3 +72,32 @@ def lab(request):
     lab_down(cli)
 
 
+
+
+def lab_up_nodes(tag: str, nodes: int = 3, *extra) -> Cli:
+    """A lab with N nodes (namespaces, engines, agents) and 3 replicas on the lab network."""
+    root = temp_dir(tag)
+    cli = Cli(os.path.join(root, "lab"), os.path.join(root, "config"))
+    try:
+        cli.run("lab", "up", "--nodes", nodes, *extra, timeout=300)
+    except Exception:
+        dump_lab_logs(cli)
+        lab_down(cli)
+        raise
+    return cli
+
+
+def dump_lab_logs(cli: Cli) -> None:
+    logs = os.path.join(cli.lab_dir, "logs")
+    for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+        with open(os.path.join(logs, name), errors="replace") as f:
+            print(f"----- {name} -----\n{f.read()[-4000:]}")
+
+
+def node_docker(cli: Cli, node: str):
+    """The node's own engine (for checks a user could make with `docker -H` on that VM)."""
+    import docker
+    from skiff.lab.lab import Lab
+    lab = Lab(cli.lab_dir)
+    plan = lab.plan()
+    return docker.DockerClient(base_url=plan.node_paths(node).docker_host, timeout=30)
