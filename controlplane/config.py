@@ -16,6 +16,10 @@
       compactionMinEntries: 5000
       compactionMinTimeS: 300
     watchHistory: 20000             # optional: changes a watch can resume across
+    controllers:                    # optional: the leader-only loops (see ControllersConfig)
+      enabled: true
+      nodeMonitorGracePeriodS: 5
+      podEvictionTimeoutS: 5
 """
 
 from dataclasses import dataclass, field
@@ -40,6 +44,25 @@ class RaftTuning:
 
 
 @dataclass(frozen=True)
+class ControllersConfig:
+    """Settings of the leader-only loops (scheduler, controllers, node lifecycle, GC).
+
+    node_monitor_grace_period_s: how long a node's Ready lastHeartbeatTime may stay
+      unchanged (as seen by the leader, measured with its monotonic clock) before
+      the node is marked Ready=Unknown and tainted node.kubernetes.io/unreachable.
+      Lab default 5 s; Kubernetes' default (--node-monitor-grace-period) is 40 s.
+    pod_eviction_timeout_s: how much longer after that the node's pods are
+      force-deleted so their controllers replace them elsewhere. Lab default 5 s;
+      Kubernetes' default is 300 s (the tolerationSeconds of the default
+      not-ready/unreachable NoExecute tolerations; formerly --pod-eviction-timeout).
+    enabled: false runs the replica without any leader-only loop (API and store only).
+    """
+    enabled: bool = True
+    node_monitor_grace_period_s: float = 5.0
+    pod_eviction_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class ControlPlaneConfig:
     name: str
     data_dir: str
@@ -51,6 +74,7 @@ class ControlPlaneConfig:
     raft: RaftTuning = field(default_factory=RaftTuning)
     # How many recent changes a watch can resume across (older -> "expired, re-list").
     watch_history: int = 20000
+    controllers: ControllersConfig = field(default_factory=ControllersConfig)
 
     @property
     def self_peer(self) -> Peer:
@@ -81,7 +105,7 @@ def load(path: str) -> ControlPlaneConfig:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping")
     known = {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
-             "raftPasswordFile", "peers", "raft", "watchHistory"}
+             "raftPasswordFile", "peers", "raft", "watchHistory", "controllers"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}")
@@ -111,6 +135,7 @@ def load(path: str) -> ControlPlaneConfig:
     if not tuning.heartbeat_s * 3 < tuning.min_timeout_s < tuning.max_timeout_s:
         raise ConfigError(f"{path}: raft: need heartbeatS*3 < minTimeoutS < maxTimeoutS")
     return ControlPlaneConfig(
+        controllers=_controllers(doc.get("controllers"), path),
         name=_need(doc, "name", path),
         data_dir=_need(doc, "dataDir", path),
         api_address=_address(_need(doc, "apiAddress", path), path),
@@ -121,6 +146,30 @@ def load(path: str) -> ControlPlaneConfig:
         raft=tuning,
         watch_history=int(doc.get("watchHistory", 20000)),
     )
+
+
+def _controllers(doc, path) -> ControllersConfig:
+    if doc is None:
+        return ControllersConfig()
+    where = f"{path}: controllers"
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    unknown = sorted(set(doc) - {"enabled", "nodeMonitorGracePeriodS", "podEvictionTimeoutS"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    enabled = doc.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}: enabled must be true or false")
+    values = {}
+    for key, default in (("nodeMonitorGracePeriodS", ControllersConfig.node_monitor_grace_period_s),
+                         ("podEvictionTimeoutS", ControllersConfig.pod_eviction_timeout_s)):
+        value = doc.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"{where}: {key} must be a number of seconds > 0")
+        values[key] = float(value)
+    return ControllersConfig(enabled=enabled,
+                             node_monitor_grace_period_s=values["nodeMonitorGracePeriodS"],
+                             pod_eviction_timeout_s=values["podEvictionTimeoutS"])
 
 
 def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
@@ -139,4 +188,9 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
         doc["watchHistory"] = cfg.watch_history
     if cfg.advertise_api_address:
         doc["advertiseApiAddress"] = cfg.advertise_api_address
+    if cfg.controllers != ControllersConfig():
+        doc["controllers"] = {
+            "enabled": cfg.controllers.enabled,
+            "nodeMonitorGracePeriodS": cfg.controllers.node_monitor_grace_period_s,
+            "podEvictionTimeoutS": cfg.controllers.pod_eviction_timeout_s}
     return yaml.safe_dump(doc, sort_keys=False)

@@ -15,6 +15,8 @@ import threading  # noqa: E402
 from controlplane import config as cfgmod  # noqa: E402
 from controlplane.apiserver.service import serve
 from controlplane.bootstrap import Bootstrapper
+from controlplane.controllers.manager import ControllerManager
+from controlplane.leader import LeaderSupervisor
 from controlplane.store.raft import die_with_parent_on_fork
 from controlplane.store.store import Store
 
@@ -38,6 +40,11 @@ def main(argv=None) -> int:
     server = serve(store, cfg)
     boot = Bootstrapper(store)
     boot.start()
+    leader_loops = None
+    if cfg.controllers.enabled:
+        # Scheduler, controllers, node lifecycle, GC: only while this replica leads.
+        leader_loops = LeaderSupervisor(store, lambda: ControllerManager(cfg, store.is_leader))
+        leader_loops.start()
     log.info("event=started name=%s api=%s raft=%s peers=%s", cfg.name, cfg.api_address,
              cfg.raft_address, ",".join(p.name for p in cfg.peers))
     stopping = threading.Event()
@@ -49,6 +56,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     stopping.wait()
+    if leader_loops is not None:
+        leader_loops.stop()
     boot.stop()
     server.stop(grace=1.0).wait()
     store.close()

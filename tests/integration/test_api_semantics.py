@@ -73,20 +73,29 @@ def test_create_update_conflict_and_errors(client, namespace):
         client.create(cm("x", namespace="no-such-namespace"))
 
 
+def _mutate(client, kind, name, change, status=False):
+    """get, change, update; re-read on Conflict (the controllers write status too)."""
+    for _ in range(20):
+        obj = client.get(kind, name)
+        change(obj)
+        try:
+            return client.update_status(obj) if status else client.update(obj)
+        except clientmod.Conflict:
+            continue
+    raise AssertionError("kept conflicting")
+
+
 def test_generation_bumps_on_spec_changes_only(client):
     d = client.create(deployment("gen"))
     try:
         assert d.metadata.generation == 1
-        d.metadata.labels["extra"] = "yes"
-        d = client.update(d)
+        d = _mutate(client, "deploy", "gen", lambda o: o.metadata.labels.update(extra="yes"))
         assert d.metadata.generation == 1
-        d.status.ready_replicas = 1
-        d = client.update_status(d)
-        assert d.metadata.generation == 1 and d.status.ready_replicas == 1
-        d.spec.replicas = 4
-        d = client.update(d)
+        d = _mutate(client, "deploy", "gen", lambda o: setattr(o.status, "collision_count", 7), status=True)
+        assert d.metadata.generation == 1 and d.status.collision_count == 7
+        d = _mutate(client, "deploy", "gen", lambda o: setattr(o.spec, "replicas", 4))
         assert d.metadata.generation == 2
-        assert d.status.ready_replicas == 1, "spec update must not drop status"
+        assert d.status.collision_count == 7, "spec update must not drop status"
     finally:
         client.delete("deploy", "gen")
 

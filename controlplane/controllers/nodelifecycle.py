@@ -1,0 +1,150 @@
+"""The node lifecycle controller: notices silent nodes and moves their pods away.
+
+Every tick (PERIOD_S, at most a tenth of the grace period) it observes each
+cached Node's Ready lastHeartbeatTime against its monotonic clock, asks the
+pure decide() what to do, and applies it through the API:
+- Ready=Unknown via the status subresource (lastHeartbeatTime left as it was:
+  our own write must not look like a heartbeat), event NodeNotReady on the node;
+- taint node.kubernetes.io/unreachable:NoExecute (spec update), or its removal;
+- pods' Ready/ContainersReady=False via their status subresource;
+- force delete (grace 0, uid precondition) of the pods to evict, with a Normal
+  event NodeControllerEviction "Marking for deletion Pod ns/name from Node X".
+Every write is compare-and-swap; a conflict just waits for the next tick.
+
+Timing settings come from the replica config (controllers:); see
+controlplane.config.ControllersConfig for the lab and Kubernetes defaults.
+"""
+
+import logging
+import threading
+import time
+
+from controlplane.controllers.nodelifecycle_plan import (UNKNOWN_MESSAGE, UNKNOWN_REASON, UNREACHABLE_TAINT,
+                                                         decide, observe)
+from controlplane.controllers.podutil import copy, get_condition, now_rfc3339, set_condition
+from skiff import client as clientmod
+
+log = logging.getLogger("skiff.controllers.nodelifecycle")
+
+
+class NodeLifecycleController:
+    def __init__(self, client, nodes, pods, recorder, grace_s: float, eviction_s: float,
+                 clock=time.monotonic):
+        self.client = client
+        self.nodes = nodes
+        self.pods = pods
+        self.recorder = recorder
+        self.grace_s = grace_s
+        self.eviction_s = eviction_s
+        self.period_s = max(0.1, min(1.0, grace_s / 10))
+        self._clock = clock
+        self._health: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nodelifecycle", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+
+    def _run(self):
+        for inf in (self.nodes, self.pods):
+            while not inf.wait_synced(0.2):
+                if self._stop.is_set():
+                    return
+        # The clocks start now: a new leader gives every node a fresh grace period.
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except clientmod.ApiError as exc:
+                log.info("event=tick_retry error=%s", str(exc)[:160].replace(" ", "_"))
+            except Exception:  # noqa: BLE001 - keep watching the nodes
+                log.exception("event=tick_failed")
+            self._stop.wait(self.period_s)
+
+    def tick(self):
+        now_s = self._clock()
+        nodes = {n.metadata.name: n for n in self.nodes.list()}
+        for name in list(self._health):
+            if name not in nodes:
+                del self._health[name]
+        by_node: dict = {}
+        for pod in self.pods.list():
+            if pod.spec.node_name:
+                by_node.setdefault(pod.spec.node_name, []).append(pod)
+        for name, node in sorted(nodes.items()):
+            health = observe(self._health.get(name), node, now_s)
+            self._health[name] = health
+            actions = decide(node, health, by_node.get(name, []), now_s, self.grace_s, self.eviction_s)
+            if actions.empty:
+                continue
+            silent_s = now_s - health.changed_at_s
+            try:
+                self._apply(node, actions, silent_s)
+            except clientmod.Conflict:
+                continue  # someone (the agent?) wrote first: look again next tick
+            except clientmod.NotFound:
+                continue
+
+    def _apply(self, node, actions, silent_s):
+        name = node.metadata.name
+        if actions.mark_unknown:
+            updated = copy(node)
+            cond = get_condition(updated.status.conditions, "Ready")
+            if cond is None:
+                cond = updated.status.conditions.add(type="Ready")
+            if cond.status != "Unknown":
+                cond.last_transition_time = now_rfc3339()
+            cond.status, cond.reason, cond.message = "Unknown", UNKNOWN_REASON, UNKNOWN_MESSAGE
+            node = self.client.update_status(updated)
+            log.info("event=node_unknown node=%s silent_s=%.1f", name, silent_s)
+            self.recorder.event(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
+        if actions.add_taint:
+            updated = copy(node)
+            updated.spec.taints.add(key=UNREACHABLE_TAINT, effect="NoExecute", time_added=now_rfc3339())
+            node = self.client.update(updated)
+            log.info("event=node_tainted node=%s taint=%s:NoExecute", name, UNREACHABLE_TAINT)
+        if actions.remove_taint:
+            updated = copy(node)
+            keep = [t for t in updated.spec.taints
+                    if not (t.key == UNREACHABLE_TAINT and t.effect == "NoExecute")]
+            del updated.spec.taints[:]
+            updated.spec.taints.extend(keep)
+            self.client.update(updated)
+            log.info("event=node_untainted node=%s taint=%s:NoExecute", name, UNREACHABLE_TAINT)
+        for key in actions.pods_not_ready:
+            self._mark_pod_not_ready(key)
+        for key in actions.evict:
+            self._evict(key, name)
+
+    def _mark_pod_not_ready(self, key):
+        pod = self.pods.get(key)
+        if pod is None:
+            return
+        updated = copy(pod)
+        now = now_rfc3339()
+        changed = False
+        for ctype in ("Ready", "ContainersReady"):
+            changed |= set_condition(updated.status.conditions, ctype, "False", "NodeStatusUnknown",
+                                     UNKNOWN_MESSAGE, now)
+        if not changed:
+            return
+        try:
+            self.client.update_status(updated)
+        except (clientmod.Conflict, clientmod.NotFound):
+            return  # next tick
+        log.info("event=pod_not_ready pod=%s node=%s", key, pod.spec.node_name)
+
+    def _evict(self, key, node_name):
+        pod = self.pods.get(key)
+        if pod is None:
+            return
+        ns, name = pod.metadata.namespace, pod.metadata.name
+        try:
+            self.client.delete("pods", name, ns, uid=pod.metadata.uid, grace_period_seconds=0)
+        except (clientmod.NotFound, clientmod.Conflict):
+            return
+        log.info("event=pod_evicted pod=%s node=%s", key, node_name)
+        self.recorder.event(pod, "Normal", "NodeControllerEviction",
+                            f"Marking for deletion Pod {ns}/{name} from Node {node_name}")

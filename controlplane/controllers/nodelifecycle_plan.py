@@ -1,0 +1,115 @@
+"""Node lifecycle decisions: a pure function of what the leader saw and when.
+
+The leader never compares wall clocks (the agent's and its own may disagree).
+It remembers, per node, the Ready condition's lastHeartbeatTime it last saw and
+the time.monotonic() instant it saw that value CHANGE; `silent_s` is how long
+ago that was. A node first seen (or seen for the first time by a new leader)
+starts its clock at that moment, so a new leader gives every node a fresh grace
+period instead of marking them all down.
+
+With G = nodeMonitorGracePeriodS and E = podEvictionTimeoutS:
+- silent_s > G: Ready -> Unknown (reason NodeStatusUnknown, "Kubelet stopped
+  posting node status."), taint node.kubernetes.io/unreachable:NoExecute, and
+  every pod on the node gets Ready=False and ContainersReady=False;
+- silent_s > G + E: the node's pods are force-deleted (grace 0), so their
+  controllers replace them on healthy nodes. A pod that tolerates the
+  unreachable NoExecute taint stays (forever, or for its tolerationSeconds
+  counted from the moment the node went silent past G);
+- heartbeats changing again (seen after this leader started watching): remove
+  the unreachable taint. The agent sets Ready=True itself.
+"""
+
+from dataclasses import dataclass
+
+from controlplane.controllers.podutil import get_condition
+from controlplane.scheduler.filters import tolerates
+from skiff.api import objects_pb2 as pb
+
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+UNKNOWN_REASON = "NodeStatusUnknown"
+UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    heartbeat: str          # the Ready condition's lastHeartbeatTime last seen ("" when none)
+    changed_at_s: float     # monotonic time it was last seen to change (or first seen)
+    seen_change: bool = False  # True once this leader has seen it change at least once
+
+
+def heartbeat_of(node: pb.Node) -> str:
+    cond = get_condition(node.status.conditions, "Ready")
+    return cond.last_heartbeat_time if cond is not None else ""
+
+
+def observe(prev: NodeHealth | None, node: pb.Node, now_s: float) -> NodeHealth:
+    beat = heartbeat_of(node)
+    if prev is None:
+        return NodeHealth(beat, now_s, False)
+    if beat != prev.heartbeat:
+        return NodeHealth(beat, now_s, True)
+    return prev
+
+
+def has_unreachable_taint(node: pb.Node) -> bool:
+    return any(t.key == UNREACHABLE_TAINT and t.effect == "NoExecute" for t in node.spec.taints)
+
+
+def eviction_delay_s(pod: pb.Pod, default_s: float) -> float | None:
+    """After the grace period, how long pod may stay on an unreachable node: the
+    tolerationSeconds of a toleration of the unreachable NoExecute taint (None =
+    forever when it has none), else default_s."""
+    taint = pb.Taint(key=UNREACHABLE_TAINT, effect="NoExecute")
+    best = default_s
+    for t in pod.spec.tolerations:
+        if tolerates(t, taint):
+            if not t.HasField("toleration_seconds"):
+                return None
+            best = max(0.0, float(t.toleration_seconds))
+    return best
+
+
+@dataclass(frozen=True)
+class Actions:
+    mark_unknown: bool = False
+    add_taint: bool = False
+    remove_taint: bool = False
+    pods_not_ready: tuple = ()   # pod keys (ns/name) to mark Ready=False
+    evict: tuple = ()            # pod keys (ns/name) to force-delete
+
+    @property
+    def empty(self) -> bool:
+        return not (self.mark_unknown or self.add_taint or self.remove_taint
+                    or self.pods_not_ready or self.evict)
+
+
+def _key(pod):
+    return f"{pod.metadata.namespace}/{pod.metadata.name}"
+
+
+def _pod_marked_not_ready(pod: pb.Pod) -> bool:
+    for ctype in ("Ready", "ContainersReady"):
+        cond = get_condition(pod.status.conditions, ctype)
+        if cond is None or cond.status != "False":
+            return False
+    return True
+
+
+def decide(node: pb.Node, health: NodeHealth, pods_on_node, now_s: float,
+           grace_s: float, eviction_s: float) -> Actions:
+    """What to do about node now. pods_on_node: the pods bound to it (any state)."""
+    silent_s = now_s - health.changed_at_s
+    tainted = has_unreachable_taint(node)
+    if silent_s <= grace_s:
+        return Actions(remove_taint=tainted and health.seen_change)
+    ready = get_condition(node.status.conditions, "Ready")
+    evict = []
+    for pod in pods_on_node:
+        delay = eviction_delay_s(pod, eviction_s)
+        if delay is not None and silent_s > grace_s + delay:
+            evict.append(_key(pod))
+    not_ready = tuple(_key(p) for p in pods_on_node
+                      if not p.metadata.deletion_timestamp and p.status.phase not in ("Succeeded", "Failed")
+                      and not _pod_marked_not_ready(p) and _key(p) not in evict)
+    return Actions(mark_unknown=ready is None or ready.status != "Unknown", add_taint=not tainted,
+                   pods_not_ready=not_ready, evict=tuple(evict))

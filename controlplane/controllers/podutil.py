@@ -1,0 +1,111 @@
+"""Small pure helpers about pods, owners and conditions, shared by the leader-only loops.
+
+Nothing here talks to the API; everything takes and returns typed objects.
+Functions that modify an object say so and never touch their other arguments.
+"""
+
+import datetime
+
+from skiff.api import objects_pb2 as pb
+
+TERMINATED_PHASES = ("Succeeded", "Failed")
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> datetime.datetime | None:
+    """The time of an RFC 3339 timestamp ("2024-05-01T10:00:00Z", fractions allowed), or None."""
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def copy(msg):
+    """A deep copy: cached objects are shared and must never be modified in place."""
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
+
+
+def key_of(obj) -> str:
+    """namespace/name, or name for cluster-scoped objects (the informer's key)."""
+    ns = obj.metadata.namespace
+    return f"{ns}/{obj.metadata.name}" if ns else obj.metadata.name
+
+
+# ---------------------------------------------------------------- pods
+
+def is_terminated(pod: pb.Pod) -> bool:
+    return pod.status.phase in TERMINATED_PHASES
+
+
+def is_active(pod: pb.Pod) -> bool:
+    """Counts towards a controller's replicas: not being deleted and not finished."""
+    return not pod.metadata.deletion_timestamp and not is_terminated(pod)
+
+
+def get_condition(conditions, ctype: str):
+    for cond in conditions:
+        if cond.type == ctype:
+            return cond
+    return None
+
+
+def is_pod_ready(pod: pb.Pod) -> bool:
+    cond = get_condition(pod.status.conditions, "Ready")
+    return cond is not None and cond.status == "True"
+
+
+def is_pod_available(pod: pb.Pod, min_ready_seconds: int, now: datetime.datetime) -> bool:
+    """Ready, and Ready for at least min_ready_seconds (by the condition's lastTransitionTime)."""
+    cond = get_condition(pod.status.conditions, "Ready")
+    if cond is None or cond.status != "True":
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = parse_rfc3339(cond.last_transition_time)
+    return since is not None and (now - since).total_seconds() >= min_ready_seconds
+
+
+def set_condition(conditions, ctype: str, status: str, reason: str = "", message: str = "",
+                  now: str = "", heartbeat: bool = False) -> bool:
+    """Set a condition in a repeated Condition field, in place; True when something changed.
+
+    lastTransitionTime moves only when the status changes (as in Kubernetes), so
+    writing the same condition twice changes nothing and causes no write.
+    """
+    now = now or now_rfc3339()
+    cond = get_condition(conditions, ctype)
+    if cond is None:
+        cond = conditions.add(type=ctype, status=status, reason=reason, message=message,
+                              last_transition_time=now)
+        if heartbeat:
+            cond.last_heartbeat_time = now
+        return True
+    if (cond.status, cond.reason, cond.message) == (status, reason, message):
+        return False
+    if cond.status != status:
+        cond.last_transition_time = now
+    cond.status, cond.reason, cond.message = status, reason, message
+    return True
+
+
+# ---------------------------------------------------------------- owners
+
+def controller_ref(meta: pb.ObjectMeta):
+    """The ownerReference with controller=true, or None."""
+    for ref in meta.owner_references:
+        if ref.controller:
+            return ref
+    return None
+
+
+def owner_reference(owner, kind_name: str, api_version: str) -> pb.OwnerReference:
+    """A controller reference to owner (blockOwnerDeletion as Kubernetes' controllers set it)."""
+    return pb.OwnerReference(api_version=api_version, kind=kind_name, name=owner.metadata.name,
+                             uid=owner.metadata.uid, controller=True, block_owner_deletion=True)

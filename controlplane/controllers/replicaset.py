@@ -1,0 +1,133 @@
+"""The ReplicaSet controller: keeps spec.replicas pods of each ReplicaSet, through the API.
+
+sync(ns/name): read the RS and its namespace's pods from the informer caches,
+plan with the pure plan_replicaset(), then apply idempotently: adopt/release
+(pod updates, compare-and-swap), create pods from the template (generateName),
+delete surplus pods (graceful delete with a uid precondition), and write the
+status through the status subresource when it changed. Events:
+SuccessfulCreate / SuccessfulDelete on the ReplicaSet.
+Duplicates are avoided by Expectations (pods created but not yet in the cache count).
+"""
+
+import logging
+
+from controlplane.controllers.base import Loop
+from controlplane.controllers.expectations import Expectations
+from controlplane.controllers.podutil import controller_ref, copy, key_of
+from controlplane.controllers.replicaset_plan import (plan_replicaset, pod_from_template, selector_of,
+                                                      with_owner, without_owner)
+from skiff import client as clientmod
+
+log = logging.getLogger("skiff.controllers.replicaset")
+
+
+class ReplicaSetController:
+    def __init__(self, client, replicasets, pods, recorder, workers: int = 2):
+        self.client = client
+        self.replicasets = replicasets
+        self.pods = pods
+        self.recorder = recorder
+        self.expectations = Expectations()
+        self.loop = Loop("replicaset", self.sync, informers=(replicasets, pods), workers=workers,
+                         list_keys=replicasets.keys)
+        replicasets.add_handler(self._rs_changed, lambda old, new: self._rs_changed(new), self._rs_deleted)
+        pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+
+    def start(self):
+        self.loop.start()
+
+    def stop(self):
+        self.loop.stop()
+
+    # ------------------------------------------------------------ handlers (enqueue only)
+
+    def _rs_changed(self, rs):
+        self.loop.enqueue(key_of(rs))
+
+    def _rs_deleted(self, rs):
+        self.expectations.forget(key_of(rs))
+
+    def _owners_of(self, pod):
+        """Keys of the ReplicaSets that care about pod: its controller, or if it is an
+        orphan, every RS in its namespace whose selector matches it."""
+        ref = controller_ref(pod.metadata)
+        if ref is not None:
+            return [f"{pod.metadata.namespace}/{ref.name}"] if ref.kind == "ReplicaSet" else []
+        keys = []
+        for rs in self.replicasets.list(pod.metadata.namespace):
+            try:
+                if selector_of(rs).matches(pod.metadata.labels):
+                    keys.append(key_of(rs))
+            except ValueError:
+                continue
+        return keys
+
+    def _pod_added(self, pod):
+        for key in self._owners_of(pod):
+            self.loop.enqueue(key)
+
+    def _pod_updated(self, old, new):
+        for key in set(self._owners_of(old)) | set(self._owners_of(new)):
+            self.loop.enqueue(key)
+
+    def _pod_deleted(self, pod):
+        for key in self._owners_of(pod):
+            self.expectations.observed_deleted(key, pod.metadata.name)
+            self.loop.enqueue(key)
+
+    # ------------------------------------------------------------ sync
+
+    def sync(self, key):
+        rs = self.replicasets.get(key)
+        if rs is None:
+            self.expectations.forget(key)
+            return None
+        ns = rs.metadata.namespace
+        pods = self.pods.list(ns)
+        pending_creates, pending_deletes = self.expectations.pending(key, pods)
+        plan = plan_replicaset(rs, pods, pending_creates=pending_creates, pending_deletes=pending_deletes)
+        by_name = {p.metadata.name: p for p in pods}
+        if plan.adopt or plan.release:
+            self._claim(rs, plan, by_name)
+        for _ in range(plan.create):
+            created = self.client.create(pod_from_template(rs))
+            self.expectations.created(key, created.metadata.name)
+            log.info("event=pod_created rs=%s pod=%s", key, created.metadata.name)
+            self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created.metadata.name}")
+        for name in plan.delete:
+            pod = by_name[name]
+            self.expectations.deleting(key, pod.metadata.uid)
+            try:
+                self.client.delete("pods", name, ns, uid=pod.metadata.uid)
+            except clientmod.NotFound:
+                continue
+            except clientmod.Conflict:
+                continue  # replaced by a pod of the same name: not ours to delete
+            log.info("event=pod_deleted rs=%s pod=%s", key, name)
+            self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+        if plan.status != rs.status:
+            updated = copy(rs)
+            updated.status.CopyFrom(plan.status)
+            try:
+                self.client.update_status(updated)
+            except clientmod.NotFound:
+                return None
+        return plan.recheck_s
+
+    def _claim(self, rs, plan, by_name):
+        """Adopt orphans and release strays. Adoption re-reads the RS first (Kubernetes'
+        canAdopt check): a cache may still show a ReplicaSet that is already gone."""
+        ns = rs.metadata.namespace
+        if plan.adopt:
+            fresh = self.client.get("replicasets", rs.metadata.name, ns)
+            if fresh.metadata.uid != rs.metadata.uid:
+                return
+            for name in plan.adopt:
+                self.client.update(with_owner(by_name[name], rs))
+                log.info("event=pod_adopted rs=%s/%s pod=%s", ns, rs.metadata.name, name)
+        for name in plan.release:
+            try:
+                self.client.update(without_owner(by_name[name], rs.metadata.uid))
+            except clientmod.NotFound:
+                continue
+            log.info("event=pod_released rs=%s/%s pod=%s", ns, rs.metadata.name, name)

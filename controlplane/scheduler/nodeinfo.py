@@ -1,0 +1,111 @@
+"""What the scheduler knows about each node: the Node, the pods bound to it, and their requests.
+
+Invariants:
+- NodeInfo.pods holds the non-terminated pods bound to the node (phase not
+  Succeeded/Failed), including pods that are being deleted (they still hold
+  their resources until the node has stopped them) and pods the scheduler has
+  just bound but not yet seen come back from the API ("assumed" pods);
+- requests are summed exactly as the resource filter compares them, so "fits"
+  means allocatable - requested >= the pod's request for every resource.
+"""
+
+from dataclasses import dataclass, field
+
+from skiff.api import objects_pb2 as pb
+from skiff.api.quantity import cpu_millicores, memory_bytes
+
+# Used when a node reports no allocatable/capacity pod count (the kubelet's --max-pods default).
+DEFAULT_MAX_PODS = 110
+# Kubernetes scores a pod without requests as if it asked for this much (scoring only, never fit).
+NONZERO_CPU_M = 100
+NONZERO_MEMORY_B = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_m: int = 0
+    memory_b: int = 0
+    pods: int = 0
+
+    def __add__(self, other: "Resources") -> "Resources":
+        return Resources(self.cpu_m + other.cpu_m, self.memory_b + other.memory_b, self.pods + other.pods)
+
+
+def _quantity(fn, value: str) -> int:
+    try:
+        return fn(value)
+    except ValueError:
+        return 0  # admission validated it; a bad value never blocks the whole scheduler
+
+
+def _container_requests(c: pb.Container) -> tuple:
+    """(cpu_m, memory_b): requests, or limits where a request is missing (Kubernetes'
+    defaulting copies limits into absent requests)."""
+    req, lim = c.resources.requests, c.resources.limits
+    cpu = req.get("cpu") or lim.get("cpu") or "0"
+    mem = req.get("memory") or lim.get("memory") or "0"
+    return _quantity(cpu_millicores, cpu), _quantity(memory_bytes, mem)
+
+
+def pod_requests(pod: pb.Pod) -> Resources:
+    """What the pod asks for: the sum over its containers, or the largest init container
+    if that is larger (init containers run one at a time, before the others)."""
+    cpu = mem = 0
+    for c in pod.spec.containers:
+        c_cpu, c_mem = _container_requests(c)
+        cpu, mem = cpu + c_cpu, mem + c_mem
+    for c in pod.spec.init_containers:
+        c_cpu, c_mem = _container_requests(c)
+        cpu, mem = max(cpu, c_cpu), max(mem, c_mem)
+    return Resources(cpu, mem, 1)
+
+
+def nonzero_requests(pod: pb.Pod) -> Resources:
+    """pod_requests, with Kubernetes' scoring defaults for containers that request nothing."""
+    cpu = mem = 0
+    for c in pod.spec.containers:
+        c_cpu, c_mem = _container_requests(c)
+        cpu += c_cpu or NONZERO_CPU_M
+        mem += c_mem or NONZERO_MEMORY_B
+    return Resources(cpu, mem, 1)
+
+
+def allocatable(node: pb.Node) -> Resources:
+    """status.allocatable, falling back to status.capacity per resource."""
+    def get(name):
+        return node.status.allocatable.get(name) or node.status.capacity.get(name) or ""
+    cpu, mem, pods = get("cpu"), get("memory"), get("pods")
+    return Resources(_quantity(cpu_millicores, cpu) if cpu else 0,
+                     _quantity(memory_bytes, mem) if mem else 0,
+                     _quantity(memory_bytes, pods) if pods else DEFAULT_MAX_PODS)
+
+
+@dataclass
+class NodeInfo:
+    node: pb.Node
+    pods: list = field(default_factory=list)
+    requested: Resources = Resources()
+    nonzero_requested: Resources = Resources()
+
+    @property
+    def name(self) -> str:
+        return self.node.metadata.name
+
+    @property
+    def allocatable(self) -> Resources:
+        return allocatable(self.node)
+
+    def add_pod(self, pod: pb.Pod) -> None:
+        self.pods.append(pod)
+        self.requested = self.requested + pod_requests(pod)
+        self.nonzero_requested = self.nonzero_requested + nonzero_requests(pod)
+
+
+def build_node_infos(nodes, pods) -> dict:
+    """name -> NodeInfo for every node; pods bound to unknown nodes or finished are ignored."""
+    infos = {n.metadata.name: NodeInfo(n) for n in nodes}
+    for pod in pods:
+        info = infos.get(pod.spec.node_name)
+        if info is not None and pod.status.phase not in ("Succeeded", "Failed"):
+            info.add_pod(pod)
+    return infos

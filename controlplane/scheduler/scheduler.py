@@ -1,0 +1,205 @@
+"""The scheduler loop: binds pending pods to nodes, one pod at a time, through the API.
+
+A pod is pending when spec.schedulerName is "default-scheduler" (or empty), it
+has no spec.nodeName, no deletionTimestamp and has not finished. For each one
+the worker builds the node infos from the informer caches plus the pods it has
+itself bound but not yet seen come back ("assumed" pods: so six replicas created
+at once spread 2/2/2 over three nodes instead of all landing on the emptiest),
+runs the pure algorithm, and then:
+
+- found a node: binds by compare-and-swap (Update of the pod with spec.nodeName,
+  carrying the resourceVersion read; on Conflict it re-reads and retries once),
+  sets PodScheduled=True through the status subresource, and records a Normal
+  "Scheduled" event "Successfully assigned ns/pod to node";
+- no node: sets PodScheduled=False reason Unschedulable with the FitError
+  message, records one Warning "FailedScheduling" event per distinct message per
+  pod (also across leader changes: the condition remembers the last message),
+  and retries with backoff (1 s doubling to 10 s, Kubernetes' pod backoff) and
+  at once on every relevant cluster change (a node added, removed or changed in
+  labels/taints/allocatable/readiness/cordon; a pod deleted or finished).
+
+One worker makes every decision, so decisions never race each other.
+"""
+
+import logging
+import threading
+import time
+
+from controlplane.controllers.base import BACKOFF, Loop
+from controlplane.controllers.podutil import copy, get_condition, key_of, set_condition
+from controlplane.scheduler.algorithm import schedule
+from controlplane.scheduler.nodeinfo import build_node_infos
+from skiff import client as clientmod
+from skiff.api.defaults import DEFAULT_SCHEDULER
+
+log = logging.getLogger("skiff.scheduler")
+
+ASSUMED_TTL_S = 30.0       # forget an assumed binding the informer never confirmed
+BACKOFF_BASE_S = 1.0
+BACKOFF_MAX_S = 10.0
+RESYNC_S = 30.0
+
+
+def needs_scheduling(pod) -> bool:
+    return (pod.spec.scheduler_name in ("", DEFAULT_SCHEDULER) and not pod.spec.node_name
+            and not pod.metadata.deletion_timestamp and pod.status.phase not in ("Succeeded", "Failed"))
+
+
+def _node_fingerprint(node):
+    """What about a node can change a scheduling decision (not its heartbeat times)."""
+    ready = get_condition(node.status.conditions, "Ready")
+    return (dict(node.metadata.labels), node.spec.SerializeToString(deterministic=True),
+            dict(node.status.allocatable), dict(node.status.capacity),
+            ready.status if ready is not None else "")
+
+
+class Scheduler:
+    def __init__(self, client, pods, nodes, recorder):
+        """client: a leader-guarded client; pods, nodes: shared informers."""
+        self.client = client
+        self.pods = pods
+        self.nodes = nodes
+        self.recorder = recorder
+        self._lock = threading.Lock()
+        self._assumed: dict = {}          # pod uid -> (bound pod copy, monotonic deadline)
+        self._unschedulable: set = set()  # keys waiting for a cluster change (or backoff)
+        self._last_failure: dict = {}     # pod uid -> last FailedScheduling message recorded
+        self.loop = Loop("scheduler", self.sync, informers=(pods, nodes), list_keys=self._pending_keys,
+                         resync_s=RESYNC_S, base_delay_s=BACKOFF_BASE_S, max_delay_s=BACKOFF_MAX_S)
+        pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        nodes.add_handler(lambda n: self._cluster_changed(), self._node_updated,
+                          lambda n: self._cluster_changed())
+
+    def start(self):
+        self.loop.start()
+
+    def stop(self):
+        self.loop.stop()
+
+    # ------------------------------------------------------------ event handlers (enqueue only)
+
+    def _pending_keys(self):
+        return [key_of(p) for p in self.pods.list() if needs_scheduling(p)]
+
+    def _pod_added(self, pod):
+        if needs_scheduling(pod):
+            self.loop.enqueue(key_of(pod))
+
+    def _pod_updated(self, old, new):
+        if new.spec.node_name:
+            with self._lock:
+                self._assumed.pop(new.metadata.uid, None)
+        if needs_scheduling(new) and (not needs_scheduling(old) or old.spec != new.spec):
+            self.loop.enqueue(key_of(new))
+        if new.status.phase in ("Succeeded", "Failed") and old.status.phase != new.status.phase:
+            self._cluster_changed()  # a finished pod frees its requests
+
+    def _pod_deleted(self, pod):
+        with self._lock:
+            self._assumed.pop(pod.metadata.uid, None)
+            self._last_failure.pop(pod.metadata.uid, None)
+            self._unschedulable.discard(key_of(pod))
+        if pod.spec.node_name:
+            self._cluster_changed()
+
+    def _node_updated(self, old, new):
+        if _node_fingerprint(old) != _node_fingerprint(new):
+            self._cluster_changed()
+
+    def _cluster_changed(self):
+        with self._lock:
+            waiting = list(self._unschedulable)
+        for key in waiting:
+            self.loop.enqueue(key)
+
+    # ------------------------------------------------------------ sync
+
+    def _bound_pods(self):
+        """Pods bound to nodes per the cache, plus our assumed bindings it has not shown yet."""
+        now = time.monotonic()
+        cached = self.pods.list()
+        seen_bound = {p.metadata.uid for p in cached if p.spec.node_name}
+        with self._lock:
+            for uid, (_, deadline) in list(self._assumed.items()):
+                if uid in seen_bound or deadline < now:
+                    del self._assumed[uid]
+            assumed = [p for p, _ in self._assumed.values()]
+        return [p for p in cached if p.spec.node_name] + assumed
+
+    def sync(self, key):
+        pod = self.pods.get(key)
+        if pod is None or not needs_scheduling(pod):
+            with self._lock:
+                self._unschedulable.discard(key)
+            return None
+        with self._lock:
+            if pod.metadata.uid in self._assumed:
+                return None  # bound already; the informer has not caught up
+        infos = build_node_infos(self.nodes.list(), self._bound_pods())
+        decision = schedule(pod, infos)
+        log.debug("event=decision pod=%s node=%s %s", key, decision.node, decision.explain())
+        if decision.node is None:
+            self._unschedulable_pod(key, pod, decision.message)
+            return BACKOFF  # cluster changes requeue it sooner (_cluster_changed)
+        with self._lock:
+            self._unschedulable.discard(key)
+        self._bind(key, pod, decision.node)
+        return None
+
+    def _unschedulable_pod(self, key, pod, message):
+        uid = pod.metadata.uid
+        with self._lock:
+            self._unschedulable.add(key)
+            if uid not in self._last_failure:
+                # What an earlier leader already reported (the condition carries its message),
+                # so a failover does not repeat the event.
+                cond = get_condition(pod.status.conditions, "PodScheduled")
+                if cond is not None and cond.status == "False" and cond.reason == "Unschedulable":
+                    self._last_failure[uid] = cond.message
+            first_time = self._last_failure.get(uid) != message
+        log.info("event=unschedulable pod=%s message=%r", key, message)
+        self._set_scheduled_condition(pod, "False", "Unschedulable", message)
+        if first_time:
+            self.recorder.event(pod, "Warning", "FailedScheduling", message)
+            with self._lock:
+                self._last_failure[uid] = message
+
+    def _bind(self, key, pod, node_name):
+        want = copy(pod)
+        want.spec.node_name = node_name
+        try:
+            bound = self.client.update(want)
+        except clientmod.Conflict:
+            fresh = self.client.get("pods", pod.metadata.name, pod.metadata.namespace)
+            if fresh.metadata.uid != pod.metadata.uid or not needs_scheduling(fresh):
+                return  # replaced, bound by someone else, or being deleted: nothing to do
+            fresh.spec.node_name = node_name
+            bound = self.client.update(fresh)
+        except clientmod.NotFound:
+            return
+        with self._lock:
+            self._assumed[bound.metadata.uid] = (bound, time.monotonic() + ASSUMED_TTL_S)
+            self._last_failure.pop(bound.metadata.uid, None)
+        ns, name = pod.metadata.namespace, pod.metadata.name
+        log.info("event=bound pod=%s/%s node=%s", ns, name, node_name)
+        self._set_scheduled_condition(bound, "True", "", "")
+        self.recorder.event(bound, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node_name}")
+
+    def _set_scheduled_condition(self, pod, status, reason, message, attempts: int = 3):
+        """PodScheduled via the status subresource, compare-and-swap, re-reading on Conflict."""
+        current = pod
+        for _ in range(attempts):
+            updated = copy(current)
+            if not set_condition(updated.status.conditions, "PodScheduled", status, reason, message):
+                return
+            try:
+                self.client.update_status(updated)
+                return
+            except clientmod.Conflict:
+                current = self.client.get("pods", pod.metadata.name, pod.metadata.namespace)
+                if current.metadata.uid != pod.metadata.uid:
+                    return
+            except clientmod.NotFound:
+                return
+        log.info("event=condition_not_written pod=%s/%s type=PodScheduled",
+                 pod.metadata.namespace, pod.metadata.name)

@@ -1,0 +1,114 @@
+"""Leadership (the supervisor, the guarded client) and the replica config's controllers: section."""
+
+import threading
+import time
+
+import pytest
+
+from controlplane import config as cfgmod
+from controlplane.controllers.guard import LeaderGuardedClient, NotLeader
+from controlplane.leader import LeaderSupervisor
+from tests.helpers import wait_until
+
+
+# ---------------------------------------------------------------- leadership
+
+class FakeStore:
+    def __init__(self):
+        self.leader = False
+
+    def is_leader(self):
+        return self.leader
+
+    def is_ready(self):
+        return True
+
+
+class FakeManager:
+    def __init__(self, log):
+        self.log = log
+
+    def start(self):
+        self.log.append("start")
+
+    def stop(self):
+        self.log.append("stop")
+
+
+def test_supervisor_runs_the_loops_only_while_leading():
+    store, log = FakeStore(), []
+    sup = LeaderSupervisor(store, lambda: FakeManager(log), period_s=0.01)
+    sup.start()
+    try:
+        time.sleep(0.05)
+        assert log == [] and not sup.leading
+        store.leader = True
+        wait_until(lambda: log == ["start"], 2, "loops started on leadership")
+        store.leader = False
+        wait_until(lambda: log == ["start", "stop"], 2, "loops stopped on losing it")
+        store.leader = True
+        wait_until(lambda: log == ["start", "stop", "start"], 2, "a fresh set for the next term")
+        assert sup.terms == 2
+    finally:
+        sup.stop()
+    assert log[-1] == "stop"
+
+
+def test_guarded_client_refuses_writes_once_not_leader():
+    calls = []
+
+    class Client:
+        def create(self, obj):
+            calls.append(("create", obj))
+            return obj
+
+        def get(self, *a):
+            calls.append(("get",) + a)
+            return "x"
+
+    leading = threading.Event()
+    guarded = LeaderGuardedClient(Client(), leading.is_set)
+    assert guarded.get("pods", "a") == "x"
+    with pytest.raises(NotLeader):
+        guarded.create("obj")
+    leading.set()
+    assert guarded.create("obj") == "obj"
+    assert calls == [("get", "pods", "a"), ("create", "obj")]
+
+
+# ---------------------------------------------------------------- config
+
+def write_config(tmp_path, extra=""):
+    pw = tmp_path / "pw"
+    pw.write_text("p" * 24)
+    path = tmp_path / "cp.yaml"
+    path.write_text(f"name: cp1\ndataDir: {tmp_path}/d\napiAddress: 127.0.0.1:7100\n"
+                    f"raftAddress: 127.0.0.1:7200\nraftPasswordFile: {pw}\n{extra}")
+    return str(path), str(pw)
+
+
+def test_controllers_section_defaults(tmp_path):
+    cfg = cfgmod.load(write_config(tmp_path)[0])
+    assert cfg.controllers == cfgmod.ControllersConfig(True, 5.0, 5.0)
+    assert "\ncontrollers:" not in cfgmod.dump(cfg, "pw")
+
+
+def test_controllers_section_values_and_round_trip(tmp_path):
+    path, pw = write_config(tmp_path, "controllers:\n  nodeMonitorGracePeriodS: 40\n"
+                                      "  podEvictionTimeoutS: 300\n  enabled: false\n")
+    cfg = cfgmod.load(path)
+    assert cfg.controllers == cfgmod.ControllersConfig(False, 40.0, 300.0)
+    (tmp_path / "again.yaml").write_text(cfgmod.dump(cfg, pw))
+    assert cfgmod.load(str(tmp_path / "again.yaml")).controllers == cfg.controllers
+
+
+@pytest.mark.parametrize("section, error", [
+    ("controllers: 5\n", "expected a mapping"),
+    ("controllers:\n  graceS: 1\n", "unknown field"),
+    ("controllers:\n  nodeMonitorGracePeriodS: 0\n", "nodeMonitorGracePeriodS must be a number of seconds > 0"),
+    ("controllers:\n  podEvictionTimeoutS: soon\n", "podEvictionTimeoutS must be"),
+    ("controllers:\n  enabled: maybe\n", "enabled must be true or false"),
+])
+def test_controllers_section_errors(tmp_path, section, error):
+    with pytest.raises(cfgmod.ConfigError, match=error):
+        cfgmod.load(write_config(tmp_path, section)[0])

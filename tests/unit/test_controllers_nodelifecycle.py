@@ -1,0 +1,113 @@
+"""Node lifecycle decisions: a pure function of heartbeats seen and monotonic time."""
+
+import pytest
+
+from controlplane.controllers.nodelifecycle_plan import (Actions, NodeHealth, decide, eviction_delay_s,
+                                                         observe)
+from skiff.api import objects_pb2 as pb
+
+GRACE = 5.0
+EVICT = 5.0
+UNREACHABLE = "node.kubernetes.io/unreachable"
+
+
+def node(heartbeat="t1", ready="True", tainted=False):
+    n = pb.Node(metadata=pb.ObjectMeta(name="n1"))
+    if ready is not None:
+        n.status.conditions.add(type="Ready", status=ready, last_heartbeat_time=heartbeat)
+    if tainted:
+        n.spec.taints.add(key=UNREACHABLE, effect="NoExecute")
+    return n
+
+
+def pod(name, marked=False, deleting=False, phase="Running", tolerate=None):
+    p = pb.Pod(metadata=pb.ObjectMeta(name=name, namespace="ns"))
+    p.spec.node_name = "n1"
+    p.status.phase = phase
+    status = "False" if marked else "True"
+    for ctype in ("Ready", "ContainersReady"):
+        p.status.conditions.add(type=ctype, status=status)
+    if deleting:
+        p.metadata.deletion_timestamp = "2024-01-01T00:00:00Z"
+    if tolerate is not None:
+        t = p.spec.tolerations.add(key=UNREACHABLE, operator="Exists", effect="NoExecute")
+        if tolerate != "forever":
+            t.toleration_seconds = tolerate
+    return p
+
+
+def test_observe_starts_the_clock_at_first_sight_and_moves_it_on_change():
+    h = observe(None, node("t1"), 100.0)
+    assert h == NodeHealth("t1", 100.0, False)
+    assert observe(h, node("t1"), 107.0) is h                      # same heartbeat: clock keeps running
+    assert observe(h, node("t2"), 107.0) == NodeHealth("t2", 107.0, True)
+    assert observe(None, node(ready=None), 5.0) == NodeHealth("", 5.0, False)
+
+
+PODS = (pod("a"), pod("b"))
+
+CASES = [
+    # (id, node, health, now, pods, want)
+    ("heartbeating", node(), NodeHealth("t1", 100, True), 104.9, PODS, Actions()),
+    ("exactly at the grace period: still fine", node(), NodeHealth("t1", 100, True), 105.0, PODS, Actions()),
+    ("silent past grace: unknown, taint, pods not ready", node(), NodeHealth("t1", 100, True), 105.1, PODS,
+     Actions(mark_unknown=True, add_taint=True, pods_not_ready=("ns/a", "ns/b"))),
+    ("already handled: nothing to repeat", node(ready="Unknown", tainted=True), NodeHealth("t1", 100, True), 107,
+     (pod("a", marked=True),), Actions()),
+    ("a pod not yet marked", node(ready="Unknown", tainted=True), NodeHealth("t1", 100, True), 107,
+     (pod("a", marked=True), pod("b")), Actions(pods_not_ready=("ns/b",))),
+    ("deleting and finished pods are not marked", node(ready="Unknown", tainted=True),
+     NodeHealth("t1", 100, True), 107, (pod("a", deleting=True), pod("b", phase="Succeeded")), Actions()),
+    ("past grace + eviction: every pod force-deleted", node(ready="Unknown", tainted=True),
+     NodeHealth("t1", 100, True), 110.1, (pod("a", marked=True), pod("b", deleting=True)),
+     Actions(evict=("ns/a", "ns/b"))),
+    ("evicted pods are not marked first", node(), NodeHealth("t1", 100, True), 111, PODS,
+     Actions(mark_unknown=True, add_taint=True, evict=("ns/a", "ns/b"))),
+    ("a pod tolerating unreachable forever stays", node(ready="Unknown", tainted=True),
+     NodeHealth("t1", 100, True), 500, (pod("a", marked=True, tolerate="forever"),), Actions()),
+    ("tolerationSeconds replaces the eviction timeout", node(ready="Unknown", tainted=True),
+     NodeHealth("t1", 100, True), 125.1,
+     (pod("short", marked=True, tolerate=0), pod("long", marked=True, tolerate=30)), Actions(evict=("ns/short",))),
+    ("no Ready condition at all counts as silent", node(ready=None), NodeHealth("", 100, False), 106, (),
+     Actions(mark_unknown=True, add_taint=True)),
+    ("heartbeats back: remove the taint", node(heartbeat="t9", tainted=True), NodeHealth("t9", 200, True), 201,
+     PODS, Actions(remove_taint=True)),
+    ("new leader, tainted node, no heartbeat seen yet: keep the taint", node(ready="Unknown", tainted=True),
+     NodeHealth("t1", 200, False), 201, (), Actions()),
+]
+
+
+@pytest.mark.parametrize("node_, health, now, pods, want", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_decide(node_, health, now, pods, want):
+    assert decide(node_, health, pods, now, GRACE, EVICT) == want
+
+
+def test_a_new_leader_gives_every_node_a_fresh_grace_period():
+    """The previous leader saw the last heartbeat long ago; this one starts counting now."""
+    n = node("old-beat")
+    started = 1000.0
+    health = observe(None, n, started)
+    assert decide(n, health, PODS, started + GRACE - 0.1, GRACE, EVICT).empty
+    assert decide(n, health, PODS, started + GRACE + 0.1, GRACE, EVICT).mark_unknown
+
+
+def test_timeline_of_a_dead_node_coming_back():
+    health = observe(None, node("b1"), 0.0)
+    for t, beat in ((1.0, "b2"), (2.0, "b3")):
+        health = observe(health, node(beat), t)
+    assert decide(node("b3"), health, PODS, 7.0, GRACE, EVICT).empty
+    assert decide(node("b3"), health, PODS, 7.1, GRACE, EVICT).mark_unknown
+    assert decide(node("b3", "Unknown", True), health, (), 12.1, GRACE, EVICT) == Actions()
+    assert decide(node("b3", "Unknown", True), health, PODS, 12.1, GRACE, EVICT).evict == ("ns/a", "ns/b")
+    # The agent is back: it writes Ready=True with a new heartbeat.
+    health = observe(health, node("b4"), 20.0)
+    assert decide(node("b4", "True", True), health, (), 20.0, GRACE, EVICT) == Actions(remove_taint=True)
+
+
+def test_eviction_delay():
+    assert eviction_delay_s(pod("a"), 5.0) == 5.0
+    assert eviction_delay_s(pod("a", tolerate="forever"), 5.0) is None
+    assert eviction_delay_s(pod("a", tolerate=42), 5.0) == 42.0
+    other = pod("b")
+    other.spec.tolerations.add(key="something-else", operator="Exists")
+    assert eviction_delay_s(other, 5.0) == 5.0
