@@ -25,3 +25,9 @@ HASH_VERSION = "v1"
 def container_name(pod_name: str, namespace: str, uid: str, container: str, attempt: int) -> str:
     """Docker name, like the kubelet's k8s_<container>_<pod>_<ns>_<uid>_<attempt>."""
     return f"skiff_{container}_{pod_name}_{namespace}_{uid[:8]}_{attempt}"
+
+
+# Values of CONTAINER_KIND.
+KIND_SANDBOX = "sandbox"
+KIND_INIT = "init"
+KIND_APP = "app"

@@ -1,5 +1,12 @@
 """A control plane of N replicas as local processes (the lab's and the tests' cluster).
 
+Two placements:
+- loopback (tests, `skiff lab up --nodes 0`): every replica on `host`, ports
+  api_base_port+i and raft_base_port+i;
+- machines (the multi-node lab): replica i on its own address `addresses[i]` with the
+  same ports on each, started inside network namespace `netns[i]` with
+  `nsenter --net` (like a VM of its own on the lab bridge).
+
 Layout under the lab directory:
   raft-password          shared Raft password (0600)
   cp1/config.yaml        replica config (the format deploy/ uses)
@@ -20,7 +27,13 @@ from skiff.lab import procs
 class ControlPlane:
     def __init__(self, lab_dir: str, *, replicas: int = 3, host: str = "127.0.0.1",
                  api_base_port: int = 7100, raft_base_port: int = 7200,
-                 raft: cfgmod.RaftTuning | None = None, watch_history: int = 20000):
+                 raft: cfgmod.RaftTuning | None = None, watch_history: int = 20000,
+                 addresses: list[str] | None = None, netns: list[str] | None = None):
+        for what, items in (("addresses", addresses), ("netns", netns)):
+            if items is not None and len(items) != replicas:
+                raise ValueError(f"{what}: one per replica ({replicas}), got {len(items)}")
+        self.addresses = list(addresses) if addresses else None
+        self.netns = list(netns) if netns else None
         self.lab_dir = os.path.abspath(lab_dir)
         self.names = [f"cp{i + 1}" for i in range(replicas)]
         self.host = host
@@ -33,10 +46,19 @@ class ControlPlane:
     # ------------------------------------------------------------ layout
 
     def api_address(self, name) -> str:
-        return f"{self.host}:{self.api_base_port + self.names.index(name)}"
+        i = self.names.index(name)
+        if self.addresses:
+            return f"{self.addresses[i]}:{self.api_base_port}"
+        return f"{self.host}:{self.api_base_port + i}"
 
     def raft_address(self, name) -> str:
-        return f"{self.host}:{self.raft_base_port + self.names.index(name)}"
+        i = self.names.index(name)
+        if self.addresses:
+            return f"{self.addresses[i]}:{self.raft_base_port}"
+        return f"{self.host}:{self.raft_base_port + i}"
+
+    def netns_of(self, name) -> str | None:
+        return self.netns[self.names.index(name)] if self.netns else None
 
     @property
     def endpoints(self) -> list[str]:
@@ -77,6 +99,9 @@ class ControlPlane:
         if procs.alive(self.pids.get(name, 0), self.config_path(name)):
             return self.pids[name]
         argv = [sys.executable, "-m", "controlplane.main", "--config", self.config_path(name)]
+        if self.netns:
+            # nsenter execs the replica (same pid): only the network namespace changes.
+            argv = ["nsenter", f"--net=/var/run/netns/{self.netns_of(name)}"] + argv
         env = dict(os.environ)
         # The replica imports skiff from wherever this process does.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)

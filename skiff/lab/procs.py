@@ -10,11 +10,11 @@ import subprocess
 import time
 
 
-def spawn(argv, log_path, env=None) -> int:
+def spawn(argv, log_path, env=None, cwd=None) -> int:
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, env=env, close_fds=True)
+                                start_new_session=True, env=env, close_fds=True, cwd=cwd)
     return proc.pid
 
 
@@ -92,3 +92,123 @@ def find_by_marker(marker: str) -> list[int]:
         if entry.isdigit() and marker in cmdline(int(entry)):
             out.append(int(entry))
     return out
+
+
+# ------------------------------------------------------------------ process table
+# The node lab finds a node's processes (engine, containerd, shims, containers) by
+# what they are started with (paths inside that node's own directories) and by
+# ancestry, because containerd's shims daemonize away from the engine.
+
+def argv(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def start_time(pid: int) -> int:
+    """The process's start time in clock ticks since boot (0 if gone): with the pid,
+    it identifies one process even after pids are recycled."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def same_process(pid: int, started: int) -> bool:
+    return bool(pid) and bool(started) and start_time(pid) == started
+
+
+def parents() -> dict[int, int]:
+    """{pid: ppid} for every process (zombies included)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                out[int(entry)] = int(f.read().rsplit(b") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def descendants(roots, parent_of: dict[int, int]) -> set[int]:
+    """roots and every process below them."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent_of.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = set(), [p for p in roots if p in parent_of]
+    while todo:
+        pid = todo.pop()
+        if pid in out:
+            continue
+        out.add(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+def names_path(args: list[str], path: str) -> bool:
+    """True if an argument is path, lies under it, or is --flag=path... (path-exact:
+    /run/x/node1 never matches /run/x/node10)."""
+    path = path.rstrip("/")
+    for a in args:
+        value = a.split("=", 1)[1] if a.startswith("-") and "=" in a else a
+        if value.startswith("unix://"):
+            value = value[len("unix://"):]
+        if value == path or value.startswith(path + "/"):
+            return True
+    return False
+
+
+def find_by_path_arg(paths) -> list[int]:
+    """Pids whose command line names one of paths (see names_path)."""
+    me = os.getpid()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        args = argv(int(entry))
+        if args and any(names_path(args, p) for p in paths):
+            out.append(int(entry))
+    return out
+
+
+def find_in_cgroups(ids) -> list[int]:
+    """Pids whose cgroup path names one of ids (container ids: a container's processes
+    stay in its cgroup even after their shim is gone)."""
+    ids = [i for i in ids if len(i) >= 12]
+    if not ids:
+        return []
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cgroup", encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        if any(i in text for i in ids):
+            out.append(int(entry))
+    return out
+
+
+def kill_all(pids, sig=signal.SIGKILL) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        _reap(pid)
+
+
+def is_zombie_or_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b") ", 1)[1][:1] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True

@@ -76,10 +76,13 @@ def lab(request):
 
 def lab_up_nodes(tag: str, nodes: int = 3, *extra) -> Cli:
     """A lab with N nodes (namespaces, engines, agents) and 3 replicas on the lab network."""
+    from tests.e2e.test_lab import pick_prefix_and_subnet
     root = temp_dir(tag)
     cli = Cli(os.path.join(root, "lab"), os.path.join(root, "config"))
+    prefix, subnet = pick_prefix_and_subnet()
     try:
-        cli.run("lab", "up", "--nodes", nodes, *extra, timeout=300)
+        cli.run("lab", "up", "--nodes", nodes, "--prefix", prefix, "--subnet", subnet, *extra,
+                timeout=300)
     except Exception:
         dump_lab_logs(cli)
         lab_down(cli)

@@ -64,3 +64,30 @@ def test_loopback_lab_has_no_namespaces_and_refuses_node_chaos():
     finally:
         lab_down(cli)
     assert not os.path.exists(cli.lab_dir)
+
+
+def test_removal_never_goes_through_a_mount():
+    """What `down` relies on after a crash: a mount left under the lab (a killed engine's
+    overlay, a bind mount) is never deleted through."""
+    from skiff.lab import mounts
+    from tests.helpers import remove, temp_dir
+    root = temp_dir("mounts")
+    keep, tree = os.path.join(root, "keep"), os.path.join(root, "tree")
+    mnt = os.path.join(tree, "a", "b")
+    os.makedirs(keep)
+    os.makedirs(mnt)
+    for path in (os.path.join(keep, "precious"), os.path.join(tree, "file")):
+        with open(path, "w") as f:
+            f.write("x")
+    subprocess.run(["mount", "--bind", keep, mnt], check=True)
+    try:
+        assert mounts.mounts_under(tree) == [mnt]
+        assert mounts.rmtree_one_fs(tree) == [mnt]       # refused to enter the mount
+        assert os.path.exists(os.path.join(keep, "precious"))
+        assert not os.path.exists(os.path.join(tree, "file"))
+        assert mounts.unmount_under(tree) == []
+        assert mounts.rmtree_one_fs(tree) == [] and not os.path.exists(tree)
+        assert os.path.exists(os.path.join(keep, "precious"))
+    finally:
+        mounts.unmount_under(tree)
+        remove(root)
