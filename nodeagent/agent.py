@@ -1,0 +1,126 @@
+"""The node agent: wires the API client, the Docker engine, node heartbeats, the pod
+sync loop, probes and the agent's own gRPC server together.
+
+start() returns once the node is registered and the loops run; stop() ends the
+loops and the server but never touches containers: pods keep running across
+agent restarts, and the next agent adopts them (their labels say what they are).
+"""
+
+import logging
+import os
+import time
+
+from skiff import client as clientmod
+from skiff.events import EventRecorder
+
+from nodeagent import node as nodemod
+from nodeagent.podsync.apply import Applier
+from nodeagent.podsync.model import BackoffPolicy
+from nodeagent.podsync.syncer import PodSyncer
+from nodeagent.probes.manager import ProbeManager
+from nodeagent.runtime import docker as dockermod
+
+log = logging.getLogger("skiff.agent")
+
+
+class Agent:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.client = clientmod.Client(list(cfg.servers))
+        # Pod syncs write status and events and read configMaps/secrets through a client that
+        # gives up quickly: with the control plane unreachable, containers must still be
+        # restarted on time (the status is written again by a later sync).
+        self.sync_client = clientmod.Client(list(cfg.servers), call_timeout_s=5.0, failover_budget_s=3.0)
+        self.docker = None
+        self.runtime = None
+        self.reporter = None
+        self.syncer = None
+        self.server = None
+        self._stopping = False
+
+    def _connect_engine(self, timeout_s: float = 120.0):
+        """The engine may still be starting (the lab starts both together): wait for it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client = dockermod.connect(self.cfg.docker_host)
+                version = client.version().get("Version", "unknown")
+                return client, version
+            except Exception as exc:  # noqa: BLE001 - reported, retried
+                if time.monotonic() >= deadline or self._stopping:
+                    raise RuntimeError(f"docker engine at {self.cfg.docker_host} unreachable: {exc}") from None
+                log.info("event=engine_wait host=%s error=%s", self.cfg.docker_host, str(exc)[:200].replace(" ", "_"))
+                time.sleep(1.0)
+
+    def start(self) -> "Agent":
+        cfg = self.cfg
+        os.makedirs(os.path.join(cfg.data_dir, "pods"), exist_ok=True)
+        self.docker, version = self._connect_engine()
+        log.info("event=engine_connected host=%s version=%s", cfg.docker_host, version)
+        self.runtime = dockermod.DockerRuntime(
+            self.docker, cfg.node_name,
+            pull_client=dockermod.connect(cfg.docker_host, timeout_s=cfg.image_pull_timeout_s))
+        facts = nodemod.machine_facts(version)
+        self.reporter = nodemod.NodeReporter(cfg, self.client, facts, images_fn=self.runtime.images)
+        self.reporter.register()
+        self.reporter.start()
+        recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name)
+        allocatable = {"cpu": facts.cpu, "memory": facts.memory}
+        allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory")})
+        probes = ProbeManager(self.runtime, recorder)
+        applier = Applier(runtime=self.runtime, node_name=cfg.node_name, data_dir=cfg.data_dir,
+                          pause_image=cfg.pause_image, host_ip=cfg.address, recorder=recorder,
+                          get_configmap=self._getter("configmaps"), get_secret=self._getter("secrets"),
+                          delete_pod=self._delete_pod, probes=probes, allocatable=allocatable)
+        self.syncer = PodSyncer(client=self.sync_client, informer_client=self.client, runtime=self.runtime,
+                                applier=applier, probes=probes,
+                                node_name=cfg.node_name, host_ip=cfg.address, data_dir=cfg.data_dir,
+                                policy=BackoffPolicy(cfg.restart_backoff_base_s, cfg.restart_backoff_cap_s),
+                                workers=cfg.sync_workers, resync_s=cfg.resync_s)
+        probes.on_change = self.syncer.enqueue
+        self.syncer.start()
+        self._start_server()
+        log.info("event=agent_started node=%s listen=%s", cfg.node_name, cfg.listen)
+        return self
+
+    def _start_server(self):
+        try:
+            from nodeagent import server as servermod
+        except ImportError as exc:
+            log.warning("event=agent_server_missing error=%s (logs/exec/image load not served)",
+                        str(exc).replace(" ", "_"))
+            return
+        try:
+            self.server = servermod.serve(self.cfg.listen, self.docker, self.cfg.node_name)
+        except Exception:  # noqa: BLE001 - pods still run without the server
+            log.exception("event=agent_server_failed listen=%s", self.cfg.listen)
+
+    def _getter(self, kind):
+        def get(namespace, name):
+            try:
+                return self.sync_client.get(kind, name, namespace)
+            except clientmod.NotFound:
+                return None
+        return get
+
+    def _delete_pod(self, pod):
+        meta = pod.metadata
+        try:
+            self.sync_client.delete("pods", meta.name, meta.namespace, uid=meta.uid, grace_period_seconds=0)
+            log.info("event=pod_deleted pod=%s/%s uid=%s", meta.namespace, meta.name, meta.uid)
+        except (clientmod.NotFound, clientmod.Conflict):
+            pass  # gone already, or a new pod of that name (uid precondition)
+
+    def stop(self) -> None:
+        """Stop every loop; containers are left running."""
+        self._stopping = True
+        if self.server is not None:
+            try:
+                self.server.stop(1.0)
+            except Exception:  # noqa: BLE001
+                pass
+        if self.syncer is not None:
+            self.syncer.stop()
+        if self.reporter is not None:
+            self.reporter.stop()
+        log.info("event=agent_stopped node=%s", self.cfg.node_name)

@@ -1,0 +1,167 @@
+"""The node agent's config file (YAML, camelCase like every skiff file).
+
+    nodeName: node1
+    servers: ["10.200.0.11:7100", "10.200.0.12:7100", "10.200.0.13:7100"]
+    address: 10.200.0.21                  # the node's InternalIP
+    listen: "10.200.0.21:10250"           # the agent's own gRPC server (logs/exec/image load)
+    dockerHost: unix:///run/skiff-lab/node1/docker.sock
+    dataDir: /var/lib/skiff-lab/node1/agent
+    labels: {}                            # optional extra node labels
+    capacity: {cpu: "2", memory: 4Gi, pods: "110"}   # optional; default = this machine's
+    heartbeatS: 1.0                       # optional
+    pauseImage: skiff/pause:latest        # optional
+    # optional tuning (defaults are Kubernetes' where Kubernetes has one):
+    restartBackoffBaseS: 10               # crash-loop back-off: base, doubling ...
+    restartBackoffCapS: 300               # ... up to this cap
+    resyncS: 5                            # every pod (and every container the engine has) re-synced
+    syncWorkers: 8                        # pods synced in parallel
+    imagePullTimeoutS: 60                 # a pull (policy Always/IfNotPresent) gives up after this
+
+Unknown keys are an error (a typo must not silently fall back to a default).
+Every error names the file and the key.
+"""
+
+from dataclasses import dataclass, field
+
+import yaml
+
+from skiff.api import quantity
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    node_name: str
+    servers: tuple
+    address: str
+    listen: str
+    docker_host: str
+    data_dir: str
+    labels: dict = field(default_factory=dict)
+    capacity: dict = field(default_factory=dict)
+    heartbeat_s: float = 1.0
+    pause_image: str = "skiff/pause:latest"
+    restart_backoff_base_s: float = 10.0
+    restart_backoff_cap_s: float = 300.0
+    resync_s: float = 5.0
+    sync_workers: int = 8
+    image_pull_timeout_s: float = 60.0
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+_REQUIRED = {
+    "nodeName": "node_name", "servers": "servers", "address": "address", "listen": "listen",
+    "dockerHost": "docker_host", "dataDir": "data_dir",
+}
+_OPTIONAL_FLOAT = {
+    "heartbeatS": "heartbeat_s", "restartBackoffBaseS": "restart_backoff_base_s",
+    "restartBackoffCapS": "restart_backoff_cap_s", "resyncS": "resync_s",
+    "imagePullTimeoutS": "image_pull_timeout_s",
+}
+_OTHER = ("labels", "capacity", "pauseImage", "syncWorkers")
+CAPACITY_KEYS = ("cpu", "memory", "pods")
+
+
+def load(path: str) -> AgentConfig:
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse(doc, path)
+
+
+def parse(doc, source: str = "config") -> AgentConfig:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys (nodeName, servers, ...), "
+                          f"got {type(doc).__name__}")
+    known = set(_REQUIRED) | set(_OPTIONAL_FLOAT) | set(_OTHER)
+    unknown = sorted(str(k) for k in doc if k not in known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(known))})")
+    missing = [k for k in _REQUIRED if doc.get(k) in (None, "", [])]
+    if missing:
+        raise ConfigError(f"{source}: missing required key(s) {', '.join(missing)}")
+    kw = {}
+    for key, attr in _REQUIRED.items():
+        value = doc[key]
+        if key == "servers":
+            if isinstance(value, str):
+                value = [s.strip() for s in value.split(",") if s.strip()]
+            if not isinstance(value, list) or not all(isinstance(s, str) and ":" in s for s in value):
+                raise ConfigError(f"{source}: servers: expected a list of host:port strings, got {value!r}")
+            value = tuple(value)
+        elif not isinstance(value, str):
+            raise ConfigError(f"{source}: {key}: expected a string, got {value!r}")
+        kw[attr] = value
+    _check_host_port(source, "listen", kw["listen"])
+    if not (kw["docker_host"].startswith("unix://") or kw["docker_host"].startswith("tcp://")):
+        raise ConfigError(f"{source}: dockerHost: expected unix:///path/docker.sock or tcp://host:port, "
+                          f"got {kw['docker_host']!r}")
+    for key, attr in _OPTIONAL_FLOAT.items():
+        if doc.get(key) is None:
+            continue
+        value = doc[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"{source}: {key}: expected a positive number of seconds, got {value!r}")
+        kw[attr] = float(value)
+    labels = doc.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                               for k, v in labels.items()):
+        raise ConfigError(f"{source}: labels: expected a mapping of strings to strings, got {labels!r}")
+    kw["labels"] = dict(labels)
+    capacity = doc.get("capacity") or {}
+    if not isinstance(capacity, dict):
+        raise ConfigError(f"{source}: capacity: expected a mapping like {{cpu: \"2\", memory: 4Gi}}")
+    cap = {}
+    for name, value in capacity.items():
+        if name not in CAPACITY_KEYS:
+            raise ConfigError(f"{source}: capacity.{name}: unknown resource (known: {', '.join(CAPACITY_KEYS)})")
+        text = str(value)
+        if not quantity.is_valid(text) or quantity.parse_quantity(text) <= 0:
+            raise ConfigError(f"{source}: capacity.{name}: {text!r} is not a positive quantity "
+                              f"(e.g. cpu: \"2\", memory: 4Gi, pods: \"110\")")
+        cap[name] = text
+    kw["capacity"] = cap
+    if doc.get("pauseImage") is not None:
+        if not isinstance(doc["pauseImage"], str) or not doc["pauseImage"]:
+            raise ConfigError(f"{source}: pauseImage: expected an image reference, got {doc['pauseImage']!r}")
+        kw["pause_image"] = doc["pauseImage"]
+    if doc.get("syncWorkers") is not None:
+        workers = doc["syncWorkers"]
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"{source}: syncWorkers: expected a positive integer, got {workers!r}")
+        kw["sync_workers"] = workers
+    cfg = AgentConfig(**kw)
+    if cfg.restart_backoff_cap_s < cfg.restart_backoff_base_s:
+        raise ConfigError(f"{source}: restartBackoffCapS ({cfg.restart_backoff_cap_s}) is smaller than "
+                          f"restartBackoffBaseS ({cfg.restart_backoff_base_s})")
+    return cfg
+
+
+def _check_host_port(source, key, value):
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{source}: {key}: expected host:port, got {value!r}")
+
+
+def dump(cfg: AgentConfig) -> str:
+    """The YAML text of cfg (what the lab and tests write)."""
+    doc = {
+        "nodeName": cfg.node_name, "servers": list(cfg.servers), "address": cfg.address,
+        "listen": cfg.listen, "dockerHost": cfg.docker_host, "dataDir": cfg.data_dir,
+        "labels": dict(cfg.labels), "capacity": dict(cfg.capacity), "heartbeatS": cfg.heartbeat_s,
+        "pauseImage": cfg.pause_image, "restartBackoffBaseS": cfg.restart_backoff_base_s,
+        "restartBackoffCapS": cfg.restart_backoff_cap_s, "resyncS": cfg.resync_s,
+        "syncWorkers": cfg.sync_workers, "imagePullTimeoutS": cfg.image_pull_timeout_s,
+    }
+    return yaml.safe_dump(doc, sort_keys=False)

@@ -1,0 +1,419 @@
+"""The applier: carries out the planner's actions on the engine, idempotently.
+
+- CreateSandbox: the pod's files (volumes, /etc/hosts), the pause image, then the
+  pause container (network none, hostname, shareable IPC);
+- StartContainer: image per imagePullPolicy, environment, mounts, then create +
+  start (events Pulled, Created, Started), then the postStart hook (a failed hook
+  kills the container: event FailedPostStartHook); the back-off entry the planner
+  computed is recorded before the start, as kubelet does;
+- KillContainer: event Killing, the preStop hook (bounded by the grace period),
+  then docker stop with what is left of it (at least 2 s unless the grace is 0):
+  SIGTERM, SIGKILL at the end; kills of init/app containers that follow each
+  other run in parallel, a sandbox is stopped after them;
+- RemoveContainer; FinalizePod: remove every container of the pod, unmount and
+  remove its directory, then (a pod being deleted) delete it in the API with
+  grace 0 and the uid as precondition.
+
+A start that fails records (reason, message) per container in start_errors (the
+status shows it as the container's waiting reason) and a Warning event; the other
+actions still run. Outcome.failed tells the caller to retry with back-off.
+"""
+
+import concurrent.futures
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import docker.errors
+
+from nodeagent.podsync import env as envmod
+from nodeagent.podsync import spechash, volumes
+from nodeagent.podsync.model import (
+    APP, INIT, SANDBOX, CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff)
+from nodeagent.podsync.plan import MIN_GRACE_S, pod_grace_s
+from nodeagent.probes import handlers
+from nodeagent.runtime import labels as L
+from nodeagent.runtime import spec as specmod
+from nodeagent.runtime.docker import ImageError
+from skiff import client as clientmod
+from skiff.api.defaults import default_pull_policy
+
+log = logging.getLogger("skiff.agent.apply")
+
+POST_START_TIMEOUT_S = 30.0
+PULL_RETRY_AFTER_S = 300.0   # after a failed "Always" pull, use the local image without asking again
+
+
+@dataclass
+class Outcome:
+    changed: bool = False
+    failed: bool = False
+    finalized: bool = False
+
+
+class StartError(Exception):
+    def __init__(self, reason, message):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Applier:
+    def __init__(self, *, runtime, node_name: str, data_dir: str, pause_image: str, host_ip: str,
+                 recorder=None, get_configmap=None, get_secret=None, delete_pod=None, probes=None,
+                 allocatable=None):
+        self.runtime = runtime
+        self.node_name = node_name
+        self.data_dir = data_dir
+        self.pause_image = pause_image
+        self.host_ip = host_ip
+        self.recorder = recorder
+        self.get_configmap = get_configmap or (lambda ns, name: None)
+        self.get_secret = get_secret or (lambda ns, name: None)
+        self.delete_pod = delete_pod
+        self.probes = probes
+        self.allocatable = allocatable or {}
+        self.backoff_state: dict = {}
+        self.start_errors: dict = {}       # pod uid -> {container name: (reason, message)}
+        self._pull_failed: dict = {}       # image -> monotonic time of the last failed pull
+        self._backoff_events: set = set()  # (backoff key, delay) already announced
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ entry
+
+    def apply(self, pod, uid: str, actions: list, observed: list) -> Outcome:
+        """Run actions in order (pod is None for an orphan)."""
+        out = Outcome()
+        ctx = _Ctx(pod, uid, observed)
+        i = 0
+        while i < len(actions):
+            action = actions[i]
+            if isinstance(action, KillContainer) and action.kind != SANDBOX:
+                batch = [action]
+                while i + 1 < len(actions) and isinstance(actions[i + 1], KillContainer) \
+                        and actions[i + 1].kind != SANDBOX:
+                    i += 1
+                    batch.append(actions[i])
+                self._kill_batch(ctx, batch, out)
+            else:
+                self._one(ctx, action, out)
+            if out.finalized:
+                break
+            i += 1
+        return out
+
+    def _one(self, ctx, action, out):
+        try:
+            if isinstance(action, CreateSandbox):
+                self._create_sandbox(ctx, action, out)
+            elif isinstance(action, StartContainer):
+                self._start(ctx, action, out)
+            elif isinstance(action, KillContainer):
+                self._kill(ctx, action)
+                out.changed = True
+            elif isinstance(action, RemoveContainer):
+                self.runtime.remove(action.container_id)
+                out.changed = True
+            elif isinstance(action, WaitBackoff):
+                self._announce_backoff(ctx, action)
+            elif isinstance(action, FinalizePod):
+                self._finalize(ctx, action)
+                out.changed = out.finalized = True
+        except StartError as exc:
+            out.failed = True
+            log.info("event=action_failed pod=%s action=%s reason=%s", ctx.ref, type(action).__name__, exc.reason)
+        except Exception as exc:  # noqa: BLE001 - one action failing must not stop the rest
+            out.failed = True
+            log.warning("event=action_failed pod=%s action=%s error=%s", ctx.ref, type(action).__name__,
+                        str(exc)[:300].replace(" ", "_"))
+
+    # ------------------------------------------------------------ sandbox
+
+    def _create_sandbox(self, ctx, action, out):
+        pod = ctx.pod
+        if action.recreate:
+            self._event(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+        try:
+            ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret)
+        except volumes.VolumeError as exc:
+            self._event(pod, "Warning", "FailedMount", str(exc))
+            self._record_pod_error(pod, "ContainerCreating", str(exc))
+            raise StartError("FailedMount", str(exc)) from None
+        except clientmod.ApiError as exc:
+            raise StartError("FailedMount", f"reading a volume's source: {exc}") from None
+        volumes.write_hosts(self.data_dir, pod)
+        if not self.runtime.image_id(self.pause_image):
+            try:
+                self.runtime.pull(self.pause_image)
+            except ImageError as exc:
+                msg = f"Failed to create pod sandbox: {exc.message}"
+                self._event(pod, "Warning", "FailedCreatePodSandBox", msg)
+                self._record_pod_error(pod, "ContainerCreating", msg)
+                raise StartError("FailedCreatePodSandBox", msg) from None
+        meta = pod.metadata
+        name = L.container_name(meta.name, meta.namespace, meta.uid, L.SANDBOX, action.attempt)
+        labels = specmod.make_labels(pod, self.node_name, L.SANDBOX, SANDBOX, spechash.sandbox_hash(pod),
+                                     0, action.attempt, pod_grace_s(pod))
+        try:
+            cid = self.runtime.create(specmod.sandbox_kwargs(pod, name=name, labels=labels, image=self.pause_image))
+            self.runtime.start(cid)
+        except docker.errors.APIError as exc:
+            msg = f"Failed to create pod sandbox: {_explain(exc)}"
+            self._event(pod, "Warning", "FailedCreatePodSandBox", msg)
+            raise StartError("FailedCreatePodSandBox", msg) from None
+        ctx.sandbox_id = cid
+        out.changed = True
+        with self._lock:
+            self.start_errors.pop(meta.uid, None)
+        log.info("event=sandbox_started pod=%s attempt=%d id=%s", ctx.ref, action.attempt, cid[:12])
+
+    # ------------------------------------------------------------ containers
+
+    def _start(self, ctx, action, out):
+        pod = ctx.pod
+        spec = _container_spec(pod, action.kind, action.container)
+        if spec is None:
+            return
+        if action.remove_id:
+            self.runtime.remove(action.remove_id)
+            out.changed = True
+        sandbox_id = ctx.current_sandbox()
+        if not sandbox_id:
+            raise StartError("NoSandbox", "the pod has no running sandbox")
+        try:
+            self._start_container(ctx, spec, action, sandbox_id)
+        except StartError as exc:
+            with self._lock:
+                self.start_errors.setdefault(ctx.uid, {})[spec.name] = (exc.reason, exc.message)
+            self._event(pod, "Warning", "Failed", f"Error: {exc.message}")
+            raise
+        out.changed = True
+        with self._lock:
+            errors = self.start_errors.get(ctx.uid)
+            if errors:
+                errors.pop(spec.name, None)
+
+    def _start_container(self, ctx, spec, action, sandbox_id):
+        pod = ctx.pod
+        meta = pod.metadata
+        if ctx.volume_paths is None:
+            try:
+                ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret)
+            except volumes.VolumeError as exc:
+                self._event(pod, "Warning", "FailedMount", str(exc))
+                raise StartError("ContainerCreating", str(exc)) from None
+            except clientmod.ApiError as exc:
+                raise StartError("ContainerCreating", f"reading a volume's source: {exc}") from None
+        # A hostNetwork pod sees the node's own /etc/hosts, as in Kubernetes.
+        hosts = "" if pod.spec.host_network else volumes.write_hosts(self.data_dir, pod)
+        self._ensure_image(pod, spec)
+        try:
+            env = envmod.resolve_env(pod, spec, self.get_configmap, self.get_secret,
+                                     host_ip=self.host_ip, pod_ip=pod.status.pod_ip, allocatable=self.allocatable)
+            command, args = envmod.command_and_args(spec, env)
+            mounts = volumes.container_mounts(pod, spec, ctx.volume_paths, hosts)
+        except (envmod.EnvError, volumes.VolumeError) as exc:
+            raise StartError("CreateContainerConfigError", str(exc)) from None
+        except clientmod.ApiError as exc:
+            raise StartError("CreateContainerConfigError", f"reading the environment's sources: {exc}") from None
+        volumes.ensure_sub_paths(mounts, ctx.volume_paths)
+        name = L.container_name(meta.name, meta.namespace, meta.uid, spec.name, action.attempt)
+        labels = specmod.make_labels(pod, self.node_name, spec.name, action.kind, spechash.container_hash(spec),
+                                     action.restart_count, action.attempt, pod_grace_s(pod))
+        kwargs = specmod.container_kwargs(pod, spec, name=name, labels=labels, sandbox_id=sandbox_id, env=env,
+                                          command=command, args=args, mounts=mounts)
+        if action.backoff_key is not None and action.backoff_next is not None:
+            with self._lock:
+                self.backoff_state[action.backoff_key] = action.backoff_next
+        try:
+            cid = self.runtime.create(kwargs)
+        except docker.errors.APIError as exc:
+            raise StartError("CreateContainerError", _explain(exc)) from None
+        self._event(pod, "Normal", "Created", f"Created container {spec.name}")
+        try:
+            self.runtime.start(cid)
+        except docker.errors.APIError as exc:
+            raise StartError("RunContainerError", _explain(exc)) from None
+        self._event(pod, "Normal", "Started", f"Started container {spec.name}")
+        log.info("event=container_started pod=%s container=%s kind=%s attempt=%d restarts=%d id=%s",
+                 ctx.ref, spec.name, action.kind, action.attempt, action.restart_count, cid[:12])
+        if spec.lifecycle.HasField("post_start"):
+            ok, message = handlers.run_handler(spec.lifecycle.post_start, self.runtime, spec, cid,
+                                               self._sandbox_pid(sandbox_id), POST_START_TIMEOUT_S)
+            if not ok:
+                self._event(pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {message}"[:1000])
+                self._event(pod, "Normal", "Killing",
+                            f"FailedPostStartHook: container {spec.name} will be killed and restarted")
+                self.runtime.stop(cid, max(MIN_GRACE_S, pod_grace_s(pod)))
+
+    def _ensure_image(self, pod, spec):
+        ref = spec.image
+        policy = spec.image_pull_policy or default_pull_policy(ref)
+        present = self.runtime.image_id(ref)
+        already = f'Container image "{ref}" already present on machine'
+        if policy == "Never":
+            if not present:
+                msg = f'Container image "{ref}" is not present with pull policy of Never'
+                self._event(pod, "Warning", "ErrImageNeverPull", msg)
+                raise StartError("ErrImageNeverPull", msg)
+            self._event(pod, "Normal", "Pulled", already)
+            return
+        if policy == "IfNotPresent" and present:
+            self._event(pod, "Normal", "Pulled", already)
+            return
+        if policy == "Always" and present:
+            with self._lock:
+                failed_at = self._pull_failed.get(ref)
+            if failed_at is not None and time.monotonic() - failed_at < PULL_RETRY_AFTER_S:
+                self._event(pod, "Normal", "Pulled", already)
+                return
+        self._event(pod, "Normal", "Pulling", f'Pulling image "{ref}"')
+        t0 = time.monotonic()
+        try:
+            self.runtime.pull(ref)
+        except ImageError as exc:
+            if present:
+                with self._lock:
+                    self._pull_failed[ref] = time.monotonic()
+                self._event(pod, "Warning", "Failed", f"{exc.message}; using the image already present on "
+                                                      "the machine (pull policy Always, no registry reachable)")
+                return
+            self._event(pod, "Warning", "Failed", exc.message)
+            raise StartError(exc.reason, exc.message) from None
+        with self._lock:
+            self._pull_failed.pop(ref, None)
+        self._event(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in {time.monotonic() - t0:.3f}s')
+
+    # ------------------------------------------------------------ stopping
+
+    def _kill_batch(self, ctx, batch, out):
+        if len(batch) == 1:
+            self._one(ctx, batch[0], out)
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="kill") as pool:
+            futures = [pool.submit(self._kill, ctx, a) for a in batch]
+        for f in futures:
+            try:
+                f.result()
+                out.changed = True
+            except Exception as exc:  # noqa: BLE001
+                out.failed = True
+                log.warning("event=kill_failed pod=%s error=%s", ctx.ref, str(exc)[:300].replace(" ", "_"))
+
+    def _kill(self, ctx, action: KillContainer):
+        pod = ctx.pod
+        t0 = time.monotonic()
+        grace = max(0.0, action.grace_s)
+        if pod is not None and action.message:
+            self._event(pod, "Normal", "Killing", action.message)
+        spec = _container_spec(pod, action.kind, action.container) if pod is not None else None
+        if action.pre_stop and spec is not None and spec.lifecycle.HasField("pre_stop") and grace > 0:
+            sandbox = ctx.sandbox_of(action.container_id)
+            ok, message = handlers.run_handler(spec.lifecycle.pre_stop, self.runtime, spec, action.container_id,
+                                               self._sandbox_pid(sandbox), grace)
+            if not ok:
+                self._event(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {message}"[:1000])
+            log.info("event=pre_stop_done pod=%s container=%s ok=%s duration_s=%.2f",
+                     ctx.ref, action.container, ok, time.monotonic() - t0)
+        remaining = grace - (time.monotonic() - t0)
+        timeout = 0.0 if grace == 0 else max(float(MIN_GRACE_S), remaining)
+        self.runtime.stop(action.container_id, timeout)
+        log.info("event=container_stopped pod=%s container=%s kind=%s reason=%s duration_s=%.2f",
+                 ctx.ref, action.container, action.kind, action.reason, time.monotonic() - t0)
+
+    def _finalize(self, ctx, action: FinalizePod):
+        uid = ctx.uid
+        for o in self.runtime.list(uid):
+            if o.running:
+                self.runtime.stop(o.id, 0)
+            self.runtime.remove(o.id)
+        if self.probes is not None:
+            self.probes.remove_pod(uid)
+        volumes.cleanup(self.data_dir, uid)
+        self.forget(uid)
+        if action.delete_from_api and ctx.pod is not None and self.delete_pod is not None:
+            self.delete_pod(ctx.pod)
+        log.info("event=pod_finalized pod=%s uid=%s deleted_from_api=%s", ctx.ref, uid, action.delete_from_api)
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self.start_errors.pop(uid, None)
+            for key in [k for k in self.backoff_state if k[0] == uid]:
+                del self.backoff_state[key]
+            self._backoff_events = {e for e in self._backoff_events if e[0][0] != uid}
+
+    # ------------------------------------------------------------ helpers
+
+    def waiting_reasons(self, uid: str) -> dict:
+        with self._lock:
+            return dict(self.start_errors.get(uid, {}))
+
+    def _announce_backoff(self, ctx, action: WaitBackoff):
+        pod = ctx.pod
+        key = ((pod.metadata.uid, action.container), action.delay_s)
+        with self._lock:
+            if key in self._backoff_events:
+                return
+            self._backoff_events.add(key)
+        meta = pod.metadata
+        self._event(pod, "Warning", "BackOff", f"Back-off restarting failed container {action.container} in pod "
+                                               f"{meta.name}_{meta.namespace}({meta.uid})")
+
+    def _record_pod_error(self, pod, reason, message):
+        with self._lock:
+            errors = self.start_errors.setdefault(pod.metadata.uid, {})
+            for c in list(pod.spec.init_containers[:1]) + list(pod.spec.containers):
+                errors[c.name] = (reason, message)
+
+    def _sandbox_pid(self, sandbox_id: str) -> int:
+        if not sandbox_id:
+            return 0
+        o = self.runtime.get(sandbox_id)
+        return o.pid if o is not None and o.running else 0
+
+    def _event(self, pod, event_type, reason, message):
+        if self.recorder is not None and pod is not None:
+            self.recorder.event(pod, event_type, reason, message)
+
+
+class _Ctx:
+    """What one apply() run knows: the pod, its observed containers, the sandbox it made."""
+
+    def __init__(self, pod, uid, observed):
+        self.pod = pod
+        self.uid = uid
+        self.observed = observed
+        self.sandbox_id = ""
+        self.volume_paths = None
+        self.ref = f"{pod.metadata.namespace}/{pod.metadata.name}" if pod is not None else f"uid:{uid}"
+
+    def current_sandbox(self) -> str:
+        if self.sandbox_id:
+            return self.sandbox_id
+        sandboxes = sorted((o for o in self.observed if o.kind == SANDBOX and o.pod_uid == self.uid),
+                           key=lambda o: o.attempt)
+        if sandboxes and sandboxes[-1].running:
+            return sandboxes[-1].id
+        return ""
+
+    def sandbox_of(self, container_id: str) -> str:
+        for o in self.observed:
+            if o.id == container_id:
+                return o.sandbox_id
+        return ""
+
+
+def _container_spec(pod, kind, name):
+    if pod is None:
+        return None
+    group = pod.spec.init_containers if kind == INIT else pod.spec.containers if kind == APP else []
+    for c in group:
+        if c.name == name:
+            return c
+    return None
+
+
+def _explain(exc) -> str:
+    text = getattr(exc, "explanation", None) or str(exc)
+    return str(text)[:500]

@@ -1,0 +1,272 @@
+"""The pod sync loop: informer on this node's pods -> work queue (pod uid) -> sync(uid).
+
+sync(uid), level-triggered:
+  1. desired: the pod from the informer's cache (copied), found by uid;
+  2. actual: the pod's containers read from the engine by their labels;
+  3. plan() (pure) -> Applier.apply() -> observe again, up to MAX_ROUNDS while the
+     plan still changes something (sandbox -> init containers -> app containers
+     usually settle in one sync);
+  4. status: compute_status() (pure), written with update_status (compare and
+     swap; on a conflict re-read and recompute) only when it differs.
+
+A uid that is not in the cache is an orphan: its containers are stopped and
+removed and its directory deleted - but only once the informer has synced, so a
+restarted agent that has not heard from the API yet never removes anything.
+
+Keys come from: informer events, container events from the engine (die, oom,
+destroy), probe result changes, a back-off's end (add_after), and a periodic
+resync of every uid known to the cache, the engine or the data dir.
+"""
+
+import logging
+import os
+import threading
+import time
+
+from nodeagent.podsync import plan as planmod
+from nodeagent.podsync import volumes
+from nodeagent.podsync.model import MUTATING, BackoffPolicy, WaitBackoff
+from nodeagent.podsync.status import compute_status
+from skiff import client as clientmod
+from skiff.api import objects_pb2 as pb
+from skiff.informer import Informer
+from skiff.workqueue import WorkQueue
+
+log = logging.getLogger("skiff.agent.podsync")
+
+MAX_ROUNDS = 8
+STATUS_ATTEMPTS = 5
+ENGINE_EVENTS = ("die", "oom", "destroy")
+
+
+class PodSyncer:
+    def __init__(self, *, client, runtime, applier, probes, node_name: str, host_ip: str, data_dir: str,
+                 policy: BackoffPolicy = BackoffPolicy(), workers: int = 8, resync_s: float = 5.0,
+                 informer_client=None):
+        self.client = client            # status writes: give it a short failover budget
+        informer_client = informer_client or client
+        self.runtime = runtime
+        self.applier = applier
+        self.probes = probes
+        self.node_name = node_name
+        self.host_ip = host_ip
+        self.data_dir = data_dir
+        self.policy = policy
+        self.workers = workers
+        self.resync_s = resync_s
+        self.informer = Informer(informer_client, "pods", field_selector=f"spec.nodeName={node_name}",
+                                 name="informer-pods")
+        self.queue = WorkQueue(base_delay_s=0.5, max_delay_s=30.0)
+        self._stop = threading.Event()
+        self._threads: list = []
+        self._last_written: dict = {}   # uid -> (resourceVersion, status) of our last status write
+        self._lock = threading.Lock()
+        self.syncs = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> "PodSyncer":
+        self.informer.add_handler(on_add=self._on_pod, on_update=lambda old, new: self._on_update(old, new),
+                                  on_delete=self._on_pod)
+        self.informer.start()
+        for i in range(self.workers):
+            self._spawn(self._worker, f"podsync-{i}")
+        self._spawn(self._resync_loop, "podsync-resync")
+        self._spawn(self._engine_events, "podsync-engine-events")
+        return self
+
+    def stop(self) -> None:
+        """Stop the loops; containers keep running (the next agent adopts them)."""
+        self._stop.set()
+        self.informer.stop()
+        self.queue.shutdown()
+        self.probes.stop()
+
+    def _spawn(self, fn, name):
+        t = threading.Thread(target=fn, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    # ------------------------------------------------------------ keys
+
+    def _on_pod(self, pod):
+        self.queue.add(pod.metadata.uid)
+
+    def _on_update(self, old, new):
+        if old.metadata.uid != new.metadata.uid:
+            self.queue.add(old.metadata.uid)
+        self.queue.add(new.metadata.uid)
+
+    def enqueue(self, uid: str) -> None:
+        self.queue.add(uid)
+
+    def _all_uids(self) -> set:
+        uids = {p.metadata.uid for p in self.informer.list()}
+        try:
+            uids |= self.runtime.pod_uids()
+        except Exception as exc:  # noqa: BLE001 - the engine is down; the cache still resyncs
+            log.info("event=engine_unreachable error=%s", str(exc)[:200].replace(" ", "_"))
+        uids |= set(volumes.pod_uids_on_disk(self.data_dir))
+        return uids
+
+    def _resync_loop(self):
+        # As soon as the cache is complete, look at everything the engine and the disk
+        # have: containers of pods deleted while the agent was away go at once.
+        while not self._stop.is_set() and not self.informer.wait_synced(0.5):
+            pass
+        for uid in self._all_uids():
+            self.queue.add(uid)
+        while not self._stop.wait(self.resync_s):
+            for uid in self._all_uids():
+                self.queue.add(uid)
+
+    def _engine_events(self):
+        for action, uid in self.runtime.events(self._stop):
+            if action in ENGINE_EVENTS:
+                self.queue.add(uid)
+
+    def _worker(self):
+        while not self._stop.is_set():
+            uid = self.queue.get(timeout_s=0.5)
+            if uid is None:
+                continue
+            try:
+                after, failed = self.sync(uid)
+                if failed:
+                    self.queue.add_rate_limited(uid)
+                else:
+                    self.queue.forget(uid)
+                    if after is not None:
+                        self.queue.add_after(uid, after)
+            except Exception:  # noqa: BLE001 - retried with back-off
+                log.exception("event=sync_failed uid=%s", uid)
+                self.queue.add_rate_limited(uid)
+            finally:
+                self.queue.done(uid)
+
+    # ------------------------------------------------------------ sync
+
+    def pod_by_uid(self, uid: str):
+        for pod in self.informer.list():
+            if pod.metadata.uid == uid:
+                return pod
+        return None
+
+    def sync(self, uid: str):
+        """One level-triggered sync of pod uid; returns (requeue after s or None, failed)."""
+        self.syncs += 1
+        cached = self.pod_by_uid(uid)
+        if cached is None:
+            return self._sync_orphan(uid)
+        pod = pb.Pod()
+        pod.CopyFrom(cached)
+        failed = False
+        waits = []
+        observed = []
+        for _ in range(MAX_ROUNDS):
+            observed = self.runtime.list(uid)
+            results = self.probes.results(uid)
+            actions = planmod.plan(pod, observed, time.time(), results, self.applier.backoff_state, self.policy)
+            waits = [a for a in actions if isinstance(a, WaitBackoff)]
+            if not actions:
+                break
+            outcome = self.applier.apply(pod, uid, actions, observed)
+            if outcome.finalized:
+                self._forget(uid)
+                return None, False
+            if outcome.failed:
+                failed = True
+                observed = self.runtime.list(uid)
+                break
+            if not any(isinstance(a, MUTATING) for a in actions):
+                break
+        self.probes.sync_pod(pod, observed)
+        waiting = {a.container: ("CrashLoopBackOff", a.message) for a in waits}
+        waiting.update(self.applier.waiting_reasons(uid))
+        self._write_status(pod, observed, waiting)
+        after = min((a.remaining_s for a in waits), default=None)
+        return (max(0.05, after + 0.05) if after is not None else None), failed
+
+    def _sync_orphan(self, uid):
+        if not self.informer.synced:
+            return 1.0, False  # never clean up before the cache knows the API's pods
+        for _ in range(MAX_ROUNDS):
+            observed = self.runtime.list(uid)
+            if not observed and not os.path.exists(volumes.pod_dir(self.data_dir, uid)):
+                self._forget(uid)
+                return None, False  # nothing left of it
+            actions = planmod.plan_orphan(observed, time.time())
+            outcome = self.applier.apply(None, uid, actions, observed)
+            if outcome.finalized:
+                log.info("event=orphan_removed uid=%s containers=%d", uid, len(observed))
+                self._forget(uid)
+                return None, False
+            if outcome.failed:
+                return None, True
+        return None, True
+
+    def _forget(self, uid):
+        with self._lock:
+            self._last_written.pop(uid, None)
+        self.probes.remove_pod(uid)
+
+    # ------------------------------------------------------------ status
+
+    def _status(self, pod, observed, waiting):
+        return compute_status(pod, observed, time.time(), self.probes.results(pod.metadata.uid), waiting,
+                              host_ip=self.host_ip, pod_ip=pod.status.pod_ip)
+
+    def _write_status(self, pod, observed, waiting):
+        uid = pod.metadata.uid
+        status = self._status(pod, observed, waiting)
+        if status == pod.status:
+            return
+        with self._lock:
+            last = self._last_written.get(uid)
+        if last is not None and last[1] == status and _rv(pod) <= _rv_text(last[0]):
+            return  # we wrote exactly this already; the cache has not caught up yet
+        obj = pb.Pod()
+        obj.CopyFrom(pod)
+        obj.status.CopyFrom(status)
+        for _ in range(STATUS_ATTEMPTS):
+            try:
+                written = self.client.update_status(obj)
+                with self._lock:
+                    self._last_written[uid] = (written.metadata.resource_version, _copy_status(written.status))
+                log.info("event=pod_status_written pod=%s/%s phase=%s", pod.metadata.namespace,
+                         pod.metadata.name, written.status.phase)
+                return
+            except clientmod.Conflict:
+                try:
+                    fresh = self.client.get("pods", pod.metadata.name, pod.metadata.namespace)
+                except clientmod.NotFound:
+                    return
+                if fresh.metadata.uid != uid:
+                    return
+                status = self._status(fresh, observed, waiting)
+                if status == fresh.status:
+                    return
+                obj = pb.Pod()
+                obj.CopyFrom(fresh)
+                obj.status.CopyFrom(status)
+            except clientmod.NotFound:
+                return
+        raise clientmod.Conflict(f"status of pod {pod.metadata.namespace}/{pod.metadata.name}: "
+                                 f"still conflicting after {STATUS_ATTEMPTS} attempts")
+
+
+def _copy_status(status):
+    out = pb.PodStatus()
+    out.CopyFrom(status)
+    return out
+
+
+def _rv(pod) -> int:
+    return _rv_text(pod.metadata.resource_version)
+
+
+def _rv_text(text) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return 0
