@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in iproute2 iptables procps python3-venv; do
+# docker.io: the per-node engines; busybox-static + gcc/libc6-dev: the lab's images
+# (busybox, and the static pause binary); util-linux: nsenter.
+for pkg in iproute2 iptables procps util-linux python3-venv docker.io busybox-static gcc libc6-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${SKIFF_WITH_BENCH:-0}" = 1 ]; then
