@@ -26,6 +26,13 @@ class PrivateDockerd:
         self.client = None
 
     def start(self, load_images: bool = True) -> "PrivateDockerd":
+        try:
+            return self._start(load_images)
+        except BaseException:
+            self.stop()  # a half-started engine must not outlive the test
+            raise
+
+    def _start(self, load_images: bool) -> "PrivateDockerd":
         os.makedirs(self.exec_root, exist_ok=True)
         log = open(os.path.join(self.root, "dockerd.log"), "ab")
         self.proc = subprocess.Popen(
