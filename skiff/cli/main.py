@@ -262,7 +262,7 @@ def cmd_describe(args) -> int:
         mine = [e for e in events if e.involved_object.uid == obj.metadata.uid
                 or (e.involved_object.kind == kind.name and e.involved_object.name == obj.metadata.name
                     and e.involved_object.namespace == obj.metadata.namespace)]
-        mine.sort(key=lambda e: e.last_timestamp or e.metadata.creation_timestamp)
+        mine.sort(key=printers.event_order)
         pages.append(describe(kind, obj, mine))
     print("\n\n".join(pages))
     return 0
@@ -394,7 +394,14 @@ def main(argv=None) -> int:
     if "exec" in argv and "--" in argv and argv.index("exec") < argv.index("--"):
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1:]
-    args = parser.parse_args(argv)
+    # kubectl accepts names after flags (`describe pod -n demo web-1`); argparse stops
+    # collecting a positional list at the first flag, so gather the stragglers.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        stray_flags = [e for e in extra if e.startswith("-")]
+        if stray_flags or not isinstance(getattr(args, "names", None), list):
+            parser.parse_args(argv)  # reports the unrecognized arguments the usual way
+        args.names.extend(extra)
     if command is not None:
         args.command = command
     try:

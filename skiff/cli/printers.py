@@ -183,9 +183,14 @@ TABLES = {
 }
 
 
+def event_order(e):
+    """Oldest first; within one second (timestamps have second resolution), in store order."""
+    return (e.last_timestamp or e.metadata.creation_timestamp, int(e.metadata.resource_version or 0))
+
+
 def events_table(items, *, all_namespaces=False, headers=True, now=None) -> str:
     """kubectl's `get events`: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE, oldest first."""
-    items = sorted(items, key=lambda e: e.last_timestamp or e.metadata.creation_timestamp)
+    items = sorted(items, key=event_order)
     head = (["NAMESPACE"] if all_namespaces else []) + ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     rows = [head] if headers else []
     for e in items:
