@@ -10,15 +10,12 @@ and, read-only, through the engine.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
-import docker
 import pytest
 import yaml
 
@@ -27,6 +24,7 @@ from skiff import client as clientmod
 from skiff.api import codec
 from skiff.api import objects_pb2 as pb
 from skiff.lab import images
+from tests.dockerd import PrivateDockerd, unmount_below
 from tests.helpers import free_port_block, remove, temp_dir, wait_until
 
 pytestmark = pytest.mark.integration
@@ -38,101 +36,11 @@ BUSYBOX = images.BUSYBOX_IMAGE
 # ------------------------------------------------------------------ the engine
 
 
-class Engine:
-    def __init__(self):
-        self.base = tempfile.mkdtemp(prefix="skiff-dockerd-")
-        self.sock = os.path.join(self.base, "docker.sock")
-        self.host = f"unix://{self.sock}"
-        self.proc = None
-        self.client = None
-
-    def start(self):
-        argv = ["dockerd", "--data-root", os.path.join(self.base, "data"),
-                "--exec-root", os.path.join(self.base, "exec"), "-H", self.host,
-                "--pidfile", os.path.join(self.base, "docker.pid"),
-                "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false"]
-        env = dict(os.environ, HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="")
-        with open(os.path.join(self.base, "dockerd.log"), "ab") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                                         start_new_session=True)
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"dockerd exited with {self.proc.returncode}: {self.log_tail()}")
-            if not os.path.exists(self.sock):
-                return False
-            self.client = docker.DockerClient(base_url=self.host, timeout=60)
-            return self.client.ping()
-
-        wait_until(up, 60, "the test's dockerd to answer", interval_s=0.2)
-
-    def log_tail(self):
-        try:
-            with open(os.path.join(self.base, "dockerd.log"), "rb") as f:
-                return f.read()[-2000:].decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self):
-        """Remove every container, stop dockerd (by pid), unmount and remove its directories."""
-        if self.client is not None:
-            try:
-                for c in self.client.containers.list(all=True):
-                    try:
-                        c.remove(force=True)
-                    except docker.errors.APIError:
-                        pass
-            except Exception:  # noqa: BLE001 - the engine may be gone already
-                pass
-            self.client.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        _kill_leftovers(self.base)
-        _unmount_below(self.base)
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
-def _kill_leftovers(base):
-    """containerd / shims that our dockerd started and left behind (their argv names our dir)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if base in argv and int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def _unmount_below(path):
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        mounts = [line.split()[4] for line in f]
-    for mnt in sorted((m for m in mounts if m.startswith(path + "/")), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mnt], capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def engine():
-    eng = Engine()
-    try:
-        eng.start()
-        with tempfile.TemporaryDirectory(prefix="skiff-images-") as tmp:
-            for path in images.build_all(tmp).values():
-                with open(path, "rb") as f:
-                    eng.client.images.load(f.read())
-        yield eng
-    finally:
-        eng.stop()
+    eng = PrivateDockerd().start()
+    yield eng
+    eng.stop()
 
 
 # ------------------------------------------------------------------ the agent
@@ -203,7 +111,7 @@ def agent(cluster, engine):
     finally:
         proc.stop()
         print("----- agent log tail -----\n" + proc.log()[-6000:])
-        _unmount_below(base)
+        unmount_below(base)
         remove(base)
 
 
