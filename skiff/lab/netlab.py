@@ -12,11 +12,13 @@ at any point. Functions that remove things tolerate their absence.
 """
 
 import os
+import random
+import string
 import subprocess
 
 from pyroute2 import IPRoute, netns
 
-from skiff.lab.plan import BRIDGE, HOST_PEER, MEMBER_IFNAME, NETNS_DIR, Member, Plan
+from skiff.lab.plan import BRIDGE, HOST_PEER, MEMBER_IFNAME, NETNS_DIR, Member, Plan, overlaps
 
 
 class NetError(RuntimeError):
@@ -74,6 +76,22 @@ def root_networks() -> list[str]:
             if dst and r["dst_len"] > 0:
                 out.append(f"{dst}/{r['dst_len']}")
     return out
+
+
+def pick_free_prefix_and_subnet() -> tuple[str, str]:
+    """A random skiff-xxxx prefix and 10.2xx.yy.0/24 subnet that nothing here uses yet
+    (for labs that must not collide with another one: tests, benchmarks)."""
+    used = root_networks()
+    taken_ns = set(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else set()
+    for _ in range(200):
+        prefix = "skiff-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=4))
+        subnet = f"10.{random.randint(200, 239)}.{random.randint(0, 255)}.0/24"
+        if any(n.startswith(prefix + "-") for n in taken_ns) or os.path.exists(f"/run/{prefix}-lab"):
+            continue
+        if overlaps(subnet, used):
+            continue
+        return prefix, subnet
+    raise RuntimeError("no free lab prefix/subnet")
 
 
 def create_netns(name: str, record) -> None:

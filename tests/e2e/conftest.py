@@ -76,7 +76,7 @@ def lab(request):
 
 def lab_up_nodes(tag: str, nodes: int = 3, *extra) -> Cli:
     """A lab with N nodes (namespaces, engines, agents) and 3 replicas on the lab network."""
-    from tests.e2e.test_lab import pick_prefix_and_subnet
+    from skiff.lab.netlab import pick_free_prefix_and_subnet as pick_prefix_and_subnet
     root = temp_dir(tag)
     cli = Cli(os.path.join(root, "lab"), os.path.join(root, "config"))
     prefix, subnet = pick_prefix_and_subnet()

@@ -19,23 +19,11 @@ import pytest
 import yaml
 
 from skiff.lab import netlab
-from skiff.lab.plan import overlaps
 from tests.e2e.conftest import Cli, skiff_argv
 from tests.helpers import remove, temp_dir, wait_until
 
 NETNS_DIR = "/var/run/netns"
-def pick_prefix_and_subnet() -> tuple[str, str]:
-    used = netlab.root_networks()
-    taken_ns = set(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else set()
-    for _ in range(200):
-        prefix = "skiff-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=4))
-        subnet = f"10.{random.randint(200, 239)}.{random.randint(0, 255)}.0/24"
-        if any(n.startswith(prefix + "-") for n in taken_ns) or os.path.exists(f"/run/{prefix}-lab"):
-            continue
-        if overlaps(subnet, used):
-            continue
-        return prefix, subnet
-    raise RuntimeError("no free lab prefix/subnet")
+pick_prefix_and_subnet = netlab.pick_free_prefix_and_subnet
 
 
 class NodeLab:

@@ -4,7 +4,7 @@ import os
 import subprocess
 
 from tests.e2e.conftest import Cli, dump_lab_logs
-from tests.e2e.test_lab import pick_prefix_and_subnet
+from skiff.lab.netlab import pick_free_prefix_and_subnet as pick_prefix_and_subnet
 from tests.helpers import ROOT, remove, temp_dir
 
 

@@ -1,0 +1,213 @@
+"""Benchmark: pod start through skiff vs `docker run` of the same containers, same engines, one run.
+
+Starts a 3-node lab (root), then prints:
+  1. pod start latency, create -> Running in the API (all containers running), p50/p99 over
+     N pods created one at a time, next to the time to start the same pause + app
+     containers with the Docker API directly on the same node engines (the raw baseline),
+     and the ratio (aim <= 1.3);
+  2. time for a 60-replica Deployment to be all Running;
+  3. node kill -> all replacements Running;
+  4. resident memory (RSS) of the agents and of the control-plane replicas.
+
+    .venv/bin/python bench/pods_vs_docker.py [--pods 30] [--replicas 60]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import docker  # noqa: E402
+
+from skiff import client as clientmod  # noqa: E402
+from skiff.api import objects_pb2 as pb  # noqa: E402
+from skiff.lab import images  # noqa: E402
+from skiff.lab.lab import Lab  # noqa: E402
+from skiff.lab.netlab import pick_free_prefix_and_subnet  # noqa: E402
+
+SKIFF = [sys.executable, "-m", "skiff.cli.main"]
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def rss_mib(pid) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def pod(name, node):
+    p = pb.Pod(metadata=pb.ObjectMeta(name=name, namespace="default", labels={"bench": "start"}))
+    p.spec.node_name = ""
+    p.spec.node_selector["kubernetes.io/hostname"] = node
+    p.spec.termination_grace_period_seconds = 1
+    p.spec.containers.add(name="app", image=images.BUSYBOX_IMAGE, image_pull_policy="Never",
+                          command=["sleep", "3600"])
+    return p
+
+
+def running(p) -> bool:
+    return p.status.phase == "Running" and len(p.status.container_statuses) == len(p.spec.containers) \
+        and all(cs.state.HasField("running") for cs in p.status.container_statuses)
+
+
+class RunningWatcher:
+    """One watch on pods; records the first moment each pod is seen Running."""
+
+    def __init__(self, c, rv):
+        self.seen = {}
+        self.cond = threading.Condition()
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, args=(c, rv), daemon=True)
+        self.thread.start()
+
+    def _run(self, c, rv):
+        for typ, p, _ in c.watch("pods", namespace="default", resource_version=rv):
+            if self._stop:
+                return
+            if typ != "DELETED" and running(p):
+                with self.cond:
+                    self.seen.setdefault(p.metadata.name, time.monotonic())
+                    self.cond.notify_all()
+
+    def wait(self, names, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        with self.cond:
+            while not all(n in self.seen for n in names):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = [n for n in names if n not in self.seen]
+                    raise TimeoutError(f"not Running in time: {missing[:5]} ({len(missing)})")
+                self.cond.wait(left)
+
+
+def docker_baseline(engines, n):
+    """Sequentially: pause container + app joined to it, as the agent does; time to both started."""
+    out = []
+    for i in range(n):
+        eng = engines[i % len(engines)]
+        t0 = time.monotonic()
+        pause = eng.containers.run(images.PAUSE_IMAGE, detach=True, network_mode="none",
+                                   ipc_mode="shareable", hostname=f"raw{i}", name=f"skiff-bench-raw-pause-{i}")
+        eng.containers.run(images.BUSYBOX_IMAGE, ["sleep", "3600"], detach=True,
+                           network_mode=f"container:{pause.id}", ipc_mode=f"container:{pause.id}",
+                           name=f"skiff-bench-raw-app-{i}")
+        out.append(time.monotonic() - t0)
+    for eng in engines:
+        for c in eng.containers.list(all=True, filters={"name": "skiff-bench-raw-"}):
+            c.remove(force=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pods", type=int, default=30)
+    ap.add_argument("--replicas", type=int, default=60)
+    ap.add_argument("--keep", action="store_true", help="leave the lab up")
+    args = ap.parse_args()
+    root = tempfile.mkdtemp(prefix="skiff-bench-pods-")
+    lab_dir = os.path.join(root, "lab")
+    env = dict(os.environ, SKIFF_CONFIG=os.path.join(root, "config"))
+    prefix, subnet = pick_free_prefix_and_subnet()
+    results = {}
+    try:
+        t0 = time.monotonic()
+        subprocess.run(SKIFF + ["lab", "up", "--nodes", "3", "--lab-dir", lab_dir, "--prefix", prefix,
+                                "--subnet", subnet], env=env, check=True, stdout=subprocess.DEVNULL)
+        results["lab up (s)"] = time.monotonic() - t0
+        lab = Lab(lab_dir)
+        state = lab.load()
+        plan = lab.plan(state)
+        nodes = [m.name for m in plan.nodes]
+        engines = [docker.DockerClient(base_url=plan.node_paths(n).docker_host, timeout=60) for n in nodes]
+        c = clientmod.Client.from_config(config_path=env["SKIFF_CONFIG"])
+
+        raw = docker_baseline(engines, args.pods)
+        _, rv = c.list("pods", namespace="default")
+        watcher = RunningWatcher(c, rv)
+        starts = []
+        for i in range(args.pods):
+            name = f"start-{i}"
+            t = time.monotonic()
+            c.create(pod(name, nodes[i % len(nodes)]))
+            watcher.wait([name], 60)
+            starts.append(watcher.seen[name] - t)
+        for i in range(args.pods):
+            c.delete("pods", f"start-{i}", grace_period_seconds=1)
+
+        deploy = pb.Deployment(metadata=pb.ObjectMeta(name="bench", namespace="default"))
+        deploy.spec.replicas = args.replicas
+        deploy.spec.selector.match_labels["app"] = "bench"
+        tmpl = deploy.spec.template
+        tmpl.metadata.labels["app"] = "bench"
+        tmpl.spec.termination_grace_period_seconds = 1
+        tmpl.spec.containers.add(name="app", image=images.BUSYBOX_IMAGE, image_pull_policy="Never",
+                                 command=["sleep", "3600"])
+
+        def all_running(exclude_node=None):
+            items, _ = c.list("pods", namespace="default", label_selector="app=bench")
+            live = [p for p in items if not p.metadata.deletion_timestamp]
+            ok = [p for p in live if running(p) and p.spec.node_name != exclude_node]
+            return len(ok) == args.replicas and len(live) == args.replicas
+
+        t = time.monotonic()
+        c.create(deploy)
+        while not all_running():
+            time.sleep(0.1)
+        results[f"{args.replicas}-replica Deployment all Running (s)"] = time.monotonic() - t
+
+        victim = nodes[1]
+        t = time.monotonic()
+        subprocess.run(SKIFF + ["chaos", "kill-node", victim, "--lab-dir", lab_dir], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        while not all_running(exclude_node=victim):
+            time.sleep(0.1)
+        results[f"node kill -> all {args.replicas} Running elsewhere (s)"] = time.monotonic() - t
+
+        state = lab.load()
+        agent_rss = [rss_mib(rec.get("agentPid", 0)) for n, rec in state.get("nodes", {}).items() if n != victim]
+        cp_rss = [rss_mib(pid) for pid in state["controlplane"]["pids"].values()]
+
+        print("\n| metric | skiff | docker (raw) | ratio |")
+        print("|---|---:|---:|---:|")
+        for label, q in (("p50", 50), ("p99", 99)):
+            s, r = pct(starts, q), pct(raw, q)
+            print(f"| pod start {label}, {args.pods} pods, create -> Running (ms) | {s * 1000:.0f} | "
+                  f"{r * 1000:.0f} | {s / r:.2f} |")
+        print(f"| pod start mean (ms) | {statistics.mean(starts) * 1000:.0f} | {statistics.mean(raw) * 1000:.0f} | "
+              f"{statistics.mean(starts) / statistics.mean(raw):.2f} |")
+        for k, v in results.items():
+            print(f"| {k} | {v:.1f} | | |")
+        print(f"| agent RSS per node (MiB) | {statistics.mean(agent_rss):.0f} | | |")
+        print(f"| control-plane replica RSS (MiB) | {statistics.mean(cp_rss):.0f} (max {max(cp_rss):.0f}) | | |")
+        print(f"\npod start p50 ratio skiff/docker (aim <= 1.3): {pct(starts, 50) / pct(raw, 50):.2f}")
+        print(json.dumps({"starts_s": starts, "raw_s": raw, **results}), file=open(os.path.join(root, "r.json"), "w"))
+        c.close()
+    finally:
+        if not args.keep:
+            subprocess.run(SKIFF + ["lab", "down", "--lab-dir", lab_dir], env=env, stdout=subprocess.DEVNULL)
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"lab kept: {lab_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
