@@ -201,3 +201,36 @@ def test_agent_restart_adopts_running_containers(lab):
     assert ids() == before_ids, "container IDs or restart counts changed after an agent restart"
     assert containers_of_keep_pods() == before_containers, "containers created or removed"
     lab.out("delete", "po", *[f"keep{i}" for i in range(10)])
+
+
+def test_scale_cordon_drain_uncordon(lab):
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "dr"},
+              "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "dr"}},
+                       "template": {"metadata": {"labels": {"app": "dr"}},
+                                    "spec": {"terminationGracePeriodSeconds": 1,
+                                             "containers": [container("app", ["sleep", "3600"])]}}}}
+    apply(lab, deploy)
+
+    def placement():
+        items = json.loads(lab.out("get", "po", "-l", "app=dr", "-o", "json"))["items"]
+        live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
+        return {p["metadata"]["name"]: (p["spec"].get("nodeName"), p.get("status", {}).get("phase")) for p in live}
+
+    def all_running(n, avoid=None):
+        pl = placement()
+        return len(pl) == n and all(ph == "Running" and node != avoid for node, ph in pl.values())
+
+    assert lab.out("scale", "deploy", "dr", "--replicas", "5") == "deployment.apps/dr scaled\n"
+    wait_until(lambda: all_running(5), 90, "5 replicas running after scale up")
+    assert "node3" in lab.out("cordon", "node3")
+    assert "SchedulingDisabled" in lab.out("get", "nodes")
+    out = lab.out("drain", "node3", "--timeout", "90")
+    assert "node/node3 drained" in out
+    wait_until(lambda: all_running(5, avoid="node3"), 90, "replicas moved off the drained node")
+    lab.out("scale", "deploy/dr", "--replicas", "6")
+    wait_until(lambda: all_running(6, avoid="node3"), 90, "a cordoned node gets no new pods")
+    lab.out("uncordon", "node3")
+    assert "SchedulingDisabled" not in lab.out("get", "nodes")
+    lab.out("scale", "deploy", "dr", "--replicas", "1")
+    wait_until(lambda: all_running(1), 90, "scaled down to 1")
+    lab.out("delete", "deploy", "dr")
