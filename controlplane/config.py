@@ -20,8 +20,17 @@
       enabled: true
       nodeMonitorGracePeriodS: 5
       podEvictionTimeoutS: 5
+    services:                       # optional: Service address allocation (see ServicesConfig)
+      serviceCIDR: 10.96.0.0/12
+      nodePortRange: 30000-32767
+      loadBalancerPool: 10.200.0.200-10.200.0.220
+    network:                        # optional: the pod network (absent = no node IPAM; pods get loopback only)
+      clusterCIDR: 10.244.0.0/16    # every pod IP comes from here
+      nodeCIDRMaskSize: 24          # each Node gets one such block (spec.podCIDR)
+      backend: host-gw              # host-gw | vxlan (agents learn it from the Node annotation skiff.io/network-backend)
 """
 
+import ipaddress
 from dataclasses import dataclass, field
 
 import yaml
@@ -63,6 +72,49 @@ class ControllersConfig:
 
 
 @dataclass(frozen=True)
+class ServicesConfig:
+    """Where Services get their addresses (allocated inside the replicated apply).
+
+    service_cidr: ClusterIPs come from here (lowest free address first); Kubernetes'
+      default --service-cluster-ip-range is 10.96.0.0/12.
+    node_port_range: "lo-hi" inclusive, Kubernetes' default 30000-32767.
+    load_balancer_pool: "first-last" addresses for type LoadBalancer (status.loadBalancer
+      .ingress); "" = none (LoadBalancer services stay <pending>, like a cloud-less cluster).
+    The proposing replica puts these settings into each Service write, so the state
+    machine reads them from the log, never from a replica's own file: replicas with
+    different files cannot diverge (the one that proposes wins for that write).
+    """
+    service_cidr: str = "10.96.0.0/12"
+    node_port_range: str = "30000-32767"
+    load_balancer_pool: str = ""
+
+    def alloc_settings(self) -> dict:
+        """The plain-data form carried in Raft commands (see controlplane/store/svcalloc.py)."""
+        lo, hi = (int(x) for x in self.node_port_range.split("-"))
+        pool = tuple(self.load_balancer_pool.split("-")) if self.load_balancer_pool else ()
+        return {"cidr": self.service_cidr, "nodePorts": (lo, hi), "lbPool": pool}
+
+
+BACKENDS = ("host-gw", "vxlan")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The cluster's pod network (see controlplane.controllers.nodeipam).
+
+    cluster_cidr: where every pod IP comes from; node_cidr_mask_size: the prefix length
+    of each node's block (spec.podCIDR); backend: how nodes reach each other's blocks
+    (host-gw: a route via the node's InternalIP, all nodes on one L2 segment; vxlan:
+    flannel-style overlay, VNI 1, UDP 8472). The node IPAM controller publishes backend
+    and cluster_cidr on every Node (annotations skiff.io/network-backend,
+    skiff.io/cluster-cidr): agents learn them from there.
+    """
+    cluster_cidr: str = "10.244.0.0/16"
+    node_cidr_mask_size: int = 24
+    backend: str = "host-gw"
+
+
+@dataclass(frozen=True)
 class ControlPlaneConfig:
     name: str
     data_dir: str
@@ -75,6 +127,9 @@ class ControlPlaneConfig:
     # How many recent changes a watch can resume across (older -> "expired, re-list").
     watch_history: int = 20000
     controllers: ControllersConfig = field(default_factory=ControllersConfig)
+    services: ServicesConfig = field(default_factory=ServicesConfig)
+    # None: no node IPAM (no network: section), like kube-controller-manager without --allocate-node-cidrs.
+    network: NetworkConfig | None = None
 
     @property
     def self_peer(self) -> Peer:
@@ -105,7 +160,7 @@ def load(path: str) -> ControlPlaneConfig:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping")
     known = {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
-             "raftPasswordFile", "peers", "raft", "watchHistory", "controllers"}
+             "raftPasswordFile", "peers", "raft", "watchHistory", "controllers", "services", "network"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}")
@@ -136,6 +191,8 @@ def load(path: str) -> ControlPlaneConfig:
         raise ConfigError(f"{path}: raft: need heartbeatS*3 < minTimeoutS < maxTimeoutS")
     return ControlPlaneConfig(
         controllers=_controllers(doc.get("controllers"), path),
+        network=_network(doc.get("network"), path) if "network" in doc else None,
+        services=_services(doc.get("services"), path),
         name=_need(doc, "name", path),
         data_dir=_need(doc, "dataDir", path),
         api_address=_address(_need(doc, "apiAddress", path), path),
@@ -172,6 +229,66 @@ def _controllers(doc, path) -> ControllersConfig:
                              pod_eviction_timeout_s=values["podEvictionTimeoutS"])
 
 
+def _services(doc, path) -> ServicesConfig:
+    if doc is None:
+        return ServicesConfig()
+    where = f"{path}: services"
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    unknown = sorted(set(doc) - {"serviceCIDR", "nodePortRange", "loadBalancerPool"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    cidr = str(doc.get("serviceCIDR", ServicesConfig.service_cidr))
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: serviceCIDR {cidr!r}: {exc}") from None
+    if net.version != 4 or net.num_addresses < 4:
+        raise ConfigError(f"{where}: serviceCIDR must be an IPv4 network of at least 4 addresses")
+    ports = str(doc.get("nodePortRange", ServicesConfig.node_port_range))
+    lo, sep, hi = ports.partition("-")
+    if not (sep and lo.isdigit() and hi.isdigit() and 1 <= int(lo) <= int(hi) <= 65535):
+        raise ConfigError(f"{where}: nodePortRange {ports!r} is not lo-hi (e.g. 30000-32767)")
+    pool = str(doc.get("loadBalancerPool") or "")
+    if pool:
+        first, sep, last = pool.partition("-")
+        try:
+            a, b = ipaddress.IPv4Address(first), ipaddress.IPv4Address(last)
+        except ValueError:
+            a = b = None
+        if not sep or a is None or a > b:
+            raise ConfigError(f"{where}: loadBalancerPool {pool!r} is not first-last "
+                              "(e.g. 10.200.0.200-10.200.0.220)")
+        if a in net or b in net:
+            raise ConfigError(f"{where}: loadBalancerPool {pool!r} overlaps serviceCIDR {cidr}")
+    return ServicesConfig(service_cidr=cidr, node_port_range=f"{int(lo)}-{int(hi)}",
+                          load_balancer_pool=pool)
+
+
+def _network(doc, path) -> NetworkConfig:
+    where = f"{path}: network"
+    if doc is None:
+        return NetworkConfig()
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    unknown = sorted(set(doc) - {"clusterCIDR", "nodeCIDRMaskSize", "backend"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    cidr = doc.get("clusterCIDR", NetworkConfig.cluster_cidr)
+    try:
+        net = ipaddress.IPv4Network(str(cidr), strict=True)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: clusterCIDR: {exc}") from None
+    mask = doc.get("nodeCIDRMaskSize", NetworkConfig.node_cidr_mask_size)
+    if isinstance(mask, bool) or not isinstance(mask, int) or not net.prefixlen <= mask <= 30:
+        raise ConfigError(f"{where}: nodeCIDRMaskSize must be an integer between the clusterCIDR's "
+                          f"prefix length ({net.prefixlen}) and 30, got {mask!r}")
+    backend = doc.get("backend", NetworkConfig.backend)
+    if backend not in BACKENDS:
+        raise ConfigError(f"{where}: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return NetworkConfig(cluster_cidr=str(net), node_cidr_mask_size=mask, backend=backend)
+
+
 def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
     """YAML text for cfg (used by the lab and deploy/ to write replica configs)."""
     doc = {
@@ -193,4 +310,12 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
             "enabled": cfg.controllers.enabled,
             "nodeMonitorGracePeriodS": cfg.controllers.node_monitor_grace_period_s,
             "podEvictionTimeoutS": cfg.controllers.pod_eviction_timeout_s}
+    if cfg.services != ServicesConfig():
+        doc["services"] = {"serviceCIDR": cfg.services.service_cidr,
+                           "nodePortRange": cfg.services.node_port_range,
+                           "loadBalancerPool": cfg.services.load_balancer_pool}
+    if cfg.network is not None:
+        doc["network"] = {"clusterCIDR": cfg.network.cluster_cidr,
+                          "nodeCIDRMaskSize": cfg.network.node_cidr_mask_size,
+                          "backend": cfg.network.backend}
     return yaml.safe_dump(doc, sort_keys=False)

@@ -60,14 +60,15 @@ def carry_over_assigned(kind: Kind, new, old) -> None:
     if kind.name == "Pod" and not new.spec.node_name:
         new.spec.node_name = old.spec.node_name
     elif kind.name == "Service":
-        if not new.spec.cluster_ip:
+        if not new.spec.cluster_ip and new.spec.type != "ExternalName":
             new.spec.cluster_ip = old.spec.cluster_ip
             if not new.spec.cluster_ips:
                 new.spec.cluster_ips.extend(old.spec.cluster_ips)
-        assigned = {(p.port, p.protocol or "TCP"): p.node_port for p in old.spec.ports}
-        for p in new.spec.ports:
-            if not p.node_port:
-                p.node_port = assigned.get((p.port, p.protocol or "TCP"), 0)
+        if new.spec.type in ("NodePort", "LoadBalancer"):   # a ClusterIP service has none
+            assigned = {(p.port, p.protocol or "TCP"): p.node_port for p in old.spec.ports}
+            for p in new.spec.ports:
+                if not p.node_port:
+                    p.node_port = assigned.get((p.port, p.protocol or "TCP"), 0)
 
 
 def generated_name(prefix: str, random_bytes: bytes) -> str:

@@ -86,6 +86,14 @@ class ApiService(api_grpc.ApiServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE,
                           f"replica {self.cfg.name} has not caught up with the Raft log yet")
 
+    def _alloc(self, kind) -> tuple:
+        """Service writes carry this replica's allocation settings into the log, so the
+        state machine allocates from the command, never from a replica's own file."""
+        if kind.name != "Service":
+            return ()
+        services = getattr(self.cfg, "services", None)
+        return (services.alloc_settings(),) if services is not None else ()
+
     @staticmethod
     def _request_id(req):
         return req.request_id or uuid.uuid4().hex
@@ -106,7 +114,7 @@ class ApiService(api_grpc.ApiServicer):
             msg.metadata.name = admission.generated_name(msg.metadata.generate_name, os.urandom(5))
         self._admit(kind, msg, context, old=None, creating=True)
         cmd = ("create", self._request_id(request), kinds.wrap(msg).SerializeToString(),
-               now_rfc3339(), str(uuid.uuid4()))
+               now_rfc3339(), str(uuid.uuid4())) + self._alloc(kind)
         return self._response(self._write(cmd, context))
 
     def Update(self, request, context):
@@ -126,7 +134,7 @@ class ApiService(api_grpc.ApiServicer):
         else:
             self._admit(kind, msg, context, old=old, creating=False)
         cmd = ("update", self._request_id(request), kinds.wrap(msg).SerializeToString(),
-               request.subresource, msg.metadata.resource_version)
+               request.subresource, msg.metadata.resource_version) + self._alloc(kind)
         return self._response(self._write(cmd, context))
 
     def Apply(self, request, context):
@@ -136,7 +144,7 @@ class ApiService(api_grpc.ApiServicer):
         old = self._current((kind.name, ns, msg.metadata.name))
         self._admit(kind, msg, context, old=old, creating=old is None)
         cmd = ("apply", self._request_id(request), kinds.wrap(msg).SerializeToString(),
-               now_rfc3339(), str(uuid.uuid4()))
+               now_rfc3339(), str(uuid.uuid4())) + self._alloc(kind)
         return self._response(self._write(cmd, context))
 
     def Delete(self, request, context):

@@ -14,8 +14,10 @@ import logging
 import threading
 
 from controlplane.controllers.deployment import DeploymentController
+from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.gc import GarbageCollector
 from controlplane.controllers.guard import LeaderGuardedClient
+from controlplane.controllers.nodeipam import NodeIpamController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.scheduler.scheduler import Scheduler
@@ -60,6 +62,11 @@ class ControllerManager:
                                     ctl.pod_eviction_timeout_s),
             GarbageCollector(guarded, pods, rss, deploys, nodes),
         ]
+        if getattr(cfg, "network", None) is not None:   # node IPAM only with a network: section
+            self.loops.append(NodeIpamController(guarded, nodes, cfg.network))
+        # Services: Endpoints per selector (its own informers, started with the others below).
+        self.informers.update({k: Informer(self.client, k, name=f"informer-{k}") for k in ("services", "endpoints")})
+        self.loops.append(EndpointsController(guarded, self.informers["services"], self.informers["endpoints"], pods))
         self._stop = threading.Event()
         self._starter = threading.Thread(target=self._start, name="controllers-start", daemon=True)
 

@@ -14,18 +14,25 @@ Invariants (these are what clients may rely on):
   check happens before the first mutation, so a refused command changes nothing.
 
 Commands are plain tuples (pickled into the Raft log):
-  ("create", request_id, env_bytes, now, uid)
-  ("update", request_id, env_bytes, subresource, expected_rv)
-  ("apply",  request_id, env_bytes, now, uid)
+  ("create", request_id, env_bytes, now, uid[, alloc])
+  ("update", request_id, env_bytes, subresource, expected_rv[, alloc])
+  ("apply",  request_id, env_bytes, now, uid[, alloc])
   ("delete", request_id, key, expected_rv, expected_uid[, grace_s, now])
   ("barrier", request_id)
   ("batch", "", [command, ...])   -> [result, ...]  (proposals coalesced into one entry)
 Results: ("ok", outcome, env_bytes_or_None, rv) or ("error", code, message).
+
+Services get their clusterIP, nodePorts and LoadBalancer ingress here, in the one
+ordered apply (controlplane/store/svcalloc.py), so allocation is race-free; `alloc`
+is the proposer's allocation settings (ServicesConfig.alloc_settings()), carried in
+the command so that every replica decides the same. status.loadBalancer belongs to
+the allocator: a status write keeps the assigned ingress.
 """
 
 from collections import OrderedDict, deque
 from itertools import islice
 
+from controlplane.store import svcalloc
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
 
@@ -87,19 +94,19 @@ class StoreState:
     def _dispatch(self, cmd):
         op = cmd[0]
         if op == "create":
-            _, _, env_bytes, now, uid = cmd
-            return self._create(_parse(env_bytes), now, uid)
+            _, _, env_bytes, now, uid, *alloc = cmd
+            return self._create(_parse(env_bytes), now, uid, _first(alloc))
         if op == "update":
-            _, _, env_bytes, subresource, expected_rv = cmd
-            return self._update(_parse(env_bytes), subresource, expected_rv, "updated")
+            _, _, env_bytes, subresource, expected_rv, *alloc = cmd
+            return self._update(_parse(env_bytes), subresource, expected_rv, "updated", _first(alloc))
         if op == "apply":
-            _, _, env_bytes, now, uid = cmd
+            _, _, env_bytes, now, uid, *alloc = cmd
             env = _parse(env_bytes)
             kind, msg = kinds.unwrap(env)
             if kinds.key_of(kind, msg) not in self.objects:
-                return self._create(env, now, uid)
+                return self._create(env, now, uid, _first(alloc))
             expected = msg.metadata.resource_version
-            return self._update(env, "", expected, "configured")
+            return self._update(env, "", expected, "configured", _first(alloc))
         if op == "delete":
             key, expected_rv, expected_uid = cmd[2:5]
             grace_s, now = (cmd[5], cmd[6]) if len(cmd) > 6 else (0, "")
@@ -108,13 +115,17 @@ class StoreState:
             return ("ok", "barrier", None, self.rv)
         return ("error", "invalid", f"unknown store command {op!r}")
 
-    def _create(self, env, now, uid):
+    def _create(self, env, now, uid, alloc=None):
         kind, msg = kinds.unwrap(env)
         key = kinds.key_of(kind, msg)
         if key in self.objects:
             return ("error", "already_exists", f'{kind.resource} "{key[2]}" already exists')
         if kind.namespaced and ("Namespace", "", key[1]) not in self.objects:
             return ("error", "not_found", f'namespaces "{key[1]}" not found')
+        if kind.name == "Service":
+            err = self._allocate(key, msg, None, alloc)
+            if err:
+                return err
         meta = msg.metadata
         meta.uid = uid
         meta.creation_timestamp = now
@@ -122,7 +133,7 @@ class StoreState:
         meta.ClearField("deletion_timestamp")
         return self._commit("ADDED", key, env, "created")
 
-    def _update(self, env, subresource, expected_rv, outcome):
+    def _update(self, env, subresource, expected_rv, outcome, alloc=None):
         kind, msg = kinds.unwrap(env)
         key = kinds.key_of(kind, msg)
         current = self.objects.get(key)
@@ -144,8 +155,17 @@ class StoreState:
             merged.ClearField("status")
             if msg.HasField("status"):
                 merged.status.CopyFrom(msg.status)
+            if kind.name == "Service":
+                # The allocator owns status.loadBalancer (see module doc).
+                merged.status.ClearField("load_balancer")
+                if old.status.HasField("load_balancer"):
+                    merged.status.load_balancer.CopyFrom(old.status.load_balancer)
         elif subresource == "":
             _merge_content(merged, msg)
+            if kind.name == "Service":
+                err = self._allocate(key, merged, old, alloc)
+                if err:
+                    return err
         else:
             return ("error", "invalid", f"unknown subresource {subresource!r}")
         if merged == old:
@@ -194,6 +214,15 @@ class StoreState:
         marked.metadata.deletion_grace_period_seconds = grace_s
         return self._commit("MODIFIED", key, kinds.wrap(marked), "deleting")
 
+    def _allocate(self, key, svc, old, alloc):
+        """clusterIP/nodePorts/LB ingress for svc (a fresh message, not stored state)."""
+        others = [kinds.unwrap(env)[1] for k, env in self.objects.items()
+                  if k[0] == "Service" and k != key]
+        err = svcalloc.allocate(svc, old, others, alloc)
+        if err:
+            return ("error", "invalid", f'Service "{key[2]}" is invalid: {err}')
+        return None
+
     # ------------------------------------------------------------ mutation
 
     def _remove(self, key):
@@ -213,6 +242,10 @@ class StoreState:
         self.objects[key] = env
         self.events.append((self.rv, event_type, key, env))
         return ("ok", outcome, env.SerializeToString(), self.rv)
+
+
+def _first(rest):
+    return rest[0] if rest else None
 
 
 def _parse(env_bytes: bytes) -> pb.Object:

@@ -1,0 +1,54 @@
+"""LoadBalancer addresses on the lab's L2 segment: one node answers ARP for each.
+
+Which node: rendezvous hashing over the Ready nodes (pure `announcer()`), so every
+agent agrees without talking to the others, an address moves only when its node
+leaves, and addresses spread over nodes. The announcing node holds the address as a
+/32 on the interface that carries its InternalIP (label `<ifname>:lb`, which is how
+ours are told apart from anything else); the kernel then answers ARP for it, and the
+nat rules (SKIFF-SERVICES `-d <lbIP>`) DNAT it like a ClusterIP. Other nodes need no
+address: their own traffic to the IP is DNATed in PREROUTING/OUTPUT already.
+Not done: gratuitous ARP on a move (peers' caches refresh within their ARP timeout).
+"""
+
+import hashlib
+import logging
+
+log = logging.getLogger("skiff.proxy")
+LABEL_SUFFIX = ":lb"
+
+
+def announcer(ip: str, ready_nodes) -> str:
+    """The node that announces ip ("" when no node is ready)."""
+    best = ""
+    best_score = b""
+    for name in sorted(ready_nodes):
+        score = hashlib.sha256(f"{ip}|{name}".encode()).digest()
+        if score > best_score:
+            best, best_score = name, score
+    return best
+
+
+class Announcer:
+    """Keeps exactly the wanted /32 addresses (labelled ours) on the node's interface."""
+
+    def __init__(self, node_ip: str):
+        self.node_ip = node_ip
+
+    def sync(self, wanted) -> None:
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            addrs = list(ipr.get_addr(family=2))
+            index = next((a["index"] for a in addrs if a.get_attr("IFA_ADDRESS") == self.node_ip), None)
+            if index is None:
+                return
+            ifname = ipr.get_links(index)[0].get_attr("IFLA_IFNAME")
+            label = (ifname + LABEL_SUFFIX)[:15]
+            ours = {a.get_attr("IFA_ADDRESS") for a in addrs
+                    if a["index"] == index and a.get_attr("IFA_LABEL") == label}
+            for ip in sorted(set(wanted) - ours):
+                ipr.addr("add", index=index, address=ip, prefixlen=32, label=label)
+                log.info("event=lb_announce ip=%s ifname=%s", ip, ifname)
+            for ip in sorted(ours - set(wanted)):
+                ipr.addr("del", index=index, address=ip, prefixlen=32)
+                log.info("event=lb_withdraw ip=%s ifname=%s", ip, ifname)
