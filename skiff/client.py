@@ -22,6 +22,7 @@ from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
 
 DEFAULT_CONFIG = os.path.expanduser("~/.skiff/config")
+AGENT_ERROR_PREFIX = "node agent: "  # see controlplane/apiserver/service.py
 CALL_TIMEOUT_S = 10.0
 FAILOVER_BUDGET_S = 20.0
 
@@ -239,6 +240,10 @@ class Client:
                     return
                 if exc.code() not in _FAILOVER:
                     raise _error(exc) from None
+                if not cursor:
+                    # Broken during the initial listing: resuming from "" would repeat
+                    # ADDED events and miss deletions. The caller must re-list.
+                    raise Expired("watch broke during its initial listing; re-list") from None
                 failures += 1
                 self._current = (self._current + 1) % len(self.endpoints)
                 if failures > 3 * len(self.endpoints) * 10:
@@ -250,10 +255,15 @@ class Client:
     # ------------------------------------------------------------ node proxy (streams)
 
     def _stream_call(self, method, request, timeout_s=None):
-        """A streaming call: fail over only until the first answer arrives."""
+        """A streaming call: fail over only until the first answer arrives.
+
+        request may be a callable returning a fresh request (iterator) per attempt:
+        a request stream half-consumed by a failed attempt cannot be sent again.
+        """
         deadline = time.monotonic() + self.failover_budget_s
         while True:
-            call = getattr(self._stub(self.endpoint), method)(request, timeout=timeout_s)
+            req = request() if callable(request) else request
+            call = getattr(self._stub(self.endpoint), method)(req, timeout=timeout_s)
             try:
                 first = next(call)
             except StopIteration:
@@ -278,6 +288,8 @@ class Client:
     def _is_connect_error(exc) -> bool:
         """UNAVAILABLE from the channel itself (replica down), not relayed from an agent."""
         details = exc.details() or ""
+        if details.startswith(AGENT_ERROR_PREFIX):
+            return False
         return "failed to connect" in details or "Connection refused" in details \
             or "Socket closed" in details or "connections to all backends failing" in details
 
@@ -311,7 +323,9 @@ class Client:
                         yield npb.ExecInput(stdin=data)
                 yield npb.ExecInput(stdin_eof=True)
 
-        yield from self._stream_call("PodExec", requests())
+        # stdin can be read only once: a retry on another replica is possible only
+        # while nothing of it was sent, which is all the first-answer rule allows.
+        yield from self._stream_call("PodExec", requests)
 
     def load_image(self, node, chunks):
         """Stream a `docker save` archive (an iterable of bytes) to the node's agent."""

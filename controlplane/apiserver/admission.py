@@ -7,6 +7,7 @@ Nothing that fails here reaches the Raft log.
 from skiff.api import defaults, validation
 from skiff.api.errors import FieldError, ValidationError
 from skiff.api.kinds import Kind
+from skiff.api.assigned import carry_over_assigned  # noqa: F401 - re-exported
 
 MAX_OBJECT_BYTES = 1024 * 1024  # etcd's default request limit is 1.5 MiB; we stay under it
 
@@ -48,27 +49,6 @@ def admit(kind: Kind, msg, *, old=None, creating: bool) -> None:
     if size > MAX_OBJECT_BYTES:
         raise ValidationError(FieldError(
             "", f"object is {size} bytes; the limit is {MAX_OBJECT_BYTES} bytes"))
-
-
-def carry_over_assigned(kind: Kind, new, old) -> None:
-    """Keep what the cluster assigned when a manifest leaves it out.
-
-    A user re-applying their manifest does not mention the node a pod was bound
-    to or the clusterIP/nodePorts a Service was given; kubectl's merge keeps
-    them, and so do we (only when the new object leaves the field empty).
-    """
-    if kind.name == "Pod" and not new.spec.node_name:
-        new.spec.node_name = old.spec.node_name
-    elif kind.name == "Service":
-        if not new.spec.cluster_ip and new.spec.type != "ExternalName":
-            new.spec.cluster_ip = old.spec.cluster_ip
-            if not new.spec.cluster_ips:
-                new.spec.cluster_ips.extend(old.spec.cluster_ips)
-        if new.spec.type in ("NodePort", "LoadBalancer"):   # a ClusterIP service has none
-            assigned = {(p.port, p.protocol or "TCP"): p.node_port for p in old.spec.ports}
-            for p in new.spec.ports:
-                if not p.node_port:
-                    p.node_port = assigned.get((p.port, p.protocol or "TCP"), 0)
 
 
 def generated_name(prefix: str, random_bytes: bytes) -> str:

@@ -7,6 +7,7 @@ import datetime
 import logging
 import os
 import threading
+import time
 import uuid
 from concurrent import futures
 
@@ -31,6 +32,10 @@ _CODES = {
 }
 WRITE_TIMEOUT_S = 8.0
 WATCH_POLL_S = 1.0
+WATCH_NO_LEADER_S = 2.0
+# Errors relayed from a node agent start with this, so clients can tell them from
+# an unreachable replica (and do not fail over to another replica for them).
+AGENT_ERROR_PREFIX = "node agent: "
 PEER_STATUS_TIMEOUT_S = 0.7
 
 
@@ -127,6 +132,9 @@ class ApiService(api_grpc.ApiServicer):
         old = self._current((kind.name, ns, msg.metadata.name))
         if old is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f'{kind.resource} "{msg.metadata.name}" not found')
+        # Normalize identity before proposing: the store keys on it.
+        msg.metadata.namespace = ns
+        msg.api_version, msg.kind = kind.api_version, kind.name
         if request.subresource == "status":
             merged = _copy(old)
             merged.status.CopyFrom(msg.status)
@@ -207,10 +215,13 @@ class ApiService(api_grpc.ApiServicer):
         sel = self._selector(request, context)
         self._maybe_barrier(request.linearizable, context)
         resp = api.ListResponse()
+        # Stored objects are never mutated after commit (the state machine replaces
+        # them), so references taken under the lock may be read after it: the lock is
+        # held only for a shallow copy, never long enough to stall the Raft tick.
         with self.store.lock:
-            items = [env for key, env in self.store.state.objects.items()
-                     if _matches(key, env, kind.name, request.namespace, sel)]
+            everything = list(self.store.state.objects.items())
             rv = self.store.state.rv
+        items = [env for key, env in everything if _matches(key, env, kind.name, request.namespace, sel)]
         for env in sorted(items, key=_sort_key):
             resp.items.add().CopyFrom(env)
         resp.resource_version = str(rv)
@@ -230,31 +241,42 @@ class ApiService(api_grpc.ApiServicer):
                               f"resourceVersion {request.resource_version!r} is not a number")
         else:
             with state_lock:
-                current = [env for key, env in self.store.state.objects.items()
-                           if _matches(key, env, kind.name, ns, sel)]
+                everything = list(self.store.state.objects.items())
                 cursor = self.store.state.rv
-                current = [_copy(env) for env in sorted(current, key=_sort_key)]
+            current = sorted((env for key, env in everything if _matches(key, env, kind.name, ns, sel)),
+                             key=_sort_key)
             # The initial ADDED events carry no resume point of their own; the
             # BOOKMARK after them does (the version the listing was taken at).
             for env in current:
                 yield api.WatchEvent(type="ADDED", object=env)
             yield api.WatchEvent(type="BOOKMARK", resource_version=str(cursor))
+        leaderless_since = None
         while context.is_active():
             with state_lock:
                 if self.store.state.rv <= cursor:
                     state_lock.wait(WATCH_POLL_S)
                 events = self.store.state.events_after(cursor)
-                if events is None:
-                    first = self.store.state.first_event_rv()
-                    context.abort(grpc.StatusCode.OUT_OF_RANGE,
-                                  f"resourceVersion {cursor} is too old (oldest kept is {first - 1}): "
-                                  "expired, re-list and watch from the list's resourceVersion")
-                out = [(rv, typ, _copy(env)) for rv, typ, key, env in events
-                       if _matches(key, env, kind.name, ns, sel)]
-                if events:
-                    cursor = events[-1][0]
-            for rv, typ, env in out:
-                yield api.WatchEvent(type=typ, object=env, resource_version=str(rv))
+                first = self.store.state.first_event_rv()
+            if events is None:
+                context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                              f"resourceVersion {cursor} is too old (oldest kept is {first - 1}): "
+                              "expired, re-list and watch from the list's resourceVersion")
+            if events:
+                cursor = events[-1][0]
+                leaderless_since = None
+            elif self.store.has_leader():
+                leaderless_since = None
+            else:
+                # A replica cut off from the majority would show frozen state
+                # forever; end the watch so the client resumes on another replica
+                # (etcd's "require leader").
+                leaderless_since = leaderless_since or time.monotonic()
+                if time.monotonic() - leaderless_since > WATCH_NO_LEADER_S:
+                    context.abort(grpc.StatusCode.UNAVAILABLE,
+                                  f"replica {self.cfg.name} has no Raft leader; resume elsewhere")
+            for rv, typ, key, env in events:
+                if _matches(key, env, kind.name, ns, sel):
+                    yield api.WatchEvent(type=typ, object=env, resource_version=str(rv))
 
     # ------------------------------------------------------------ node proxy
 
@@ -298,7 +320,7 @@ class ApiService(api_grpc.ApiServicer):
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED and not context.is_active():
                 return
-            context.abort(exc.code(), exc.details() or exc.code().name)
+            context.abort(exc.code(), f"{AGENT_ERROR_PREFIX}{exc.details() or exc.code().name}")
 
     def PodLogs(self, request, context):
         self._require_ready(context)
@@ -329,10 +351,12 @@ class ApiService(api_grpc.ApiServicer):
             yield first
             yield from request_iterator
 
+        call = stub.LoadImage.future(forward())
+        context.add_callback(call.cancel)
         try:
-            return stub.LoadImage(forward())
+            return call.result()
         except grpc.RpcError as exc:
-            context.abort(exc.code(), exc.details() or exc.code().name)
+            context.abort(exc.code(), f"{AGENT_ERROR_PREFIX}{exc.details() or exc.code().name}")
 
     # ------------------------------------------------------------ cluster status
 

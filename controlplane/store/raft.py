@@ -139,7 +139,10 @@ def make_conf(data_dir: str, password: str, *, min_timeout_s: float, max_timeout
         leaderFallbackTimeout=max(2 * max_timeout_s, 1.0),
         logCompactionMinEntries=compaction_min_entries,
         logCompactionMinTime=compaction_min_time_s,
-        commandsWaitLeader=True,
+        # Refuse (MISSING_LEADER) rather than queue while there is no leader: a queued
+        # write would be applied whenever the partition heals, long after its client
+        # gave up and maybe wrote something newer. Store.propose retries until its deadline.
+        commandsWaitLeader=False,
         dynamicMembershipChange=False,
         onStateChanged=on_state_changed,
     )

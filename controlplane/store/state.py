@@ -33,7 +33,8 @@ from collections import OrderedDict, deque
 from itertools import islice
 
 from controlplane.store import svcalloc
-from skiff.api import kinds
+from skiff.api import kinds, validation
+from skiff.api.assigned import carry_over_assigned
 from skiff.api import objects_pb2 as pb
 
 EVENT_LOG_SIZE = 20000
@@ -85,7 +86,7 @@ class StoreState:
             result = self._dispatch(cmd)
         except Exception as exc:  # noqa: BLE001 - must never raise, see module doc
             return ("error", "internal", f"store could not apply {cmd[0]}: {exc!r}")
-        if request_id:
+        if request_id and cmd[0] != "barrier":
             self.requests[request_id] = result
             while len(self.requests) > self.remembered_requests:
                 self.requests.popitem(last=False)
@@ -161,6 +162,14 @@ class StoreState:
                 if old.status.HasField("load_balancer"):
                     merged.status.load_balancer.CopyFrom(old.status.load_balancer)
         elif subresource == "":
+            # Against the stored object, not the proposer's possibly stale copy:
+            # keep what the cluster assigned (a pod's node, a Service's clusterIP)
+            # and refuse changes to immutable fields.
+            carry_over_assigned(kind, msg, old)
+            errors = validation.validate_update(kind, msg, old)
+            if errors:
+                return ("error", "invalid", f'{kind.name} "{key[2]}" is invalid:\n'
+                        + "\n".join(str(e) for e in errors))
             _merge_content(merged, msg)
             if kind.name == "Service":
                 err = self._allocate(key, merged, old, alloc)

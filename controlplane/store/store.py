@@ -187,5 +187,8 @@ class Store:
     def is_leader(self) -> bool:
         return self.sync._isLeader()  # noqa: SLF001 - cheap, no public equivalent
 
+    def has_leader(self) -> bool:
+        return self.sync._getLeader() is not None  # noqa: SLF001 - cheap, no public equivalent
+
     def is_ready(self) -> bool:
         return self.sync.isReady()

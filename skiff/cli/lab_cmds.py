@@ -18,7 +18,8 @@ def cmd_lab(args) -> int:
         if args.lab_cmd == "up":
             lab.up(replicas=args.replicas, nodes=args.nodes, api_base_port=args.api_port,
                    raft_base_port=args.raft_port, prefix=args.prefix, subnet=args.subnet,
-                   agents=False if args.no_agents else None, timeout_s=args.timeout)
+                   agents=False if args.no_agents else None, timeout_s=args.timeout,
+                   network=args.network)
         elif args.lab_cmd == "down":
             lab.down()
         else:
@@ -157,6 +158,8 @@ def add_parsers(sub, common) -> None:
             lp.add_argument("--subnet", default=DEFAULT_SUBNET,
                             help="the lab network (host .1, replicas .11+, nodes .21+, "
                                  "gateway: last address)")
+            lp.add_argument("--network", choices=("host-gw", "vxlan"), default="host-gw",
+                            help="pod network backend (nodes mode): host-gw routes or a VXLAN overlay")
             lp.add_argument("--no-agents", action="store_true",
                             help="nodes get their engines but no skiff-agent")
             lp.add_argument("--timeout", type=float, default=90.0,

@@ -176,8 +176,11 @@ def cmd_get(args) -> int:
                 _print_objects(args, kind, [o for k, o in found if k is kind])
     if args.watch and len(targets) == 1 and found:
         kind, obj = found[0]
-        return _watch(args, c, kind, _ns(args) if kind.namespaced else "", obj.metadata.resource_version,
-                      name=obj.metadata.name) or status
+        ns = _ns(args) if kind.namespaced else ""
+        # From the store's current version (a listing's), not the object's own: an
+        # object unchanged for long has a version too old to resume from.
+        _, rv = c.list(kind, namespace=ns, field_selector=f"metadata.name={obj.metadata.name}")
+        return _watch(args, c, kind, ns, rv, name=obj.metadata.name) or status
     return status
 
 

@@ -79,7 +79,7 @@ def cmd_exec(args) -> int:
     try:
         stream = c.exec(_pod_name(args.pod), command, namespace=args.namespace or "default",
                         container=args.container or "", stdin=_stdin_chunks() if args.stdin else None,
-                        tty=args.tty, size=size)
+                        tty=tty, size=size)
         for msg in stream:
             if msg.stdout:
                 sys.stdout.buffer.write(msg.stdout)
@@ -100,8 +100,9 @@ def cmd_exec(args) -> int:
 
 
 def _update_with_retry(c, kind, name, namespace, mutate, attempts=10):
-    for _ in range(attempts):
-        obj = c.get(kind, name, namespace)
+    for attempt in range(attempts):
+        # After a conflict, read through the log: this replica's copy may lag.
+        obj = c.get(kind, name, namespace, linearizable=attempt > 0)
         if mutate(obj) is False:
             return obj
         try:

@@ -296,3 +296,17 @@ def test_field_selectors(client, namespace):
         names("spec.image=x")
     for name in "abc":
         client.delete("po", name, namespace, grace_period_seconds=0)
+
+
+def test_status_update_without_namespace_defaults_it(client):
+    client.create(cm("nsless", namespace="default"))
+    d = client.create(deployment("nsless-deploy"))
+    try:
+        def clear_namespace_and_set(o):
+            o.metadata.namespace = ""
+            o.status.collision_count = 3
+        assert _mutate(client, "deploy", "nsless-deploy", clear_namespace_and_set,
+                       status=True).status.collision_count == 3
+    finally:
+        client.delete("deploy", "nsless-deploy")
+        client.delete("cm", "nsless")

@@ -193,3 +193,21 @@ def test_pod_graceful_deletion(st, node, grace, outcome, still_there):
         assert short.metadata.deletion_timestamp == "2026-01-01T00:00:05Z"
         assert st.apply(("delete", "d3", ("Pod", "default", "p"), "", "", 0, "later"))[1] == "deleted"
         assert ("Pod", "default", "p") not in st.objects
+
+
+def test_reapply_keeps_what_the_cluster_assigned_even_from_a_stale_proposer(st):
+    """The proposer's copy may predate the binding; the apply checks the stored object."""
+    st.apply(("create", "c", env(pod("p")), NOW, "u"))
+    bound = pod("p", node="n1")
+    assert st.apply(("update", "bind", env(bound), "", ""))[0] == "ok"
+    manifest = pod("p")  # as the user wrote it: no nodeName
+    result = st.apply(("apply", "again", env(manifest), NOW, "u2"))
+    assert result[:2] == ("ok", "unchanged")
+    assert unwrap(("ok", "", st.objects[("Pod", "default", "p")].SerializeToString(), 0)).spec.node_name == "n1"
+
+
+def test_immutable_fields_are_checked_against_the_stored_object(st):
+    st.apply(("create", "c", env(pod("p", node="n1")), NOW, "u"))
+    moved = pod("p", node="n2")
+    result = st.apply(("update", "move", env(moved), "", ""))
+    assert result[:2] == ("error", "invalid") and "spec" in result[2]
