@@ -274,8 +274,9 @@ class ApiService(api_grpc.ApiServicer):
                 if time.monotonic() - leaderless_since > WATCH_NO_LEADER_S:
                     context.abort(grpc.StatusCode.UNAVAILABLE,
                                   f"replica {self.cfg.name} has no Raft leader; resume elsewhere")
-            for rv, typ, key, env in events:
-                if _matches(key, env, kind.name, ns, sel):
+            for rv, typ, key, env, *previous in events:
+                typ = _filtered_type(typ, key, env, previous[0] if previous else None, kind.name, ns, sel)
+                if typ:
                     yield api.WatchEvent(type=typ, object=env, resource_version=str(rv))
 
     # ------------------------------------------------------------ node proxy
@@ -427,6 +428,21 @@ def _matches(key, env, kind_name, namespace, sel) -> bool:
     if labels is not None and not labels.matches(obj.metadata.labels):
         return False
     return by_field is None or by_field.matches(obj)
+
+
+def _filtered_type(typ, key, env, previous, kind_name, namespace, sel):
+    """The event type a filtered watcher sees, as in Kubernetes: an object that starts
+    matching is ADDED, one that stops matching is DELETED, else the change as is
+    (None: not this watcher's business)."""
+    now = _matches(key, env, kind_name, namespace, sel)
+    if typ != "MODIFIED" or sel is None or previous is None:
+        return typ if now else None
+    before = _matches(key, previous, kind_name, namespace, sel)
+    if now and before:
+        return "MODIFIED"
+    if now:
+        return "ADDED"
+    return "DELETED" if before else None
 
 
 def _sort_key(env):

@@ -51,7 +51,8 @@ class StoreState:
         self.objects: dict = {}          # (kind, namespace, name) -> pb.Object
         self.requests: OrderedDict = OrderedDict()  # request_id -> result
         self.remembered_requests = remembered_requests
-        # (rv, type, key, pb.Object) for every change, contiguous in rv.
+        # (rv, type, key, pb.Object, previous pb.Object or None) for every change,
+        # contiguous in rv.
         self.events: deque = deque(maxlen=event_log_size)
 
     # ------------------------------------------------------------ reads
@@ -241,15 +242,18 @@ class StoreState:
         final.CopyFrom(env)
         _, msg = kinds.unwrap(final)
         msg.metadata.resource_version = str(self.rv)
-        self.events.append((self.rv, "DELETED", key, final))
+        self.events.append((self.rv, "DELETED", key, final, None))
         return ("ok", "deleted", final.SerializeToString(), self.rv)
 
     def _commit(self, event_type, key, env, outcome):
         self.rv += 1
         _, msg = kinds.unwrap(env)
         msg.metadata.resource_version = str(self.rv)
+        previous = self.objects.get(key)
         self.objects[key] = env
-        self.events.append((self.rv, event_type, key, env))
+        # The previous version rides along so a filtered watch can tell an object
+        # that starts or stops matching (ADDED/DELETED for that watcher).
+        self.events.append((self.rv, event_type, key, env, previous))
         return ("ok", outcome, env.SerializeToString(), self.rv)
 
 

@@ -310,3 +310,19 @@ def test_status_update_without_namespace_defaults_it(client):
     finally:
         client.delete("deploy", "nsless-deploy")
         client.delete("cm", "nsless")
+
+
+def test_filtered_watch_sees_objects_enter_and_leave_the_selector(client, namespace):
+    _, rv = client.list("cm", namespace=namespace)
+    client.create(cm("mover", labels={"team": "a"}, namespace=namespace))
+    _mutate_ns = lambda labels: client.update(cm("mover", labels=labels, namespace=namespace))  # noqa: E731
+    _mutate_ns({"team": "b"})   # leaves team=a
+    _mutate_ns({"team": "a"})   # comes back
+    _mutate_ns({"team": "a", "x": "1"})  # stays
+    seen = []
+    for typ, obj, _ in client.watch("cm", namespace=namespace, label_selector="team=a",
+                                    resource_version=rv, timeout_s=10):
+        seen.append(typ)
+        if len(seen) == 4:
+            break
+    assert seen == ["ADDED", "DELETED", "ADDED", "MODIFIED"]
