@@ -36,6 +36,8 @@ class Agent:
         self.reporter = None
         self.syncer = None
         self.server = None
+        self.network = None
+        self.proxier = None
         self._stopping = False
 
     def _connect_engine(self, timeout_s: float = 120.0):
@@ -64,6 +66,14 @@ class Agent:
         self.reporter = nodemod.NodeReporter(cfg, self.client, facts, images_fn=self.runtime.images)
         self.reporter.register()
         self.reporter.start()
+        if cfg.pod_network:
+            # Only an agent that owns its node's network namespace touches routes and
+            # iptables (the lab's agents; not one running in the host's namespace).
+            from nodeagent.network.manager import NetworkManager
+            from nodeagent.proxy.proxier import Proxier
+            self.network = NetworkManager(client=self.client, node_name=cfg.node_name, address=cfg.address,
+                                          data_dir=cfg.data_dir).start()
+            self.proxier = Proxier(self.client, cfg.node_name, cfg.address).start()
         recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name)
         allocatable = {"cpu": facts.cpu, "memory": facts.memory}
         allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory")})
@@ -71,13 +81,16 @@ class Agent:
         applier = Applier(runtime=self.runtime, node_name=cfg.node_name, data_dir=cfg.data_dir,
                           pause_image=cfg.pause_image, host_ip=cfg.address, recorder=recorder,
                           get_configmap=self._getter("configmaps"), get_secret=self._getter("secrets"),
-                          delete_pod=self._delete_pod, probes=probes, allocatable=allocatable)
+                          delete_pod=self._delete_pod, probes=probes, allocatable=allocatable,
+                          network=self.network)
         self.syncer = PodSyncer(client=self.sync_client, informer_client=self.client, runtime=self.runtime,
                                 applier=applier, probes=probes,
                                 node_name=cfg.node_name, host_ip=cfg.address, data_dir=cfg.data_dir,
                                 policy=BackoffPolicy(cfg.restart_backoff_base_s, cfg.restart_backoff_cap_s),
                                 workers=cfg.sync_workers, resync_s=cfg.resync_s)
         probes.on_change = self.syncer.enqueue
+        if self.network is not None:   # IP garbage collection once the node's pods are known
+            self.network.live_uids = lambda: self.syncer._all_uids() if self.syncer.informer.synced else None
         self.syncer.start()
         self._start_server()
         log.info("event=agent_started node=%s listen=%s", cfg.node_name, cfg.listen)
@@ -123,4 +136,8 @@ class Agent:
             self.syncer.stop()
         if self.reporter is not None:
             self.reporter.stop()
+        if self.network is not None:
+            self.network.stop()
+        if self.proxier is not None:
+            self.proxier.stop()  # rules stay: traffic keeps flowing across an agent restart
         log.info("event=agent_stopped node=%s", self.cfg.node_name)

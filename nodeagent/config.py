@@ -16,6 +16,11 @@
     resyncS: 5                            # every pod (and every container the engine has) re-synced
     syncWorkers: 8                        # pods synced in parallel
     imagePullTimeoutS: 60                 # a pull (policy Always/IfNotPresent) gives up after this
+    podNetwork: true                      # optional, default false: give pods IPs (nodeagent/network);
+                                          # the agent must then own its network namespace (a lab node,
+                                          # a VM): it creates cbr0, routes, sysctls and a NAT rule there.
+                                          # The backend and cluster CIDR come from the Node's annotations
+                                          # (written by the node IPAM controller), not from this file.
 
 Unknown keys are an error (a typo must not silently fall back to a default).
 Every error names the file and the key.
@@ -49,6 +54,7 @@ class AgentConfig:
     resync_s: float = 5.0
     sync_workers: int = 8
     image_pull_timeout_s: float = 60.0
+    pod_network: bool = False
 
     @property
     def listen_port(self) -> int:
@@ -64,7 +70,7 @@ _OPTIONAL_FLOAT = {
     "restartBackoffCapS": "restart_backoff_cap_s", "resyncS": "resync_s",
     "imagePullTimeoutS": "image_pull_timeout_s",
 }
-_OTHER = ("labels", "capacity", "pauseImage", "syncWorkers")
+_OTHER = ("labels", "capacity", "pauseImage", "syncWorkers", "podNetwork")
 CAPACITY_KEYS = ("cpu", "memory", "pods")
 
 
@@ -141,6 +147,10 @@ def parse(doc, source: str = "config") -> AgentConfig:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"{source}: syncWorkers: expected a positive integer, got {workers!r}")
         kw["sync_workers"] = workers
+    if doc.get("podNetwork") is not None:
+        if not isinstance(doc["podNetwork"], bool):
+            raise ConfigError(f"{source}: podNetwork: expected true or false, got {doc['podNetwork']!r}")
+        kw["pod_network"] = doc["podNetwork"]
     cfg = AgentConfig(**kw)
     if cfg.restart_backoff_cap_s < cfg.restart_backoff_base_s:
         raise ConfigError(f"{source}: restartBackoffCapS ({cfg.restart_backoff_cap_s}) is smaller than "
@@ -164,4 +174,6 @@ def dump(cfg: AgentConfig) -> str:
         "restartBackoffCapS": cfg.restart_backoff_cap_s, "resyncS": cfg.resync_s,
         "syncWorkers": cfg.sync_workers, "imagePullTimeoutS": cfg.image_pull_timeout_s,
     }
+    if cfg.pod_network:
+        doc["podNetwork"] = True
     return yaml.safe_dump(doc, sort_keys=False)

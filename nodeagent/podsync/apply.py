@@ -1,7 +1,11 @@
 """The applier: carries out the planner's actions on the engine, idempotently.
 
 - CreateSandbox: the pod's files (volumes, /etc/hosts), the pause image, then the
-  pause container (network none, hostname, shareable IPC);
+  pause container (network none, hostname, shareable IPC), then the pod network
+  (nodeagent.network: veth into the pause's netns, pod IP) and /etc/hosts again with
+  the pod IP; a node whose network is not ready yet (no podCIDR) creates no sandbox;
+- before any container starts, the sandbox's network is ensured (a sandbox whose
+  network setup failed never runs containers without it);
 - StartContainer: image per imagePullPolicy, environment, mounts, then create +
   start (events Pulled, Created, Started), then the postStart hook (a failed hook
   kills the container: event FailedPostStartHook); the back-off entry the planner
@@ -11,8 +15,8 @@
   SIGTERM, SIGKILL at the end; kills of init/app containers that follow each
   other run in parallel, a sandbox is stopped after them;
 - RemoveContainer; FinalizePod: remove every container of the pod, unmount and
-  remove its directory, then (a pod being deleted) delete it in the API with
-  grace 0 and the uid as precondition.
+  remove its directory, release its IP and veth, then (a pod being deleted) delete it
+  in the API with grace 0 and the uid as precondition.
 
 A start that fails records (reason, message) per container in start_errors (the
 status shows it as the container's waiting reason) and a Warning event; the other
@@ -62,8 +66,9 @@ class StartError(Exception):
 class Applier:
     def __init__(self, *, runtime, node_name: str, data_dir: str, pause_image: str, host_ip: str,
                  recorder=None, get_configmap=None, get_secret=None, delete_pod=None, probes=None,
-                 allocatable=None):
+                 allocatable=None, network=None):
         self.runtime = runtime
+        self.network = network             # nodeagent.network.manager.NetworkManager, or None (loopback only)
         self.node_name = node_name
         self.data_dir = data_dir
         self.pause_image = pause_image
@@ -142,7 +147,11 @@ class Applier:
             raise StartError("FailedMount", str(exc)) from None
         except clientmod.ApiError as exc:
             raise StartError("FailedMount", f"reading a volume's source: {exc}") from None
-        volumes.write_hosts(self.data_dir, pod)
+        volumes.write_hosts(self.data_dir, pod, self.pod_ip(pod))
+        if self._wants_network(pod) and not self.network.ready():
+            msg = "network is not ready: the node has no podCIDR yet"
+            self._record_pod_error(pod, "ContainerCreating", msg)
+            raise StartError("NetworkNotReady", msg)
         if not self.runtime.image_id(self.pause_image):
             try:
                 self.runtime.pull(self.pause_image)
@@ -164,9 +173,10 @@ class Applier:
             raise StartError("FailedCreatePodSandBox", msg) from None
         ctx.sandbox_id = cid
         out.changed = True
+        log.info("event=sandbox_started pod=%s attempt=%d id=%s", ctx.ref, action.attempt, cid[:12])
+        self.ensure_network(pod, cid)
         with self._lock:
             self.start_errors.pop(meta.uid, None)
-        log.info("event=sandbox_started pod=%s attempt=%d id=%s", ctx.ref, action.attempt, cid[:12])
 
     # ------------------------------------------------------------ containers
 
@@ -181,6 +191,7 @@ class Applier:
         sandbox_id = ctx.current_sandbox()
         if not sandbox_id:
             raise StartError("NoSandbox", "the pod has no running sandbox")
+        self.ensure_network(pod, sandbox_id)
         try:
             self._start_container(ctx, spec, action, sandbox_id)
         except StartError as exc:
@@ -206,11 +217,11 @@ class Applier:
             except clientmod.ApiError as exc:
                 raise StartError("ContainerCreating", f"reading a volume's source: {exc}") from None
         # A hostNetwork pod sees the node's own /etc/hosts, as in Kubernetes.
-        hosts = "" if pod.spec.host_network else volumes.write_hosts(self.data_dir, pod)
+        hosts = "" if pod.spec.host_network else volumes.write_hosts(self.data_dir, pod, self.pod_ip(pod))
         self._ensure_image(pod, spec)
         try:
             env = envmod.resolve_env(pod, spec, self.get_configmap, self.get_secret,
-                                     host_ip=self.host_ip, pod_ip=pod.status.pod_ip, allocatable=self.allocatable)
+                                     host_ip=self.host_ip, pod_ip=self.pod_ip(pod), allocatable=self.allocatable)
             command, args = envmod.command_and_args(spec, env)
             mounts = volumes.container_mounts(pod, spec, ctx.volume_paths, hosts)
         except (envmod.EnvError, volumes.VolumeError) as exc:
@@ -331,6 +342,8 @@ class Applier:
         if self.probes is not None:
             self.probes.remove_pod(uid)
         volumes.cleanup(self.data_dir, uid)
+        if self.network is not None:
+            self.network.release_pod(uid)
         self.forget(uid)
         if action.delete_from_api and ctx.pod is not None and self.delete_pod is not None:
             self.delete_pod(ctx.pod)
@@ -342,6 +355,40 @@ class Applier:
             for key in [k for k in self.backoff_state if k[0] == uid]:
                 del self.backoff_state[key]
             self._backoff_events = {e for e in self._backoff_events if e[0][0] != uid}
+
+    # ------------------------------------------------------------ network
+
+    def _wants_network(self, pod) -> bool:
+        return self.network is not None and not pod.spec.host_network
+
+    def pod_ip(self, pod) -> str:
+        """The pod's IP: the node's address for hostNetwork pods, else its allocation
+        (kept from the pod's first sandbox to its removal), else what the status says."""
+        if pod.spec.host_network and self.network is not None:
+            return self.host_ip
+        if self.network is not None:
+            return self.network.pod_ip(pod.metadata.uid) or pod.status.pod_ip
+        return pod.status.pod_ip
+
+    def ensure_network(self, pod, sandbox_id: str) -> None:
+        """The sandbox's network is set up (cheap when already verified); StartError if not."""
+        if not self._wants_network(pod):
+            return
+        uid = pod.metadata.uid
+        if self.network.is_set_up(uid, sandbox_id):
+            return
+        from nodeagent.network.manager import NetworkNotReady
+        try:
+            ip = self.network.ensure_pod(uid, sandbox_id, self._sandbox_pid(sandbox_id))
+        except NetworkNotReady as exc:
+            self._record_pod_error(pod, "ContainerCreating", str(exc))
+            raise StartError("NetworkNotReady", str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - netlink errors, IPAM full, ...
+            msg = f"Failed to set up the pod network: {str(exc)[:300]}"
+            self._event(pod, "Warning", "FailedCreatePodSandBox", msg)
+            self._record_pod_error(pod, "ContainerCreating", msg)
+            raise StartError("FailedCreatePodSandBox", msg) from None
+        volumes.write_hosts(self.data_dir, pod, ip)
 
     # ------------------------------------------------------------ helpers
 

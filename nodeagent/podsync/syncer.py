@@ -163,8 +163,10 @@ class PodSyncer:
         failed = False
         waits = []
         observed = []
-        for _ in range(MAX_ROUNDS):
+        for round_no in range(MAX_ROUNDS):
             observed = self.runtime.list(uid)
+            if round_no == 0:
+                failed |= self._adopt_network(pod, observed)
             results = self.probes.results(uid)
             actions = planmod.plan(pod, observed, time.time(), results, self.applier.backoff_state, self.policy)
             waits = [a for a in actions if isinstance(a, WaitBackoff)]
@@ -186,6 +188,22 @@ class PodSyncer:
         self._write_status(pod, observed, waiting)
         after = min((a.remaining_s for a in waits), default=None)
         return (max(0.05, after + 0.05) if after is not None else None), failed
+
+    def _adopt_network(self, pod, observed) -> bool:
+        """A running sandbox whose network this agent has not verified yet (an agent
+        restart, a crash in the middle of a setup) is checked and completed; True if that failed."""
+        if pod.metadata.deletion_timestamp:
+            return False
+        sandboxes = sorted((o for o in observed if o.kind == planmod.SANDBOX), key=lambda o: o.attempt)
+        if not sandboxes or not sandboxes[-1].running:
+            return False
+        try:
+            self.applier.ensure_network(pod, sandboxes[-1].id)
+        except Exception as exc:  # noqa: BLE001 - StartError etc.: retried with back-off
+            log.info("event=pod_network_pending pod=%s/%s error=%s", pod.metadata.namespace, pod.metadata.name,
+                     str(exc)[:200].replace(" ", "_"))
+            return True
+        return False
 
     def _sync_orphan(self, uid):
         if not self.informer.synced:
@@ -214,7 +232,7 @@ class PodSyncer:
 
     def _status(self, pod, observed, waiting):
         return compute_status(pod, observed, time.time(), self.probes.results(pod.metadata.uid), waiting,
-                              host_ip=self.host_ip, pod_ip=pod.status.pod_ip)
+                              host_ip=self.host_ip, pod_ip=self.applier.pod_ip(pod))
 
     def _write_status(self, pod, observed, waiting):
         uid = pod.metadata.uid

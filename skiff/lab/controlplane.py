@@ -28,7 +28,9 @@ class ControlPlane:
     def __init__(self, lab_dir: str, *, replicas: int = 3, host: str = "127.0.0.1",
                  api_base_port: int = 7100, raft_base_port: int = 7200,
                  raft: cfgmod.RaftTuning | None = None, watch_history: int = 20000,
-                 addresses: list[str] | None = None, netns: list[str] | None = None):
+                 addresses: list[str] | None = None, netns: list[str] | None = None,
+                 network: cfgmod.NetworkConfig | None = None,
+                 services: cfgmod.ServicesConfig | None = None):
         for what, items in (("addresses", addresses), ("netns", netns)):
             if items is not None and len(items) != replicas:
                 raise ValueError(f"{what}: one per replica ({replicas}), got {len(items)}")
@@ -41,6 +43,8 @@ class ControlPlane:
         self.raft_base_port = raft_base_port
         self.raft = raft or cfgmod.RaftTuning()
         self.watch_history = watch_history
+        self.network = network          # the replicas' network: section (node IPAM); None = none
+        self.services = services or cfgmod.ServicesConfig()   # the replicas' services: section
         self.pids: dict[str, int] = {}
 
     # ------------------------------------------------------------ layout
@@ -88,7 +92,8 @@ class ControlPlane:
             cfg = cfgmod.ControlPlaneConfig(
                 name=name, data_dir=self.data_dir(name), api_address=self.api_address(name),
                 raft_address=self.raft_address(name), raft_password=password, peers=peers,
-                raft=self.raft, watch_history=self.watch_history)
+                raft=self.raft, watch_history=self.watch_history, network=self.network,
+                services=self.services)
             os.makedirs(os.path.dirname(self.config_path(name)), exist_ok=True)
             with open(self.config_path(name), "w", encoding="utf-8") as f:
                 f.write(cfgmod.dump(cfg, pw_file))
@@ -182,3 +187,14 @@ class ControlPlane:
         finally:
             c.close()
         raise TimeoutError("no Raft leader")
+
+
+def services_for_subnet(subnet: str) -> cfgmod.ServicesConfig:
+    """The lab's Service settings: LoadBalancer addresses .200-.220 of the lab subnet
+    (nodes are .21+, the gateway the last address), so the host reaches them on the
+    lab bridge; a subnet smaller than /24 gets no pool."""
+    import ipaddress
+    net = ipaddress.ip_network(subnet)
+    if net.num_addresses < 256:
+        return cfgmod.ServicesConfig()
+    return cfgmod.ServicesConfig(load_balancer_pool=f"{net[200]}-{net[220]}")

@@ -24,12 +24,15 @@ import time
 
 import yaml
 
+from controlplane.config import NetworkConfig
 from skiff.lab import mounts, procs
-from skiff.lab.controlplane import ControlPlane
+from skiff.lab.controlplane import ControlPlane, services_for_subnet
 from skiff.lab.plan import DEFAULT_PREFIX, DEFAULT_SUBNET, BRIDGE, Plan, PlanError, make_plan
 
 DEFAULT_LAB_DIR = os.environ.get("SKIFF_LAB_DIR", "/var/lib/skiff-lab")
 STATE_FILE = "lab.json"
+# Agents of a nodes-mode lab own their node's namespace: they run the pod network there.
+AGENT_NETWORK = {"podNetwork": True}
 AGENT_PORT = 10250
 
 
@@ -89,7 +92,10 @@ class Lab:
                           api_base_port=cp_state["apiBasePort"],
                           raft_base_port=cp_state["raftBasePort"],
                           addresses=[m.address for m in plan.replicas] if plan else None,
-                          netns=[m.netns for m in plan.replicas] if plan else None)
+                          netns=[m.netns for m in plan.replicas] if plan else None,
+                          network=NetworkConfig(backend=state["network"]["backend"])
+                          if state.get("network") else None,
+                          services=services_for_subnet(plan.subnet) if plan else None)
         cp.pids = {k: int(v) for k, v in cp_state.get("pids", {}).items()}
         return cp
 
@@ -148,7 +154,7 @@ class Lab:
     def up(self, *, replicas: int = 3, nodes: int = 0, api_base_port: int = 7100,
            raft_base_port: int = 7200, host: str = "127.0.0.1", timeout_s: float = 60.0,
            prefix: str = DEFAULT_PREFIX, subnet: str = DEFAULT_SUBNET,
-           agents: bool | None = None) -> ControlPlane:
+           agents: bool | None = None, network: str = "host-gw") -> ControlPlane:
         """agents: None = start them if skiff-agent exists, False = never, True = required."""
         if nodes < 0:
             raise LabError("--nodes must be >= 0")
@@ -169,7 +175,7 @@ class Lab:
         try:
             if plan is None:
                 return self._up_loopback(replicas, api_base_port, raft_base_port, host, timeout_s)
-            return self._up_nodes(plan, api_base_port, raft_base_port, timeout_s, agents)
+            return self._up_nodes(plan, api_base_port, raft_base_port, timeout_s, agents, network)
         except LabError as exc:
             # Left as it is for a look at the logs; everything made is in lab.json.
             raise LabError(f"{exc}\nthe lab is half-built: logs in {os.path.join(self.lab_dir, 'logs')}; "
@@ -258,7 +264,7 @@ class Lab:
         state["complete"] = True
         self.save(state)
 
-    def _up_nodes(self, plan: Plan, api_port, raft_port, timeout_s, agents):
+    def _up_nodes(self, plan: Plan, api_port, raft_port, timeout_s, agents, network="host-gw"):
         from skiff.lab import images, netlab
         from skiff.lab.node import NodeError, agent_command
 
@@ -266,10 +272,13 @@ class Lab:
         phases: dict[str, float] = {}
         cp = ControlPlane(self.lab_dir, replicas=len(plan.replicas), api_base_port=api_port,
                           raft_base_port=raft_port, addresses=[m.address for m in plan.replicas],
-                          netns=[m.netns for m in plan.replicas], host="")
+                          netns=[m.netns for m in plan.replicas], host="",
+                          network=NetworkConfig(backend=network),
+                          services=services_for_subnet(plan.subnet))
         state = self._new_state("nodes", cp, len(plan.replicas), "")
         state.update({"plan": {"prefix": plan.prefix, "subnet": plan.subnet,
                                "nodes": len(plan.nodes), "replicas": len(plan.replicas)},
+                      "network": {"backend": network, "clusterCIDR": cp.network.cluster_cidr},
                       "made": [], "nodes": {m.name: {} for m in plan.nodes}})
         self.save(state)
 
@@ -364,7 +373,7 @@ class Lab:
             state["agents"] = True
             t = time.monotonic()
             for name, node in nodes.items():
-                node.write_agent_config(cp.endpoints)
+                node.write_agent_config(cp.endpoints, AGENT_NETWORK)
                 pid = node.start_agent()
                 _say(f"agent: {name} pid={pid} config {node.paths.agent_config}")
             self.save(state)
@@ -590,7 +599,8 @@ class Lab:
             raise LabError(f"{name} is powered off (skiff chaos start-node {name})")
         try:
             if not os.path.exists(node.paths.agent_config):
-                node.write_agent_config(self.controlplane(state).endpoints)
+                node.write_agent_config(self.controlplane(state).endpoints,
+                                        AGENT_NETWORK if state.get("network") else None)
             pid = node.start_agent()
         except NodeError as exc:
             raise LabError(str(exc)) from None

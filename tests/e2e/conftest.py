@@ -74,8 +74,11 @@ def lab(request):
 
 
 
-def lab_up_nodes(tag: str, nodes: int = 3, *extra) -> Cli:
-    """A lab with N nodes (namespaces, engines, agents) and 3 replicas on the lab network."""
+def lab_up_nodes(tag: str, nodes: int = 3, *extra, network: str = "") -> Cli:
+    """A lab with N nodes (namespaces, engines, agents) and 3 replicas on the lab network;
+    network: the pod network backend (host-gw | vxlan; "" = the lab's default, host-gw)."""
+    if network:
+        extra = extra + ("--network", network)
     from skiff.lab.netlab import pick_free_prefix_and_subnet as pick_prefix_and_subnet
     root = temp_dir(tag)
     cli = Cli(os.path.join(root, "lab"), os.path.join(root, "config"))

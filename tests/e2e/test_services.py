@@ -21,7 +21,6 @@ from nodeagent.proxy.render import skiff_lines
 from tests.e2e.conftest import dump_lab_logs, lab_down, lab_up_nodes
 from tests.helpers import wait_until
 
-pytestmark = pytest.mark.skip(reason="needs pod IPs and the proxier wired into nodeagent/agent.py")
 
 NS = "svc"
 SERVER = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]

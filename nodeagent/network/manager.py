@@ -1,0 +1,259 @@
+"""The node's pod network: wiring of IPAM, bridge, pod veths, routes and masquerade.
+
+Start-up (a thread of its own, so the agent and hostNetwork pods never wait for it):
+wait until our Node has spec.podCIDR and the annotations the node IPAM controller
+writes (skiff.io/network-backend, skiff.io/cluster-cidr); then sysctls, the bridge
+cbr0 (.1 of the pod CIDR), for vxlan the device skiff.1 (its MAC published in the
+Node annotation skiff.io/vtep-mac), the masquerade rule. From then on ready() is True.
+
+Every CHECK_S (and at once on any Node event) check(): desired routes/neighbours/FDB
+from the Nodes in the informer (pure planner, routes_plan), actual from the kernel,
+apply the difference; the bridge, the VXLAN device, the sysctls and the NAT rule are
+re-ensured too, so drift (a deleted route, a flushed chain) is repaired within CHECK_S.
+After the node's pods are known (live_uids() not None), IP allocations of pods that no
+longer exist are released and veths without an allocation deleted.
+
+Pods: ensure_pod() allocates (or finds) the pod's IP, keyed by pod uid, and sets up the
+veth of the given sandbox; a recreated sandbox keeps the pod's IP (the MAC is derived
+from it, so peers' ARP caches stay right). release_pod() deletes the veth and frees
+the IP. What has been verified for a sandbox is remembered in memory, so a resync
+costs no netlink call; after an agent restart the first look finds the existing veth
+and sets up nothing again.
+"""
+
+import ipaddress
+import logging
+import os
+import threading
+
+from nodeagent.network import hostcfg
+from nodeagent.network import routes_plan as rp
+from nodeagent.network.ipam import PodIpam
+from nodeagent.network.names import (BACKEND_ANNOTATION, BACKENDS, CLUSTER_CIDR_ANNOTATION, VETH_PREFIX, VXLAN_DEVICE,
+                                     VTEP_MAC_ANNOTATION, veth_name, vtep_mac)
+from nodeagent.network.netlink import NetlinkApplier
+from skiff import client as clientmod
+from skiff.api import objects_pb2 as pb
+from skiff.informer import Informer
+
+log = logging.getLogger("skiff.agent.network")
+
+CHECK_S = 3.0
+DEFAULT_MTU = 1500
+
+
+class NetworkNotReady(Exception):
+    pass
+
+
+class NetworkManager:
+    def __init__(self, *, client, node_name: str, address: str, data_dir: str, netns: str | None = None,
+                 check_s: float = CHECK_S, host_config: bool = True):
+        self.client = client
+        self.node_name = node_name
+        self.address = address
+        self.ipam = PodIpam(data_dir)
+        self.netns = netns
+        self.check_s = check_s
+        self.host_config = host_config          # sysctls + iptables (off in tests without a netns of their own)
+        self.nodes = Informer(client, "nodes", name="informer-nodes-net")
+        self.live_uids = None                   # () -> set of uids, or None while unknown
+        self.net = None
+        self.pod_cidr = ""
+        self.cluster_cidr = ""
+        self.backend = ""
+        self.mtu = DEFAULT_MTU
+        self._ready = threading.Event()
+        self._kick = threading.Event()
+        self._stop = threading.Event()
+        self._verified: dict = {}               # uid -> sandbox id set up / checked
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="pod-network", daemon=True)
+        self.checks = 0
+        self.repairs = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> "NetworkManager":
+        self.net = NetlinkApplier(self.netns)
+        kick = lambda *a: self._kick.set()  # noqa: E731
+        self.nodes.add_handler(on_add=kick, on_update=kick, on_delete=kick)
+        self.nodes.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._kick.set()
+        self.nodes.stop()
+
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        return self._ready.wait(timeout_s)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                if not self._ready.is_set():
+                    self._try_init()
+                if self._ready.is_set():
+                    self.check()
+            except Exception:  # noqa: BLE001 - retried at the next tick
+                log.exception("event=network_check_failed node=%s", self.node_name)
+            self._kick.wait(self.check_s if self._ready.is_set() else 0.5)
+            self._kick.clear()
+
+    def _own_node(self):
+        return self.nodes.get(self.node_name)
+
+    def _try_init(self):
+        node = self._own_node()
+        if node is None or not node.spec.pod_cidr:
+            return
+        backend = node.metadata.annotations.get(BACKEND_ANNOTATION, "")
+        cluster = node.metadata.annotations.get(CLUSTER_CIDR_ANNOTATION, "")
+        if backend not in BACKENDS or not cluster:
+            return
+        self.pod_cidr, self.cluster_cidr, self.backend = node.spec.pod_cidr, cluster, backend
+        self.mtu = 1450 if backend == "vxlan" else DEFAULT_MTU
+        self.ipam.set_cidr(self.pod_cidr)
+        self._ensure_node_level()
+        if backend == "vxlan":
+            self._publish_vtep_mac()
+        self._ready.set()
+        log.info("event=network_ready node=%s pod_cidr=%s backend=%s cluster_cidr=%s", self.node_name,
+                 self.pod_cidr, backend, cluster)
+
+    def _ensure_node_level(self) -> bool:
+        changed = False
+        if self.host_config:
+            changed |= bool(hostcfg.ensure_sysctls())
+        changed |= self.net.ensure_bridge(self.pod_cidr)
+        if self.backend == "vxlan":
+            ext = self._ext_index()
+            changed |= self.net.ensure_vxlan(self.address, ext, self.pod_cidr)
+        else:
+            changed |= self.net.remove_vxlan()
+        if self.host_config:
+            changed |= hostcfg.ensure_masquerade(self.pod_cidr, self.cluster_cidr)
+        return changed
+
+    def _ext_index(self):
+        idx = self.net.index_of_address(self.address)
+        if idx is None:
+            raise RuntimeError(f"no interface holds the node address {self.address}")
+        return idx
+
+    def _publish_vtep_mac(self):
+        mac = vtep_mac(self.address)
+        for _ in range(10):
+            try:
+                node = self.client.get("nodes", self.node_name, "")
+            except clientmod.ApiError:
+                return  # the next check tries again
+            if node.metadata.annotations.get(VTEP_MAC_ANNOTATION) == mac:
+                return
+            updated = pb.Node()
+            updated.CopyFrom(node)
+            updated.metadata.annotations[VTEP_MAC_ANNOTATION] = mac
+            try:
+                self.client.update(updated)
+                log.info("event=vtep_mac_published node=%s mac=%s", self.node_name, mac)
+                return
+            except clientmod.Conflict:
+                continue  # a heartbeat came first
+            except clientmod.ApiError:
+                return
+
+    # ------------------------------------------------------------ periodic check
+
+    def check(self) -> int:
+        """One reconcile of the node level and the routes; returns actions applied."""
+        self.checks += 1
+        node = self._own_node()
+        if node is not None and node.spec.pod_cidr and node.spec.pod_cidr != self.pod_cidr:
+            # Our Node was re-created and got another block: start over with it.
+            log.warning("event=pod_cidr_changed node=%s old=%s new=%s", self.node_name, self.pod_cidr,
+                        node.spec.pod_cidr)
+            self._ready.clear()
+            self._try_init()
+            return 0
+        if self._ensure_node_level():
+            self.repairs += 1
+        if self.backend == "vxlan" and node is not None and \
+                node.metadata.annotations.get(VTEP_MAC_ANNOTATION) != vtep_mac(self.address):
+            self._publish_vtep_mac()
+        ext = self._ext_index()
+        vx = self.net.index(VXLAN_DEVICE)
+        want = rp.desired(rp.remote_nodes(self.nodes.list(), self.node_name), self.backend)
+        have = self.net.read(ext, vx)
+        actions = rp.plan(want, have)
+        if actions:
+            self.net.apply(actions, ext, vx)
+            self.repairs += 1
+        self._gc()
+        return len(actions)
+
+    def _gc(self):
+        live_fn = self.live_uids
+        live = live_fn() if live_fn is not None else None
+        if live is None:
+            return
+        for ip, uid, sandbox in self.ipam.gc(live):
+            with self._lock:
+                self._verified.pop(uid, None)
+            if sandbox:
+                self.net.delete_link(veth_name(sandbox))
+            log.info("event=pod_ip_released reason=gc ip=%s uid=%s", ip, uid)
+        keep = {veth_name(sb) for _uid, sb in self.ipam.allocations().values() if sb}
+        for name in self.net.pod_veths():
+            if name.startswith(VETH_PREFIX) and name not in keep:
+                self.net.delete_link(name)
+                log.info("event=veth_removed reason=gc veth=%s", name)
+
+    # ------------------------------------------------------------ pods
+
+    def pod_ip(self, uid: str) -> str:
+        found = self.ipam.lookup(uid)
+        return found[0] if found else ""
+
+    def is_set_up(self, uid: str, sandbox_id: str) -> bool:
+        with self._lock:
+            return self._verified.get(uid) == sandbox_id
+
+    def ensure_pod(self, uid: str, sandbox_id: str, pid: int) -> str:
+        """The pod's IP, with the sandbox's veth set up (idempotent). NetworkNotReady
+        while the node has no pod CIDR yet."""
+        with self._lock:
+            if self._verified.get(uid) == sandbox_id:
+                found = self.ipam.lookup(uid)
+                if found:
+                    return found[0]
+        if not self._ready.is_set():
+            raise NetworkNotReady(f"network not ready: node {self.node_name} has no podCIDR yet")
+        if pid <= 0 or not os.path.exists(f"/proc/{pid}/ns/net"):
+            raise RuntimeError(f"sandbox {sandbox_id[:12]} has no running process")
+        previous = self.ipam.lookup(uid)
+        ip = self.ipam.allocate(uid, sandbox_id)
+        if previous and previous[1] and previous[1] != sandbox_id:
+            self.net.delete_link(veth_name(previous[1]))   # the old sandbox's veth (its netns is dying)
+        created = self.net.setup_pod(sandbox_id, pid, ip, self.pod_cidr, self.mtu)
+        with self._lock:
+            self._verified[uid] = sandbox_id
+        log.info("event=pod_network_%s uid=%s ip=%s veth=%s", "set_up" if created else "adopted", uid, ip,
+                 veth_name(sandbox_id))
+        return ip
+
+    def release_pod(self, uid: str) -> None:
+        with self._lock:
+            self._verified.pop(uid, None)
+        for ip, sandbox in self.ipam.release(uid):
+            if sandbox and self.net is not None:
+                self.net.delete_link(veth_name(sandbox))
+            log.info("event=pod_ip_released uid=%s ip=%s", uid, ip)
+
+
+def in_cidr(ip: str, cidr: str) -> bool:
+    return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidr)

@@ -1,0 +1,49 @@
+"""Names, MACs and constants of the pod network (pure; shared with the Services code).
+
+- BRIDGE "cbr0": the node bridge, address = .1 of the node's pod CIDR;
+- VXLAN_DEVICE "skiff.1": VNI 1, UDP 8472 (flannel's), learning off;
+- pod veth host end: "veth" + the first 11 characters of the sandbox container id
+  (unique per sandbox: a recreated sandbox never collides with a dying old veth);
+- MACs are derived from IPv4 addresses so a reused address never leaves stale ARP
+  entries: pods 0a:58:<ip hex>, VTEPs 0e:58:<node ip hex> (locally administered).
+"""
+
+import ipaddress
+
+BRIDGE = "cbr0"
+VXLAN_DEVICE = "skiff.1"
+VXLAN_VNI = 1
+VXLAN_PORT = 8472
+VXLAN_MTU = 1450
+NAT_CHAIN = "SKIFFNET-MASQ"  # not SKIFF-*: that namespace belongs to the service proxy
+VETH_PREFIX = "veth"
+RTPROT_SKIFF = 77          # our routes carry this protocol number: "ours" = proto 77
+
+BACKEND_ANNOTATION = "skiff.io/network-backend"
+CLUSTER_CIDR_ANNOTATION = "skiff.io/cluster-cidr"
+VTEP_MAC_ANNOTATION = "skiff.io/vtep-mac"
+BACKENDS = ("host-gw", "vxlan")
+
+
+def _mac(prefix: str, ip: str) -> str:
+    octets = ipaddress.IPv4Address(ip).packed
+    return prefix + ":" + ":".join(f"{b:02x}" for b in octets)
+
+
+def pod_mac(ip: str) -> str:
+    """0a:58:+IP in hex (10.244.1.5 -> 0a:58:0a:f4:01:05), as Kubernetes' bridge plugins do."""
+    return _mac("0a:58", ip)
+
+
+def vtep_mac(node_ip: str) -> str:
+    """The VXLAN device's MAC of the node with InternalIP node_ip."""
+    return _mac("0e:58", node_ip)
+
+
+def veth_name(sandbox_id: str) -> str:
+    return VETH_PREFIX + sandbox_id[:11]
+
+
+def gateway(pod_cidr: str) -> str:
+    """The bridge address: the first host of the pod CIDR (.1 of a /24)."""
+    return str(ipaddress.IPv4Network(pod_cidr)[1])
