@@ -38,6 +38,7 @@ class Agent:
         self.server = None
         self.network = None
         self.proxier = None
+        self.dns = None
         self._stopping = False
 
     def _connect_engine(self, timeout_s: float = 120.0):
@@ -74,6 +75,8 @@ class Agent:
             self.network = NetworkManager(client=self.client, node_name=cfg.node_name, address=cfg.address,
                                           data_dir=cfg.data_dir).start()
             self.proxier = Proxier(self.client, cfg.node_name, cfg.address).start()
+            from nodeagent.dns.server import NodeDns   # cluster DNS on cbr0's .1:53
+            self.dns = NodeDns(self.client, self.network, upstream=cfg.dns_upstream).start()
         recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name)
         allocatable = {"cpu": facts.cpu, "memory": facts.memory}
         allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory")})
@@ -82,7 +85,9 @@ class Agent:
                           pause_image=cfg.pause_image, host_ip=cfg.address, recorder=recorder,
                           get_configmap=self._getter("configmaps"), get_secret=self._getter("secrets"),
                           delete_pod=self._delete_pod, probes=probes, allocatable=allocatable,
-                          network=self.network)
+                          network=self.network,
+                          list_services=self.dns.list_services if self.dns else None,
+                          cluster_dns=self.dns.address if self.dns else None)
         self.syncer = PodSyncer(client=self.sync_client, informer_client=self.client, runtime=self.runtime,
                                 applier=applier, probes=probes,
                                 node_name=cfg.node_name, host_ip=cfg.address, data_dir=cfg.data_dir,
@@ -140,4 +145,6 @@ class Agent:
             self.network.stop()
         if self.proxier is not None:
             self.proxier.stop()  # rules stay: traffic keeps flowing across an agent restart
+        if self.dns is not None:
+            self.dns.stop()
         log.info("event=agent_stopped node=%s", self.cfg.node_name)

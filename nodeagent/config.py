@@ -21,6 +21,8 @@
                                           # a VM): it creates cbr0, routes, sysctls and a NAT rule there.
                                           # The backend and cluster CIDR come from the Node's annotations
                                           # (written by the node IPAM controller), not from this file.
+    dnsUpstream: 10.200.0.53:53           # optional (podNetwork only): where the node DNS forwards names
+                                          # outside cluster.local; without it they are REFUSED.
 
 Unknown keys are an error (a typo must not silently fall back to a default).
 Every error names the file and the key.
@@ -55,6 +57,7 @@ class AgentConfig:
     sync_workers: int = 8
     image_pull_timeout_s: float = 60.0
     pod_network: bool = False
+    dns_upstream: str = ""
 
     @property
     def listen_port(self) -> int:
@@ -70,7 +73,7 @@ _OPTIONAL_FLOAT = {
     "restartBackoffCapS": "restart_backoff_cap_s", "resyncS": "resync_s",
     "imagePullTimeoutS": "image_pull_timeout_s",
 }
-_OTHER = ("labels", "capacity", "pauseImage", "syncWorkers", "podNetwork")
+_OTHER = ("labels", "capacity", "pauseImage", "syncWorkers", "podNetwork", "dnsUpstream")
 CAPACITY_KEYS = ("cpu", "memory", "pods")
 
 
@@ -151,6 +154,12 @@ def parse(doc, source: str = "config") -> AgentConfig:
         if not isinstance(doc["podNetwork"], bool):
             raise ConfigError(f"{source}: podNetwork: expected true or false, got {doc['podNetwork']!r}")
         kw["pod_network"] = doc["podNetwork"]
+    if doc.get("dnsUpstream") is not None:
+        up = doc["dnsUpstream"]
+        host, sep, port = up.rpartition(":") if isinstance(up, str) else ("", "", "")
+        if not isinstance(up, str) or not up or (sep and not (host and port.isdigit() and 0 < int(port) < 65536)):
+            raise ConfigError(f"{source}: dnsUpstream: expected ip or ip:port, got {up!r}")
+        kw["dns_upstream"] = up
     cfg = AgentConfig(**kw)
     if cfg.restart_backoff_cap_s < cfg.restart_backoff_base_s:
         raise ConfigError(f"{source}: restartBackoffCapS ({cfg.restart_backoff_cap_s}) is smaller than "
@@ -176,4 +185,6 @@ def dump(cfg: AgentConfig) -> str:
     }
     if cfg.pod_network:
         doc["podNetwork"] = True
+    if cfg.dns_upstream:
+        doc["dnsUpstream"] = cfg.dns_upstream
     return yaml.safe_dump(doc, sort_keys=False)

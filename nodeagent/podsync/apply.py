@@ -25,17 +25,20 @@ actions still run. Outcome.failed tells the caller to retry with back-off.
 
 import concurrent.futures
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
 
 import docker.errors
 
+from nodeagent.dns import resolvconf
 from nodeagent.podsync import env as envmod
 from nodeagent.podsync import spechash, volumes
 from nodeagent.podsync.model import (
     APP, INIT, SANDBOX, CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff)
 from nodeagent.podsync.plan import MIN_GRACE_S, pod_grace_s
+from nodeagent.podsync.service_env import service_env
 from nodeagent.probes import handlers
 from nodeagent.runtime import labels as L
 from nodeagent.runtime import spec as specmod
@@ -66,8 +69,12 @@ class StartError(Exception):
 class Applier:
     def __init__(self, *, runtime, node_name: str, data_dir: str, pause_image: str, host_ip: str,
                  recorder=None, get_configmap=None, get_secret=None, delete_pod=None, probes=None,
-                 allocatable=None, network=None):
+                 allocatable=None, network=None, list_services=None, cluster_dns=None):
         self.runtime = runtime
+        # Service links and ClusterFirst DNS: list_services(ns) -> [Service];
+        # cluster_dns() -> the node DNS address ("" while there is none).
+        self.list_services = list_services or (lambda ns: [])
+        self.cluster_dns = cluster_dns or (lambda: "")
         self.network = network             # nodeagent.network.manager.NetworkManager, or None (loopback only)
         self.node_name = node_name
         self.data_dir = data_dir
@@ -221,9 +228,13 @@ class Applier:
         self._ensure_image(pod, spec)
         try:
             env = envmod.resolve_env(pod, spec, self.get_configmap, self.get_secret,
-                                     host_ip=self.host_ip, pod_ip=self.pod_ip(pod), allocatable=self.allocatable)
+                                     host_ip=self.host_ip, pod_ip=self.pod_ip(pod), allocatable=self.allocatable,
+                                     service_vars=service_env(pod, self.list_services(meta.namespace)))
             command, args = envmod.command_and_args(spec, env)
             mounts = volumes.container_mounts(pod, spec, ctx.volume_paths, hosts)
+            resolv = self._write_resolv_conf(pod)
+            if resolv and not any(t == "/etc/resolv.conf" for t, _, _ in mounts):
+                mounts.append(("/etc/resolv.conf", resolv, False))
         except (envmod.EnvError, volumes.VolumeError) as exc:
             raise StartError("CreateContainerConfigError", str(exc)) from None
         except clientmod.ApiError as exc:
@@ -357,6 +368,26 @@ class Applier:
             self._backoff_events = {e for e in self._backoff_events if e[0][0] != uid}
 
     # ------------------------------------------------------------ network
+
+    def _write_resolv_conf(self, pod) -> str:
+        """<pod dir>/resolv.conf from the pod's dnsPolicy; "" = keep the engine's file."""
+        node_resolv = ""
+        if pod.spec.HasField("dns_config"):
+            try:
+                with open("/etc/resolv.conf", encoding="utf-8") as f:
+                    node_resolv = f.read()
+            except OSError:
+                pass
+        text = resolvconf.resolv_conf(pod, self.cluster_dns(), node_resolv)
+        if text is None:
+            return ""
+        path = os.path.join(volumes.pod_dir(self.data_dir, pod.metadata.uid), "resolv.conf")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        return path
 
     def _wants_network(self, pod) -> bool:
         return self.network is not None and not pod.spec.host_network

@@ -64,10 +64,12 @@ def expand(text: str, mapping: dict) -> str:
 
 
 def resolve_env(pod, container, get_configmap, get_secret, host_ip: str = "", pod_ip: str = "",
-                allocatable: dict | None = None) -> list:
-    """[(name, value), ...] in definition order (a redefined name keeps its first place)."""
+                allocatable: dict | None = None, service_vars=()) -> list:
+    """[(name, value), ...] in definition order (a redefined name keeps its first place).
+    service_vars (podsync.service_env) come first: env/envFrom override them and $(VAR)
+    may refer to them, as in kubelet."""
     ns = pod.metadata.namespace
-    env: dict = {}
+    env: dict = dict(service_vars)
     for i, src in enumerate(container.env_from):
         if src.HasField("config_map_ref"):
             ref = src.config_map_ref

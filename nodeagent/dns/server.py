@@ -1,0 +1,192 @@
+"""The node's DNS server: UDP and TCP on <address>:<port> (the agent: cbr0's .1, port 53).
+
+Questions inside cluster.local are answered by resolver.answer() over the view; other
+names go to the configured upstream (one try over UDP, TCP when the reply is truncated)
+or, without an upstream, get REFUSED — never the machine's own resolver. A failed
+upstream gives SERVFAIL. dnslib's DNSServer runs one thread per protocol.
+"""
+
+import logging
+import socket
+import threading
+
+from dnslib import CNAME, QTYPE, RCODE, RR, SRV, A, DNSRecord
+from dnslib.server import DNSServer
+
+from nodeagent.dns import resolver
+
+log = logging.getLogger("skiff.dns")
+
+UPSTREAM_TIMEOUT_S = 2.0
+
+
+def parse_upstream(text: str) -> tuple:
+    """"ip[:port]" -> (ip, port); "" -> None."""
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit():
+        return host, int(port)
+    return text, 53
+
+
+def _rdata(rec: resolver.Record):
+    if rec.rtype == "A":
+        return QTYPE.A, A(rec.value)
+    if rec.rtype == "CNAME":
+        return QTYPE.CNAME, CNAME(rec.value + ".")
+    prio, weight, port, target = rec.value
+    return QTYPE.SRV, SRV(priority=prio, weight=weight, port=port, target=target + ".")
+
+
+def _rr(rec: resolver.Record) -> RR:
+    rtype, rdata = _rdata(rec)
+    return RR(rec.name + ".", rtype, rdata=rdata, ttl=rec.ttl)
+
+
+class ClusterResolver:
+    """dnslib resolver interface: resolve(request, handler) -> reply."""
+
+    def __init__(self, view, upstream: tuple | None = None):
+        self.view = view
+        self.upstream = upstream
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        q = request.q
+        qname = str(q.qname)
+        qtype = QTYPE.get(q.qtype, str(q.qtype))
+        try:
+            ans = resolver.answer(qname, qtype, self.view)
+        except Exception:  # noqa: BLE001 - one bad question must not kill the server
+            log.exception("event=dns_answer_failed qname=%s", qname)
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        if ans.forward:
+            return self._forward(request, reply, handler)
+        reply.header.aa = 1
+        reply.header.rcode = getattr(RCODE, ans.rcode)
+        for rec in ans.records:
+            reply.add_answer(_rr(rec))
+        for rec in ans.additional:
+            reply.add_ar(_rr(rec))
+        return reply
+
+    def _forward(self, request, reply, handler):
+        if self.upstream is None:
+            reply.header.rcode = RCODE.REFUSED
+            return reply
+        host, port = self.upstream
+        try:
+            tcp = getattr(handler, "protocol", "udp") == "tcp"
+            data = request.send(host, port, tcp=tcp, timeout=UPSTREAM_TIMEOUT_S)
+            answer = DNSRecord.parse(data)
+            if answer.header.tc and not tcp:
+                answer = DNSRecord.parse(request.send(host, port, tcp=True, timeout=UPSTREAM_TIMEOUT_S))
+            return answer
+        except (OSError, socket.timeout, Exception) as exc:  # noqa: BLE001 - upstream down: SERVFAIL
+            log.info("event=dns_upstream_failed upstream=%s:%d error=%s", host, port,
+                     str(exc)[:100].replace(" ", "_"))
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+
+
+class _QuietLogger:
+    """dnslib logs to stdout by default; only errors go to our log."""
+
+    def log_recv(self, *a): pass
+    def log_send(self, *a): pass
+    def log_request(self, *a): pass
+    def log_reply(self, *a): pass
+    def log_truncated(self, *a): pass
+    def log_data(self, *a): pass
+
+    def log_error(self, handler, e):
+        log.info("event=dns_request_error client=%s error=%s", handler.client_address[0],
+                 str(e)[:100].replace(" ", "_"))
+
+
+class DnsServer:
+    """UDP + TCP servers on (address, port). start() binds (raises OSError when it cannot)."""
+
+    def __init__(self, view, address: str, port: int = 53, upstream: tuple | None = None):
+        self.address, self.port = address, port
+        self.resolver = ClusterResolver(view, upstream)
+        self._servers = []
+
+    def start(self) -> "DnsServer":
+        for tcp in (False, True):
+            srv = DNSServer(self.resolver, address=self.address, port=self.port, tcp=tcp, logger=_QuietLogger())
+            self._servers.append(srv)
+        for srv in self._servers:
+            srv.start_thread()
+        if self.port == 0:
+            self.port = self._servers[0].server.server_address[1]
+        log.info("event=dns_started address=%s port=%d", self.address, self.port)
+        return self
+
+    def stop(self) -> None:
+        for srv in self._servers:
+            try:
+                srv.stop()
+                srv.server.server_close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._servers = []
+
+
+class NodeDns:
+    """The agent's DNS: waits for the node's podCIDR (network.ready()), then serves on the
+    bridge's .1 port 53. Retries the bind every retry_s until it works or stop()."""
+
+    def __init__(self, client, network, upstream: str = "", port: int = 53, retry_s: float = 1.0, view=None):
+        from nodeagent.dns.view import InformerView
+        self.client = client
+        self.view = view or InformerView(client)
+        self.network = network
+        self.upstream = parse_upstream(upstream)
+        self.port = port
+        self.retry_s = retry_s
+        self.server = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dns", daemon=True)
+
+    def address(self) -> str:
+        """The nameserver for ClusterFirst pods ("" until the node has a podCIDR)."""
+        return bridge_address(self.network.pod_cidr) if self.network.ready() else ""
+
+    def list_services(self, ns: str) -> list:
+        """The namespace's services (service links): from the cache once synced, else read."""
+        if self.view.services.synced:
+            return self.view.list_services(ns)
+        return self.client.list("services", namespace=ns)[0]
+
+    def start(self) -> "NodeDns":
+        self.view.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        if self.server is not None:
+            self.server.stop()
+        self.view.stop()
+
+    def _run(self):
+        while not self._stop.is_set():
+            if self.network.ready():
+                address = bridge_address(self.network.pod_cidr)
+                try:
+                    self.server = DnsServer(self.view, address, self.port, self.upstream).start()
+                    return
+                except OSError as exc:
+                    log.warning("event=dns_bind_failed address=%s port=%d error=%s", address, self.port,
+                                str(exc).replace(" ", "_"))
+            self._stop.wait(self.retry_s)
+
+
+def bridge_address(pod_cidr: str) -> str:
+    """The node bridge's address: the .1 of the podCIDR (nameserver of ClusterFirst pods)."""
+    import ipaddress
+    return str(ipaddress.ip_network(pod_cidr, strict=False).network_address + 1)
