@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 
 import pytest
 
@@ -27,15 +29,36 @@ def engine():
 
 @pytest.fixture(scope="module")
 def node(cluster, engine):
+    """A Node object for the test's agent server, kept Ready by heartbeats (the node
+    lifecycle controller would otherwise evict its pods after grace + eviction)."""
     port = free_port_block(1)
     srv = agent_server.serve(f"127.0.0.1:{port}", engine.client, "proxy-node", engine.base)
     c = cluster.client()
-    n = pb.Node(metadata=pb.ObjectMeta(name="proxy-node"))
-    n.status.addresses.add(type="InternalIP", address="127.0.0.1")
-    n.status.daemon_endpoints.kubelet_endpoint.port = port
-    c.create(n)
-    c.update_status(n)
+    c.create(pb.Node(metadata=pb.ObjectMeta(name="proxy-node")))
+    stop = threading.Event()
+
+    def heartbeat():
+        while not stop.is_set():
+            try:
+                n = c.get("node", "proxy-node", "")
+                n.status.ClearField("addresses")
+                n.status.addresses.add(type="InternalIP", address="127.0.0.1")
+                n.status.daemon_endpoints.kubelet_endpoint.port = port
+                n.status.ClearField("conditions")
+                n.status.conditions.add(type="Ready", status="True", reason="KubeletReady",
+                                        last_heartbeat_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                c.update_status(n)
+            except clientmod.ApiError:
+                pass
+            stop.wait(1.0)
+
+    beat = threading.Thread(target=heartbeat, daemon=True)
+    beat.start()
+    wait_until(lambda: c.get("node", "proxy-node", "").status.daemon_endpoints.kubelet_endpoint.port == port,
+               10, "node status written")
     yield "proxy-node"
+    stop.set()
+    beat.join(5)
     c.delete("node", "proxy-node")
     c.close()
     srv.stop(0)
