@@ -6,8 +6,12 @@ vxlan (flannel's layout): per remote node
   - neighbour  <podCIDR network address> lladdr <remote VTEP MAC> dev skiff.1 (permanent)
   - FDB entry  <remote VTEP MAC> dst <remote InternalIP> dev skiff.1
   - route      <podCIDR> via <podCIDR network address> dev skiff.1 onlink
-A node is "remote" when it is not us, has a podCIDR and an InternalIP. Nodes that are
-gone (deleted, or without podCIDR) simply are not desired: their entries are deleted.
+A node is "remote" when it is not us, has a podCIDR and an InternalIP, and its Ready
+condition is "True". Nodes that are gone (deleted, without podCIDR, or not Ready: the
+node lifecycle controller sets Ready=Unknown when heartbeats stop) simply are not
+desired: their entries are deleted, so traffic to a dead node's pods fails at once
+instead of timing out silently through stale routes/neighbours/FDB entries; they come
+back as soon as the node is Ready again.
 
 Invariants: pure (no I/O); the same inputs give the same actions; deletions come before
 additions (an add uses "replace", so deleting afterwards could remove the fresh entry);
@@ -66,10 +70,10 @@ class Action:
 
 
 def remote_nodes(nodes, self_name: str) -> list:
-    """RemoteNode for every other Node with a podCIDR and an InternalIP."""
+    """RemoteNode for every other Ready Node with a podCIDR and an InternalIP."""
     out = []
     for n in nodes:
-        if n.metadata.name == self_name or not n.spec.pod_cidr:
+        if n.metadata.name == self_name or not n.spec.pod_cidr or not is_ready(n):
             continue
         ip = next((a.address for a in n.status.addresses if a.type == "InternalIP"), "")
         if not ip:
@@ -77,6 +81,11 @@ def remote_nodes(nodes, self_name: str) -> list:
         mac = n.metadata.annotations.get(VTEP_MAC_ANNOTATION, "") or vtep_mac(ip)
         out.append(RemoteNode(n.metadata.name, ip, n.spec.pod_cidr, mac))
     return sorted(out)
+
+
+def is_ready(node) -> bool:
+    """The Node's Ready condition is "True" (missing, "False" or "Unknown": not ready)."""
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
 
 
 def desired(remotes, backend: str) -> Entries:

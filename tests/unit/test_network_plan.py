@@ -9,13 +9,15 @@ from nodeagent.network.names import VTEP_MAC_ANNOTATION, gateway, pod_mac, veth_
 from skiff.api import objects_pb2 as pb
 
 
-def node(name, cidr="", ip="", annotations=None):
+def node(name, cidr="", ip="", annotations=None, ready="True"):
     n = pb.Node()
     n.metadata.name = name
     n.metadata.annotations.update(annotations or {})
     n.spec.pod_cidr = cidr
     if ip:
         n.status.addresses.add(type="InternalIP", address=ip)
+    if ready is not None:
+        n.status.conditions.add(type="Ready", status=ready)
     return n
 
 
@@ -71,6 +73,42 @@ def test_remote_nodes():
     r = rp.remote_nodes(NODES, "n1")
     assert r == [rp.RemoteNode("n2", "10.200.0.22", "10.244.1.0/24", "0e:58:0a:c8:00:16")]
     assert rp.remote_nodes(NODES, "n2")[0].vtep_mac == vtep_mac("10.200.0.21")   # derived when not published
+
+
+N2_ROUTE = rp.RemoteNode("n2", "10.200.0.22", "10.244.1.0/24", vtep_mac("10.200.0.22"))
+
+
+@pytest.mark.parametrize("ready,conditions_extra,routed", [
+    ("True", [], True),
+    ("Unknown", [], False),                     # heartbeats stopped (node lifecycle controller)
+    ("False", [], False),
+    (None, [], False),                          # no Ready condition at all
+    ("True", [("MemoryPressure", "True")], True),
+    (None, [("MemoryPressure", "True")], False),  # another condition True is not Ready
+])
+def test_remote_nodes_only_ready_peers(ready, conditions_extra, routed):
+    n2 = node("n2", "10.244.1.0/24", "10.200.0.22", ready=ready)
+    for typ, status in conditions_extra:
+        n2.status.conditions.add(type=typ, status=status)
+    nodes = [node("n1", "10.244.0.0/24", "10.200.0.21"), n2]
+    assert rp.remote_nodes(nodes, "n1") == ([N2_ROUTE] if routed else [])
+    # not Ready -> its entries are planned away; Ready again -> planned back
+    for backend in ("host-gw", "vxlan"):
+        routed_want = rp.desired([N2_ROUTE], backend)
+        want = rp.desired(rp.remote_nodes(nodes, "n1"), backend)
+        removed = rp.plan(want, routed_want)
+        if routed:
+            assert removed == []
+        else:
+            assert [a.op for a in removed] == ["del"] * (1 if backend == "host-gw" else 3)   # route (+neigh, fdb)
+            assert {a.entry for a in removed} == routed_want.routes | routed_want.neighs | routed_want.fdbs
+        restored = rp.plan(routed_want, want)                 # Ready again: everything comes back
+        assert [a.op for a in restored] == ([] if routed else ["add"] * (1 if backend == "host-gw" else 3))
+
+
+def test_remote_nodes_ignore_own_readiness():
+    me = node("n1", "10.244.0.0/24", "10.200.0.21", ready="Unknown")   # our own view may lag: routes to peers stay
+    assert rp.remote_nodes([me, node("n2", "10.244.1.0/24", "10.200.0.22")], "n1") == [N2_ROUTE]
 
 
 def test_desired():
