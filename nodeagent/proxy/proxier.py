@@ -31,7 +31,7 @@ CLUSTER_CIDR_ANNOTATION = "skiff.io/cluster-cidr"
 
 class Proxier:
     def __init__(self, client, node_name: str, node_ip: str = "", *, cluster_cidr: str = "",
-                 min_sync_interval_s: float = 1.0, resync_s: float = 30.0, iptables=None,
+                 min_sync_interval_s: float = 0.5, resync_s: float = 30.0, iptables=None,
                  announce: bool = True, max_retry_s: float = 30.0):
         self.client = client
         self.node_name = node_name
