@@ -114,12 +114,14 @@ def busybox_archive() -> bytes:
     return _archive(BUSYBOX_IMAGE, _layer(build), {"Cmd": ["sh"], "Env": [_PATH_ENV]})
 
 
-def pause_archive() -> bytes:
+def pause_archive(work_dir: str | None = None) -> bytes:
+    """work_dir: where to compile (inside the lab dir, so `lab down` removes it even if
+    the tooling is killed mid-build)."""
     src = os.path.join(ROOT, "nodeagent", "pause", "pause.c")
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         raise ImageBuildError("no C compiler: apt-get install gcc libc6-dev")
-    with tempfile.TemporaryDirectory(prefix="skiff-pause-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="skiff-pause-", dir=work_dir) as tmp:
         out = os.path.join(tmp, "pause")
         r = subprocess.run([cc, "-static", "-Os", "-s", "-o", out, src], capture_output=True, text=True)
         if r.returncode != 0:
@@ -137,7 +139,7 @@ def build_all(out_dir: str) -> dict:
     """Write both archives into out_dir; returns {image tag: archive path}."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {}
-    for tag, make in ((BUSYBOX_IMAGE, busybox_archive), (PAUSE_IMAGE, pause_archive)):
+    for tag, make in ((BUSYBOX_IMAGE, busybox_archive), (PAUSE_IMAGE, lambda: pause_archive(out_dir))):
         path = os.path.join(out_dir, tag.replace("/", "_").replace(":", "_") + ".tar")
         data = make()
         with open(path + ".tmp", "wb") as f:
