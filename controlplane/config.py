@@ -154,16 +154,21 @@ def _address(value, where):
     return value
 
 
+def _check_mapping(doc, where, known) -> None:
+    """doc must be a mapping whose keys are all in known; errors name `where`."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    unknown = sorted(set(doc) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+
+
 def load(path: str) -> ControlPlaneConfig:
     with open(path, encoding="utf-8") as f:
         doc = yaml.safe_load(f) or {}
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping")
-    known = {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
-             "raftPasswordFile", "peers", "raft", "watchHistory", "controllers", "services", "network"}
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}")
+    _check_mapping(doc, path, {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
+                               "raftPasswordFile", "peers", "raft", "watchHistory", "controllers",
+                               "services", "network"})
     pw_file = _need(doc, "raftPasswordFile", path)
     try:
         with open(pw_file, encoding="utf-8") as f:
@@ -209,11 +214,7 @@ def _controllers(doc, path) -> ControllersConfig:
     if doc is None:
         return ControllersConfig()
     where = f"{path}: controllers"
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{where}: expected a mapping")
-    unknown = sorted(set(doc) - {"enabled", "nodeMonitorGracePeriodS", "podEvictionTimeoutS"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    _check_mapping(doc, where, {"enabled", "nodeMonitorGracePeriodS", "podEvictionTimeoutS"})
     enabled = doc.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError(f"{where}: enabled must be true or false")
@@ -233,11 +234,7 @@ def _services(doc, path) -> ServicesConfig:
     if doc is None:
         return ServicesConfig()
     where = f"{path}: services"
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{where}: expected a mapping")
-    unknown = sorted(set(doc) - {"serviceCIDR", "nodePortRange", "loadBalancerPool"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    _check_mapping(doc, where, {"serviceCIDR", "nodePortRange", "loadBalancerPool"})
     cidr = str(doc.get("serviceCIDR", ServicesConfig.service_cidr))
     try:
         net = ipaddress.ip_network(cidr, strict=True)
@@ -269,11 +266,7 @@ def _network(doc, path) -> NetworkConfig:
     where = f"{path}: network"
     if doc is None:
         return NetworkConfig()
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{where}: expected a mapping")
-    unknown = sorted(set(doc) - {"clusterCIDR", "nodeCIDRMaskSize", "backend"})
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    _check_mapping(doc, where, {"clusterCIDR", "nodeCIDRMaskSize", "backend"})
     cidr = doc.get("clusterCIDR", NetworkConfig.cluster_cidr)
     try:
         net = ipaddress.IPv4Network(str(cidr), strict=True)
