@@ -60,6 +60,9 @@ class Agent:
         os.makedirs(os.path.join(cfg.data_dir, "pods"), exist_ok=True)
         self.docker, version = self._connect_engine()
         log.info("event=engine_connected host=%s version=%s", cfg.docker_host, version)
+        # Serve logs/exec/image load before the first heartbeat, so a node that reports
+        # Ready can also be reached on its port.
+        self._start_server()
         self.runtime = dockermod.DockerRuntime(
             self.docker, cfg.node_name,
             pull_client=dockermod.connect(cfg.docker_host, timeout_s=cfg.image_pull_timeout_s))
@@ -97,7 +100,6 @@ class Agent:
         if self.network is not None:   # IP garbage collection once the node's pods are known
             self.network.live_uids = lambda: self.syncer._all_uids() if self.syncer.informer.synced else None
         self.syncer.start()
-        self._start_server()
         log.info("event=agent_started node=%s listen=%s", cfg.node_name, cfg.listen)
         return self
 

@@ -585,7 +585,11 @@ class Lab:
         except NodeError as exc:
             raise LabError(str(exc)) from None
         if state.get("agents"):
-            out["agentPid"] = node.start_agent()
+            try:
+                out["agentPid"] = node.start_agent()
+                node.wait_agent(timeout_s)
+            except NodeError as exc:
+                raise LabError(str(exc)) from None
         return out
 
     def kill_agent(self, name: str) -> set[int]:
@@ -602,6 +606,7 @@ class Lab:
                 node.write_agent_config(self.controlplane(state).endpoints,
                                         AGENT_NETWORK if state.get("network") else None)
             pid = node.start_agent()
+            node.wait_agent()
         except NodeError as exc:
             raise LabError(str(exc)) from None
         state["agents"] = True

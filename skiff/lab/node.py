@@ -21,6 +21,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 
@@ -29,6 +30,7 @@ import yaml
 from skiff.lab import procs
 from skiff.lab.plan import Member, NodePaths
 
+AGENT_PORT = 10250   # the kubelet's port: logs, exec and image load are served there
 _SHIM_TASKS = ("containerd", "daemon", "io.containerd.runtime.v2.task", "moby")
 _TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -176,7 +178,7 @@ class LabNode:
 
     def write_agent_config(self, servers: list[str], extra: dict | None = None) -> None:
         doc = {"nodeName": self.name, "servers": list(servers), "address": self.m.address,
-               "listen": f"{self.m.address}:10250", "dockerHost": self.paths.docker_host,
+               "listen": f"{self.m.address}:{AGENT_PORT}", "dockerHost": self.paths.docker_host,
                "dataDir": self.paths.agent_data}
         doc.update(extra or {})
         os.makedirs(self.paths.agent_data, exist_ok=True)
@@ -195,6 +197,25 @@ class LabNode:
         self.record["agentStart"] = procs.start_time(pid)
         self.save()
         return pid
+
+    def wait_agent(self, timeout_s: float = 60.0) -> None:
+        """Until the agent's own server (logs, exec, image load) accepts connections.
+
+        Node Ready is not enough after a restart: the old heartbeat keeps the node Ready
+        for a grace period while the new agent is still starting."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.m.address, AGENT_PORT), timeout=1.0):
+                    return
+            except OSError:
+                pass
+            if not self.agent_alive():
+                raise NodeError(f"{self.name}: skiff-agent exited; see {self.paths.agent_log}:\n"
+                                f"{_tail(self.paths.agent_log)}")
+            time.sleep(0.05)
+        raise NodeError(f"{self.name}: skiff-agent did not listen on {self.m.address}:{AGENT_PORT} "
+                        f"within {timeout_s:.0f}s; see {self.paths.agent_log}")
 
     def agent_pids(self) -> set[int]:
         pids = set(procs.find_by_path_arg([self.paths.agent_config]))
