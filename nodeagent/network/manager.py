@@ -187,7 +187,8 @@ class NetworkManager:
             self._publish_vtep_mac()
         ext = self._ext_index()
         vx = self.net.index(VXLAN_DEVICE)
-        want = rp.desired(rp.remote_nodes(self.nodes.list(), self.node_name), self.backend)
+        want = rp.desired(rp.remote_nodes(self.nodes.list(), self.node_name), self.backend,
+                          self.cluster_cidr)
         have = self.net.read(ext, vx)
         actions = rp.plan(want, have)
         if actions:

@@ -27,6 +27,7 @@ from nodeagent.probes.netns import run_in_netns
 log = logging.getLogger("skiff.agent.network")
 
 RTNH_F_ONLINK = 4
+RTN_UNREACHABLE = 7
 NUD_PERMANENT = 0x80
 POD_SETUP_TIMEOUT_S = 10.0
 
@@ -147,6 +148,9 @@ class NetlinkApplier:
             if r["proto"] != RTPROT_SKIFF:
                 continue
             dst = f"{r.get_attr('RTA_DST')}/{r['dst_len']}"
+            if r["type"] == RTN_UNREACHABLE:
+                routes.add(rp.Route(dst, "", rp.UNREACHABLE))
+                continue
             dev = names.get(r.get_attr("RTA_OIF"), f"if{r.get_attr('RTA_OIF')}")
             routes.add(rp.Route(dst, r.get_attr("RTA_GATEWAY") or "", dev, bool(r["flags"] & RTNH_F_ONLINK)))
         if vx_index is not None:
@@ -172,6 +176,11 @@ class NetlinkApplier:
                 with self.lock:
                     if isinstance(e, rp.Route):
                         dst, plen = e.dst.split("/")
+                        if e.dev == rp.UNREACHABLE:
+                            self.ipr.route("replace" if a.op == "add" else "del", dst=dst, dst_len=int(plen),
+                                           type=RTN_UNREACHABLE, proto=RTPROT_SKIFF, table=254)
+                            log.info("event=net_%s entry=%s", a.op, e)
+                            continue
                         kw = dict(dst=dst, dst_len=int(plen), gateway=e.gateway, oif=devs.get(e.dev), table=254)
                         if a.op == "add":
                             self.ipr.route("replace", proto=RTPROT_SKIFF, flags=RTNH_F_ONLINK if e.onlink else 0,

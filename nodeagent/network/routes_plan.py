@@ -6,6 +6,10 @@ vxlan (flannel's layout): per remote node
   - neighbour  <podCIDR network address> lladdr <remote VTEP MAC> dev skiff.1 (permanent)
   - FDB entry  <remote VTEP MAC> dst <remote InternalIP> dev skiff.1
   - route      <podCIDR> via <podCIDR network address> dev skiff.1 onlink
+Every node also holds `unreachable <cluster CIDR>` (proto skiff): a pod IP of no live
+node (its route deleted, or never there) fails at once with EHOSTUNREACH instead of
+leaving through the default route and timing out. The node's own and its peers'
+/24 routes are more specific, so they win.
 A node is "remote" when it is not us, has a podCIDR and an InternalIP, and its Ready
 condition is "True". Nodes that are gone (deleted, without podCIDR, or not Ready: the
 node lifecycle controller sets Ready=Unknown when heartbeats stop) simply are not
@@ -26,6 +30,7 @@ from nodeagent.network.names import VTEP_MAC_ANNOTATION, vtep_mac
 
 EXT = "ext"       # symbolic device names the applier resolves
 VXLAN = "vxlan"
+UNREACHABLE = "unreachable"   # not a device: a route of type unreachable
 
 
 @dataclass(frozen=True, order=True)
@@ -88,8 +93,10 @@ def is_ready(node) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
 
 
-def desired(remotes, backend: str) -> Entries:
+def desired(remotes, backend: str, cluster_cidr: str = "") -> Entries:
     routes, neighs, fdbs = set(), set(), set()
+    if cluster_cidr:
+        routes.add(Route(str(ipaddress.IPv4Network(cluster_cidr, strict=False)), "", UNREACHABLE))
     for r in remotes:
         if backend == "host-gw":
             routes.add(Route(r.pod_cidr, r.internal_ip, EXT))

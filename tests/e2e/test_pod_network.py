@@ -172,6 +172,10 @@ def test_pod_network(lab):
     lab.out("delete", "node", "node3")
     for n in ("node1", "node2"):
         wait_until(lambda n=n: cidrs["node3"] not in node_routes(lab, n), 20, f"{n} without node3's route")
+        assert "unreachable 10.244.0.0/16 proto 77" in node_routes(lab, n)
+    # ... and its pod's address fails at once (the cluster CIDR's unreachable route), no timeout
+    r = lab.run("exec", "-n", NS, "p1", "--", "nc", "-w", "10", ips[3], PORT, check=False)
+    assert r.returncode != 0 and "No route to host" in r.stdout + r.stderr, r.stdout + r.stderr
     # node3 is back: registered again, a block again, its new pods reachable again
     lab.out("delete", "po", "p3", "-n", NS, "--grace-period", "0", check=False)
     lab.out("chaos", "start-node", "node3", timeout=120)

@@ -23,6 +23,8 @@ from tests.helpers import remove, temp_dir, wait_until
 
 NODE_IPS = ("192.168.231.1", "192.168.231.2")
 CIDRS = ("10.244.0.0/24", "10.244.1.0/24")
+CLUSTER_CIDR = "10.244.0.0/16"
+UNREACHABLE = rp.Route(CLUSTER_CIDR, "", rp.UNREACHABLE)
 
 
 def sh(*argv, check=True):
@@ -87,7 +89,7 @@ def sync(lab, i, backend, nodes=None):
     net = lab.appliers[i]
     ext = net.index("eth0")
     vx = net.index(VXLAN_DEVICE)
-    want = rp.desired(remotes(i) if nodes is None else nodes, backend)
+    want = rp.desired(remotes(i) if nodes is None else nodes, backend, CLUSTER_CIDR)
     actions = rp.plan(want, net.read(ext, vx))
     assert net.apply(actions, ext, vx) == 0
     return actions
@@ -154,12 +156,20 @@ def test_drift_is_repaired_and_gone_nodes_are_removed(lab, backend):
     actions = sync(lab, 0, backend)
     assert [(a.op, type(a.entry).__name__) for a in actions] == [("add", "Route")]
     assert CIDRS[1] in sh("ip", "-n", lab.nodes[0], "route").stdout
-    # node 2 is gone: every entry for it goes, nothing else of ours remains
+    # node 2 is gone: every entry for it goes, only the cluster CIDR's unreachable route remains
     actions = sync(lab, 0, backend, nodes=[])
     assert actions and all(a.op == "del" for a in actions)
     net = lab.appliers[0]
-    assert net.read(net.index("eth0"), net.index(VXLAN_DEVICE)) == rp.Entries()
-    assert CIDRS[1] not in sh("ip", "-n", lab.nodes[0], "route").stdout
+    assert net.read(net.index("eth0"), net.index(VXLAN_DEVICE)) == rp.Entries(frozenset({UNREACHABLE}))
+    routes = sh("ip", "-n", lab.nodes[0], "route").stdout
+    assert CIDRS[1] not in routes and f"unreachable {CLUSTER_CIDR} proto 77" in routes, routes
+    # ... so a connection to its pod fails at once with "no route to host" (the nodes here have
+    # no default route: without the unreachable route it would be "network unreachable")
+    r = sh("ip", "netns", "exec", lab.pods[0], "busybox", "nc", "-w", "5", "10.244.1.2", "8080", check=False)
+    assert r.returncode != 0 and "No route to host" in r.stderr, r.stderr
+    # the unreachable route is drift-repaired like any other
+    sh("ip", "-n", lab.nodes[0], "route", "del", "unreachable", CLUSTER_CIDR)
+    assert [(a.op, a.entry) for a in sync(lab, 0, backend, nodes=[])] == [("add", UNREACHABLE)]
     if backend == "vxlan":
         assert vtep_mac(NODE_IPS[1]) not in sh("ip", "netns", "exec", lab.nodes[0], "bridge", "fdb", "show",
                                                "dev", VXLAN_DEVICE).stdout

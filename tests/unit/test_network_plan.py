@@ -121,6 +121,11 @@ def test_desired():
     assert vx.fdbs == {rp.Fdb("0e:58:0a:c8:00:16", "10.200.0.22")}
     with pytest.raises(ValueError):
         rp.desired(remotes, "udp")
+    # the cluster CIDR's unreachable route is there for either backend, even without peers
+    for backend in ("host-gw", "vxlan"):
+        assert rp.desired([], backend, "10.244.0.0/16") == \
+            rp.Entries(frozenset({rp.Route("10.244.0.0/16", "", rp.UNREACHABLE)}))
+    assert rp.Route("10.244.0.0/16", "", rp.UNREACHABLE) in rp.desired(remotes, "host-gw", "10.244.0.0/16").routes
 
 
 R1 = rp.Route("10.244.1.0/24", "10.200.0.22", rp.EXT)
@@ -129,6 +134,8 @@ R2_MOVED = rp.Route("10.244.2.0/24", "10.200.0.99", rp.EXT)
 N2 = rp.Neigh("10.244.2.0", "0e:58:00:00:00:02")
 F2 = rp.Fdb("0e:58:00:00:00:02", "10.200.0.23")
 V2 = rp.Route("10.244.2.0/24", "10.244.2.0", rp.VXLAN, True)
+U = rp.Route("10.244.0.0/16", "", rp.UNREACHABLE)
+U2 = rp.Route("10.240.0.0/12", "", rp.UNREACHABLE)
 
 
 def E(routes=(), neighs=(), fdbs=()):
@@ -144,6 +151,8 @@ def E(routes=(), neighs=(), fdbs=()):
     (E([V2], [N2], [F2]), E(), [("add", F2), ("add", N2), ("add", V2)]),     # vxlan: fdb, neigh, then route
     (E(), E([V2], [N2], [F2]), [("del", V2), ("del", N2), ("del", F2)]),     # vxlan node gone
     (E([V2], [N2], [F2]), E([V2], [N2]), [("add", F2)]),                     # one FDB entry lost
+    (E([U, R1]), E([R1]), [("add", U)]),                                     # unreachable route lost
+    (E([U2]), E([U]), [("del", U), ("add", U2)]),                            # cluster CIDR changed
 ])
 def test_plan(want, have, expected):
     assert [(a.op, a.entry) for a in rp.plan(want, have)] == expected
