@@ -3,7 +3,10 @@
 Questions inside cluster.local are answered by resolver.answer() over the view; other
 names go to the configured upstream (one try over UDP, TCP when the reply is truncated)
 or, without an upstream, get REFUSED — never the machine's own resolver. A failed
-upstream gives SERVFAIL. dnslib's DNSServer runs one thread per protocol.
+upstream gives SERVFAIL. An answer ending in a CNAME (ExternalName) is followed, as
+CoreDNS does: a target inside the zone from the view, one outside from the upstream,
+its records appended (at most MAX_CNAME_HOPS; a failed lookup leaves the bare CNAME).
+dnslib's DNSServer runs one thread per protocol.
 """
 
 import logging
@@ -18,6 +21,7 @@ from nodeagent.dns import resolver
 log = logging.getLogger("skiff.dns")
 
 UPSTREAM_TIMEOUT_S = 2.0
+MAX_CNAME_HOPS = 8
 
 
 def parse_upstream(text: str) -> tuple:
@@ -70,9 +74,30 @@ class ClusterResolver:
             reply.add_answer(_rr(rec))
         for rec in ans.additional:
             reply.add_ar(_rr(rec))
+        if ans.records and ans.records[-1].rtype == "CNAME" and qtype not in ("CNAME", "ANY"):
+            for rr in self._chase(ans.records[-1].value, q.qtype, qtype, handler):
+                reply.add_answer(rr)
         return reply
 
+    def _chase(self, target: str, qtype_code, qtype: str, handler) -> list:
+        """The records of a CNAME's target (and of its own CNAMEs), [] when unknown."""
+        out = []
+        for _ in range(MAX_CNAME_HOPS):
+            if resolver.in_zone(target):
+                ans = resolver.answer(target, qtype, self.view)
+                out += [_rr(rec) for rec in ans.records]
+                if not ans.records or ans.records[-1].rtype != "CNAME":
+                    return out
+                target = ans.records[-1].value
+                continue
+            if self.upstream is None:
+                return out
+            reply = self._forward(DNSRecord.question(target, QTYPE.get(qtype_code)), None, handler)
+            return out + list(reply.rr) if reply.header.rcode == RCODE.NOERROR else out
+        return out
+
     def _forward(self, request, reply, handler):
+        reply = reply if reply is not None else request.reply()
         if self.upstream is None:
             reply.header.rcode = RCODE.REFUSED
             return reply

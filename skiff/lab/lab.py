@@ -31,9 +31,13 @@ from skiff.lab.plan import DEFAULT_PREFIX, DEFAULT_SUBNET, BRIDGE, Plan, PlanErr
 
 DEFAULT_LAB_DIR = os.environ.get("SKIFF_LAB_DIR", "/var/lib/skiff-lab")
 STATE_FILE = "lab.json"
-# Agents of a nodes-mode lab own their node's namespace: they run the pod network there.
-AGENT_NETWORK = {"podNetwork": True}
-AGENT_PORT = 10250
+
+
+def agent_network(plan: Plan) -> dict:
+    """Agent config of a nodes-mode lab: the agents own their node's namespace (they run
+    the pod network there) and forward non-cluster DNS names to the lab's resolver."""
+    from skiff.lab.upstream_dns import LabDns
+    return {"podNetwork": True, "dnsUpstream": LabDns(plan).upstream}
 
 
 def user_config_path() -> str:
@@ -140,7 +144,14 @@ class Lab:
                     out.append(f"{name} engine")
                 if node.agent_alive():
                     out.append(f"{name} agent")
+            if self._dns_alive(state):
+                out.append("dns")
         return out
+
+    def _dns_alive(self, state: dict) -> bool:
+        from skiff.lab.upstream_dns import LabDns
+        plan = self.plan(state)
+        return bool(plan) and LabDns(plan).alive(int((state.get("dns") or {}).get("pid") or 0))
 
     def _tooling_running(self, state: dict) -> int:
         t = state.get("tooling") or {}
@@ -303,6 +314,17 @@ class Lab:
         _say(f"network: namespace {plan.lab_netns} bridge {BRIDGE} gateway {plan.gateway}; "
              f"host {plan.host_address} on {plan.host_link}; "
              f"{len(plan.members)} machine namespaces ({phases['network']:.1f}s)")
+        from skiff.lab.node import process_env
+        from skiff.lab.upstream_dns import LabDns
+        dns = LabDns(plan)
+        state["dns"] = {"pid": dns.start(env=process_env())}
+        self.save(state)
+        try:
+            dns.wait(state["dns"]["pid"])
+        except RuntimeError as exc:
+            raise LabError(str(exc)) from None
+        _say(f"dns: the lab's upstream resolver on {dns.upstream} (zone lab.: "
+             f"{', '.join(m.name for m in plan.members)}, host, gateway) pid={state['dns']['pid']}")
 
         # -- control plane (starts in the background)
         t_cp = time.monotonic()
@@ -373,7 +395,7 @@ class Lab:
             state["agents"] = True
             t = time.monotonic()
             for name, node in nodes.items():
-                node.write_agent_config(cp.endpoints, AGENT_NETWORK)
+                node.write_agent_config(cp.endpoints, agent_network(plan))
                 pid = node.start_agent()
                 _say(f"agent: {name} pid={pid} config {node.paths.agent_config}")
             self.save(state)
@@ -470,6 +492,8 @@ class Lab:
             for name, node in nodes.items():
                 killed = node.power_cut()
                 say(f"stopped {name}: agent, engine and containers ({len(killed)} processes)")
+            from skiff.lab.upstream_dns import LabDns
+            LabDns(plan).stop(int((state.get("dns") or {}).get("pid") or 0))
             self._remove_made(plan, state, say)
         cfg = user_config_path()
         try:
@@ -548,6 +572,9 @@ class Lab:
             rows.append((name, node.m.netns, node.m.address, netlab.port_state(plan, node.m),
                          eng, agent))
         lines += _table(rows)
+        dns_pid = (state.get("dns") or {}).get("pid", "-")
+        lines.append(f"dns: {plan.gateway}:53 (zone lab.) pid={dns_pid} "
+                     f"{'running' if self._dns_alive(state) else 'stopped'}")
         return "\n".join(lines)
 
     @staticmethod
@@ -604,7 +631,7 @@ class Lab:
         try:
             if not os.path.exists(node.paths.agent_config):
                 node.write_agent_config(self.controlplane(state).endpoints,
-                                        AGENT_NETWORK if state.get("network") else None)
+                                        agent_network(self.plan(state)) if state.get("network") else None)
             pid = node.start_agent()
             node.wait_agent()
         except NodeError as exc:

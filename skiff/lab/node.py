@@ -52,7 +52,7 @@ def agent_command() -> list[str] | None:
     return [sys.executable, "-m", "nodeagent.main"]
 
 
-def _env() -> dict:
+def process_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = env.get("PATH", "") + ":" + _TOOL_PATH if env.get("PATH") else _TOOL_PATH
     # The agent imports skiff from wherever this process does (as the replicas do).
@@ -116,7 +116,7 @@ class LabNode:
                 continue
             if not self._ours(pid, p.exec_root):
                 os.remove(stale)
-        pid = procs.spawn(self.engine_argv(), p.engine_log, env=_env(), cwd=p.node_dir)
+        pid = procs.spawn(self.engine_argv(), p.engine_log, env=process_env(), cwd=p.node_dir)
         self.record["enginePid"] = pid
         self.record["engineStart"] = procs.start_time(pid)
         self.save()
@@ -192,7 +192,7 @@ class LabNode:
         if cmd is None:
             raise NodeError("skiff-agent is not installed (nodeagent/main.py does not exist yet)")
         argv = ["nsenter", f"--net={self.m.netns_path}", *cmd, "--config", self.paths.agent_config]
-        pid = procs.spawn(argv, self.paths.agent_log, env=_env(), cwd=self.paths.node_dir)
+        pid = procs.spawn(argv, self.paths.agent_log, env=process_env(), cwd=self.paths.node_dir)
         self.record["agentPid"] = pid
         self.record["agentStart"] = procs.start_time(pid)
         self.save()

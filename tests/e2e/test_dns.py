@@ -1,7 +1,9 @@
 """Cluster DNS on the real lab, through the CLI: every node serves cluster.local on its
 bridge address (cbr0's .1, port 53); ClusterFirst pods get it in /etc/resolv.conf with
 the search list; names resolve with busybox nslookup (short names through the search
-list, FQDNs, headless services to pod IPs, ExternalName to a CNAME); a client reaches an
+list, FQDNs, headless services to pod IPs, ExternalName to a CNAME followed to its
+target); names outside the cluster are forwarded to the lab's upstream resolver (in the
+lab namespace on the gateway, zone `lab.`), never to this machine's; a client reaches an
 HTTP server by the service's name; service environment variables in a pod started after
 the service. One lab for the module (2 nodes: the client on node1, servers elsewhere)."""
 
@@ -33,7 +35,7 @@ def services():
     return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
             svc("web", selector={"app": "web"}, ports=ports),
             svc("web-headless", selector={"app": "web"}, ports=ports, clusterIP="None"),
-            svc("ext", type="ExternalName", externalName="example.lab")]
+            svc("ext", type="ExternalName", externalName="node2.lab")]
 
 
 def pods():
@@ -133,9 +135,27 @@ def test_headless_service_resolves_to_the_pod_ips(lab):
     assert answers == pod_ips, out
 
 
-def test_external_name_answers_a_cname(lab):
+def node_address(cli, node):
+    n = json.loads(cli.out("get", "node", node, "-o", "json"))
+    return next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+
+
+def test_external_name_answers_a_cname_followed_upstream(lab):
     out = sh(lab, "client", f"nslookup -type=cname ext.{NS}.svc.cluster.local 2>&1; true")
-    assert "canonical name = example.lab" in out, out
+    assert "canonical name = node2.lab" in out, out
+    out, answers = lookup(lab, "ext")
+    assert "canonical name = node2.lab" in out and answers == [node_address(lab, "node2")], out
+
+
+def test_other_names_are_forwarded_to_the_lab_resolver(lab):
+    # node1.lab has a dot but fewer than 5: the search list first (NXDOMAIN from the
+    # cluster zone), then the name itself, which the node forwards upstream.
+    for node in ("node1", "node2"):
+        out, answers = lookup(lab, f"{node}.lab")
+        assert answers == [node_address(lab, node)], out
+    out, answers = lookup(lab, "nosuch.lab")
+    assert answers == [] and "NXDOMAIN" in out, out
+    assert "dns: " in lab.out("lab", "status") and " running" in lab.out("lab", "status").split("dns: ")[1]
 
 
 def test_pod_a_record(lab):
