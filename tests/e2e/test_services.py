@@ -1,4 +1,4 @@
-"""Services on the real lab, through the CLI: ClusterIP load spreading from a pod on
+"""Services on the real lab, through the CLI: ClusterIP load spreading (by IP and by DNS name) from a pod on
 another node, NodePort on every node's address, LoadBalancer from the host, ClientIP
 affinity, REJECT without endpoints, scaling down, and rules that survive an agent
 restart byte for byte. Kernel state (iptables) is read with nsenter in the node's
@@ -122,10 +122,12 @@ def web_names(lab):
     return set(ready_pods(lab, "app=web"))
 
 
-def test_clusterip_spreads_over_three_endpoints_from_another_node(lab):
-    ip = get_svc(lab, "web")["spec"]["clusterIP"]
-    wait_until(lambda: len(fetch_from_client(lab, ip, 80, 1)) == 1, 60, "the ClusterIP answering the client")
-    answers = fetch_from_client(lab, ip, 80, 60)
+@pytest.mark.parametrize("by", ["ip", "name"])
+def test_clusterip_spreads_over_three_endpoints_from_another_node(lab, by):
+    # by name: the short name through the pod's search list and the node's DNS, on every call
+    target = get_svc(lab, "web")["spec"]["clusterIP"] if by == "ip" else "web"
+    wait_until(lambda: len(fetch_from_client(lab, target, 80, 1)) == 1, 60, f"{target}:80 answering the client")
+    answers = fetch_from_client(lab, target, 80, 60)
     counts = collections.Counter(answers)
     assert len(answers) == 60 and set(counts) == web_names(lab), counts
     assert all(8 <= n <= 35 for n in counts.values()), counts    # about 20 each
