@@ -324,6 +324,8 @@ def measure_dns(cli, n):
                        ("nslookup server (no output check)", "nslookup server >/dev/null 2>&1"),
                        ("nslookup server.bench-net.svc.cluster.local",
                         "nslookup server.bench-net.svc.cluster.local >/dev/null 2>&1 || f=$((f+1))"),
+                       ("nslookup node2.lab (forwarded to the lab resolver)",
+                        "nslookup node2.lab 2>&1 | grep -q 'Address: 10\\.' || f=$((f+1))"),
                        ("busybox true (process start)", "busybox true"),
                        ("true (shell builtin)", "true")):
         secs, out = timed(cli, "client", f"f=0; i=0; while [ $i -lt {n} ]; do {cmd}; i=$((i+1)); done; echo F=$f")
@@ -429,6 +431,7 @@ def report(results, args):
     row("iptables-save -t nat read, median (ms) (poll granularity)",
         lambda r: f"{r['prop']['iptables_save_read_s'] * 1000:.0f}")
     for key in ("nslookup server", "nslookup server (no output check)", "nslookup server.bench-net.svc.cluster.local",
+                "nslookup node2.lab (forwarded to the lab resolver)",
                 "busybox true (process start)", "true (shell builtin)"):
         row(f"`{key}` per iteration, {args.lookups} in a loop (ms) (failed)",
             lambda r, key=key: f"{r['dns'][key][0] * 1000:.1f} ({r['dns'][key][1]})")
