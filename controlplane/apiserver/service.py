@@ -232,7 +232,7 @@ class ApiService(api_grpc.ApiServicer):
         sel = self._selector(request, context)
         self._require_ready(context)
         ns = request.namespace
-        state_lock = self.store.changed
+        state_lock = self.store.changed_for(kind.name)
         if request.resource_version:
             try:
                 cursor = int(request.resource_version)

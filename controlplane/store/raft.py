@@ -51,21 +51,39 @@ class StoreConsumer(SyncObjConsumer):
     def __init__(self, event_log_size: int):
         # Not snapshotted (set before the base class records its own fields).
         self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)
+        self.changed = threading.Condition(self.lock)     # any change
+        self._kind_changed: dict = {}                     # kind -> Condition on self.lock
         super().__init__()
         self.state = StoreState(event_log_size=event_log_size)
+
+    def changed_for(self, kind: str) -> threading.Condition:
+        """A condition (on self.lock) notified when objects of `kind` change, so a watcher
+        of Pods is not woken by every ConfigMap write (each wake costs the GIL)."""
+        with self.lock:
+            cond = self._kind_changed.get(kind)
+            if cond is None:
+                cond = self._kind_changed[kind] = threading.Condition(self.lock)
+            return cond
 
     @replicated
     def apply(self, cmd):
         with self.changed:
+            before = self.state.rv
             result = self.state.apply(cmd)
-            self.changed.notify_all()
+            if self.state.rv != before:
+                self.changed.notify_all()
+                for kind in self.state.kinds_changed_after(before):
+                    cond = self._kind_changed.get(kind)
+                    if cond is not None:
+                        cond.notify_all()
         return result
 
     def _deserialize(self, data):
         with self.changed:
             super()._deserialize(data)
             self.changed.notify_all()
+            for cond in self._kind_changed.values():
+                cond.notify_all()
 
 
 class SkiffSyncObj(SyncObj):

@@ -69,10 +69,21 @@ class StoreState:
         first = self.first_event_rv()
         if rv < first - 1:
             return None
-        start = rv + 1 - first
-        if start >= len(self.events):
+        count = len(self.events) - (rv + 1 - first)
+        if count <= 0:
             return []
-        return list(islice(self.events, start, None))
+        # From the right end: O(new events), not O(history) (a deque indexes from its ends;
+        # every watcher calls this on every write).
+        out = list(islice(reversed(self.events), count))
+        out.reverse()
+        return out
+
+    def kinds_changed_after(self, rv: int) -> set:
+        """The kinds of the changes with version > rv (all kinds kept if some were dropped)."""
+        events = self.events_after(rv)
+        if events is None:
+            return {e[2][0] for e in self.events}
+        return {e[2][0] for e in events}
 
     # ------------------------------------------------------------ apply
 

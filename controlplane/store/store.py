@@ -181,6 +181,9 @@ class Store:
     def changed(self):
         return self.consumer.changed
 
+    def changed_for(self, kind: str):
+        return self.consumer.changed_for(kind)
+
     def raft_status(self) -> dict:
         return self.sync.getStatus()
 

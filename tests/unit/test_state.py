@@ -146,6 +146,8 @@ def test_events_contiguous_and_expire():
     assert [e[0] for e in s.events_after(8)] == [9, 10, 11]
     assert s.events_after(11) == []
     assert s.events_after(6) is not None and s.events_after(5) is None  # 7..11 kept
+    assert [e[0] for e in s.events_after(6)] == [7, 8, 9, 10, 11]     # the whole window
+    assert s.kinds_changed_after(10) == {"ConfigMap"} and s.kinds_changed_after(11) == set()
 
 
 def test_deterministic_and_snapshot_roundtrip():
@@ -211,3 +213,36 @@ def test_immutable_fields_are_checked_against_the_stored_object(st):
     moved = pod("p", node="n2")
     result = st.apply(("update", "move", env(moved), "", ""))
     assert result[:2] == ("error", "invalid") and "spec" in result[2]
+
+
+def test_watchers_are_woken_only_by_their_kind():
+    """StoreConsumer notifies the condition of each kind a command changed (a Pod watcher
+    sleeps through ConfigMap writes), and the any-change condition on every change."""
+    import threading
+
+    from controlplane.store.raft import StoreConsumer
+    c = StoreConsumer(100)
+    pods, cms = c.changed_for("Pod"), c.changed_for("ConfigMap")
+    assert c.changed_for("Pod") is pods
+    woken = []
+
+    def waiter(name, cond):
+        with cond:
+            woken.append((name, cond.wait(5.0)))
+    threads = [threading.Thread(target=waiter, args=(n, cond)) for n, cond in
+               (("pods", pods), ("cms", cms), ("any", c.changed))]
+    for t in threads:
+        t.start()
+    import time
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sum(len(cond._waiters) for cond in (pods, cms, c.changed)) < 3:
+        time.sleep(0.01)
+    c.apply(("create", "n", env(ns("default")), NOW, "u"), _doApply=True)
+    c.apply(("create", "c", env(cm("c")), NOW, "u1"), _doApply=True)
+    for t in threads[1:]:
+        t.join(5)
+    assert sorted(woken) == [("any", True), ("cms", True)]
+    with pods:
+        pods.notify_all()       # release the pod waiter (it was not woken by the writes)
+    threads[0].join(5)
+    assert ("pods", True) in woken and len(woken) == 3
