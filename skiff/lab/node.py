@@ -140,20 +140,19 @@ class LabNode:
 
     def wait_engine(self, timeout_s: float = 60.0) -> str:
         """Until the engine answers on its socket; returns its version."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.engine_answers():
-                c = self.docker()
-                try:
-                    return c.version().get("Version", "?")
-                finally:
-                    c.close()
-            if not self.engine_alive():
-                raise NodeError(f"{self.name}: dockerd exited; see {self.paths.engine_log}:\n"
-                                f"{_tail(self.paths.engine_log)}")
-            time.sleep(0.05)
-        raise NodeError(f"{self.name}: dockerd did not answer on {self.paths.socket} within "
-                        f"{timeout_s:.0f}s; see {self.paths.engine_log}")
+        def version():
+            if not self.engine_answers():
+                return None
+            c = self.docker()
+            try:
+                return c.version().get("Version", "?")
+            finally:
+                c.close()
+        try:
+            return procs.wait_answering(version, self.engine_alive, timeout_s)
+        except procs.NotAnswering as exc:
+            raise self._gave_up(exc, "dockerd", f"did not answer on {self.paths.socket}",
+                                self.paths.engine_log, timeout_s) from None
 
     def load_archives(self, archives) -> list[str]:
         """docker load each archive (path) into this node's engine; returns the tags."""
@@ -203,19 +202,19 @@ class LabNode:
 
         Node Ready is not enough after a restart: the old heartbeat keeps the node Ready
         for a grace period while the new agent is still starting."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((self.m.address, AGENT_PORT), timeout=1.0):
-                    return
-            except OSError:
-                pass
-            if not self.agent_alive():
-                raise NodeError(f"{self.name}: skiff-agent exited; see {self.paths.agent_log}:\n"
-                                f"{_tail(self.paths.agent_log)}")
-            time.sleep(0.05)
-        raise NodeError(f"{self.name}: skiff-agent did not listen on {self.m.address}:{AGENT_PORT} "
-                        f"within {timeout_s:.0f}s; see {self.paths.agent_log}")
+        def listening():
+            socket.create_connection((self.m.address, AGENT_PORT), timeout=1.0).close()
+            return True
+        try:
+            procs.wait_answering(listening, self.agent_alive, timeout_s)
+        except procs.NotAnswering as exc:
+            raise self._gave_up(exc, "skiff-agent", f"did not listen on {self.m.address}:{AGENT_PORT}",
+                                self.paths.agent_log, timeout_s) from None
+
+    def _gave_up(self, exc, what: str, silent: str, log_path: str, timeout_s: float) -> "NodeError":
+        if exc.exited:
+            return NodeError(f"{self.name}: {what} exited; see {log_path}:\n{procs.tail(log_path)}")
+        return NodeError(f"{self.name}: {what} {silent} within {timeout_s:.0f}s; see {log_path}")
 
     def agent_pids(self) -> set[int]:
         pids = set(procs.find_by_path_arg([self.paths.agent_config]))
@@ -284,14 +283,6 @@ class LabNode:
             procs.kill_all(pids)
             killed |= pids
             time.sleep(0.02)
-
-
-def _tail(path: str, n: int = 15) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return ""
 
 
 def node_ready(node) -> bool:

@@ -212,3 +212,38 @@ def is_zombie_or_gone(pid: int) -> bool:
             return f.read().rsplit(b") ", 1)[1][:1] in (b"Z", b"X")
     except (OSError, IndexError):
         return True
+
+
+class NotAnswering(Exception):
+    """wait_answering gave up: `exited` is True when the process died first."""
+
+    def __init__(self, exited: bool):
+        super().__init__("exited" if exited else "timed out")
+        self.exited = exited
+
+
+def wait_answering(probe, alive, timeout_s: float, poll_s: float = 0.05):
+    """Poll probe() (any exception counts as "not yet") until it returns something
+    truthy, which is returned; NotAnswering if alive() turns False first or at the
+    deadline (monotonic)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except Exception:  # noqa: BLE001 - not up yet
+            value = None
+        if value:
+            return value
+        if not alive():
+            raise NotAnswering(exited=True)
+        time.sleep(poll_s)
+    raise NotAnswering(exited=False)
+
+
+def tail(path: str, n: int = 15) -> str:
+    """The last n lines of a log file ("" if unreadable)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""

@@ -20,10 +20,8 @@ import ipaddress
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
-import time
 
 import yaml
 from dnslib import QTYPE, RCODE, RR, A
@@ -134,24 +132,18 @@ class LabDns:
         """Until it answers a query for the gateway's own name (from the host, which sits on
         the lab bridge); RuntimeError with the log's tail if it exits or stays silent."""
         from dnslib import DNSRecord
-        deadline = time.monotonic() + timeout_s
+
+        from skiff.lab import procs
         query = DNSRecord.question(f"gateway.{DEFAULT_ZONE}")
-        while time.monotonic() < deadline:
-            try:
-                reply = DNSRecord.parse(query.send(self.address, PORT, timeout=0.5))
-                if [str(r.rdata) for r in reply.rr] == [self.address]:
-                    return
-            except (OSError, socket.timeout, Exception):  # noqa: BLE001 - not up yet
-                pass
-            if not self.alive(pid):
-                break
-            time.sleep(0.05)
+
+        def answers():
+            reply = DNSRecord.parse(query.send(self.address, PORT, timeout=0.5))
+            return [str(r.rdata) for r in reply.rr] == [self.address]
         try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                tail = "".join(f.readlines()[-10:])
-        except OSError:
-            tail = ""
-        raise RuntimeError(f"the lab's DNS on {self.upstream} did not answer; see {self.log_path}:\n{tail}")
+            procs.wait_answering(answers, lambda: self.alive(pid), timeout_s)
+        except procs.NotAnswering as exc:
+            raise RuntimeError(f"the lab's DNS on {self.upstream} {exc}; see {self.log_path}:\n"
+                               f"{procs.tail(self.log_path, 10)}") from None
 
 
 def main(argv=None) -> int:
