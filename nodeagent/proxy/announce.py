@@ -2,7 +2,8 @@
 
 Which node: rendezvous hashing over the Ready nodes (pure `announcer()`), so every
 agent agrees without talking to the others, an address moves only when its node
-leaves, and addresses spread over nodes. The announcing node holds the address as a
+leaves, and addresses spread over nodes; for externalTrafficPolicy Local only over
+the nodes with an endpoint of the service (`candidates()`). The announcing node holds the address as a
 /32 on the interface that carries its InternalIP (label `<ifname>:lb`, which is how
 ours are told apart from anything else); the kernel then answers ARP for it, and the
 nat rules (SKIFF-SERVICES `-d <lbIP>`) DNAT it like a ClusterIP. Other nodes need no
@@ -15,6 +16,16 @@ import logging
 
 log = logging.getLogger("skiff.proxy")
 LABEL_SUFFIX = ":lb"
+
+
+def candidates(ip: str, ports, ready_nodes) -> list:
+    """The Ready nodes that may announce ip. For a port with externalTrafficPolicy Local
+    only nodes holding one of its endpoints serve it (the others drop its traffic), so
+    those are preferred; with none ready, any Ready node (it drops, as Kubernetes would)."""
+    ready = set(ready_nodes)
+    local = {ep.node_name for sp in ports if sp.local_external and ip in sp.external_ips
+             for ep in sp.endpoints} & ready
+    return sorted(local or ready)
 
 
 def announcer(ip: str, ready_nodes) -> str:

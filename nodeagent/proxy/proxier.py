@@ -19,7 +19,7 @@ import threading
 import time
 
 from nodeagent.proxy import conntrack
-from nodeagent.proxy.announce import Announcer, announcer
+from nodeagent.proxy.announce import Announcer, announcer, candidates
 from nodeagent.proxy.iptables import Iptables
 from nodeagent.proxy.render import Node, jump_rules, render_ports, service_ports, skiff_chains
 from skiff.informer import Informer
@@ -147,7 +147,7 @@ class Proxier:
     def _announced(self, ports):
         ready = [n.metadata.name for n in self.nodes.list() if _ready(n)]
         ips = {ip for sp in ports for ip in sp.external_ips}
-        return sorted(ip for ip in ips if announcer(ip, ready) == self.node_name)
+        return sorted(ip for ip in ips if announcer(ip, candidates(ip, ports, ready)) == self.node_name)
 
 
 def _ready(node) -> bool:

@@ -9,6 +9,11 @@ nat
                       -> SKIFF-EXT-*, last: `-m addrtype --dst-type LOCAL -j SKIFF-NODEPORTS`.
   SKIFF-NODEPORTS     per nodePort -> SKIFF-EXT-* (every local address of the node).
   SKIFF-EXT-<hash>    traffic from outside: mark for masquerade, then -> SKIFF-SVC-*.
+                      externalTrafficPolicy Local: pod traffic (-s clusterCIDR) and the node's
+                      own (--src-type LOCAL, masqueraded) -> SKIFF-SVC-*; the rest, unmasqueraded
+                      (the pod sees the client's address), -> SKIFF-SVL-* over this node's
+                      endpoints only; with none here it is not DNATed and filter DROPs it.
+  SKIFF-SVL-<hash>    like SKIFF-SVC-*, over the endpoints on this node.
   SKIFF-SVC-<hash>    one per service port: [ClientIP affinity `-m recent --rcheck` per endpoint],
                       then `-m statistic --mode random --probability 1/(n-i)` per endpoint
                       (the last unconditional) -> SKIFF-SEP-*.
@@ -19,7 +24,9 @@ nat
 filter
   SKIFF-SERVICES      OUTPUT and FORWARD (ctstate NEW) jump here: REJECT ClusterIP:ports
                       of services with no ready endpoint (connection refused at once).
-  SKIFF-EXTERNAL-SERVICES  INPUT and FORWARD (ctstate NEW): REJECT nodePorts / LB IPs of such services.
+  SKIFF-EXTERNAL-SERVICES  INPUT and FORWARD (ctstate NEW): REJECT nodePorts / LB IPs of such services;
+                      DROP them for externalTrafficPolicy Local without an endpoint on this node
+                      (like kube-proxy: the client's load balancer should pick another node).
   SKIFF-FORWARD       FORWARD jumps here: drop ctstate INVALID, accept marked and
                       RELATED,ESTABLISHED traffic.
 
@@ -81,6 +88,8 @@ class ServicePort:
     external_ips: tuple    # LoadBalancer ingress IPs and spec.externalIPs
     affinity_s: int        # 0: no session affinity
     endpoints: tuple       # of Endpoint, sorted
+    # externalTrafficPolicy Local on a port reachable from outside (nodePort / LB IP / externalIP)
+    local_external: bool = False
 
     @property
     def key(self) -> str:
@@ -103,6 +112,10 @@ def svc_chain(sp: ServicePort) -> str:
 
 def ext_chain(sp: ServicePort) -> str:
     return chain_name("EXT", sp.key)
+
+
+def svl_chain(sp: ServicePort) -> str:
+    return chain_name("SVL", sp.key)
 
 
 def sep_chain(sp: ServicePort, ep: Endpoint) -> str:
@@ -134,12 +147,13 @@ def service_ports(services, endpoints) -> list:
                     for epp in subset.ports:
                         if epp.name == p.name and (epp.protocol or "TCP").upper() == protocol:
                             ready.update(Endpoint(a.ip, epp.port, a.node_name) for a in subset.addresses)
+            node_port = p.node_port if spec.type in ("NodePort", "LoadBalancer") else 0
             out.append(ServicePort(
                 namespace=svc.metadata.namespace, name=svc.metadata.name, port_name=p.name,
                 protocol=protocol.lower(), cluster_ip=spec.cluster_ip, port=p.port,
-                node_port=p.node_port if spec.type in ("NodePort", "LoadBalancer") else 0,
-                external_ips=tuple(ext_ips), affinity_s=affinity_s,
-                endpoints=tuple(sorted(ready, key=lambda e: (_ip_order(e.ip), e.port)))))
+                node_port=node_port, external_ips=tuple(ext_ips), affinity_s=affinity_s,
+                endpoints=tuple(sorted(ready, key=lambda e: (_ip_order(e.ip), e.port))),
+                local_external=spec.external_traffic_policy == "Local" and bool(node_port or ext_ips)))
     out.sort(key=lambda sp: (sp.namespace, sp.name, sp.port_name, sp.protocol, sp.port))
     return out
 
@@ -174,14 +188,8 @@ def render_ports(ports, node: Node, existing=None) -> str:
             why = f'-m comment --comment "{sp.label} has no endpoints"'
             filter_rules.append(f"-A {SERVICES} -d {sp.cluster_ip}/32 -p {sp.protocol} {why} "
                                 f"-m {sp.protocol} --dport {sp.port} -j REJECT --reject-with icmp-port-unreachable")
-            for ip in sp.external_ips:
-                filter_rules.append(f"-A {EXTERNAL_SERVICES} -d {ip}/32 -p {sp.protocol} {why} "
-                                    f"-m {sp.protocol} --dport {sp.port} "
-                                    "-j REJECT --reject-with icmp-port-unreachable")
-            if sp.node_port:
-                filter_rules.append(f"-A {EXTERNAL_SERVICES} -p {sp.protocol} {why} -m addrtype --dst-type LOCAL "
-                                    f"-m {sp.protocol} --dport {sp.node_port} "
-                                    "-j REJECT --reject-with icmp-port-unreachable")
+            filter_rules.extend(_external_filter(sp, "has no endpoints",
+                                                 "REJECT --reject-with icmp-port-unreachable"))
             continue
         svc, ext = svc_chain(sp), ext_chain(sp)
         svc_lines.append(f'-A {SERVICES} -d {sp.cluster_ip}/32 -p {sp.protocol} -m comment --comment '
@@ -199,21 +207,17 @@ def render_ports(ports, node: Node, existing=None) -> str:
                          f'-m comment --comment "{sp.label} cluster IP" -m {sp.protocol} --dport {sp.port} '
                          f'-j {MARK_MASQ}')
         seps = [(sep_chain(sp, ep), ep) for ep in sp.endpoints]
-        if sp.affinity_s:
-            for chain, ep in seps:
-                rules.append(f'-A {svc} -m comment --comment "{sp.label} -> {ep.ip}:{ep.port}" '
-                             f'-m recent --rcheck --seconds {sp.affinity_s} --reap --name {chain} '
-                             f'--mask 255.255.255.255 --rsource -j {chain}')
-        n = len(seps)
-        for i, (chain, ep) in enumerate(seps):
-            comment = f'-m comment --comment "{sp.label} -> {ep.ip}:{ep.port}"'
-            if i < n - 1:
-                rules.append(f"-A {svc} {comment} -m statistic --mode random "
-                             f"--probability {1.0 / (n - i):.10f} -j {chain}")
+        per_chain[svc] = rules + _spread(svc, sp, seps)
+        if external and sp.local_external:
+            per_chain[ext] = _local_ext_rules(ext, svc, sp, node)
+            local = [(chain, ep) for chain, ep in seps if ep.node_name == node.name]
+            if local:
+                svl = svl_chain(sp)
+                per_chain[svl] = _spread(svl, sp, local)
+                per_chain[ext].append(f"-A {ext} -j {svl}")
             else:
-                rules.append(f"-A {svc} {comment} -j {chain}")
-        per_chain[svc] = rules
-        if external:
+                filter_rules.extend(_external_filter(sp, "has no local endpoints", "DROP"))
+        elif external:
             per_chain[ext] = [
                 f'-A {ext} -m comment --comment "masquerade traffic for {sp.label} external destinations" '
                 f"-j {MARK_MASQ}",
@@ -256,6 +260,50 @@ def render_ports(ports, node: Node, existing=None) -> str:
         out.extend(f"-X {c}" for c in stale)
         out.append("COMMIT")
     return "\n".join(out) + "\n"
+
+
+def _external_filter(sp: ServicePort, why: str, verdict: str) -> list:
+    """filter rules with `verdict` for the service port's LB/external IPs and nodePort."""
+    comment = f'-m comment --comment "{sp.label} {why}"'
+    out = [f"-A {EXTERNAL_SERVICES} -d {ip}/32 -p {sp.protocol} {comment} -m {sp.protocol} --dport {sp.port} "
+           f"-j {verdict}" for ip in sp.external_ips]
+    if sp.node_port:
+        out.append(f"-A {EXTERNAL_SERVICES} -p {sp.protocol} {comment} -m addrtype --dst-type LOCAL "
+                   f"-m {sp.protocol} --dport {sp.node_port} -j {verdict}")
+    return out
+
+
+def _spread(chain: str, sp: ServicePort, seps) -> list:
+    """Rules of a service chain over (endpoint chain, endpoint) pairs: ClientIP affinity
+    checks first, then an even random spread (the last rule unconditional)."""
+    rules = []
+    if sp.affinity_s:
+        for sep, ep in seps:
+            rules.append(f'-A {chain} -m comment --comment "{sp.label} -> {ep.ip}:{ep.port}" '
+                         f'-m recent --rcheck --seconds {sp.affinity_s} --reap --name {sep} '
+                         f'--mask 255.255.255.255 --rsource -j {sep}')
+    n = len(seps)
+    for i, (sep, ep) in enumerate(seps):
+        comment = f'-m comment --comment "{sp.label} -> {ep.ip}:{ep.port}"'
+        if i < n - 1:
+            rules.append(f"-A {chain} {comment} -m statistic --mode random "
+                         f"--probability {1.0 / (n - i):.10f} -j {sep}")
+        else:
+            rules.append(f"-A {chain} {comment} -j {sep}")
+    return rules
+
+
+def _local_ext_rules(ext: str, svc: str, sp: ServicePort, node: Node) -> list:
+    """The EXT chain of an externalTrafficPolicy Local port, before its jump to SVL."""
+    rules = []
+    if node.cluster_cidr:   # pods reaching the external address are served cluster-wide
+        rules.append(f'-A {ext} -s {node.cluster_cidr} -m comment --comment '
+                     f'"pod traffic for {sp.label} external destinations" -j {svc}')
+    rules += [f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {sp.label} external destinations" '
+              f"-m addrtype --src-type LOCAL -j {MARK_MASQ}",
+              f'-A {ext} -m comment --comment "route LOCAL traffic for {sp.label} external destinations" '
+              f"-m addrtype --src-type LOCAL -j {svc}"]
+    return rules
 
 
 def jump_rules():

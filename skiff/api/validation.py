@@ -837,6 +837,10 @@ def _validate_service(svc: pb.Service, errs) -> None:
     for i, ip in enumerate(spec.external_ips):
         _check(errs, f"spec.externalIPs[{i}]", ip, validate_ipv4(ip))
     _enum(errs, "spec.externalTrafficPolicy", spec.external_traffic_policy, TRAFFIC_POLICIES, allow_empty=True)
+    if spec.external_traffic_policy and spec.type not in ("NodePort", "LoadBalancer") and not spec.external_ips:
+        _invalid(errs, "spec.externalTrafficPolicy", spec.external_traffic_policy,
+                 "may only be set for externally-accessible services (type NodePort or LoadBalancer, "
+                 "or with externalIPs)")
     _enum(errs, "spec.internalTrafficPolicy", spec.internal_traffic_policy, TRAFFIC_POLICIES, allow_empty=True)
     if spec.HasField("session_affinity_config"):
         if spec.session_affinity != "ClientIP":

@@ -24,7 +24,10 @@ from tests.helpers import wait_until
 
 
 NS = "svc"
-SERVER = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+# / answers the pod's name; /cgi-bin/peer answers "<client address> <pod name>" (what the pod sees)
+SERVER = ["sh", "-c", "mkdir -p /www/cgi-bin && hostname > /www/index.html && "
+          "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR $(hostname)\\n' "
+          "> /www/cgi-bin/peer && chmod +x /www/cgi-bin/peer && exec httpd -f -p 8080 -h /www"]
 
 
 @pytest.fixture(scope="module", params=["host-gw", "vxlan"])
@@ -75,6 +78,8 @@ def manifests():
     return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, web, client,
             svc("web"), svc("web-np", "NodePort"), svc("web-lb", "LoadBalancer"),
             svc("sticky", sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 300}}),
+            svc("web-local", "NodePort", externalTrafficPolicy="Local"),
+            svc("web-lb-local", "LoadBalancer", externalTrafficPolicy="Local"),
             nobody]
 
 
@@ -102,9 +107,9 @@ def fetch_from_client(lab, ip, port, count):
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def http_from_host(ip, port, timeout_s=3.0):
+def http_from_host(ip, port, timeout_s=3.0, path="/"):
     with socket.create_connection((ip, port), timeout=timeout_s) as s:
-        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
         data = b""
         while chunk := s.recv(4096):
             data += chunk
@@ -147,6 +152,53 @@ def test_loadbalancer_address_answers_from_the_host(lab):
     names = web_names(lab)
     assert ip in lab.out("get", "svc", "web-lb", "-n", NS)
     wait_until(lambda: http_from_host(ip, 80) in names, 30, f"LoadBalancer {ip}:80 from the host")
+
+
+def web_by_node(lab):
+    items = json.loads(lab.out("get", "po", "-n", NS, "-l", "app=web", "-o", "json"))["items"]
+    ready = web_names(lab)
+    out = collections.defaultdict(set)
+    for p in items:
+        if p["metadata"]["name"] in ready:
+            out[p["spec"]["nodeName"]].add(p["metadata"]["name"])
+    return out
+
+
+def peers_from_host(address, port, count):
+    """(client address the pod saw, pod name) for `count` requests from the host."""
+    out = []
+    for _ in range(count):
+        peer, pod = http_from_host(address, port, path="/cgi-bin/peer").split()
+        out.append((peer.strip("[]").removeprefix("::ffff:"), pod))   # httpd listens on IPv6 too
+    return out
+
+
+def test_external_traffic_policy_local_keeps_the_client_ip_and_stays_on_the_node(lab):
+    host = lab.plan.host_address
+    by_node = web_by_node(lab)
+    assert sorted(by_node) == ["node2", "node3"], by_node        # web avoids node1
+    port = get_svc(lab, "web-local")["spec"]["ports"][0]["nodePort"]
+    for node in ("node2", "node3"):
+        address = lab.plan.node(node).address
+        wait_until(lambda: http_from_host(address, port) in by_node[node], 30, f"web-local on {node}")
+        seen = peers_from_host(address, port, 12)
+        # only this node's pods answer, and they see the host's own address (no SNAT)
+        assert {pod for _, pod in seen} <= by_node[node] and {peer for peer, _ in seen} == {host}, seen
+    # node1 has no web pod: its nodePort drops (no answer, no refusal), as kube-proxy does
+    with pytest.raises(OSError):
+        http_from_host(lab.plan.node("node1").address, port, timeout_s=2.0)
+    # the Cluster policy NodePort on the same node masquerades: the pod sees a node's address
+    np = get_svc(lab, "web-np")["spec"]["ports"][0]["nodePort"]
+    seen = peers_from_host(lab.plan.node("node2").address, np, 6)
+    assert host not in {peer for peer, _ in seen}, seen
+    # LoadBalancer with Local: announced by a node with a web pod, answered by that node's pods only
+    wait_until(lambda: get_svc(lab, "web-lb-local").get("status", {}).get("loadBalancer", {}).get("ingress"),
+               30, "an ingress address")
+    ip = get_svc(lab, "web-lb-local")["status"]["loadBalancer"]["ingress"][0]["ip"]
+    wait_until(lambda: http_from_host(ip, 80) in web_names(lab), 30, f"web-lb-local {ip}:80 from the host")
+    seen = peers_from_host(ip, 80, 12)
+    pods = {pod for _, pod in seen}
+    assert {peer for peer, _ in seen} == {host} and any(pods <= names for names in by_node.values()), seen
 
 
 def test_client_ip_affinity_keeps_one_pod(lab):

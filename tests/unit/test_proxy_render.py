@@ -29,20 +29,33 @@ def svc(name, ip, typ="ClusterIP", ports=(("http", 80, 0, "TCP"),), affinity_s=0
     return s
 
 
-def eps(name, ips, ports=(("http", 8080, "TCP"),), not_ready=(), ns="default"):
+def eps(name, ips, ports=(("http", 8080, "TCP"),), not_ready=(), ns="default", node_of=None):
     e = pb.Endpoints(metadata=pb.ObjectMeta(name=name, namespace=ns))
     sub = e.subsets.add()
     for pname, port, proto in ports:
         sub.ports.add(name=pname, port=port, protocol=proto)
     for ip_ in ips:
-        sub.addresses.add(ip=ip_, node_name="node1")
+        sub.addresses.add(ip=ip_, node_name=(node_of or {}).get(ip_, "node1"))
     for ip_ in not_ready:
         sub.not_ready_addresses.add(ip=ip_, node_name="node2")
     return e
 
 
+def local(s):
+    s.spec.external_traffic_policy = "Local"
+    return s
+
+
 SCENARIOS = {
     "empty": ([], [], NODE, None),
+    # externalTrafficPolicy Local on node1: web has one endpoint here (SVL over it), db none (DROP);
+    "external_local": (
+        [local(svc("web", "10.96.0.10", "LoadBalancer", (("http", 80, 30080, "TCP"),), affinity_s=60,
+                   lb=["10.200.0.200"])),
+         local(svc("db", "10.96.0.11", "NodePort", (("pg", 5432, 30432, "TCP"),)))],
+        [eps("web", ["10.244.1.5", "10.244.2.5"], node_of={"10.244.2.5": "node2"}),
+         eps("db", ["10.244.2.9"], ports=(("pg", 5432, "TCP"),), node_of={"10.244.2.9": "node2"})],
+        r.Node("node1", cluster_cidr="10.244.0.0/16"), None),
     "clusterip_three_endpoints": (
         [svc("web", "10.96.0.10")],
         [eps("web", ["10.244.2.7", "10.244.1.5", "10.244.1.10"], not_ready=["10.244.3.3"])], NODE, None),

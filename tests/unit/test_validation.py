@@ -381,6 +381,10 @@ INVALID = [
      "NodePort"),
     ("Service", put("spec.selector", {"app": "w b"}), "spec.selector[app]", "invalid label value"),
     ("Service", put("spec.externalIPs", ["1.2.3"]), "spec.externalIPs[0]", "IPv4"),
+    ("Service", put("spec.externalTrafficPolicy", "Local"), "spec.externalTrafficPolicy",
+     "externally-accessible"),
+    ("Service", both(put("spec.type", "NodePort"), put("spec.externalTrafficPolicy", "local")),
+     "spec.externalTrafficPolicy", "Unsupported value"),
     # ---- ConfigMap / Secret
     ("ConfigMap", put("data", {"a b": "x"}), "data[a b]", "valid config key"),
     ("ConfigMap", put("data", {"..x": "x"}), "data[..x]", "'..'"),
@@ -433,6 +437,8 @@ def test_invalid(case):
 
 
 VALID_VARIANTS = [
+    ("Service", both(put("spec.type", "LoadBalancer"), put("spec.externalTrafficPolicy", "Local"))),
+    ("Service", both(put("spec.externalIPs", ["10.200.0.250"]), put("spec.externalTrafficPolicy", "Cluster"))),
     ("Pod", both(drop("metadata.name"), put("metadata.generateName", "web-"))),
     ("Pod", put("metadata.name", "web.example-1")),
     ("Pod", put("metadata.labels", {"app.kubernetes.io/name": "web", "empty": ""})),
