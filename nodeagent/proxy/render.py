@@ -13,7 +13,9 @@ nat
                       own (--src-type LOCAL, masqueraded) -> SKIFF-SVC-*; the rest, unmasqueraded
                       (the pod sees the client's address), -> SKIFF-SVL-* over this node's
                       endpoints only; with none here it is not DNATed and filter DROPs it.
-  SKIFF-SVL-<hash>    like SKIFF-SVC-*, over the endpoints on this node.
+  SKIFF-SVL-<hash>    like SKIFF-SVC-*, over the endpoints on this node. internalTrafficPolicy
+                      Local: the ClusterIP rule jumps here instead of SKIFF-SVC-* (no endpoint on
+                      this node: no nat rule, filter DROPs the ClusterIP:port).
   SKIFF-SVC-<hash>    one per service port: [ClientIP affinity `-m recent --rcheck` per endpoint],
                       then `-m statistic --mode random --probability 1/(n-i)` per endpoint
                       (the last unconditional) -> SKIFF-SEP-*.
@@ -90,6 +92,8 @@ class ServicePort:
     endpoints: tuple       # of Endpoint, sorted
     # externalTrafficPolicy Local on a port reachable from outside (nodePort / LB IP / externalIP)
     local_external: bool = False
+    # internalTrafficPolicy Local: in-cluster traffic only to this node's endpoints (none: dropped)
+    local_internal: bool = False
 
     @property
     def key(self) -> str:
@@ -153,7 +157,8 @@ def service_ports(services, endpoints) -> list:
                 protocol=protocol.lower(), cluster_ip=spec.cluster_ip, port=p.port,
                 node_port=node_port, external_ips=tuple(ext_ips), affinity_s=affinity_s,
                 endpoints=tuple(sorted(ready, key=lambda e: (_ip_order(e.ip), e.port))),
-                local_external=spec.external_traffic_policy == "Local" and bool(node_port or ext_ips)))
+                local_external=spec.external_traffic_policy == "Local" and bool(node_port or ext_ips),
+                local_internal=spec.internal_traffic_policy == "Local"))
     out.sort(key=lambda sp: (sp.namespace, sp.name, sp.port_name, sp.protocol, sp.port))
     return out
 
@@ -192,8 +197,17 @@ def render_ports(ports, node: Node, existing=None) -> str:
                                                  "REJECT --reject-with icmp-port-unreachable"))
             continue
         svc, ext = svc_chain(sp), ext_chain(sp)
-        svc_lines.append(f'-A {SERVICES} -d {sp.cluster_ip}/32 -p {sp.protocol} -m comment --comment '
-                         f'"{sp.label} cluster IP" -m {sp.protocol} --dport {sp.port} -j {svc}')
+        seps = [(sep_chain(sp, ep), ep) for ep in sp.endpoints]
+        local = [(chain, ep) for chain, ep in seps if ep.node_name == node.name]
+        svl = svl_chain(sp) if local else ""
+        # Where in-cluster traffic (pods, the node itself) goes: "" = dropped.
+        internal = (svl if sp.local_internal else svc)
+        if internal:
+            svc_lines.append(f'-A {SERVICES} -d {sp.cluster_ip}/32 -p {sp.protocol} -m comment --comment '
+                             f'"{sp.label} cluster IP" -m {sp.protocol} --dport {sp.port} -j {internal}')
+        else:
+            filter_rules.append(f'-A {SERVICES} -d {sp.cluster_ip}/32 -p {sp.protocol} -m comment --comment '
+                                f'"{sp.label} has no local endpoints" -m {sp.protocol} --dport {sp.port} -j DROP')
         external = bool(sp.external_ips or sp.node_port)
         for ip in sp.external_ips:
             svc_lines.append(f'-A {SERVICES} -d {ip}/32 -p {sp.protocol} -m comment --comment '
@@ -206,14 +220,12 @@ def render_ports(ports, node: Node, existing=None) -> str:
             rules.append(f'-A {svc} ! -s {node.cluster_cidr} -d {sp.cluster_ip}/32 -p {sp.protocol} '
                          f'-m comment --comment "{sp.label} cluster IP" -m {sp.protocol} --dport {sp.port} '
                          f'-j {MARK_MASQ}')
-        seps = [(sep_chain(sp, ep), ep) for ep in sp.endpoints]
         per_chain[svc] = rules + _spread(svc, sp, seps)
+        if svl and (sp.local_internal or (external and sp.local_external)):
+            per_chain[svl] = _spread(svl, sp, local)
         if external and sp.local_external:
-            per_chain[ext] = _local_ext_rules(ext, svc, sp, node)
-            local = [(chain, ep) for chain, ep in seps if ep.node_name == node.name]
-            if local:
-                svl = svl_chain(sp)
-                per_chain[svl] = _spread(svl, sp, local)
+            per_chain[ext] = _local_ext_rules(ext, internal, sp, node)
+            if svl:
                 per_chain[ext].append(f"-A {ext} -j {svl}")
             else:
                 filter_rules.extend(_external_filter(sp, "has no local endpoints", "DROP"))
@@ -293,16 +305,19 @@ def _spread(chain: str, sp: ServicePort, seps) -> list:
     return rules
 
 
-def _local_ext_rules(ext: str, svc: str, sp: ServicePort, node: Node) -> list:
-    """The EXT chain of an externalTrafficPolicy Local port, before its jump to SVL."""
+def _local_ext_rules(ext: str, internal: str, sp: ServicePort, node: Node) -> list:
+    """The EXT chain of an externalTrafficPolicy Local port, before its jump to SVL: pods'
+    and the node's own traffic is in-cluster traffic (to `internal`; "" = dropped)."""
+    if not internal:
+        return []
     rules = []
-    if node.cluster_cidr:   # pods reaching the external address are served cluster-wide
+    if node.cluster_cidr:   # pods reaching the external address are served like in-cluster traffic
         rules.append(f'-A {ext} -s {node.cluster_cidr} -m comment --comment '
-                     f'"pod traffic for {sp.label} external destinations" -j {svc}')
+                     f'"pod traffic for {sp.label} external destinations" -j {internal}')
     rules += [f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {sp.label} external destinations" '
               f"-m addrtype --src-type LOCAL -j {MARK_MASQ}",
               f'-A {ext} -m comment --comment "route LOCAL traffic for {sp.label} external destinations" '
-              f"-m addrtype --src-type LOCAL -j {svc}"]
+              f"-m addrtype --src-type LOCAL -j {internal}"]
     return rules
 
 

@@ -80,6 +80,7 @@ def manifests():
             svc("sticky", sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 300}}),
             svc("web-local", "NodePort", externalTrafficPolicy="Local"),
             svc("web-lb-local", "LoadBalancer", externalTrafficPolicy="Local"),
+            svc("web-internal", internalTrafficPolicy="Local"),
             nobody]
 
 
@@ -199,6 +200,25 @@ def test_external_traffic_policy_local_keeps_the_client_ip_and_stays_on_the_node
     seen = peers_from_host(ip, 80, 12)
     pods = {pod for _, pod in seen}
     assert {peer for peer, _ in seen} == {host} and any(pods <= names for names in by_node.values()), seen
+
+
+def test_internal_traffic_policy_local_stays_on_the_callers_node(lab):
+    ip = get_svc(lab, "web-internal")["spec"]["clusterIP"]
+    by_node = web_by_node(lab)
+    for node in ("node2", "node3"):
+        caller = sorted(by_node[node])[0]          # a web pod calls the service from its own node
+
+        def answers(count, caller=caller):
+            script = (f'for i in $(seq {count}); do printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 {ip} 80 '
+                      '| tail -n 1; done')
+            out = lab.out("exec", "-n", NS, caller, "--", "sh", "-c", script, timeout=60)
+            return [line.strip() for line in out.splitlines() if line.strip()]
+        wait_until(lambda: answers(1), 30, f"web-internal from {caller}")
+        got = answers(12)
+        assert len(got) == 12 and set(got) <= by_node[node], (node, got)
+    # the client on node1, where no web pod runs: dropped (no answer), not sent to another node
+    assert fetch_from_client(lab, ip, 80, 2) == []
+    assert len(fetch_from_client(lab, get_svc(lab, "web")["spec"]["clusterIP"], 80, 2)) == 2   # Cluster does
 
 
 def test_client_ip_affinity_keeps_one_pod(lab):

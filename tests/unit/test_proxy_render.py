@@ -46,6 +46,11 @@ def local(s):
     return s
 
 
+def internal_local(s):
+    s.spec.internal_traffic_policy = "Local"
+    return s
+
+
 SCENARIOS = {
     "empty": ([], [], NODE, None),
     # externalTrafficPolicy Local on node1: web has one endpoint here (SVL over it), db none (DROP);
@@ -55,6 +60,15 @@ SCENARIOS = {
          local(svc("db", "10.96.0.11", "NodePort", (("pg", 5432, 30432, "TCP"),)))],
         [eps("web", ["10.244.1.5", "10.244.2.5"], node_of={"10.244.2.5": "node2"}),
          eps("db", ["10.244.2.9"], ports=(("pg", 5432, "TCP"),), node_of={"10.244.2.9": "node2"})],
+        r.Node("node1", cluster_cidr="10.244.0.0/16"), None),
+    # internalTrafficPolicy Local on node1: cache has an endpoint here (ClusterIP -> SVL), remote
+    # none (DROP); edge is a NodePort with both policies Local and no endpoint here (all dropped).
+    "internal_local": (
+        [internal_local(svc("cache", "10.96.0.12")), internal_local(svc("remote", "10.96.0.13")),
+         local(internal_local(svc("edge", "10.96.0.14", "NodePort", (("http", 80, 30081, "TCP"),))))],
+        [eps("cache", ["10.244.1.5", "10.244.2.5"], node_of={"10.244.2.5": "node2"}),
+         eps("remote", ["10.244.2.6"], node_of={"10.244.2.6": "node2"}),
+         eps("edge", ["10.244.2.7"], node_of={"10.244.2.7": "node2"})],
         r.Node("node1", cluster_cidr="10.244.0.0/16"), None),
     "clusterip_three_endpoints": (
         [svc("web", "10.96.0.10")],
