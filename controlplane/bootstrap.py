@@ -1,9 +1,18 @@
-"""Leader-only: make sure the built-in namespaces exist (default, kube-system, kube-public).
+"""Leader-only: make sure the built-ins exist.
+
+- the namespaces default, kube-system, kube-public, kube-node-lease;
+- the Service default/kubernetes (ClusterIP: the first address of the service CIDR
+  when free, port "grpc" 443) and its Endpoints: the API address of every replica
+  this leader is connected to over Raft, itself included, re-checked every period
+  (as kube-apiserver's endpoint reconciler does), so pods reach the API at
+  kubernetes.default.svc and get KUBERNETES_SERVICE_HOST/PORT.
 
 Runs on the Raft leader after each election; writes through the API's own path
-(admission + log), so a namespace is created exactly once whoever leads.
+(admission + log) with fixed request ids, so each built-in is created once whoever
+leads. The desired Endpoints come from a pure function (api_endpoints).
 """
 
+import ipaddress
 import logging
 import threading
 import uuid
@@ -33,11 +42,80 @@ def ensure_namespaces(store) -> None:
         log.info("event=bootstrap_namespace name=%s result=%s", name, result[1])
 
 
+API_SERVICE = "kubernetes"
+API_PORT_NAME = "grpc"
+API_SERVICE_PORT = 443
+
+
+def api_service(service_cidr: str) -> pb.Service:
+    first = str(ipaddress.ip_network(service_cidr, strict=False).network_address + 1)
+    svc = pb.Service(metadata=pb.ObjectMeta(name=API_SERVICE, namespace="default",
+                                            labels={"component": "apiserver", "provider": "skiff"}))
+    svc.spec.type, svc.spec.cluster_ip = "ClusterIP", first
+    svc.spec.ports.add(name=API_PORT_NAME, port=API_SERVICE_PORT, protocol="TCP")
+    return svc
+
+
+def api_endpoints(cfg, raft_status: dict) -> pb.Endpoints:
+    """default/kubernetes: this replica and every peer its Raft node is connected to
+    (PySyncObj's partner_node_status_server_<raft address> == 2), one subset per port."""
+    by_port: dict = {}
+    for peer in (cfg.self_peer, *cfg.peers):
+        if peer.name != cfg.name and raft_status.get(f"partner_node_status_server_{peer.raft_address}") != 2:
+            continue
+        host, _, port = peer.api_address.rpartition(":")
+        try:
+            ip = str(ipaddress.IPv4Address(host))
+        except ValueError:
+            continue   # a host name: Endpoints hold addresses only
+        by_port.setdefault(int(port), []).append(ip)
+    ep = pb.Endpoints(metadata=pb.ObjectMeta(name=API_SERVICE, namespace="default"))
+    for port in sorted(by_port):
+        sub = ep.subsets.add()
+        for ip in sorted(set(by_port[port]), key=lambda a: int(ipaddress.IPv4Address(a))):
+            sub.addresses.add(ip=ip)
+        sub.ports.add(name=API_PORT_NAME, port=port, protocol="TCP")
+    return ep
+
+
+def ensure_api_service(store, cfg) -> None:
+    if store.state.get(("Service", "default", API_SERVICE)) is None:
+        svc = api_service(cfg.services.service_cidr)
+        kind = kinds.BY_NAME["Service"]
+        for attempt, cluster_ip in enumerate((svc.spec.cluster_ip, "")):
+            svc.spec.cluster_ip = cluster_ip     # the first address, or any when it is taken
+            admission.admit(kind, svc, creating=True)
+            cmd = ("create", f"bootstrap-api-service-{attempt}", kinds.wrap(svc).SerializeToString(),
+                   now_rfc3339(), str(uuid.uuid4()), cfg.services.alloc_settings())
+            result = store.propose(cmd, 5.0)
+            log.info("event=bootstrap_api_service cluster_ip=%s result=%s", cluster_ip or "auto", result[1])
+            if result[0] == "ok" or result[1] == "already_exists":
+                break
+    desired = api_endpoints(cfg, store.raft_status())
+    key = ("Endpoints", "default", API_SERVICE)
+    current = store.state.get(key)
+    if current is not None:
+        have = kinds.unwrap(current)[1]
+        if list(have.subsets) == list(desired.subsets):
+            return
+        desired.metadata.resource_version = have.metadata.resource_version
+        cmd = ("update", f"bootstrap-api-endpoints-{uuid.uuid4()}", kinds.wrap(desired).SerializeToString(),
+               "", have.metadata.resource_version)
+    else:
+        cmd = ("create", f"bootstrap-api-endpoints-{uuid.uuid4()}", kinds.wrap(desired).SerializeToString(),
+               now_rfc3339(), str(uuid.uuid4()))
+    admission.admit(kinds.BY_NAME["Endpoints"], desired, creating=current is None)
+    result = store.propose(cmd, 5.0)
+    log.info("event=bootstrap_api_endpoints addresses=%d result=%s",
+             sum(len(s.addresses) for s in desired.subsets), result[1])
+
+
 class Bootstrapper:
     """Re-checks the built-ins whenever this replica leads (cheap when all exist)."""
 
-    def __init__(self, store, period_s: float = 0.25):
+    def __init__(self, store, cfg=None, period_s: float = 0.25):
         self.store = store
+        self.cfg = cfg
         self.period_s = period_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bootstrap", daemon=True)
@@ -53,6 +131,8 @@ class Bootstrapper:
             if self.store.is_leader() and self.store.is_ready():
                 try:
                     ensure_namespaces(self.store)
+                    if self.cfg is not None and getattr(self.cfg, "services", None) is not None:
+                        ensure_api_service(self.store, self.cfg)
                 except StoreUnavailable as exc:
                     log.info("event=bootstrap_retry reason=%s", str(exc).replace(" ", "_")[:80])
                 except Exception:  # noqa: BLE001 - keep the loop alive, retry next period

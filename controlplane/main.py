@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     die_with_parent_on_fork()
     store = Store(cfg)
     server = serve(store, cfg)
-    boot = Bootstrapper(store)
+    boot = Bootstrapper(store, cfg)
     boot.start()
     leader_loops = None
     if cfg.controllers.enabled:

@@ -72,7 +72,15 @@ class StoreConsumer(SyncObjConsumer):
             result = self.state.apply(cmd)
             if self.state.rv != before:
                 self.changed.notify_all()
-                for kind in self.state.kinds_changed_after(before):
+                # Every quarter of the watch history, wake every watcher: one that sleeps
+                # through other kinds' writes must still move its cursor before the
+                # events it stands on expire (it would get "too old" and re-list).
+                quarter = max(1, (self.state.events.maxlen or 4) // 4)
+                if before // quarter != self.state.rv // quarter:
+                    kinds_now = self._kind_changed.keys()
+                else:
+                    kinds_now = self.state.kinds_changed_after(before)
+                for kind in kinds_now:
                     cond = self._kind_changed.get(kind)
                     if cond is not None:
                         cond.notify_all()

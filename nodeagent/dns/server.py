@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 
-from dnslib import CNAME, QTYPE, RCODE, RR, SRV, A, DNSRecord
+from dnslib import CNAME, QTYPE, RCODE, RR, SRV, A, DNSQuestion, DNSRecord
 from dnslib.server import DNSServer
 
 from nodeagent.dns import resolver
@@ -75,14 +75,24 @@ class ClusterResolver:
         for rec in ans.additional:
             reply.add_ar(_rr(rec))
         if ans.records and ans.records[-1].rtype == "CNAME" and qtype not in ("CNAME", "ANY"):
-            for rr in self._chase(ans.records[-1].value, q.qtype, qtype, handler):
+            try:
+                chased = self._chase(qname, ans.records[-1].value, q.qtype, qtype, handler)
+            except Exception:  # noqa: BLE001 - the bare CNAME is still a right answer
+                log.exception("event=dns_cname_chase_failed qname=%s", qname)
+                chased = []
+            for rr in chased:
                 reply.add_answer(rr)
         return reply
 
-    def _chase(self, target: str, qtype_code, qtype: str, handler) -> list:
-        """The records of a CNAME's target (and of its own CNAMEs), [] when unknown."""
+    def _chase(self, qname: str, target: str, qtype_code: int, qtype: str, handler) -> list:
+        """The records of a CNAME's target (and of its own CNAMEs), [] when unknown; a
+        loop (a name seen before) ends the chase."""
         out = []
+        seen = {qname.lower().rstrip(".")}
         for _ in range(MAX_CNAME_HOPS):
+            if target.lower() in seen:
+                return out
+            seen.add(target.lower())
             if resolver.in_zone(target):
                 ans = resolver.answer(target, qtype, self.view)
                 out += [_rr(rec) for rec in ans.records]
@@ -92,7 +102,8 @@ class ClusterResolver:
                 continue
             if self.upstream is None:
                 return out
-            reply = self._forward(DNSRecord.question(target, QTYPE.get(qtype_code)), None, handler)
+            question = DNSRecord(q=DNSQuestion(target + ".", qtype_code))
+            reply = self._forward(question, None, handler)
             return out + list(reply.rr) if reply.header.rcode == RCODE.NOERROR else out
         return out
 

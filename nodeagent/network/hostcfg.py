@@ -7,15 +7,20 @@ sysctls (all per network namespace; the agent runs in the node's):
 Masquerade (nat): chain SKIFFNET-MASQ holds exactly
   -A SKIFFNET-MASQ -s <podCIDR> ! -d <clusterCIDR> -j MASQUERADE
 and POSTROUTING jumps to it (ensured with -C || -A). Pod-to-pod traffic keeps its
-source IP; only traffic leaving the cluster CIDR is NATed. The chain is refilled with
-iptables-restore --noflush, leaving every other chain (e.g. the Services proxy's) alone.
+source IP; only traffic leaving the cluster CIDR is NATed.
+Forwarding (filter): chain SKIFFNET-FWD holds
+  -A SKIFFNET-FWD -s <clusterCIDR> -j ACCEPT; -A SKIFFNET-FWD -d <clusterCIDR> -j ACCEPT
+appended to FORWARD (after the Services proxy's jumps, which drop INVALID first), so pod
+traffic is forwarded even where the FORWARD policy is DROP (a Docker engine with its
+own iptables rules sets that), as flannel does.
+Each chain is refilled with iptables-restore --noflush, leaving every other chain alone.
 """
 
 import logging
 import os
 import subprocess
 
-from nodeagent.network.names import NAT_CHAIN
+from nodeagent.network.names import FWD_CHAIN, NAT_CHAIN
 
 log = logging.getLogger("skiff.agent.network")
 
@@ -55,22 +60,34 @@ def _run(argv, input_text=None):
     return subprocess.run(argv, input=input_text, capture_output=True, text=True, check=False)
 
 
+def forward_rules(cluster_cidr: str) -> list:
+    return [f"-A {FWD_CHAIN} -s {cluster_cidr} -j ACCEPT", f"-A {FWD_CHAIN} -d {cluster_cidr} -j ACCEPT"]
+
+
 def ensure_masquerade(pod_cidr: str, cluster_cidr: str) -> bool:
-    """Make the chain hold exactly our rule and POSTROUTING jump to it; True if changed."""
-    want = masquerade_rules(pod_cidr, cluster_cidr)
-    r = _run(["iptables", "-w", "-t", "nat", "-S", NAT_CHAIN])
+    """Make the nat chain hold exactly our rule and POSTROUTING jump to it; True if changed."""
+    return _ensure_chain("nat", NAT_CHAIN, masquerade_rules(pod_cidr, cluster_cidr), "POSTROUTING")
+
+
+def ensure_forward(cluster_cidr: str) -> bool:
+    """Make the filter chain accept the cluster CIDR and FORWARD jump to it; True if changed."""
+    return _ensure_chain("filter", FWD_CHAIN, forward_rules(cluster_cidr), "FORWARD")
+
+
+def _ensure_chain(table: str, chain: str, want: list, builtin: str) -> bool:
+    r = _run(["iptables", "-w", "-t", table, "-S", chain])
     have = [line for line in r.stdout.splitlines() if line.startswith("-A ")] if r.returncode == 0 else None
     changed = False
     if have != want:
-        text = "*nat\n" + f":{NAT_CHAIN} - [0:0]\n" + "\n".join(want) + "\nCOMMIT\n"
+        text = f"*{table}\n" + f":{chain} - [0:0]\n" + "\n".join(want) + "\nCOMMIT\n"
         r = _run(["iptables-restore", "-w", "--noflush"], text)
         if r.returncode != 0:
             raise RuntimeError(f"iptables-restore: {r.stderr.strip()}")
         changed = True
-    jump = ["POSTROUTING", "-j", NAT_CHAIN]
-    if _run(["iptables", "-w", "-t", "nat", "-C"] + jump).returncode != 0:
-        r = _run(["iptables", "-w", "-t", "nat", "-A"] + jump)
+    jump = [builtin, "-j", chain]
+    if _run(["iptables", "-w", "-t", table, "-C"] + jump).returncode != 0:
+        r = _run(["iptables", "-w", "-t", table, "-A"] + jump)
         if r.returncode != 0:
-            raise RuntimeError(f"iptables -A POSTROUTING: {r.stderr.strip()}")
+            raise RuntimeError(f"iptables -A {builtin}: {r.stderr.strip()}")
         changed = True
     return changed

@@ -16,6 +16,7 @@ VXLAN_VNI = 1
 VXLAN_PORT = 8472
 VXLAN_MTU = 1450
 NAT_CHAIN = "SKIFFNET-MASQ"  # not SKIFF-*: that namespace belongs to the service proxy
+FWD_CHAIN = "SKIFFNET-FWD"      # filter: accept forwarding from/to the cluster CIDR (Docker sets FORWARD DROP)
 VETH_PREFIX = "veth"
 RTPROT_SKIFF = 77          # our routes carry this protocol number: "ours" = proto 77
 

@@ -229,7 +229,7 @@ class Applier:
         try:
             env = envmod.resolve_env(pod, spec, self.get_configmap, self.get_secret,
                                      host_ip=self.host_ip, pod_ip=self.pod_ip(pod), allocatable=self.allocatable,
-                                     service_vars=service_env(pod, self.list_services(meta.namespace)))
+                                     service_vars=service_env(pod, self._link_services(meta.namespace)))
             command, args = envmod.command_and_args(spec, env)
             mounts = volumes.container_mounts(pod, spec, ctx.volume_paths, hosts)
             resolv = self._write_resolv_conf(pod)
@@ -368,6 +368,14 @@ class Applier:
             self._backoff_events = {e for e in self._backoff_events if e[0][0] != uid}
 
     # ------------------------------------------------------------ network
+
+    def _link_services(self, namespace: str) -> list:
+        """The services a pod's environment may name: its namespace's, and the API's own
+        (default/kubernetes), which every pod gets."""
+        services = list(self.list_services(namespace))
+        if namespace != "default":
+            services += [s for s in self.list_services("default") if s.metadata.name == "kubernetes"]
+        return services
 
     def _write_resolv_conf(self, pod) -> str:
         """<pod dir>/resolv.conf from the pod's dnsPolicy; "" = keep the engine's file."""

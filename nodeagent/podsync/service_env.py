@@ -8,10 +8,14 @@ ExternalName), with NAME = the service name upper-cased, '-' -> '_':
     NAME_PORT=<proto>://<ip>:<first port>  (docker-link style, per port:)
     NAME_PORT_<port>_<PROTO>=<proto>://<ip>:<port>, ..._PROTO, ..._PORT, ..._ADDR
 
-Nothing when spec.enableServiceLinks is false. Services are taken in name order, so
-the result depends only on the inputs. The container's own env overrides these (the
-caller seeds the environment with them before env/envFrom).
+Nothing when spec.enableServiceLinks is false, except the API's own Service
+default/kubernetes (KUBERNETES_SERVICE_HOST/PORT...), which every pod gets, as from
+kubelet; a Service named kubernetes in the pod's namespace takes its place. Services
+are taken in name order, so the result depends only on the inputs. The container's own
+env overrides these (the caller seeds the environment with them before env/envFrom).
 """
+
+MASTER = ("default", "kubernetes")
 
 
 def _var(name: str) -> str:
@@ -19,16 +23,22 @@ def _var(name: str) -> str:
 
 
 def service_env(pod, services) -> list:
-    """[(name, value)] for the services of the pod's namespace (others are ignored)."""
+    """[(name, value)] for the services of the pod's namespace and default/kubernetes."""
     spec = pod.spec
-    if spec.HasField("enable_service_links") and not spec.enable_service_links:
-        return []
-    out = []
+    links = not (spec.HasField("enable_service_links") and not spec.enable_service_links)
     ns = pod.metadata.namespace
-    for svc in sorted((s for s in services if s.metadata.namespace == ns), key=lambda s: s.metadata.name):
-        ip = svc.spec.cluster_ip
-        if not ip or ip == "None" or svc.spec.type == "ExternalName" or not svc.spec.ports:
+    chosen = {}
+    for s in services:
+        ip = s.spec.cluster_ip
+        if not ip or ip == "None" or s.spec.type == "ExternalName" or not s.spec.ports:
             continue
+        if (s.metadata.namespace, s.metadata.name) == MASTER:
+            chosen.setdefault(s.metadata.name, s)
+        elif links and s.metadata.namespace == ns:
+            chosen[s.metadata.name] = s
+    out = []
+    for _, svc in sorted(chosen.items()):
+        ip = svc.spec.cluster_ip
         prefix = _var(svc.metadata.name)
         ports = list(svc.spec.ports)
         out.append((f"{prefix}_SERVICE_HOST", ip))

@@ -8,11 +8,15 @@ the nodes with an endpoint of the service (`candidates()`). The announcing node 
 ours are told apart from anything else); the kernel then answers ARP for it, and the
 nat rules (SKIFF-SERVICES `-d <lbIP>`) DNAT it like a ClusterIP. Other nodes need no
 address: their own traffic to the IP is DNATed in PREROUTING/OUTPUT already.
-Not done: gratuitous ARP on a move (peers' caches refresh within their ARP timeout).
+An address moves when its node leaves or, with externalTrafficPolicy Local, when the
+service's endpoints move; the new holder sends one gratuitous ARP (busybox/iputils
+`arping -U`, best effort) so peers' caches follow at once instead of after their timeout.
 """
 
 import hashlib
 import logging
+import shutil
+import subprocess
 
 log = logging.getLogger("skiff.proxy")
 LABEL_SUFFIX = ":lb"
@@ -44,6 +48,22 @@ class Announcer:
 
     def __init__(self, node_ip: str):
         self.node_ip = node_ip
+        self._arpings: list = []
+
+    def _gratuitous_arp(self, ifname: str, ip: str) -> None:
+        """Fire-and-forget `arping -U` (reaped on later calls); skipped without arping."""
+        self._arpings = [p for p in self._arpings if p.poll() is None]
+        if shutil.which("arping"):
+            argv = ["arping", "-U", "-c", "1", "-w", "1", "-I", ifname, ip]
+        elif shutil.which("busybox"):
+            argv = ["busybox", "arping", "-U", "-c", "1", "-w", "1", "-I", ifname, ip]
+        else:
+            log.info("event=lb_garp_skipped ip=%s reason=no_arping", ip)
+            return
+        try:
+            self._arpings.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        except OSError as exc:
+            log.info("event=lb_garp_failed ip=%s error=%s", ip, str(exc).replace(" ", "_"))
 
     def sync(self, wanted) -> None:
         from pyroute2 import IPRoute
@@ -60,6 +80,7 @@ class Announcer:
             for ip in sorted(set(wanted) - ours):
                 ipr.addr("add", index=index, address=ip, prefixlen=32, label=label)
                 log.info("event=lb_announce ip=%s ifname=%s", ip, ifname)
+                self._gratuitous_arp(ifname, ip)
             for ip in sorted(ours - set(wanted)):
                 ipr.addr("del", index=index, address=ip, prefixlen=32)
                 log.info("event=lb_withdraw ip=%s ifname=%s", ip, ifname)

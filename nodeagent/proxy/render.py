@@ -224,7 +224,7 @@ def render_ports(ports, node: Node, existing=None) -> str:
         if svl and (sp.local_internal or (external and sp.local_external)):
             per_chain[svl] = _spread(svl, sp, local)
         if external and sp.local_external:
-            per_chain[ext] = _local_ext_rules(ext, internal, sp, node)
+            per_chain[ext] = _local_ext_rules(ext, svc, sp, node)
             if svl:
                 per_chain[ext].append(f"-A {ext} -j {svl}")
             else:
@@ -305,19 +305,18 @@ def _spread(chain: str, sp: ServicePort, seps) -> list:
     return rules
 
 
-def _local_ext_rules(ext: str, internal: str, sp: ServicePort, node: Node) -> list:
+def _local_ext_rules(ext: str, svc: str, sp: ServicePort, node: Node) -> list:
     """The EXT chain of an externalTrafficPolicy Local port, before its jump to SVL: pods'
-    and the node's own traffic is in-cluster traffic (to `internal`; "" = dropped)."""
-    if not internal:
-        return []
+    and the node's own traffic to the external address is subject to neither policy
+    (as in kube-proxy): it goes to the cluster-wide SKIFF-SVC-*."""
     rules = []
     if node.cluster_cidr:   # pods reaching the external address are served like in-cluster traffic
         rules.append(f'-A {ext} -s {node.cluster_cidr} -m comment --comment '
-                     f'"pod traffic for {sp.label} external destinations" -j {internal}')
+                     f'"pod traffic for {sp.label} external destinations" -j {svc}')
     rules += [f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {sp.label} external destinations" '
               f"-m addrtype --src-type LOCAL -j {MARK_MASQ}",
               f'-A {ext} -m comment --comment "route LOCAL traffic for {sp.label} external destinations" '
-              f"-m addrtype --src-type LOCAL -j {internal}"]
+              f"-m addrtype --src-type LOCAL -j {svc}"]
     return rules
 
 

@@ -486,14 +486,17 @@ class Lab:
         for node in nodes.values():
             node.kill_agent()
         cp = self.controlplane(state)
-        cp.stop_all()
-        say(f"stopped control-plane replicas {', '.join(cp.names)}")
-        if plan:
+        try:
+            cp.stop_all()
+            say(f"stopped control-plane replicas {', '.join(cp.names)}")
             for name, node in nodes.items():
                 killed = node.power_cut()
                 say(f"stopped {name}: agent, engine and containers ({len(killed)} processes)")
-            from skiff.lab.upstream_dns import LabDns
-            LabDns(plan).stop(int((state.get("dns") or {}).get("pid") or 0))
+        finally:
+            if plan:
+                from skiff.lab.upstream_dns import LabDns
+                LabDns(plan).stop(int((state.get("dns") or {}).get("pid") or 0))
+        if plan:
             self._remove_made(plan, state, say)
         cfg = user_config_path()
         try:

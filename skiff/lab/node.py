@@ -149,7 +149,7 @@ class LabNode:
             finally:
                 c.close()
         try:
-            return procs.wait_answering(version, self.engine_alive, timeout_s)
+            return procs.wait_answering(version, procs.running(self.engine_pid()), timeout_s)
         except procs.NotAnswering as exc:
             raise self._gave_up(exc, "dockerd", f"did not answer on {self.paths.socket}",
                                 self.paths.engine_log, timeout_s) from None
@@ -206,7 +206,7 @@ class LabNode:
             socket.create_connection((self.m.address, AGENT_PORT), timeout=1.0).close()
             return True
         try:
-            procs.wait_answering(listening, self.agent_alive, timeout_s)
+            procs.wait_answering(listening, procs.running(self.agent_pid()), timeout_s)
         except procs.NotAnswering as exc:
             raise self._gave_up(exc, "skiff-agent", f"did not listen on {self.m.address}:{AGENT_PORT}",
                                 self.paths.agent_log, timeout_s) from None

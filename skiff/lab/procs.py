@@ -222,6 +222,14 @@ class NotAnswering(Exception):
         self.exited = exited
 
 
+def running(pid: int):
+    """A liveness check for a process we just started: it exists and is no zombie.
+
+    Not the command-line check of alive(): while a process execs (nsenter -> python),
+    /proc/<pid>/cmdline can read empty for a moment, which would look like an exit."""
+    return lambda: bool(pid) and not is_zombie_or_gone(pid)
+
+
 def wait_answering(probe, alive, timeout_s: float, poll_s: float = 0.05):
     """Poll probe() (any exception counts as "not yet") until it returns something
     truthy, which is returned; NotAnswering if alive() turns False first or at the

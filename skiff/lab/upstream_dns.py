@@ -124,9 +124,11 @@ class LabDns:
         return procs.alive(pid, self.config)
 
     def stop(self, pid: int) -> None:
+        """Stop it: the recorded pid, and any process naming our config (a pid that never
+        made it into lab.json)."""
         from skiff.lab import procs
-        if pid:
-            procs.stop(pid, self.config, timeout_s=3.0)
+        for p in {pid, *procs.find_by_path_arg([self.config])} - {0}:
+            procs.stop(p, self.config, timeout_s=3.0)
 
     def wait(self, pid: int, timeout_s: float = 20.0) -> None:
         """Until it answers a query for the gateway's own name (from the host, which sits on
@@ -140,7 +142,7 @@ class LabDns:
             reply = DNSRecord.parse(query.send(self.address, PORT, timeout=0.5))
             return [str(r.rdata) for r in reply.rr] == [self.address]
         try:
-            procs.wait_answering(answers, lambda: self.alive(pid), timeout_s)
+            procs.wait_answering(answers, procs.running(pid), timeout_s)
         except procs.NotAnswering as exc:
             raise RuntimeError(f"the lab's DNS on {self.upstream} {exc}; see {self.log_path}:\n"
                                f"{procs.tail(self.log_path, 10)}") from None

@@ -178,3 +178,19 @@ def test_service_env_vars_in_a_pod_started_after_the_service(lab):
     assert env["WEB_PORT"] == f"tcp://{svc['spec']['clusterIP']}:80"
     assert "WEB_HEADLESS_SERVICE_HOST" not in env and "EXT_SERVICE_HOST" not in env
     assert "WEB_SERVICE_HOST" not in sh(lab, "nolinks", "env")     # enableServiceLinks: false
+    # the API's own Service reaches every pod, links or not
+    api_ip = json.loads(lab.out("get", "svc", "kubernetes", "-n", "default", "-o", "json"))["spec"]["clusterIP"]
+    assert env["KUBERNETES_SERVICE_HOST"] == api_ip and env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert f"KUBERNETES_SERVICE_HOST={api_ip}" in sh(lab, "nolinks", "env")
+
+
+def test_pods_reach_the_api_through_the_kubernetes_service(lab):
+    eps = json.loads(lab.out("get", "endpoints", "kubernetes", "-n", "default", "-o", "json"))
+    assert len([a for s in eps["subsets"] for a in s["addresses"]]) == 3      # the three replicas
+    out, answers = lookup(lab, "kubernetes.default.svc.cluster.local")
+    api_ip = json.loads(lab.out("get", "svc", "kubernetes", "-n", "default", "-o", "json"))["spec"]["clusterIP"]
+    assert answers == [api_ip], out
+    # port 443 is a replica's gRPC server (DNAT to its port 7100 on the lab network): it opens with
+    # an HTTP/2 SETTINGS frame (9-byte header, type 0x04)
+    script = "nc -w 2 kubernetes.default.svc.cluster.local 443 </dev/null | od -An -tx1 | head -n 1"
+    wait_until(lambda: sh(lab, "client", script).split()[3:4] == ["04"], 30, "HTTP/2 from kubernetes:443")

@@ -101,6 +101,14 @@ def test_pod_network(lab):
     for c in cidrs.values():
         assert ipaddress.ip_network(c).subnet_of(ipaddress.ip_network("10.244.0.0/16"))
 
+    # Like a node whose Docker engine manages iptables: FORWARD policy DROP. The pod network
+    # must still forward (the agent's SKIFFNET-FWD chain accepts the cluster CIDR).
+    for n in ("node1", "node2", "node3"):
+        subprocess.run(["nsenter", f"--net=/var/run/netns/{node_netns(lab, n)}", "iptables", "-P", "FORWARD",
+                        "DROP"], check=True)
+        wait_until(lambda n=n: "-A FORWARD -j SKIFFNET-FWD" in subprocess.run(
+            ["nsenter", f"--net=/var/run/netns/{node_netns(lab, n)}", "iptables", "-S", "FORWARD"],
+            capture_output=True, text=True).stdout, 15, f"{n}'s FORWARD jump to SKIFFNET-FWD")
     docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}] + [pod_doc(f"p{i}", f"node{i}") for i in (1, 2, 3)]
     lab.out("apply", "-f", "-", input=yaml.safe_dump_all(docs))
     ips = {}

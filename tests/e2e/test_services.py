@@ -186,7 +186,7 @@ def test_external_traffic_policy_local_keeps_the_client_ip_and_stays_on_the_node
         # only this node's pods answer, and they see the host's own address (no SNAT)
         assert {pod for _, pod in seen} <= by_node[node] and {peer for peer, _ in seen} == {host}, seen
     # node1 has no web pod: its nodePort drops (no answer, no refusal), as kube-proxy does
-    with pytest.raises(OSError):
+    with pytest.raises(socket.timeout):            # dropped: not refused, not answered
         http_from_host(lab.plan.node("node1").address, port, timeout_s=2.0)
     # the Cluster policy NodePort on the same node masquerades: the pod sees a node's address
     np = get_svc(lab, "web-np")["spec"]["ports"][0]["nodePort"]
@@ -218,6 +218,7 @@ def test_internal_traffic_policy_local_stays_on_the_callers_node(lab):
         assert len(got) == 12 and set(got) <= by_node[node], (node, got)
     # the client on node1, where no web pod runs: dropped (no answer), not sent to another node
     assert fetch_from_client(lab, ip, 80, 2) == []
+    assert f'"{NS}/web-internal:http has no local endpoints" -m tcp --dport 80 -j DROP' in node_rules(lab, "node1")
     assert len(fetch_from_client(lab, get_svc(lab, "web")["spec"]["clusterIP"], 80, 2)) == 2   # Cluster does
 
 

@@ -3,7 +3,7 @@ without an upstream, forwarding to an upstream (the lab's own resolver,
 skiff.lab.upstream_dns, also on loopback), SERVFAIL when that upstream is gone, and
 ExternalName CNAMEs followed to their target's addresses."""
 
-from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import QTYPE, RCODE, RR, A, DNSQuestion, DNSRecord
 from dnslib.server import DNSServer
 
 from nodeagent.dns.server import DnsServer, _QuietLogger
@@ -25,7 +25,8 @@ def _view():
     services = [_svc("web", cluster_ip="10.96.0.10", type="ClusterIP"),
                 _svc("outside", type="ExternalName", external_name="node1.lab"),
                 _svc("inside", type="ExternalName", external_name="web.default.svc.cluster.local"),
-                _svc("dangling", type="ExternalName", external_name="nosuch.lab")]
+                _svc("dangling", type="ExternalName", external_name="nosuch.lab"),
+                _svc("loop", type="ExternalName", external_name="loop.default.svc.cluster.local")]
     return DictView(services={("default", s.metadata.name): s for s in services})
 
 
@@ -102,6 +103,11 @@ def test_forwarding_to_the_lab_resolver_and_external_names_followed():
         # a target nobody knows: the bare CNAME; asked for the CNAME itself: not followed
         assert [t for _, t, _ in _answers(_ask(port, "dangling.default.svc.cluster.local"))] == ["CNAME"]
         assert [t for _, t, _ in _answers(_ask(port, "outside.default.svc.cluster.local", "CNAME"))] == ["CNAME"]
+        # a name pointing at itself: one CNAME, no loop; a type dnslib has no name for: still an answer
+        assert [t for _, t, _ in _answers(_ask(port, "loop.default.svc.cluster.local"))] == ["CNAME"]
+        r = DNSRecord.parse(DNSRecord(q=DNSQuestion("outside.default.svc.cluster.local", 65280)).send(
+            "127.0.0.1", port, timeout=3))
+        assert r.header.rcode == RCODE.NOERROR and [t for _, t, _ in _answers(r)][:1] == ["CNAME"]
     finally:
         srv.stop()
         for s in lab:

@@ -61,6 +61,23 @@ def test_enable_service_links_false_gives_nothing():
     assert service_env(pod(links=True), SERVICES) != []
 
 
+API = svc("kubernetes", ns="default", ip="10.96.0.1", ports=[("grpc", 443, "TCP")])
+
+
+def test_every_pod_gets_the_api_service():
+    for links in (None, False):
+        env = dict(service_env(pod(links), SERVICES + [API]))
+        assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1" and env["KUBERNETES_SERVICE_PORT"] == "443"
+        assert env["KUBERNETES_SERVICE_PORT_GRPC"] == "443" and env["KUBERNETES_PORT"] == "tcp://10.96.0.1:443"
+    assert [k for k, _ in service_env(pod(False), SERVICES + [API])
+            if k.endswith("_SERVICE_HOST")] == ["KUBERNETES_SERVICE_HOST"]
+    # a Service of that name in the pod's own namespace takes its place (as in kubelet)
+    own = svc("kubernetes", ip="10.96.0.99")
+    assert dict(service_env(pod(), [API, own] + SERVICES))["KUBERNETES_SERVICE_HOST"] == "10.96.0.99"
+    assert dict(service_env(pod(), [own, API] + SERVICES))["KUBERNETES_SERVICE_HOST"] == "10.96.0.99"
+    assert dict(service_env(pod(False), [own, API]))["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+
+
 def test_container_env_overrides_and_expands_service_vars():
     p = pod()
     c = p.spec.containers[0]

@@ -246,3 +246,17 @@ def test_watchers_are_woken_only_by_their_kind():
         pods.notify_all()       # release the pod waiter (it was not woken by the writes)
     threads[0].join(5)
     assert ("pods", True) in woken and len(woken) == 3
+
+
+def test_quiet_watchers_are_woken_every_quarter_of_the_history():
+    """A Pod watcher sleeping through ConfigMap writes is still woken at least once per
+    quarter of the event history, so its cursor never falls out of the window."""
+    from controlplane.store.raft import StoreConsumer
+    c = StoreConsumer(8)                        # history 8: a wake every 2 versions
+    pods = c.changed_for("Pod")
+    wakes = []
+    pods.notify_all = lambda: wakes.append(c.state.rv)
+    c.apply(("create", "n", env(ns("default")), NOW, "u"), _doApply=True)     # rv 1
+    for i in range(8):
+        c.apply(("create", f"c{i}", env(cm(f"c{i}")), NOW, f"u{i}"), _doApply=True)
+    assert wakes == [2, 4, 6, 8]
