@@ -1,6 +1,7 @@
-"""Services on the real lab, through the CLI: ClusterIP load spreading (by IP and by DNS name) from a pod on
+"""Services on the real lab through the CLI, with 4 nodes (3 web pods spread over node2-4,
+the client pod on node1): ClusterIP load spreading (by IP and by DNS name) from a pod on
 another node, NodePort on every node's address, LoadBalancer from the host, ClientIP
-affinity, REJECT without endpoints, scaling down, and rules that survive an agent
+affinity, REJECT without endpoints, traffic policies, scaling down, and rules that survive an agent
 restart byte for byte. Kernel state (iptables) is read with nsenter in the node's
 netns, as one would on the node's VM. One lab per pod network backend (host-gw, vxlan),
 each torn down before the next starts.
@@ -24,6 +25,7 @@ from tests.helpers import wait_until
 
 
 NS = "svc"
+SERVER_NODES = ["node2", "node3", "node4"]     # one web pod each; the client is on node1
 # / answers the pod's name; /cgi-bin/peer answers "<client address> <pod name>" (what the pod sees)
 SERVER = ["sh", "-c", "mkdir -p /www/cgi-bin && hostname > /www/index.html && "
           "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR $(hostname)\\n' "
@@ -32,7 +34,8 @@ SERVER = ["sh", "-c", "mkdir -p /www/cgi-bin && hostname > /www/index.html && "
 
 @pytest.fixture(scope="module", params=["host-gw", "vxlan"])
 def lab(request):
-    cli = lab_up_nodes(f"services-{request.param}", 3, network=request.param)
+    # 4 nodes: the 3 web pods spread over node2-4, the client on node1, a node of its own
+    cli = lab_up_nodes(f"services-{request.param}", 4, network=request.param)
     from skiff.lab.lab import Lab
     cli.plan = Lab(cli.lab_dir).plan()
     try:
@@ -133,6 +136,8 @@ def test_clusterip_spreads_over_three_endpoints_from_another_node(lab, by):
     # by name: the short name through the pod's search list and the node's DNS, on every call
     target = get_svc(lab, "web")["spec"]["clusterIP"] if by == "ip" else "web"
     wait_until(lambda: len(fetch_from_client(lab, target, 80, 1)) == 1, 60, f"{target}:80 answering the client")
+    by_node = web_by_node(lab)
+    assert sorted(by_node) == SERVER_NODES and all(len(p) == 1 for p in by_node.values()), by_node
     answers = fetch_from_client(lab, target, 80, 60)
     counts = collections.Counter(answers)
     assert len(answers) == 60 and set(counts) == web_names(lab), counts
@@ -177,9 +182,9 @@ def peers_from_host(address, port, count):
 def test_external_traffic_policy_local_keeps_the_client_ip_and_stays_on_the_node(lab):
     host = lab.plan.host_address
     by_node = web_by_node(lab)
-    assert sorted(by_node) == ["node2", "node3"], by_node        # web avoids node1
+    assert sorted(by_node) == SERVER_NODES, by_node             # web avoids node1
     port = get_svc(lab, "web-local")["spec"]["ports"][0]["nodePort"]
-    for node in ("node2", "node3"):
+    for node in SERVER_NODES:
         address = lab.plan.node(node).address
         wait_until(lambda: http_from_host(address, port) in by_node[node], 30, f"web-local on {node}")
         seen = peers_from_host(address, port, 12)
@@ -205,7 +210,7 @@ def test_external_traffic_policy_local_keeps_the_client_ip_and_stays_on_the_node
 def test_internal_traffic_policy_local_stays_on_the_callers_node(lab):
     ip = get_svc(lab, "web-internal")["spec"]["clusterIP"]
     by_node = web_by_node(lab)
-    for node in ("node2", "node3"):
+    for node in SERVER_NODES:
         caller = sorted(by_node[node])[0]          # a web pod calls the service from its own node
 
         def answers(count, caller=caller):
