@@ -85,7 +85,10 @@ def ensure_api_service(store, cfg) -> None:
         for attempt, cluster_ip in enumerate((svc.spec.cluster_ip, "")):
             svc.spec.cluster_ip = cluster_ip     # the first address, or any when it is taken
             admission.admit(kind, svc, creating=True)
-            cmd = ("create", f"bootstrap-api-service-{attempt}", kinds.wrap(svc).SerializeToString(),
+            # The id names the store version too: a leader racing another at the same state
+            # creates it once, and after a user deleted it a new id creates it again (a fixed
+            # id would just replay the first result).
+            cmd = ("create", f"bootstrap-api-service-{attempt}-{store.state.rv}", kinds.wrap(svc).SerializeToString(),
                    now_rfc3339(), str(uuid.uuid4()), cfg.services.alloc_settings())
             result = store.propose(cmd, 5.0)
             log.info("event=bootstrap_api_service cluster_ip=%s result=%s", cluster_ip or "auto", result[1])

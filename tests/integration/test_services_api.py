@@ -133,6 +133,10 @@ def test_the_api_service_lists_the_connected_replicas(cluster, client):
     finally:
         cluster.start(victim)
     wait_until(lambda: api_ports() == every, 60, f"{victim} back in the Endpoints")
+    # deleted by a user: the leader puts it back (with its first address again)
+    client.delete("services", "kubernetes", "default")
+    back = wait_until(lambda: _get(client, "services", "kubernetes"), 30, "the kubernetes Service back")
+    assert back.metadata.uid != svc.metadata.uid and back.spec.cluster_ip == "10.96.0.1"
 
 
 def _get(client, resource, name):
