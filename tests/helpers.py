@@ -53,3 +53,14 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.05)
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_replica_config(tmp_path, extra: str = "", file_name: str = "cp.yaml") -> tuple[str, str]:
+    """A minimal control-plane replica config (+ its Raft password file) in tmp_path, with
+    `extra` YAML appended; returns (config path, password file path)."""
+    pw = tmp_path / "pw"
+    pw.write_text("p" * 24)
+    path = tmp_path / file_name
+    path.write_text(f"name: cp1\ndataDir: {tmp_path}/d\napiAddress: 127.0.0.1:7100\n"
+                    f"raftAddress: 127.0.0.1:7200\nraftPasswordFile: {pw}\n{extra}")
+    return str(path), str(pw)

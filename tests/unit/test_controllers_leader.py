@@ -8,7 +8,7 @@ import pytest
 from controlplane import config as cfgmod
 from controlplane.controllers.guard import LeaderGuardedClient, NotLeader
 from controlplane.leader import LeaderSupervisor
-from tests.helpers import wait_until
+from tests.helpers import wait_until, write_replica_config
 
 
 # ---------------------------------------------------------------- leadership
@@ -78,23 +78,14 @@ def test_guarded_client_refuses_writes_once_not_leader():
 
 # ---------------------------------------------------------------- config
 
-def write_config(tmp_path, extra=""):
-    pw = tmp_path / "pw"
-    pw.write_text("p" * 24)
-    path = tmp_path / "cp.yaml"
-    path.write_text(f"name: cp1\ndataDir: {tmp_path}/d\napiAddress: 127.0.0.1:7100\n"
-                    f"raftAddress: 127.0.0.1:7200\nraftPasswordFile: {pw}\n{extra}")
-    return str(path), str(pw)
-
-
 def test_controllers_section_defaults(tmp_path):
-    cfg = cfgmod.load(write_config(tmp_path)[0])
+    cfg = cfgmod.load(write_replica_config(tmp_path)[0])
     assert cfg.controllers == cfgmod.ControllersConfig(True, 5.0, 5.0)
     assert "\ncontrollers:" not in cfgmod.dump(cfg, "pw")
 
 
 def test_controllers_section_values_and_round_trip(tmp_path):
-    path, pw = write_config(tmp_path, "controllers:\n  nodeMonitorGracePeriodS: 40\n"
+    path, pw = write_replica_config(tmp_path, "controllers:\n  nodeMonitorGracePeriodS: 40\n"
                                       "  podEvictionTimeoutS: 300\n  enabled: false\n")
     cfg = cfgmod.load(path)
     assert cfg.controllers == cfgmod.ControllersConfig(False, 40.0, 300.0)
@@ -111,4 +102,4 @@ def test_controllers_section_values_and_round_trip(tmp_path):
 ])
 def test_controllers_section_errors(tmp_path, section, error):
     with pytest.raises(cfgmod.ConfigError, match=error):
-        cfgmod.load(write_config(tmp_path, section)[0])
+        cfgmod.load(write_replica_config(tmp_path, section)[0])

@@ -4,27 +4,19 @@ import pytest
 
 from controlplane import config as cfgmod
 from nodeagent import config as agentcfg
-
-
-def write(tmp_path, extra):
-    pw = tmp_path / "pw"
-    pw.write_text("x" * 32)
-    p = tmp_path / "cp.yaml"
-    p.write_text(f"name: cp1\ndataDir: /tmp/x\napiAddress: 127.0.0.1:1\nraftAddress: 127.0.0.1:2\n"
-                 f"raftPasswordFile: {pw}\n{extra}")
-    return str(p), str(pw)
+from tests.helpers import write_replica_config
 
 
 def test_network_section_absent_means_no_ipam(tmp_path):
-    path, _ = write(tmp_path, "")
+    path, _ = write_replica_config(tmp_path, "")
     assert cfgmod.load(path).network is None
 
 
 def test_network_defaults_and_roundtrip(tmp_path):
-    path, pw = write(tmp_path, "network: {}\n")
+    path, pw = write_replica_config(tmp_path, "network: {}\n")
     net = cfgmod.load(path).network
     assert net == cfgmod.NetworkConfig("10.244.0.0/16", 24, "host-gw")
-    path, pw = write(tmp_path, "network: {clusterCIDR: 10.32.0.0/12, nodeCIDRMaskSize: 26, backend: vxlan}\n")
+    path, pw = write_replica_config(tmp_path, "network: {clusterCIDR: 10.32.0.0/12, nodeCIDRMaskSize: 26, backend: vxlan}\n")
     cfg = cfgmod.load(path)
     assert cfg.network == cfgmod.NetworkConfig("10.32.0.0/12", 26, "vxlan")
     (tmp_path / "again.yaml").write_text(cfgmod.dump(cfg, pw))
@@ -39,7 +31,7 @@ def test_network_defaults_and_roundtrip(tmp_path):
     ("network: {bogus: 1}", "bogus"),
 ])
 def test_network_errors(tmp_path, section, error):
-    path, _ = write(tmp_path, section + "\n")
+    path, _ = write_replica_config(tmp_path, section + "\n")
     with pytest.raises(cfgmod.ConfigError, match=error):
         cfgmod.load(path)
 

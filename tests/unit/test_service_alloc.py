@@ -7,6 +7,7 @@ from controlplane.apiserver import admission
 from controlplane.store.state import StoreState
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
+from tests.helpers import write_replica_config
 
 NOW = "2026-01-01T00:00:00Z"
 ALLOC = {"cidr": "10.96.0.0/29", "nodePorts": (30000, 30002), "lbPool": ("10.200.0.200", "10.200.0.201")}
@@ -167,24 +168,19 @@ def test_commands_without_settings_use_kubernetes_defaults(w):
 
 
 def test_services_config_section(tmp_path):
-    pw = tmp_path / "pw"
-    pw.write_text("x" * 24)
-    base = (f"name: cp1\ndataDir: {tmp_path}\napiAddress: 127.0.0.1:7100\n"
-            f"raftAddress: 127.0.0.1:7200\nraftPasswordFile: {pw}\n")
-    path = tmp_path / "c.yaml"
-    path.write_text(base)
-    cfg = cfgmod.load(str(path))
+    path, pw = write_replica_config(tmp_path)
+    cfg = cfgmod.load(path)
     assert cfg.services == cfgmod.ServicesConfig()
     assert cfg.services.alloc_settings() == {"cidr": "10.96.0.0/12", "nodePorts": (30000, 32767), "lbPool": ()}
-    path.write_text(base + "services:\n  serviceCIDR: 10.100.0.0/16\n  nodePortRange: 31000-31010\n"
-                    "  loadBalancerPool: 10.200.0.200-10.200.0.220\n")
-    cfg = cfgmod.load(str(path))
+    path, _ = write_replica_config(tmp_path, "services:\n  serviceCIDR: 10.100.0.0/16\n  nodePortRange: 31000-31010\n"
+                                   "  loadBalancerPool: 10.200.0.200-10.200.0.220\n")
+    cfg = cfgmod.load(path)
     assert cfg.services.alloc_settings() == {"cidr": "10.100.0.0/16", "nodePorts": (31000, 31010),
                                              "lbPool": ("10.200.0.200", "10.200.0.220")}
-    (tmp_path / "again.yaml").write_text(cfgmod.dump(cfg, str(pw)))
+    (tmp_path / "again.yaml").write_text(cfgmod.dump(cfg, pw))
     assert cfgmod.load(str(tmp_path / "again.yaml")).services == cfg.services
     for bad, msg in (("serviceCIDR: 10.96.0.1/12", "serviceCIDR"), ("nodePortRange: 5-1", "nodePortRange"),
                      ("loadBalancerPool: 10.0.0.9", "loadBalancerPool"), ("bogus: 1", "unknown")):
-        path.write_text(base + "services:\n  " + bad + "\n")
+        path, _ = write_replica_config(tmp_path, "services:\n  " + bad + "\n")
         with pytest.raises(cfgmod.ConfigError, match=msg):
-            cfgmod.load(str(path))
+            cfgmod.load(path)
