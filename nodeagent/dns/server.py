@@ -143,11 +143,13 @@ class _QuietLogger:
 
 
 class DnsServer:
-    """UDP + TCP servers on (address, port). start() binds (raises OSError when it cannot)."""
+    """UDP + TCP servers on (address, port). start() binds (raises OSError when it cannot).
+    Serves the cluster zone over `view`, or any dnslib resolver given as `resolver`
+    (the lab's upstream, skiff/lab/upstream_dns.py)."""
 
-    def __init__(self, view, address: str, port: int = 53, upstream: tuple | None = None):
+    def __init__(self, view, address: str, port: int = 53, upstream: tuple | None = None, resolver=None):
         self.address, self.port = address, port
-        self.resolver = ClusterResolver(view, upstream)
+        self.resolver = resolver or ClusterResolver(view, upstream)
         self._servers = []
 
     def start(self) -> "DnsServer":

@@ -25,7 +25,6 @@ import threading
 
 import yaml
 from dnslib import QTYPE, RCODE, RR, A
-from dnslib.server import DNSServer
 
 log = logging.getLogger("skiff.lab.dns")
 
@@ -54,28 +53,10 @@ class ZoneResolver:
         return reply
 
 
-class _QuietLogger:
-    """dnslib prints every request to stdout by default; keep only errors."""
-
-    def __getattr__(self, name):
-        if name == "log_error":
-            return lambda handler, e: log.warning("event=dns_error error=%s", str(e).replace(" ", "_"))
-        return lambda *a: None
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return (host, int(port)) if host else (text, 53)
-
-
-def serve(listen: tuple[str, int], zone: str, records: dict) -> list:
-    """Start UDP and TCP servers; returns them (call .stop() on each)."""
-    resolver = ZoneResolver(zone, records)
-    servers = [DNSServer(resolver, address=listen[0], port=listen[1], tcp=tcp, logger=_QuietLogger())
-               for tcp in (False, True)]
-    for s in servers:
-        s.start_thread()
-    return servers
+def serve(listen: tuple[str, int], zone: str, records: dict):
+    """Start the UDP and TCP servers (the node DNS's server with our resolver); .stop() ends them."""
+    from nodeagent.dns.server import DnsServer
+    return DnsServer(None, listen[0], listen[1], resolver=ZoneResolver(zone, records)).start()
 
 
 # ------------------------------------------------------------ the lab's side
@@ -155,17 +136,17 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s level=%(levelname)s %(message)s")
     with open(args.config, encoding="utf-8") as f:
         doc = yaml.safe_load(f) or {}
-    listen = parse_listen(str(doc["listen"]))
+    from nodeagent.dns.server import parse_upstream
+    listen = parse_upstream(str(doc["listen"]))      # "ip[:port]", the same form as dnsUpstream
     zone = doc.get("zone") or DEFAULT_ZONE
-    servers = serve(listen, zone, doc.get("records") or {})
+    server = serve(listen, zone, doc.get("records") or {})
     log.info("event=lab_dns_started listen=%s:%d zone=%s records=%d", *listen, zone,
              len(doc.get("records") or {}))
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
-    for s in servers:
-        s.stop()
+    server.stop()
     return 0
 
 

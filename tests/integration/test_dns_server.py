@@ -110,9 +110,7 @@ def test_forwarding_to_the_lab_resolver_and_external_names_followed():
         assert r.header.rcode == RCODE.NOERROR and [t for _, t, _ in _answers(r)][:1] == ["CNAME"]
     finally:
         srv.stop()
-        for s in lab:
-            s.stop()
-            s.server.server_close()
+        lab.stop()
 
 
 def test_external_name_without_upstream_is_the_bare_cname():
