@@ -1,5 +1,6 @@
 """The lab, driven only through the `skiff` command line, like a user."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -65,10 +66,7 @@ def lab(request):
     cli = lab_up(request.module.__name__.rsplit(".", 1)[-1])
     yield cli
     if request.session.testsfailed:
-        logs = os.path.join(cli.lab_dir, "logs")
-        for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
-            with open(os.path.join(logs, name), errors="replace") as f:
-                print(f"----- {name} -----\n{f.read()[-3000:]}")
+        dump_lab_logs(cli)
     lab_down(cli)
 
 
@@ -91,6 +89,27 @@ def lab_up_nodes(tag: str, nodes: int = 3, *extra, network: str = "") -> Cli:
         lab_down(cli)
         raise
     return cli
+
+
+@contextlib.contextmanager
+def nodes_lab(request, tag: str, nodes: int = 3, network: str = ""):
+    """A test module's nodes lab (lab_up_nodes), with cli.backend and cli.plan set: its
+    logs are printed when the setup inside the with-block or any test failed, and it is
+    always taken down. In a module fixture: `with nodes_lab(request, ...) as cli: yield cli`."""
+    from skiff.lab.lab import Lab
+    cli = lab_up_nodes(tag, nodes, network=network)
+    cli.backend = network
+    cli.plan = Lab(cli.lab_dir).plan()
+    failed = False
+    try:
+        yield cli
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if failed or request.session.testsfailed:
+            dump_lab_logs(cli)
+        lab_down(cli)
 
 
 def dump_lab_logs(cli: Cli) -> None:

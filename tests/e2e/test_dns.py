@@ -12,7 +12,7 @@ import json
 import pytest
 import yaml
 
-from tests.e2e.conftest import dump_lab_logs, lab_down, lab_up_nodes
+from tests.e2e.conftest import nodes_lab
 from tests.helpers import wait_until
 
 NS = "skiff-dns"
@@ -51,9 +51,8 @@ def pods():
 
 
 @pytest.fixture(scope="module")
-def lab():
-    cli = lab_up_nodes("dns", 2)
-    try:
+def lab(request):
+    with nodes_lab(request, "dns", 2) as cli:
         # Services first: the pods must start after them to get their variables.
         cli.run("apply", "-f", "-", input=yaml.safe_dump_all(services()))
         wait_until(lambda: get(cli, "svc", "web")["spec"].get("clusterIP"), 30, "web's ClusterIP")
@@ -61,11 +60,6 @@ def lab():
         wait_until(lambda: len(running(cli)) == 5, 120, "5 pods running with IPs")
         wait_until(lambda: len(ready_addresses(cli, "web-headless")) == 2, 60, "2 ready endpoints")
         yield cli
-    except BaseException:
-        dump_lab_logs(cli)
-        raise
-    finally:
-        lab_down(cli)
 
 
 def get(cli, kind, name):

@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.conftest import dump_lab_logs, lab_down, lab_up_nodes, node_docker
+from tests.e2e.conftest import node_docker, nodes_lab
 from tests.helpers import wait_until
 
 DEPLOY = {
@@ -23,11 +23,8 @@ DEPLOY = {
 
 @pytest.fixture(scope="module")
 def lab(request):
-    cli = lab_up_nodes("chaos", 3)
-    yield cli
-    if request.session.testsfailed:
-        dump_lab_logs(cli)
-    lab_down(cli)
+    with nodes_lab(request, "chaos", 3) as cli:
+        yield cli
 
 
 def pods(lab):

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from nodeagent.runtime import labels as L
-from tests.e2e.conftest import dump_lab_logs, lab_down, lab_up_nodes, node_docker
+from tests.e2e.conftest import node_docker, nodes_lab
 from tests.helpers import wait_until
 
 NS = "net"
@@ -30,12 +30,8 @@ SERVER = ["sh", "-c", f"while true; do nc -l -p {PORT} -e netstat -tn; done"]
 
 @pytest.fixture(scope="module", params=["host-gw", "vxlan"])
 def lab(request):
-    cli = lab_up_nodes(f"net-{request.param}", 3, network=request.param)
-    cli.backend = request.param
-    yield cli
-    if request.session.testsfailed:
-        dump_lab_logs(cli)
-    lab_down(cli)
+    with nodes_lab(request, f"net-{request.param}", 3, network=request.param) as cli:
+        yield cli
 
 
 def pod_doc(name, node):

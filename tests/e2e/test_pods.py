@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.conftest import dump_lab_logs, lab_down, lab_up_nodes, node_docker
+from tests.e2e.conftest import node_docker, nodes_lab
 from tests.helpers import wait_until
 
 IMAGE = "skiff/busybox:latest"
@@ -19,11 +19,8 @@ IMAGE = "skiff/busybox:latest"
 
 @pytest.fixture(scope="module")
 def lab(request):
-    cli = lab_up_nodes("pods", 3)
-    yield cli
-    if request.session.testsfailed:
-        dump_lab_logs(cli)
-    lab_down(cli)
+    with nodes_lab(request, "pods", 3) as cli:
+        yield cli
 
 
 def apply(lab, *docs):

@@ -19,7 +19,7 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.conftest import dump_lab_logs, lab_down, lab_up_nodes
+from tests.e2e.conftest import nodes_lab
 from tests.helpers import wait_until
 
 NS = "svcchaos"
@@ -31,16 +31,8 @@ SERVER = ["sh", "-c", 'mkdir -p /www && echo "$(hostname) $POD_IP" > /www/index.
 
 @pytest.fixture(scope="module", params=["host-gw", "vxlan"])
 def lab(request):
-    cli = lab_up_nodes(f"svcchaos-{request.param}", 3, network=request.param)
-    cli.backend = request.param
-    from skiff.lab.lab import Lab
-    cli.plan = Lab(cli.lab_dir).plan()
-    try:
+    with nodes_lab(request, f"svcchaos-{request.param}", 3, network=request.param) as cli:
         yield cli
-    finally:
-        if request.session.testsfailed:
-            dump_lab_logs(cli)
-        lab_down(cli)
 
 
 def server_spec(**extra):

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from nodeagent.proxy.render import skiff_lines
-from tests.e2e.conftest import dump_lab_logs, lab_down, lab_up_nodes
+from tests.e2e.conftest import nodes_lab
 from tests.helpers import wait_until
 
 
@@ -35,19 +35,11 @@ SERVER = ["sh", "-c", "mkdir -p /www/cgi-bin && hostname > /www/index.html && "
 @pytest.fixture(scope="module", params=["host-gw", "vxlan"])
 def lab(request):
     # 4 nodes: the 3 web pods spread over node2-4, the client on node1, a node of its own
-    cli = lab_up_nodes(f"services-{request.param}", 4, network=request.param)
-    from skiff.lab.lab import Lab
-    cli.plan = Lab(cli.lab_dir).plan()
-    try:
+    with nodes_lab(request, f"services-{request.param}", 4, network=request.param) as cli:
         cli.run("apply", "-f", "-", input=yaml.safe_dump_all(manifests()))
         wait_until(lambda: len(ready_pods(cli, "app=web")) == 3 and ready_pods(cli, "app=client"), 120,
                    "3 web pods and the client pod running with IPs")
         yield cli
-    except BaseException:
-        dump_lab_logs(cli)
-        raise
-    finally:
-        lab_down(cli)
 
 
 def manifests():
