@@ -28,17 +28,19 @@ log = logging.getLogger("skiff.bootstrap")
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+def _create(store, msg, request_id: str, *alloc) -> tuple:
+    """Admit msg and create it through the log (the API's own path); the store's result."""
+    admission.admit(kinds.BY_NAME[msg.DESCRIPTOR.name], msg, creating=True)
+    cmd = ("create", request_id, kinds.wrap(msg).SerializeToString(), now_rfc3339(), str(uuid.uuid4())) + alloc
+    return store.propose(cmd, 5.0)
+
+
 def ensure_namespaces(store) -> None:
-    kind = kinds.BY_NAME["Namespace"]
     for name in BUILTIN_NAMESPACES:
         if store.state.get(("Namespace", "", name)) is not None:
             continue
-        ns = pb.Namespace(metadata=pb.ObjectMeta(name=name))
-        admission.admit(kind, ns, creating=True)
         # A fixed request id per namespace: two leaders racing create it once.
-        cmd = ("create", f"bootstrap-namespace-{name}", kinds.wrap(ns).SerializeToString(),
-               now_rfc3339(), str(uuid.uuid4()))
-        result = store.propose(cmd, 5.0)
+        result = _create(store, pb.Namespace(metadata=pb.ObjectMeta(name=name)), f"bootstrap-namespace-{name}")
         log.info("event=bootstrap_namespace name=%s result=%s", name, result[1])
 
 
@@ -81,34 +83,30 @@ def api_endpoints(cfg, raft_status: dict) -> pb.Endpoints:
 def ensure_api_service(store, cfg) -> None:
     if store.state.get(("Service", "default", API_SERVICE)) is None:
         svc = api_service(cfg.services.service_cidr)
-        kind = kinds.BY_NAME["Service"]
         for attempt, cluster_ip in enumerate((svc.spec.cluster_ip, "")):
             svc.spec.cluster_ip = cluster_ip     # the first address, or any when it is taken
-            admission.admit(kind, svc, creating=True)
             # The id names the store version too: a leader racing another at the same state
             # creates it once, and after a user deleted it a new id creates it again (a fixed
             # id would just replay the first result).
-            cmd = ("create", f"bootstrap-api-service-{attempt}-{store.state.rv}", kinds.wrap(svc).SerializeToString(),
-                   now_rfc3339(), str(uuid.uuid4()), cfg.services.alloc_settings())
-            result = store.propose(cmd, 5.0)
+            result = _create(store, svc, f"bootstrap-api-service-{attempt}-{store.state.rv}",
+                             cfg.services.alloc_settings())
             log.info("event=bootstrap_api_service cluster_ip=%s result=%s", cluster_ip or "auto", result[1])
             if result[0] == "ok" or result[1] == "already_exists":
                 break
     desired = api_endpoints(cfg, store.raft_status())
     key = ("Endpoints", "default", API_SERVICE)
     current = store.state.get(key)
-    if current is not None:
+    if current is None:
+        result = _create(store, desired, f"bootstrap-api-endpoints-{uuid.uuid4()}")
+    else:
         have = kinds.unwrap(current)[1]
         if list(have.subsets) == list(desired.subsets):
             return
         desired.metadata.resource_version = have.metadata.resource_version
+        admission.admit(kinds.BY_NAME["Endpoints"], desired, creating=False)
         cmd = ("update", f"bootstrap-api-endpoints-{uuid.uuid4()}", kinds.wrap(desired).SerializeToString(),
                "", have.metadata.resource_version)
-    else:
-        cmd = ("create", f"bootstrap-api-endpoints-{uuid.uuid4()}", kinds.wrap(desired).SerializeToString(),
-               now_rfc3339(), str(uuid.uuid4()))
-    admission.admit(kinds.BY_NAME["Endpoints"], desired, creating=current is None)
-    result = store.propose(cmd, 5.0)
+        result = store.propose(cmd, 5.0)
     log.info("event=bootstrap_api_endpoints addresses=%d result=%s",
              sum(len(s.addresses) for s in desired.subsets), result[1])
 

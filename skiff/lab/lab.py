@@ -148,10 +148,15 @@ class Lab:
                 out.append("dns")
         return out
 
+    @staticmethod
+    def _dns_pid(state: dict) -> int:
+        """The lab resolver's pid as recorded in lab.json (0: none)."""
+        return int((state.get("dns") or {}).get("pid") or 0)
+
     def _dns_alive(self, state: dict) -> bool:
         from skiff.lab.upstream_dns import LabDns
         plan = self.plan(state)
-        return bool(plan) and LabDns(plan).alive(int((state.get("dns") or {}).get("pid") or 0))
+        return bool(plan) and LabDns(plan).alive(self._dns_pid(state))
 
     def _tooling_running(self, state: dict) -> int:
         t = state.get("tooling") or {}
@@ -495,7 +500,7 @@ class Lab:
         finally:
             if plan:
                 from skiff.lab.upstream_dns import LabDns
-                LabDns(plan).stop(int((state.get("dns") or {}).get("pid") or 0))
+                LabDns(plan).stop(self._dns_pid(state))
         if plan:
             self._remove_made(plan, state, say)
         cfg = user_config_path()
@@ -575,8 +580,7 @@ class Lab:
             rows.append((name, node.m.netns, node.m.address, netlab.port_state(plan, node.m),
                          eng, agent))
         lines += _table(rows)
-        dns_pid = (state.get("dns") or {}).get("pid", "-")
-        lines.append(f"dns: {plan.gateway}:53 (zone lab.) pid={dns_pid} "
+        lines.append(f"dns: {plan.gateway}:53 (zone lab.) pid={self._dns_pid(state) or '-'} "
                      f"{'running' if self._dns_alive(state) else 'stopped'}")
         return "\n".join(lines)
 
