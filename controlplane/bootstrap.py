@@ -3,8 +3,7 @@
 - the namespaces default, kube-system, kube-public, kube-node-lease;
 - the Service default/kubernetes (ClusterIP: the first address of the service CIDR
   when free, port "grpc" 443) and its Endpoints: the API address of every replica
-  this leader is connected to over Raft, itself included, re-checked every period
-  (as kube-apiserver's endpoint reconciler does), so pods reach the API at
+  of the cluster, re-checked every period, so pods reach the API at
   kubernetes.default.svc and get KUBERNETES_SERVICE_HOST/PORT.
 
 Runs on the Raft leader after each election; writes through the API's own path
@@ -58,13 +57,12 @@ def api_service(service_cidr: str) -> pb.Service:
     return svc
 
 
-def api_endpoints(cfg, raft_status: dict) -> pb.Endpoints:
-    """default/kubernetes: this replica and every peer its Raft node is connected to
-    (PySyncObj's partner_node_status_server_<raft address> == 2), one subset per port."""
+def api_endpoints(cfg) -> pb.Endpoints:
+    """default/kubernetes: the API address of every replica of the cluster, one subset per
+    port. Static on purpose: following Raft connectivity rewrote the object whenever a
+    replica came or went, racing every reader that compares states across restarts."""
     by_port: dict = {}
     for peer in (cfg.self_peer, *cfg.peers):
-        if peer.name != cfg.name and raft_status.get(f"partner_node_status_server_{peer.raft_address}") != 2:
-            continue
         host, _, port = peer.api_address.rpartition(":")
         try:
             ip = str(ipaddress.IPv4Address(host))
@@ -93,7 +91,7 @@ def ensure_api_service(store, cfg) -> None:
             log.info("event=bootstrap_api_service cluster_ip=%s result=%s", cluster_ip or "auto", result[1])
             if result[0] == "ok" or result[1] == "already_exists":
                 break
-    desired = api_endpoints(cfg, store.raft_status())
+    desired = api_endpoints(cfg)
     key = ("Endpoints", "default", API_SERVICE)
     current = store.state.get(key)
     if current is None:

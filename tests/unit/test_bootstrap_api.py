@@ -12,31 +12,22 @@ def cfg(addresses):
                               raft_address="10.0.0.11:7200", raft_password="p", peers=peers)
 
 
-def connected(*raft_addresses):
-    return {f"partner_node_status_server_{a}": 2 for a in raft_addresses}
-
-
 def subsets(ep):
     return [([a.ip for a in s.addresses], [(p.name, p.port) for p in s.ports]) for s in ep.subsets]
 
 
-@pytest.mark.parametrize("addresses,status,want", [
-    # all connected: one subset, addresses in numeric order
-    (["10.0.0.11:7100", "10.0.0.9:7100", "10.0.0.13:7100"], connected("10.0.0.12:7200", "10.0.0.13:7200"),
+@pytest.mark.parametrize("addresses,want", [
+    # one subset, addresses in numeric order
+    (["10.0.0.11:7100", "10.0.0.9:7100", "10.0.0.13:7100"],
      [(["10.0.0.9", "10.0.0.11", "10.0.0.13"], [("grpc", 7100)])]),
-    # a peer this leader is not connected to is left out; itself always in
-    (["10.0.0.11:7100", "10.0.0.12:7100", "10.0.0.13:7100"], connected("10.0.0.13:7200"),
-     [(["10.0.0.11", "10.0.0.13"], [("grpc", 7100)])]),
-    (["10.0.0.11:7100", "10.0.0.12:7100"], {"partner_node_status_server_10.0.0.12:7200": 0},
-     [(["10.0.0.11"], [("grpc", 7100)])]),
     # loopback replicas on different ports: a subset per port
-    (["127.0.0.1:7100", "127.0.0.1:7101"], connected("10.0.0.12:7200"),
+    (["127.0.0.1:7100", "127.0.0.1:7101"],
      [(["127.0.0.1"], [("grpc", 7100)]), (["127.0.0.1"], [("grpc", 7101)])]),
     # host names are not addresses
-    (["cp1.lab:7100"], {}, []),
+    (["cp1.lab:7100"], []),
 ])
-def test_api_endpoints(addresses, status, want):
-    ep = api_endpoints(cfg(addresses), status)
+def test_api_endpoints(addresses, want):
+    ep = api_endpoints(cfg(addresses))
     assert (ep.metadata.namespace, ep.metadata.name) == ("default", "kubernetes")
     assert subsets(ep) == want
 
