@@ -30,7 +30,7 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 def _create(store, msg, request_id: str, *alloc) -> tuple:
     """Admit msg and create it through the log (the API's own path); the store's result."""
     admission.admit(kinds.BY_NAME[msg.DESCRIPTOR.name], msg, creating=True)
-    cmd = ("create", request_id, kinds.wrap(msg).SerializeToString(), now_rfc3339(), str(uuid.uuid4())) + alloc
+    cmd = ("create", request_id, kinds.encode(kinds.wrap(msg)), now_rfc3339(), str(uuid.uuid4())) + alloc
     return store.propose(cmd, 5.0)
 
 
@@ -102,7 +102,7 @@ def ensure_api_service(store, cfg) -> None:
             return
         desired.metadata.resource_version = have.metadata.resource_version
         admission.admit(kinds.BY_NAME["Endpoints"], desired, creating=False)
-        cmd = ("update", f"bootstrap-api-endpoints-{uuid.uuid4()}", kinds.wrap(desired).SerializeToString(),
+        cmd = ("update", f"bootstrap-api-endpoints-{uuid.uuid4()}", kinds.encode(kinds.wrap(desired)),
                "", have.metadata.resource_version)
         result = store.propose(cmd, 5.0)
     log.info("event=bootstrap_api_endpoints addresses=%d result=%s",

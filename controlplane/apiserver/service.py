@@ -118,7 +118,7 @@ class ApiService(api_grpc.ApiServicer):
         if not msg.metadata.name and msg.metadata.generate_name:
             msg.metadata.name = admission.generated_name(msg.metadata.generate_name, os.urandom(5))
         self._admit(kind, msg, context, old=None, creating=True)
-        cmd = ("create", self._request_id(request), kinds.wrap(msg).SerializeToString(),
+        cmd = ("create", self._request_id(request), kinds.encode(kinds.wrap(msg)),
                now_rfc3339(), str(uuid.uuid4())) + self._alloc(kind)
         return self._response(self._write(cmd, context))
 
@@ -141,7 +141,7 @@ class ApiService(api_grpc.ApiServicer):
             self._admit(kind, merged, context, old=None, creating=False)
         else:
             self._admit(kind, msg, context, old=old, creating=False)
-        cmd = ("update", self._request_id(request), kinds.wrap(msg).SerializeToString(),
+        cmd = ("update", self._request_id(request), kinds.encode(kinds.wrap(msg)),
                request.subresource, msg.metadata.resource_version) + self._alloc(kind)
         return self._response(self._write(cmd, context))
 
@@ -151,7 +151,7 @@ class ApiService(api_grpc.ApiServicer):
         ns = msg.metadata.namespace or ("default" if kind.namespaced else "")
         old = self._current((kind.name, ns, msg.metadata.name))
         self._admit(kind, msg, context, old=old, creating=old is None)
-        cmd = ("apply", self._request_id(request), kinds.wrap(msg).SerializeToString(),
+        cmd = ("apply", self._request_id(request), kinds.encode(kinds.wrap(msg)),
                now_rfc3339(), str(uuid.uuid4())) + self._alloc(kind)
         return self._response(self._write(cmd, context))
 

@@ -190,7 +190,7 @@ class StoreState:
         else:
             return ("error", "invalid", f"unknown subresource {subresource!r}")
         if merged == old:
-            return ("ok", "unchanged", current.SerializeToString(), self.rv)
+            return ("ok", "unchanged", kinds.encode(current), self.rv)
         if kind.has_spec and merged.spec != old.spec:
             merged.metadata.generation = old.metadata.generation + 1
         return self._commit("MODIFIED", key, kinds.wrap(merged), outcome)
@@ -227,7 +227,7 @@ class StoreState:
         """
         meta = obj.metadata
         if meta.deletion_timestamp and meta.deletion_grace_period_seconds <= grace_s:
-            return ("ok", "deleting", self.objects[key].SerializeToString(), self.rv)
+            return ("ok", "deleting", kinds.encode(self.objects[key]), self.rv)
         marked = kind.message()
         marked.CopyFrom(obj)
         if not marked.metadata.deletion_timestamp:
@@ -254,7 +254,7 @@ class StoreState:
         _, msg = kinds.unwrap(final)
         msg.metadata.resource_version = str(self.rv)
         self.events.append((self.rv, "DELETED", key, final, None))
-        return ("ok", "deleted", final.SerializeToString(), self.rv)
+        return ("ok", "deleted", kinds.encode(final), self.rv)
 
     def _commit(self, event_type, key, env, outcome):
         self.rv += 1
@@ -265,7 +265,7 @@ class StoreState:
         # The previous version rides along so a filtered watch can tell an object
         # that starts or stops matching (ADDED/DELETED for that watcher).
         self.events.append((self.rv, event_type, key, env, previous))
-        return ("ok", outcome, env.SerializeToString(), self.rv)
+        return ("ok", outcome, kinds.encode(env), self.rv)
 
 
 def _first(rest):

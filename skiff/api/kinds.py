@@ -89,6 +89,13 @@ def wrap(msg) -> pb.Object:
     return env
 
 
+def encode(msg) -> bytes:
+    """Serialize with map entries in key order. Plain SerializeToString orders
+    map entries (labels, annotations, data) by a hash seeded per process, so two
+    replicas would encode one object differently."""
+    return msg.SerializeToString(deterministic=True)
+
+
 def unwrap(env: pb.Object):
     """Object envelope -> (Kind, typed object); ValidationError when empty."""
     which = env.WhichOneof("object")

@@ -44,7 +44,7 @@ def snapshot(c) -> dict:
     for kind in kinds.KINDS:
         items, rv = c.list(kind)
         for o in items:
-            out[(kind.name, o.metadata.namespace, o.metadata.name)] = o.SerializeToString()
+            out[(kind.name, o.metadata.namespace, o.metadata.name)] = kinds.encode(o)
     return out, rv
 
 

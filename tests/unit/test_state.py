@@ -1,6 +1,8 @@
 """The pure replicated apply: semantics every client relies on, without Raft."""
 
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -160,6 +162,29 @@ def test_deterministic_and_snapshot_roundtrip():
     assert a.objects == b.objects and a.rv == b.rv
     c = pickle.loads(pickle.dumps(a))
     assert c.objects == a.objects and list(c.events) == list(a.events)
+
+
+_APPLY_IN_A_FRESH_PROCESS = """
+import pickle, sys
+from controlplane.store.state import StoreState
+st = StoreState()
+results = [st.apply(c) for c in pickle.loads(sys.stdin.buffer.read())]
+sys.stdout.buffer.write(pickle.dumps(results))
+"""
+
+
+def test_results_are_byte_identical_across_processes():
+    """Map entries are encoded in key order: protobuf's default order follows a
+    hash seeded per process, so replicas disagreed on an object's bytes (CI caught
+    it comparing replicas holding the two-label default/kubernetes Service)."""
+    labels = {f"k{i}": "v" for i in range(12)}
+    cmds = [("create", "n", env(ns("default")), NOW, "u"),
+            ("create", "c", env(cm("c", {f"d{i}": "x" for i in range(12)}, labels=labels)), NOW, "u1"),
+            ("update", "up", env(cm("c", {"d": "y"}, labels=labels)), "", ""),
+            ("delete", "d", ("ConfigMap", "default", "c"), "", "")]
+    runs = [subprocess.run([sys.executable, "-c", _APPLY_IN_A_FRESH_PROCESS], input=pickle.dumps(cmds),
+                           capture_output=True, check=True).stdout for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
 
 
 def test_unknown_command_never_raises(st):
