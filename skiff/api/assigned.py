@@ -17,6 +17,7 @@ def carry_over_assigned(kind: Kind, new, old) -> None:
     if kind.name == "Pod" and not new.spec.node_name:
         new.spec.node_name = old.spec.node_name
     elif kind.name == "Service":
+        _drop_external_policy_left_behind(new.spec, old.spec)
         if not new.spec.cluster_ip and new.spec.type != "ExternalName":
             new.spec.cluster_ip = old.spec.cluster_ip
             if not new.spec.cluster_ips:
@@ -26,3 +27,17 @@ def carry_over_assigned(kind: Kind, new, old) -> None:
             for p in new.spec.ports:
                 if not p.node_port:
                     p.node_port = assigned.get((p.port, p.protocol or "TCP"), 0)
+
+
+def _externally_accessible(spec) -> bool:
+    return spec.type in ("NodePort", "LoadBalancer") or bool(spec.external_ips)
+
+
+def _drop_external_policy_left_behind(new, old) -> None:
+    """A Service turned internal (type ClusterIP, no externalIPs) that still carries
+    the externalTrafficPolicy it had unchanged loses it, as in Kubernetes: the user
+    changed the type, not the policy, and the field means nothing any more. A policy
+    the update changes is the user's and is validated as given."""
+    if (_externally_accessible(old) and not _externally_accessible(new)
+            and new.external_traffic_policy == old.external_traffic_policy):
+        new.external_traffic_policy = ""

@@ -106,6 +106,34 @@ def test_update_keeps_cluster_ip_and_node_ports(w, st):
     assert [p.node_port for p in result_obj(w.create(svc("b", typ="NodePort"))).spec.ports] == [30000]
 
 
+@pytest.mark.parametrize("old_type, old_policy, new_type, new_ips, new_policy, kept", [
+    ("LoadBalancer", "Local", "ClusterIP", (), "Local", ""),          # type changed, policy left behind
+    ("NodePort", "Cluster", "ClusterIP", (), "Cluster", ""),
+    ("LoadBalancer", "Local", "NodePort", (), "Local", "Local"),      # still external: kept
+    ("LoadBalancer", "Local", "ClusterIP", ("192.0.2.9",), "Local", "Local"),  # externalIPs: external
+    ("LoadBalancer", "Local", "ClusterIP", (), "Cluster", "Cluster"),  # changed by the user: theirs
+    ("ClusterIP", "", "ClusterIP", (), "Local", "Local"),              # never external: validated as given
+])
+def test_external_traffic_policy_dropped_with_the_external_type(old_type, old_policy, new_type, new_ips,
+                                                                  new_policy, kept):
+    old, new = svc("a", typ=old_type), svc("a", typ=new_type)
+    old.spec.external_traffic_policy, new.spec.external_traffic_policy = old_policy, new_policy
+    new.spec.external_ips.extend(new_ips)
+    admission.carry_over_assigned(kinds.lookup("Service"), new, old)
+    assert new.spec.external_traffic_policy == kept
+
+
+def test_load_balancer_local_turned_cluster_ip_is_accepted(w):
+    lb = svc("a", typ="LoadBalancer")
+    lb.spec.external_traffic_policy = "Local"
+    a = result_obj(w.create(lb))
+    back = svc("a", rv=a.metadata.resource_version)
+    back.spec.external_traffic_policy = "Local"     # the user's manifest, only the type edited
+    admission.admit(kinds.lookup("Service"), back, old=a, creating=False)   # was refused
+    b = result_obj(w.update(back))
+    assert b.spec.type == "ClusterIP" and b.spec.external_traffic_policy == ""
+
+
 def test_node_ports_explicit_collision_range_and_exhaustion(w):
     a = result_obj(w.create(svc("a", typ="NodePort", node_ports=(30001,))))
     assert a.spec.ports[0].node_port == 30001
