@@ -6,14 +6,15 @@ sysctls (all per network namespace; the agent runs in the node's):
   rp_filter=2 (loose) for all/default.
 Masquerade (nat): chain SKIFFNET-MASQ holds exactly
   -A SKIFFNET-MASQ -s <podCIDR> ! -d <clusterCIDR> -j MASQUERADE
-and POSTROUTING jumps to it (ensured with -C || -A). Pod-to-pod traffic keeps its
+and POSTROUTING jumps to it. Pod-to-pod traffic keeps its
 source IP; only traffic leaving the cluster CIDR is NATed.
 Forwarding (filter): chain SKIFFNET-FWD holds
   -A SKIFFNET-FWD -s <clusterCIDR> -j ACCEPT; -A SKIFFNET-FWD -d <clusterCIDR> -j ACCEPT
 appended to FORWARD (after the Services proxy's jumps, which drop INVALID first), so pod
 traffic is forwarded even where the FORWARD policy is DROP (a Docker engine with its
 own iptables rules sets that), as flannel does.
-Each chain is refilled with iptables-restore --noflush, leaving every other chain alone.
+One iptables-save per check; when a chain or a jump differs, one iptables-restore
+--noflush refills our chains and appends the missing jumps, leaving every other chain alone.
 """
 
 import logging
@@ -56,38 +57,66 @@ def masquerade_rules(pod_cidr: str, cluster_cidr: str) -> list:
     return [f"-A {NAT_CHAIN} -s {pod_cidr} ! -d {cluster_cidr} -j MASQUERADE"]
 
 
-def _run(argv, input_text=None):
-    return subprocess.run(argv, input=input_text, capture_output=True, text=True, check=False)
-
-
 def forward_rules(cluster_cidr: str) -> list:
     return [f"-A {FWD_CHAIN} -s {cluster_cidr} -j ACCEPT", f"-A {FWD_CHAIN} -d {cluster_cidr} -j ACCEPT"]
 
 
-def ensure_masquerade(pod_cidr: str, cluster_cidr: str) -> bool:
-    """Make the nat chain hold exactly our rule and POSTROUTING jump to it; True if changed."""
-    return _ensure_chain("nat", NAT_CHAIN, masquerade_rules(pod_cidr, cluster_cidr), "POSTROUTING")
+def desired_chains(pod_cidr: str, cluster_cidr: str) -> list:
+    """(table, our chain, its exact rules, the built-in chain that must jump to it)."""
+    return [("nat", NAT_CHAIN, masquerade_rules(pod_cidr, cluster_cidr), "POSTROUTING"),
+            ("filter", FWD_CHAIN, forward_rules(cluster_cidr), "FORWARD")]
 
 
-def ensure_forward(cluster_cidr: str) -> bool:
-    """Make the filter chain accept the cluster CIDR and FORWARD jump to it; True if changed."""
-    return _ensure_chain("filter", FWD_CHAIN, forward_rules(cluster_cidr), "FORWARD")
+def parse_save(text: str) -> dict:
+    """iptables-save output -> {table: [rule lines ("-A ...") in order]}."""
+    tables: dict = {}
+    rules = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            rules = tables.setdefault(line[1:].strip(), [])
+        elif line.startswith("-A ") and rules is not None:
+            rules.append(line.strip())
+        elif line.startswith("COMMIT"):
+            rules = None
+    return tables
 
 
-def _ensure_chain(table: str, chain: str, want: list, builtin: str) -> bool:
-    r = _run(["iptables", "-w", "-t", table, "-S", chain])
-    have = [line for line in r.stdout.splitlines() if line.startswith("-A ")] if r.returncode == 0 else None
-    changed = False
-    if have != want:
-        text = f"*{table}\n" + f":{chain} - [0:0]\n" + "\n".join(want) + "\nCOMMIT\n"
-        r = _run(["iptables-restore", "-w", "--noflush"], text)
-        if r.returncode != 0:
-            raise RuntimeError(f"iptables-restore: {r.stderr.strip()}")
-        changed = True
-    jump = [builtin, "-j", chain]
-    if _run(["iptables", "-w", "-t", table, "-C"] + jump).returncode != 0:
-        r = _run(["iptables", "-w", "-t", table, "-A"] + jump)
-        if r.returncode != 0:
-            raise RuntimeError(f"iptables -A {builtin}: {r.stderr.strip()}")
-        changed = True
-    return changed
+def plan_chains(saved: str, chains: list) -> str | None:
+    """Pure: the iptables-restore --noflush input that makes `saved` hold `chains`
+    (each chain exactly its rules, each built-in jumping to it), or None when it
+    already does. Declaring a chain of ours flushes and refills it; a missing jump is
+    appended; nothing else in any table is named, so --noflush leaves it alone."""
+    tables = parse_save(saved)
+    out = []
+    for table, chain, want, builtin in chains:
+        have = tables.get(table, [])
+        mine = [r for r in have if r.startswith(f"-A {chain} ")]
+        jump = f"-A {builtin} -j {chain}"
+        lines = []
+        if mine != want:
+            lines += [f":{chain} - [0:0]"] + want
+        if jump not in have:      # (want is never empty: mine == want means the chain exists)
+            lines.append(jump)
+        if lines:
+            out += [f"*{table}"] + lines + ["COMMIT"]
+    return "\n".join(out) + "\n" if out else None
+
+
+def _run(argv, input_text=None):
+    return subprocess.run(argv, input=input_text, capture_output=True, text=True, check=False)
+
+
+def ensure_chains(pod_cidr: str, cluster_cidr: str) -> bool:
+    """Make the masquerade and forward chains exact and jumped to; True if changed.
+    One iptables-save per check (this runs every few seconds on every node), and one
+    iptables-restore only when something differs."""
+    r = _run(["iptables-save"])
+    if r.returncode != 0:
+        raise RuntimeError(f"iptables-save: {r.stderr.strip()}")
+    text = plan_chains(r.stdout, desired_chains(pod_cidr, cluster_cidr))
+    if text is None:
+        return False
+    r = _run(["iptables-restore", "-w", "--noflush"], text)
+    if r.returncode != 0:
+        raise RuntimeError(f"iptables-restore: {r.stderr.strip()}")
+    return True

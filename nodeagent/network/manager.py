@@ -137,8 +137,7 @@ class NetworkManager:
         else:
             changed |= self.net.remove_vxlan()
         if self.host_config:
-            changed |= hostcfg.ensure_masquerade(self.pod_cidr, self.cluster_cidr)
-            changed |= hostcfg.ensure_forward(self.cluster_cidr)
+            changed |= hostcfg.ensure_chains(self.pod_cidr, self.cluster_cidr)
         return changed
 
     def _ext_index(self):
