@@ -7,19 +7,29 @@ What this module adds to PySyncObj, and why (see shared/STORE.md):
   would be code execution);
 - the compaction child dies with its parent (PR_SET_PDEATHSIG): an orphaned
   child renaming a stale dump under a restarted replica made it discard its log;
+- socket.inet_ntop is restored after PySyncObj's import replaced it (see below);
 - loading keeps journal entries newer than the dump: if the process died after
   the dump was renamed into place but before the journal was trimmed, PySyncObj
   would throw the whole journal away (acknowledged writes lost). We trim the
   journal to the dump's position first, so only entries the dump covers go.
 """
 
+import _socket
 import ctypes
 import logging
 import os
 import signal
+import socket
 import threading
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+
+# pysyncobj/win_inet_pton.py (imported by its TCP transport) sets socket.inet_ntop,
+# for the whole process and on every platform, to a Windows-only shim that raises
+# TypeError on Linux. pyroute2 decodes addresses with it: in a process that had
+# imported PySyncObj, every interface address read back as missing (the test run
+# then re-added a pod's address: EEXIST). Put the C function back.
+socket.inet_ntop = _socket.inet_ntop
 
 from controlplane.store.state import StoreState
 
