@@ -30,17 +30,20 @@ class StoreUnavailable(Exception):
 class _Pending:
     """One proposal waiting for its batch to commit."""
 
-    __slots__ = ("cmd", "done", "result", "error")
+    __slots__ = ("cmd", "size", "done", "result", "error")
 
     def __init__(self, cmd):
         self.cmd = cmd
+        # What the command carries into the log (objects are bytes; keys and ids are small).
+        self.size = sum(len(x) for x in cmd if isinstance(x, (bytes, bytearray)))
         self.done = threading.Event()
         self.result = None
         self.error = None
 
 
 class Batcher:
-    """Coalesces concurrent proposals into one Raft entry, and pipelines entries.
+    """Coalesces concurrent proposals into one Raft entry (at most MAX_BATCH proposals
+    and MAX_BATCH_BYTES of objects, but always at least one), and pipelines entries.
 
     Why: every Raft entry costs a pickle, an encryption, a send per follower, a
     journal write and a round of ticks; under concurrency one entry per write was
@@ -50,6 +53,9 @@ class Batcher:
     """
 
     MAX_BATCH = 256
+    # A batch is one Raft entry, held whole in memory by every replica and sent whole
+    # to every follower; 256 objects of up to 1 MiB each would be one 256 MiB entry.
+    MAX_BATCH_BYTES = 4 * 1024 * 1024
 
     def __init__(self, consumer):
         self.consumer = consumer
@@ -78,9 +84,19 @@ class Batcher:
                     self._cond.wait()
                 if self._closed:
                     return
-                batch = self._queue[:self.MAX_BATCH]
-                del self._queue[:self.MAX_BATCH]
+                batch = self._take()
             self._propose(batch)
+
+    def _take(self) -> list:
+        """The longest head of the queue within both caps (always at least one proposal)."""
+        n, size = 0, 0
+        for p in self._queue[:self.MAX_BATCH]:
+            if n and size + p.size > self.MAX_BATCH_BYTES:
+                break
+            n, size = n + 1, size + p.size
+        batch = self._queue[:n]
+        del self._queue[:n]
+        return batch
 
     def _propose(self, batch):
         def on_result(result, error, batch=batch):
