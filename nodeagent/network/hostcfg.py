@@ -22,6 +22,7 @@ import os
 import subprocess
 
 from nodeagent.network.names import FWD_CHAIN, NAT_CHAIN
+from nodeagent.proxy.iptables import Iptables
 
 log = logging.getLogger("skiff.agent.network")
 
@@ -102,21 +103,13 @@ def plan_chains(saved: str, chains: list) -> str | None:
     return "\n".join(out) + "\n" if out else None
 
 
-def _run(argv, input_text=None):
-    return subprocess.run(argv, input=input_text, capture_output=True, text=True, check=False)
-
-
-def ensure_chains(pod_cidr: str, cluster_cidr: str) -> bool:
+def ensure_chains(pod_cidr: str, cluster_cidr: str, iptables: Iptables | None = None) -> bool:
     """Make the masquerade and forward chains exact and jumped to; True if changed.
     One iptables-save per check (this runs every few seconds on every node), and one
     iptables-restore only when something differs."""
-    r = _run(["iptables-save"])
-    if r.returncode != 0:
-        raise RuntimeError(f"iptables-save: {r.stderr.strip()}")
-    text = plan_chains(r.stdout, desired_chains(pod_cidr, cluster_cidr))
+    ipt = iptables or Iptables()
+    text = plan_chains(ipt.save(), desired_chains(pod_cidr, cluster_cidr))
     if text is None:
         return False
-    r = _run(["iptables-restore", "-w", "--noflush"], text)
-    if r.returncode != 0:
-        raise RuntimeError(f"iptables-restore: {r.stderr.strip()}")
+    ipt.restore(text)
     return True

@@ -30,7 +30,7 @@ class Iptables:
         return self._run(["iptables-save"]).stdout
 
     def restore(self, text: str) -> None:
-        self._run(["iptables-restore", "--noflush"], stdin=text)
+        self._run(["iptables-restore", "-w", "5", "--noflush"], stdin=text)
 
     def ensure_jump(self, table: str, chain: str, spec: list) -> bool:
         """True when the rule had to be inserted."""
