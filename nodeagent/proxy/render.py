@@ -215,12 +215,18 @@ def render_ports(ports, node: Node, existing=None) -> str:
         if sp.node_port:
             nodeport_lines.append(f'-A {NODEPORTS} -p {sp.protocol} -m comment --comment "{sp.label}" '
                                   f'-m {sp.protocol} --dport {sp.node_port} -j {ext}')
-        rules = []
-        if node.cluster_cidr:
-            rules.append(f'-A {svc} ! -s {node.cluster_cidr} -d {sp.cluster_ip}/32 -p {sp.protocol} '
-                         f'-m comment --comment "{sp.label} cluster IP" -m {sp.protocol} --dport {sp.port} '
-                         f'-j {MARK_MASQ}')
-        per_chain[svc] = rules + _spread(svc, sp, seps)
+        # The cluster-wide chain is only rendered when something jumps to it: the ClusterIP
+        # rule (internalTrafficPolicy Cluster) or the EXT chain (both external policies send
+        # some traffic there). Likewise only the endpoint chains a rendered chain uses.
+        if not sp.local_internal or external:
+            rules = []
+            if node.cluster_cidr:
+                rules.append(f'-A {svc} ! -s {node.cluster_cidr} -d {sp.cluster_ip}/32 -p {sp.protocol} '
+                             f'-m comment --comment "{sp.label} cluster IP" -m {sp.protocol} '
+                             f'--dport {sp.port} -j {MARK_MASQ}')
+            per_chain[svc] = rules + _spread(svc, sp, seps)
+        else:
+            seps = local
         if svl and (sp.local_internal or (external and sp.local_external)):
             per_chain[svl] = _spread(svl, sp, local)
         if external and sp.local_external:

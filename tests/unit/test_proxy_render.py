@@ -108,7 +108,7 @@ def test_invariants(name):
     text = r.render(services, endpoints, node, existing)
     # Deterministic, also with inputs in another order.
     assert text == r.render(list(reversed(services)), list(reversed(endpoints)), node, existing)
-    declared, used = set(), set()
+    declared, used, deleted = set(), set(), set()
     table = None
     for line in text.splitlines():
         if line.startswith("*"):
@@ -125,7 +125,11 @@ def test_invariants(name):
                 used.add((table, target))
         elif line.startswith("-X "):
             assert line.split()[1].startswith("SKIFF-")
+            deleted.add((table, line.split()[1]))
     assert used <= declared
+    # Every per-service chain is jumped to (kube-proxy renders no unreferenced chains either).
+    dynamic = {(t, c) for t, c in declared - deleted if re.match(r"SKIFF-(SVC|SVL|SEP|EXT)-", c)}
+    assert dynamic <= used, sorted(dynamic - used)
     assert text.count("COMMIT") == 2
     assert "KUBE-" not in text and "DOCKER" not in text   # never touches other software's chains
 
