@@ -22,13 +22,14 @@ import signal
 import socket
 import threading
 
-from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated  # noqa: F401 - FAIL_REASON re-exported
 
 # pysyncobj/win_inet_pton.py (imported by its TCP transport) sets socket.inet_ntop,
 # for the whole process and on every platform, to a Windows-only shim that raises
 # TypeError on Linux. pyroute2 decodes addresses with it: in a process that had
 # imported PySyncObj, every interface address read back as missing (the test run
-# then re-added a pod's address: EEXIST). Put the C function back.
+# then re-added a pod's address: EEXIST). Put the C function back. pyroute2 copies the
+# function when it is imported, so import PySyncObj only through this module.
 socket.inet_ntop = _socket.inet_ntop
 
 from controlplane.store.state import StoreState

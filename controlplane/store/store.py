@@ -11,9 +11,8 @@ import logging
 import threading
 import time
 
-from pysyncobj import FAIL_REASON
-
-from controlplane.store.raft import SkiffSyncObj, StoreConsumer, make_conf
+# PySyncObj only through raft.py, which repairs what its import breaks (socket.inet_ntop).
+from controlplane.store.raft import FAIL_REASON, SkiffSyncObj, StoreConsumer, make_conf
 
 log = logging.getLogger("skiff.store")
 
@@ -88,7 +87,8 @@ class Batcher:
             self._propose(batch)
 
     def _take(self) -> list:
-        """The longest head of the queue within both caps (always at least one proposal)."""
+        """The longest head of the queue within both caps (always at least one proposal).
+        The caller holds self._cond."""
         n, size = 0, 0
         for p in self._queue[:self.MAX_BATCH]:
             if n and size + p.size > self.MAX_BATCH_BYTES:

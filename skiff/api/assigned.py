@@ -34,10 +34,12 @@ def _externally_accessible(spec) -> bool:
 
 
 def _drop_external_policy_left_behind(new, old) -> None:
-    """A Service turned internal (type ClusterIP, no externalIPs) that still carries
-    the externalTrafficPolicy it had unchanged loses it, as in Kubernetes: the user
-    changed the type, not the policy, and the field means nothing any more. A policy
-    the update changes is the user's and is validated as given."""
+    """A Service that stops being reachable from outside (type ClusterIP or ExternalName,
+    no externalIPs) and still carries the externalTrafficPolicy it had, unchanged, loses
+    it: the user changed the type, not the policy, which means nothing any more.
+    Kubernetes drops it the same way (its test is the type alone; skiff also counts
+    externalIPs as outside reach, as its validation does). A policy the update changes
+    is the user's and is validated as given."""
     if (_externally_accessible(old) and not _externally_accessible(new)
             and new.external_traffic_policy == old.external_traffic_policy):
         new.external_traffic_policy = ""

@@ -10,8 +10,8 @@ every entry - and that plain PySyncObj really loses them (so the test has teeth)
 import os
 
 import pytest
-from pysyncobj import SyncObj
 
+# PySyncObj only through raft.py (it repairs socket.inet_ntop after PySyncObj's import).
 from controlplane.store import raft as raftmod
 from tests.helpers import free_port_block, remove, temp_dir, wait_until
 
@@ -36,7 +36,7 @@ def _crashing(cls):
     class Crashing(cls):
         def _SyncObj__deleteEntriesTo(self, idx):  # noqa: N802
             if not _CRASHED["on"]:
-                SyncObj._SyncObj__deleteEntriesTo(self, idx)
+                raftmod.SyncObj._SyncObj__deleteEntriesTo(self, idx)
 
     return Crashing
 
@@ -71,7 +71,7 @@ def _restart(cls, data_dir, port):
         node.destroy()
 
 
-@pytest.mark.parametrize("cls,keeps", [(raftmod.SkiffSyncObj, True), (SyncObj, False)])
+@pytest.mark.parametrize("cls,keeps", [(raftmod.SkiffSyncObj, True), (raftmod.SyncObj, False)])
 def test_entries_newer_than_dump_survive_a_crash_before_trim(cls, keeps):
     data_dir = temp_dir("journal")
     port = free_port_block(1)

@@ -4,8 +4,8 @@ together, within the count and byte caps, in order, each waiter getting its own 
 import threading
 
 import pytest
-from pysyncobj import FAIL_REASON
 
+from controlplane.store.raft import FAIL_REASON
 from controlplane.store.store import Batcher
 
 MIB = 1024 * 1024

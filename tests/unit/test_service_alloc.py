@@ -129,7 +129,11 @@ def test_load_balancer_local_turned_cluster_ip_is_accepted(w):
     a = result_obj(w.create(lb))
     back = svc("a", rv=a.metadata.resource_version)
     back.spec.external_traffic_policy = "Local"     # the user's manifest, only the type edited
-    admission.admit(kinds.lookup("Service"), back, old=a, creating=False)   # was refused
+    admitted = svc("a", rv=a.metadata.resource_version)
+    admitted.CopyFrom(back)
+    admission.admit(kinds.lookup("Service"), admitted, old=a, creating=False)   # was refused
+    assert admitted.spec.external_traffic_policy == ""
+    # The replicated apply drops it too, against the stored object (a proposer's copy may be stale).
     b = result_obj(w.update(back))
     assert b.spec.type == "ClusterIP" and b.spec.external_traffic_policy == ""
 
