@@ -41,6 +41,10 @@ pod=$("$SKIFF" get po -n demo -l app=web -o name | head -1 | cut -d/ -f2)
 run exec -n demo "$pod" -- sh -c 'echo "GREETING=$GREETING"; printf "GET / HTTP/1.0\r\n\r\n" | nc 127.0.0.1 8080 | tail -1'
 run describe pod -n demo "$pod" | tail -12
 
+say "the Service: one name and one ClusterIP in front of the three pods (iptables on every node)"
+run get svc,endpoints -n demo
+run exec -n demo "$pod" -- sh -c 'for i in 1 2 3 4 5 6 7 8 9; do wget -qO- http://web/pod; done | sort | uniq -c'
+
 say "chaos: power off the node running $pod, and kill the Raft leader"
 node=$("$SKIFF" get po -n demo "$pod" -o wide | awk 'NR==2 {print $7}')
 run chaos kill-node "$node" "${LAB[@]}"

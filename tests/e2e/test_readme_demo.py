@@ -1,6 +1,7 @@
 """The README's main command, run as written (with its own lab dir, prefix and subnet)."""
 
 import os
+import re
 import subprocess
 
 from tests.e2e.conftest import Cli, dump_lab_logs
@@ -24,6 +25,10 @@ def test_lab_demo_script_runs_the_workload_and_heals():
         assert "deployment.apps/web created" in r.stdout
         assert "GREETING=hello from skiff" in r.stdout
         assert "skiff demo" in r.stdout  # the page httpd served from the configMap volume
+        # 9 calls to http://web/pod (DNS name -> ClusterIP -> iptables) from one pod: each line
+        # of `uniq -c` is "<count> <pod name>"; every answer came from a web pod.
+        answers = re.findall(r"^\s+(\d+) (web-\S+)$", r.stdout, re.MULTILINE)
+        assert answers and sum(int(n) for n, _ in answers) == 9, r.stdout[-3000:]
         assert "killed control-plane replica" in r.stdout
         status = cli.out("cluster", "status")
         assert status.count(" yes") == 3, status
