@@ -5,6 +5,7 @@ apply uses it again against the stored object (a replica's own copy may be stale
 """
 
 from skiff.api.kinds import Kind
+from skiff.api.validation import externally_accessible
 
 
 def carry_over_assigned(kind: Kind, new, old) -> None:
@@ -29,17 +30,13 @@ def carry_over_assigned(kind: Kind, new, old) -> None:
                     p.node_port = assigned.get((p.port, p.protocol or "TCP"), 0)
 
 
-def _externally_accessible(spec) -> bool:
-    return spec.type in ("NodePort", "LoadBalancer") or bool(spec.external_ips)
-
-
 def _drop_external_policy_left_behind(new, old) -> None:
     """A Service that stops being reachable from outside (type ClusterIP or ExternalName,
     no externalIPs) and still carries the externalTrafficPolicy it had, unchanged, loses
     it: the user changed the type, not the policy, which means nothing any more.
     Kubernetes drops it the same way (its test is the type alone; skiff also counts
-    externalIPs as outside reach, as its validation does). A policy the update changes
-    is the user's and is validated as given."""
-    if (_externally_accessible(old) and not _externally_accessible(new)
+    externalIPs as outside reach: validation's externally_accessible decides both).
+    A policy the update changes is the user's and is validated as given."""
+    if (externally_accessible(old) and not externally_accessible(new)
             and new.external_traffic_policy == old.external_traffic_policy):
         new.external_traffic_policy = ""

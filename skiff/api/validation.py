@@ -817,6 +817,12 @@ def _int_or_percent(v: pb.IntOrString, path, errs):
     return None
 
 
+def externally_accessible(spec) -> bool:
+    """Reachable from outside the cluster: a node port, a LoadBalancer, or externalIPs
+    (where externalTrafficPolicy means something)."""
+    return spec.type in ("NodePort", "LoadBalancer") or bool(spec.external_ips)
+
+
 def _validate_service(svc: pb.Service, errs) -> None:
     spec = svc.spec
     _enum(errs, "spec.type", spec.type, SERVICE_TYPES)
@@ -837,7 +843,7 @@ def _validate_service(svc: pb.Service, errs) -> None:
     for i, ip in enumerate(spec.external_ips):
         _check(errs, f"spec.externalIPs[{i}]", ip, validate_ipv4(ip))
     _enum(errs, "spec.externalTrafficPolicy", spec.external_traffic_policy, TRAFFIC_POLICIES, allow_empty=True)
-    if spec.external_traffic_policy and spec.type not in ("NodePort", "LoadBalancer") and not spec.external_ips:
+    if spec.external_traffic_policy and not externally_accessible(spec):
         _invalid(errs, "spec.externalTrafficPolicy", spec.external_traffic_policy,
                  "may only be set for externally-accessible services (type NodePort or LoadBalancer, "
                  "or with externalIPs)")
