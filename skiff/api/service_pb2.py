@@ -26,39 +26,39 @@ from skiff.api import objects_pb2 as skiff_dot_api_dot_objects__pb2
 from skiff.api import node_pb2 as skiff_dot_api_dot_node__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17skiff/api/service.proto\x12\tskiff.api\x1a\x17skiff/api/objects.proto\x1a\x14skiff/api/node.proto\"q\n\x0cWriteRequest\x12!\n\x06object\x18\x01 \x01(\x0b\x32\x11.skiff.api.Object\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x13\n\x0bsubresource\x18\x03 \x01(\t\x12\x15\n\rfield_manager\x18\x04 \x01(\t\"B\n\rWriteResponse\x12!\n\x06object\x18\x01 \x01(\x0b\x32\x11.skiff.api.Object\x12\x0e\n\x06result\x18\x02 \x01(\t\":\n\tObjectRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"E\n\nGetRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.skiff.api.ObjectRef\x12\x14\n\x0clinearizable\x18\x02 \x01(\x08\"t\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x14\n\x0clinearizable\x18\x04 \x01(\x08\x12\x16\n\x0e\x66ield_selector\x18\x05 \x01(\t\"J\n\x0cListResponse\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.skiff.api.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xa9\x01\n\rDeleteRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.skiff.api.ObjectRef\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x18\n\x10resource_version\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12!\n\x14grace_period_seconds\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x17\n\x15_grace_period_seconds\"3\n\x0e\x44\x65leteResponse\x12!\n\x06object\x18\x01 \x01(\x0b\x32\x11.skiff.api.Object\"y\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x05 \x01(\t\"W\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12!\n\x06object\x18\x02 \x01(\x0b\x32\x11.skiff.api.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"*\n\x14\x43lusterStatusRequest\x12\x12\n\nlocal_only\x18\x01 \x01(\x08\"\xdd\x01\n\rReplicaStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_address\x18\x02 \x01(\t\x12\x14\n\x0craft_address\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x0c\n\x04term\x18\x05 \x01(\x03\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x03\x12\x15\n\rapplied_index\x18\x07 \x01(\x03\x12\x11\n\treachable\x18\x08 \x01(\x08\x12\x0e\n\x06leader\x18\t \x01(\t\x12\x18\n\x10resource_version\x18\n \x01(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\t\"X\n\x15\x43lusterStatusResponse\x12*\n\x08replicas\x18\x01 \x03(\x0b\x32\x18.skiff.api.ReplicaStatus\x12\x13\n\x0b\x61nswered_by\x18\x02 \x01(\t2\xad\x05\n\x03\x41pi\x12;\n\x06\x43reate\x12\x17.skiff.api.WriteRequest\x1a\x18.skiff.api.WriteResponse\x12;\n\x06Update\x12\x17.skiff.api.WriteRequest\x1a\x18.skiff.api.WriteResponse\x12:\n\x05\x41pply\x12\x17.skiff.api.WriteRequest\x1a\x18.skiff.api.WriteResponse\x12/\n\x03Get\x12\x15.skiff.api.GetRequest\x1a\x11.skiff.api.Object\x12\x37\n\x04List\x12\x16.skiff.api.ListRequest\x1a\x17.skiff.api.ListResponse\x12=\n\x06\x44\x65lete\x12\x18.skiff.api.DeleteRequest\x1a\x19.skiff.api.DeleteResponse\x12\x39\n\x05Watch\x12\x17.skiff.api.WatchRequest\x1a\x15.skiff.api.WatchEvent0\x01\x12R\n\rClusterStatus\x12\x1f.skiff.api.ClusterStatusRequest\x1a .skiff.api.ClusterStatusResponse\x12\x38\n\x07PodLogs\x12\x16.skiff.api.LogsRequest\x1a\x13.skiff.api.LogChunk0\x01\x12:\n\x07PodExec\x12\x14.skiff.api.ExecInput\x1a\x15.skiff.api.ExecOutput(\x01\x30\x01\x12\x42\n\tLoadImage\x12\x15.skiff.api.ImageChunk\x1a\x1c.skiff.api.LoadImageResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17skiff/api/service.proto\x12\tskiff.api\x1a\x17skiff/api/objects.proto\x1a\x14skiff/api/node.proto\"\x82\x01\n\x0cWriteRequest\x12!\n\x06object\x18\x01 \x01(\x0b\x32\x11.skiff.api.Object\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x13\n\x0bsubresource\x18\x03 \x01(\t\x12\x15\n\rfield_manager\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\"B\n\rWriteResponse\x12!\n\x06object\x18\x01 \x01(\x0b\x32\x11.skiff.api.Object\x12\x0e\n\x06result\x18\x02 \x01(\t\":\n\tObjectRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"E\n\nGetRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.skiff.api.ObjectRef\x12\x14\n\x0clinearizable\x18\x02 \x01(\x08\"t\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x14\n\x0clinearizable\x18\x04 \x01(\x08\x12\x16\n\x0e\x66ield_selector\x18\x05 \x01(\t\"J\n\x0cListResponse\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.skiff.api.Object\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xba\x01\n\rDeleteRequest\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.skiff.api.ObjectRef\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x18\n\x10resource_version\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12!\n\x14grace_period_seconds\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\x42\x17\n\x15_grace_period_seconds\"3\n\x0e\x44\x65leteResponse\x12!\n\x06object\x18\x01 \x01(\x0b\x32\x11.skiff.api.Object\"y\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x05 \x01(\t\"W\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12!\n\x06object\x18\x02 \x01(\x0b\x32\x11.skiff.api.Object\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"*\n\x14\x43lusterStatusRequest\x12\x12\n\nlocal_only\x18\x01 \x01(\x08\"\xdd\x01\n\rReplicaStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_address\x18\x02 \x01(\t\x12\x14\n\x0craft_address\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x0c\n\x04term\x18\x05 \x01(\x03\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x03\x12\x15\n\rapplied_index\x18\x07 \x01(\x03\x12\x11\n\treachable\x18\x08 \x01(\x08\x12\x0e\n\x06leader\x18\t \x01(\t\x12\x18\n\x10resource_version\x18\n \x01(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\t\"X\n\x15\x43lusterStatusResponse\x12*\n\x08replicas\x18\x01 \x03(\x0b\x32\x18.skiff.api.ReplicaStatus\x12\x13\n\x0b\x61nswered_by\x18\x02 \x01(\t2\xad\x05\n\x03\x41pi\x12;\n\x06\x43reate\x12\x17.skiff.api.WriteRequest\x1a\x18.skiff.api.WriteResponse\x12;\n\x06Update\x12\x17.skiff.api.WriteRequest\x1a\x18.skiff.api.WriteResponse\x12:\n\x05\x41pply\x12\x17.skiff.api.WriteRequest\x1a\x18.skiff.api.WriteResponse\x12/\n\x03Get\x12\x15.skiff.api.GetRequest\x1a\x11.skiff.api.Object\x12\x37\n\x04List\x12\x16.skiff.api.ListRequest\x1a\x17.skiff.api.ListResponse\x12=\n\x06\x44\x65lete\x12\x18.skiff.api.DeleteRequest\x1a\x19.skiff.api.DeleteResponse\x12\x39\n\x05Watch\x12\x17.skiff.api.WatchRequest\x1a\x15.skiff.api.WatchEvent0\x01\x12R\n\rClusterStatus\x12\x1f.skiff.api.ClusterStatusRequest\x1a .skiff.api.ClusterStatusResponse\x12\x38\n\x07PodLogs\x12\x16.skiff.api.LogsRequest\x1a\x13.skiff.api.LogChunk0\x01\x12:\n\x07PodExec\x12\x14.skiff.api.ExecInput\x1a\x15.skiff.api.ExecOutput(\x01\x30\x01\x12\x42\n\tLoadImage\x12\x15.skiff.api.ImageChunk\x1a\x1c.skiff.api.LoadImageResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skiff.api.service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WRITEREQUEST']._serialized_start=85
-  _globals['_WRITEREQUEST']._serialized_end=198
-  _globals['_WRITERESPONSE']._serialized_start=200
-  _globals['_WRITERESPONSE']._serialized_end=266
-  _globals['_OBJECTREF']._serialized_start=268
-  _globals['_OBJECTREF']._serialized_end=326
-  _globals['_GETREQUEST']._serialized_start=328
-  _globals['_GETREQUEST']._serialized_end=397
-  _globals['_LISTREQUEST']._serialized_start=399
-  _globals['_LISTREQUEST']._serialized_end=515
-  _globals['_LISTRESPONSE']._serialized_start=517
-  _globals['_LISTRESPONSE']._serialized_end=591
-  _globals['_DELETEREQUEST']._serialized_start=594
-  _globals['_DELETEREQUEST']._serialized_end=763
-  _globals['_DELETERESPONSE']._serialized_start=765
-  _globals['_DELETERESPONSE']._serialized_end=816
-  _globals['_WATCHREQUEST']._serialized_start=818
-  _globals['_WATCHREQUEST']._serialized_end=939
-  _globals['_WATCHEVENT']._serialized_start=941
-  _globals['_WATCHEVENT']._serialized_end=1028
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=1030
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=1072
-  _globals['_REPLICASTATUS']._serialized_start=1075
-  _globals['_REPLICASTATUS']._serialized_end=1296
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=1298
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=1386
-  _globals['_API']._serialized_start=1389
-  _globals['_API']._serialized_end=2074
+  _globals['_WRITEREQUEST']._serialized_start=86
+  _globals['_WRITEREQUEST']._serialized_end=216
+  _globals['_WRITERESPONSE']._serialized_start=218
+  _globals['_WRITERESPONSE']._serialized_end=284
+  _globals['_OBJECTREF']._serialized_start=286
+  _globals['_OBJECTREF']._serialized_end=344
+  _globals['_GETREQUEST']._serialized_start=346
+  _globals['_GETREQUEST']._serialized_end=415
+  _globals['_LISTREQUEST']._serialized_start=417
+  _globals['_LISTREQUEST']._serialized_end=533
+  _globals['_LISTRESPONSE']._serialized_start=535
+  _globals['_LISTRESPONSE']._serialized_end=609
+  _globals['_DELETEREQUEST']._serialized_start=612
+  _globals['_DELETEREQUEST']._serialized_end=798
+  _globals['_DELETERESPONSE']._serialized_start=800
+  _globals['_DELETERESPONSE']._serialized_end=851
+  _globals['_WATCHREQUEST']._serialized_start=853
+  _globals['_WATCHREQUEST']._serialized_end=974
+  _globals['_WATCHEVENT']._serialized_start=976
+  _globals['_WATCHEVENT']._serialized_end=1063
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=1065
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=1107
+  _globals['_REPLICASTATUS']._serialized_start=1110
+  _globals['_REPLICASTATUS']._serialized_end=1331
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=1333
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=1421
+  _globals['_API']._serialized_start=1424
+  _globals['_API']._serialized_end=2109
 # @@protoc_insertion_point(module_scope)

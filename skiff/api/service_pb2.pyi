@@ -9,16 +9,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WriteRequest(_message.Message):
-    __slots__ = ("object", "request_id", "subresource", "field_manager")
+    __slots__ = ("object", "request_id", "subresource", "field_manager", "dry_run")
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SUBRESOURCE_FIELD_NUMBER: _ClassVar[int]
     FIELD_MANAGER_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     object: _objects_pb2.Object
     request_id: str
     subresource: str
     field_manager: str
-    def __init__(self, object: _Optional[_Union[_objects_pb2.Object, _Mapping]] = ..., request_id: _Optional[str] = ..., subresource: _Optional[str] = ..., field_manager: _Optional[str] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, object: _Optional[_Union[_objects_pb2.Object, _Mapping]] = ..., request_id: _Optional[str] = ..., subresource: _Optional[str] = ..., field_manager: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class WriteResponse(_message.Message):
     __slots__ = ("object", "result")
@@ -69,18 +71,20 @@ class ListResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[_objects_pb2.Object, _Mapping]]] = ..., resource_version: _Optional[str] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
-    __slots__ = ("ref", "request_id", "resource_version", "uid", "grace_period_seconds")
+    __slots__ = ("ref", "request_id", "resource_version", "uid", "grace_period_seconds", "dry_run")
     REF_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
     GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     ref: ObjectRef
     request_id: str
     resource_version: str
     uid: str
     grace_period_seconds: int
-    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., request_id: _Optional[str] = ..., resource_version: _Optional[str] = ..., uid: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., request_id: _Optional[str] = ..., resource_version: _Optional[str] = ..., uid: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
     __slots__ = ("object",)
