@@ -23,7 +23,7 @@ Commands are plain tuples (pickled into the Raft log):
 Results: ("ok", outcome, env_bytes_or_None, rv) or ("error", code, message).
 
 Services get their clusterIP, nodePorts and LoadBalancer ingress here, in the one
-ordered apply (controlplane/store/svcalloc.py), so allocation is race-free; `alloc`
+ordered apply (skiff/api/svcalloc.py, the Service kind's store hook), so allocation is race-free; `alloc`
 is the proposer's allocation settings (ServicesConfig.alloc_settings()), carried in
 the command so that every replica decides the same. status.loadBalancer belongs to
 the allocator: a status write keeps the assigned ingress.
@@ -32,7 +32,7 @@ the allocator: a status write keeps the assigned ingress.
 from collections import OrderedDict, deque
 from itertools import islice
 
-from controlplane.store import svcalloc
+from skiff.api import svcalloc
 from skiff.api import kinds, validation
 from skiff.api.assigned import carry_over_assigned
 from skiff.api import objects_pb2 as pb
