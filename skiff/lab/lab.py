@@ -24,10 +24,9 @@ import time
 
 import yaml
 
-from controlplane.config import NetworkConfig
 from skiff.lab import mounts, procs
 from skiff.lab.controlplane import ControlPlane, services_for_subnet
-from skiff.lab.plan import DEFAULT_PREFIX, DEFAULT_SUBNET, BRIDGE, Plan, PlanError, make_plan
+from skiff.lab.plan import CLUSTER_CIDR, DEFAULT_PREFIX, DEFAULT_SUBNET, BRIDGE, Plan, PlanError, make_plan
 
 DEFAULT_LAB_DIR = os.environ.get("SKIFF_LAB_DIR", "/var/lib/skiff-lab")
 STATE_FILE = "lab.json"
@@ -97,8 +96,7 @@ class Lab:
                           raft_base_port=cp_state["raftBasePort"],
                           addresses=[m.address for m in plan.replicas] if plan else None,
                           netns=[m.netns for m in plan.replicas] if plan else None,
-                          network=NetworkConfig(backend=state["network"]["backend"])
-                          if state.get("network") else None,
+                          network=dict(state["network"]) if state.get("network") else None,
                           services=services_for_subnet(plan.subnet) if plan else None)
         cp.pids = {k: int(v) for k, v in cp_state.get("pids", {}).items()}
         return cp
@@ -289,12 +287,12 @@ class Lab:
         cp = ControlPlane(self.lab_dir, replicas=len(plan.replicas), api_base_port=api_port,
                           raft_base_port=raft_port, addresses=[m.address for m in plan.replicas],
                           netns=[m.netns for m in plan.replicas], host="",
-                          network=NetworkConfig(backend=network),
+                          network={"backend": network, "clusterCIDR": CLUSTER_CIDR},
                           services=services_for_subnet(plan.subnet))
         state = self._new_state("nodes", cp, len(plan.replicas), "")
         state.update({"plan": {"prefix": plan.prefix, "subnet": plan.subnet,
                                "nodes": len(plan.nodes), "replicas": len(plan.replicas)},
-                      "network": {"backend": network, "clusterCIDR": cp.network.cluster_cidr},
+                      "network": dict(cp.network),   # the replicas' network: section
                       "made": [], "nodes": {m.name: {} for m in plan.nodes}})
         self.save(state)
 
