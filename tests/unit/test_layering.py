@@ -21,13 +21,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PACKAGES = ("skiff", "controlplane", "nodeagent")
 MAX_LINES = 600
 
-# (importer's top package, imported top package) -> the rule that forbids it
-FORBIDDEN = {
-    ("skiff", "controlplane"): "skiff/ imports nothing from controlplane/ or nodeagent/",
-    ("skiff", "nodeagent"): "skiff/ imports nothing from controlplane/ or nodeagent/",
-    ("controlplane", "nodeagent"): "controlplane/ and nodeagent/ never import each other",
-    ("nodeagent", "controlplane"): "controlplane/ and nodeagent/ never import each other",
-}
+# (importer, imported, rule): a module under the first package may not import one under the
+# second. Packages are dotted prefixes of module names.
+_OWN = "skiff/ imports nothing from controlplane/ or nodeagent/"
+_PEERS = "controlplane/ and nodeagent/ never import each other"
+_AGENT = "nodeagent/runtime/ and nodeagent/probes/ import nothing from nodeagent/podsync/ (it builds on them)"
+FORBIDDEN = [
+    ("skiff", "controlplane", _OWN),
+    ("skiff", "nodeagent", _OWN),
+    ("controlplane", "nodeagent", _PEERS),
+    ("nodeagent", "controlplane", _PEERS),
+    ("nodeagent.runtime", "nodeagent.podsync", _AGENT),
+    ("nodeagent.probes", "nodeagent.podsync", _AGENT),
+]
+
+
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 def source_files(root: str = ROOT) -> dict[str, str]:
@@ -92,11 +102,12 @@ def import_graph(root: str = ROOT):
 
 def layer_violations(files, edges) -> list[str]:
     out = []
-    for module, imported in sorted(edges.items()):
-        for line, target in imported:
-            rule = FORBIDDEN.get((module.split(".")[0], target.split(".")[0]))
-            if rule:
-                out.append(f"{files[module]}:{line} imports {target} — breaks the rule: {rule}")
+    for module, imports in sorted(edges.items()):
+        for line, target in imports:
+            for importer, imported, rule in FORBIDDEN:
+                if _under(module, importer) and _under(target, imported):
+                    out.append(f"{files[module]}:{line} imports {target} — breaks the rule: {rule}")
+                    break
     return out
 
 
@@ -214,6 +225,23 @@ def test_checker_sees_function_local_relative_and_from_imports(tmp_path):
         "controlplane/ and nodeagent/ never import each other",
         "skiff/lab/a.py:2 imports controlplane.config — breaks the rule: "
         "skiff/ imports nothing from controlplane/ or nodeagent/",
+    ]
+
+
+def test_checker_applies_rules_between_subpackages(tmp_path):
+    root = _tree(tmp_path, {
+        "nodeagent/__init__.py": "",
+        "nodeagent/podsync/__init__.py": "",
+        "nodeagent/podsync/model.py": "from nodeagent.runtime.container import Observed\n",
+        "nodeagent/podsyncer.py": "",
+        "nodeagent/runtime/__init__.py": "",
+        "nodeagent/runtime/container.py": "import nodeagent.podsyncer\n",
+        "nodeagent/runtime/docker.py": "from nodeagent.podsync import model\n",
+    })
+    files, edges = import_graph(root)
+    assert layer_violations(files, edges) == [
+        "nodeagent/runtime/docker.py:1 imports nodeagent.podsync.model — breaks the rule: "
+        "nodeagent/runtime/ and nodeagent/probes/ import nothing from nodeagent/podsync/ (it builds on them)",
     ]
 
 
