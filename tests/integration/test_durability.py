@@ -182,7 +182,7 @@ def test_leader_kill_under_writes_loses_nothing_and_heals(own_cluster):
 
 
 def test_kill_during_compaction_under_writes_loses_no_acknowledged_write(own_cluster):
-    """STORE.md trap 3: kill -9 of the replica's pid alone while its compaction child runs.
+    """docs/store.md, trap 3: kill -9 of the replica's pid alone while its compaction child runs.
 
     The compaction child must die with its parent (no dump renamed into place after
     the replica is gone), and no acknowledged write may be lost anywhere.
