@@ -61,8 +61,8 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
         raise LabError(f"building the lab network: {exc!r}") from exc
     phases["network"] = time.monotonic() - t
     say(f"network: namespace {plan.lab_netns} bridge {BRIDGE} gateway {plan.gateway}; "
-         f"host {plan.host_address} on {plan.host_link}; "
-         f"{len(plan.members)} machine namespaces ({phases['network']:.1f}s)")
+        f"host {plan.host_address} on {plan.host_link}; "
+        f"{len(plan.members)} machine namespaces ({phases['network']:.1f}s)")
     dns = LabDns(plan)
     state["dns"] = {"pid": dns.start(env=process_env())}
     lab.save(state)
@@ -71,7 +71,7 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
     except RuntimeError as exc:
         raise LabError(str(exc)) from None
     say(f"dns: the lab's upstream resolver on {dns.upstream} (zone lab.: "
-         f"{', '.join(m.name for m in plan.members)}, host, gateway) pid={state['dns']['pid']}")
+        f"{', '.join(m.name for m in plan.members)}, host, gateway) pid={state['dns']['pid']}")
 
     # -- control plane (starts in the background)
     t_cp = time.monotonic()
@@ -81,7 +81,7 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
         state["controlplane"]["pids"] = dict(cp.pids)
         lab.save(state)
         say(f"control plane: {m.name} in {m.netns} api={cp.api_address(m.name)} "
-             f"raft={cp.raft_address(m.name)} pid={cp.pids[m.name]}")
+            f"raft={cp.raft_address(m.name)} pid={cp.pids[m.name]}")
 
     # -- engines (start in the background), images, then wait + load per node
     t_eng = time.monotonic()
@@ -89,7 +89,7 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
     for m in plan.nodes:
         pid = nodes[m.name].start_engine()
         say(f"engine: {m.name} in {m.netns} address {m.address} pid={pid} "
-             f"socket {nodes[m.name].paths.socket}")
+            f"socket {nodes[m.name].paths.socket}")
     t = time.monotonic()
     try:
         archives = images.build_all(os.path.join(lab.lab_dir, "images"))
@@ -110,7 +110,7 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
             for fut in concurrent.futures.as_completed(futures):
                 name, version, ready_s, tags, loaded_s = fut.result()
                 say(f"engine: {name} answers (docker {version}, {ready_s:.1f}s); "
-                     f"loaded {', '.join(sorted(tags))} ({loaded_s:.1f}s)")
+                    f"loaded {', '.join(sorted(tags))} ({loaded_s:.1f}s)")
         except (NodeError, OSError) as exc:
             raise LabError(str(exc)) from exc
         except Exception as exc:  # docker SDK errors while loading
@@ -187,18 +187,18 @@ def _summary(lab_dir, plan, cp, leader, nodes, state, phases, elapsed, agent_not
     p1 = plan.node_paths(n1.name)
     say("")
     say(f"skiff lab is up ({elapsed:.1f}s): {len(plan.replicas)} control-plane replicas, "
-         f"{len(plan.nodes)} nodes, on {plan.subnet}")
+        f"{len(plan.nodes)} nodes, on {plan.subnet}")
     say("  control plane: " + ", ".join(
         f"{n} {cp.api_address(n)}" + (" (leader)" if n == leader else "") for n in cp.names))
     say("  nodes        : " + ", ".join(f"{m.name} {m.address}" for m in plan.nodes)
-         + ("  (Ready)" if not agent_note else f"  (engines only; agents {agent_note})"))
+        + ("  (Ready)" if not agent_note else f"  (engines only; agents {agent_note})"))
     say(f"  host         : {plan.host_address} on {plan.host_link}; gateway {plan.gateway} "
-         f"on bridge {BRIDGE} in netns {plan.lab_netns}")
+        f"on bridge {BRIDGE} in netns {plan.lab_netns}")
     say(f"  config       : {user_config_path()}  (the CLI uses it; or SKIFF_SERVER=...)")
     say(f"  logs         : {logs}")
     say("  phases       : " + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()))
     say("  try          : skiff get nodes -o wide; skiff lab status; skiff cluster status")
     say(f"                 skiff chaos kill-node {plan.nodes[-1].name}; "
-         f"skiff chaos kill-controlplane leader")
+        f"skiff chaos kill-controlplane leader")
     say(f"                 docker -H {p1.docker_host} ps -a   ({n1.name}'s engine)")
     say(f"                 nsenter --net={n1.netns_path} ip addr")

@@ -190,7 +190,7 @@ class Lab:
         if alive and existing.get("complete", True):
             raise LabError(f"a lab is already up in {self.lab_dir} (skiff lab down first)")
         say(f"cleaning up the remains of an earlier lab in {self.lab_dir}"
-             + (f" (still running: {', '.join(alive)})" if alive else ""))
+            + (f" (still running: {', '.join(alive)})" if alive else ""))
         self.down(quiet=True)
 
     def _preflight_tools(self) -> None:
@@ -229,7 +229,7 @@ class Lab:
             cp.start(name)
             self.record_pids(cp)
             say(f"started control-plane replica {name} pid={cp.pids[name]} "
-                 f"api={cp.api_address(name)} raft={cp.raft_address(name)}")
+                f"api={cp.api_address(name)} raft={cp.raft_address(name)}")
         say("waiting for a Raft leader and the built-in namespaces ...")
         try:
             cp.wait_ready(timeout_s)
