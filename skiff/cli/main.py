@@ -10,33 +10,17 @@ import sys
 from skiff import client as clientmod
 from skiff.api import kinds
 from skiff.cli import lab_cmds, node_cmds, printers
+from skiff.cli.common import client as _client
+from skiff.cli.common import server_error
 from skiff.cli.describe import describe
 from skiff.cli.errors import CliError
 
 OUTPUTS = ("wide", "yaml", "json", "name")
 # What `skiff get all` shows, as kubectl does.
 ALL_KINDS = ["pods", "services", "deployments", "replicasets"]
-_ERROR_NAMES = {
-    clientmod.NotFound: "NotFound", clientmod.AlreadyExists: "AlreadyExists",
-    clientmod.Conflict: "Conflict", clientmod.Invalid: "Invalid",
-    clientmod.Expired: "Expired", clientmod.Unavailable: "ServiceUnavailable",
-}
-
-
-def server_error(exc: clientmod.ApiError, context: str = "") -> str:
-    name = _ERROR_NAMES.get(type(exc), "Error")
-    where = f"{context}: " if context else ""
-    return f"Error from server ({name}): {where}{exc.message}"
 
 
 # ------------------------------------------------------------------ helpers
-
-def _client(args) -> clientmod.Client:
-    try:
-        return clientmod.Client.from_config(args.server)
-    except clientmod.ApiError as exc:
-        raise CliError(exc.message) from None
-
 
 def _kind(word: str) -> kinds.Kind:
     try:

@@ -6,19 +6,9 @@ import threading
 import time
 
 from skiff import client as clientmod
+from skiff.cli.common import client as _client
+from skiff.cli.common import server_error as _server_error
 from skiff.cli.errors import CliError
-
-
-def _client(args):
-    try:
-        return clientmod.Client.from_config(args.server)
-    except clientmod.ApiError as exc:
-        raise CliError(exc.message) from None
-
-
-def _server_error(exc):
-    from skiff.cli.main import server_error
-    return server_error(exc)
 
 
 def _pod_name(word: str) -> str:
