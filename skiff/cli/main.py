@@ -9,7 +9,7 @@ import sys
 
 from skiff import client as clientmod
 from skiff.api import kinds
-from skiff.cli import lab_cmds, node_cmds, printers
+from skiff.cli import explain, lab_cmds, node_cmds, printers
 from skiff.cli.describe import describe
 from skiff.cli.errors import CliError
 
@@ -383,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("-o", "--output", choices=("yaml",), default=None)
     cs.set_defaults(func=cmd_cluster_status)
 
+    explain.add_parsers(sub, common)
     node_cmds.add_parsers(sub, common, ns)
     lab_cmds.add_parsers(sub, common)
     return p
