@@ -9,7 +9,8 @@ import sys
 
 from skiff import client as clientmod
 from skiff.api import kinds
-from skiff.cli import lab_cmds, node_cmds, printers
+from skiff.api.errors import ValidationError
+from skiff.cli import dry_run, explain, lab_cmds, node_cmds, printers
 from skiff.cli.common import client as _client
 from skiff.cli.common import server_error
 from skiff.cli.describe import describe
@@ -102,23 +103,33 @@ def _ns(args) -> str:
 # ------------------------------------------------------------------ commands
 
 def cmd_apply(args, create=False) -> int:
+    mode = dry_run.mode(args)
     objects = _load_manifests(args.filename, getattr(args, "recursive", False))
-    c = _client(args)
+    # create --dry-run=client never talks to a server.
+    c = None if mode == "client" and create else _client(args)
     failed = 0
     for where, kind, msg in objects:
         _namespace_for(args, kind, msg, where)
+        verb = "creating" if create else "applying"
         try:
-            if create:
-                out = c.create(msg)
-                result = "created"
+            if mode == "client":
+                result = dry_run.client_write(c, kind, msg, create)
+                name = dry_run.shown_name(kind, msg)
+            elif create:
+                out = c.create(msg, dry_run=mode == "server")
+                result, name = "created", printers.as_name(out)
             else:
-                out, result = c.apply(msg)
+                out, result = c.apply(msg, dry_run=mode == "server")
+                name = printers.as_name(out)
         except clientmod.ApiError as exc:
-            verb = "creating" if create else "applying"
             print(server_error(exc, f'error when {verb} "{where}"'), file=sys.stderr)
             failed += 1
             continue
-        print(f"{printers.as_name(out)} {result}")
+        except ValidationError as exc:
+            print(dry_run.invalid(kind, msg, exc, verb, where), file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{name} {result}{dry_run.SUFFIX[mode]}")
     return 1 if failed else 0
 
 
@@ -256,6 +267,7 @@ def cmd_describe(args) -> int:
 
 
 def cmd_delete(args) -> int:
+    mode = dry_run.mode(args)
     c = _client(args)
     targets = []
     if args.filename:
@@ -285,12 +297,16 @@ def cmd_delete(args) -> int:
     status = 0
     for kind, name, ns in targets:
         try:
-            obj = c.delete(kind, name, namespace=ns)
+            if mode == "client":  # read it: a delete of a missing object fails
+                obj = c.get(kind, name, namespace=ns)
+            else:
+                obj = c.delete(kind, name, namespace=ns, dry_run=mode == "server")
         except clientmod.ApiError as exc:
             print(server_error(exc), file=sys.stderr)
             status = 1
             continue
-        print(f"{printers.as_name(obj) if obj else kind.name.lower() + '/' + name} deleted")
+        shown = printers.as_name(obj) if obj else kind.name.lower() + '/' + name
+        print(f"{shown} deleted{dry_run.SUFFIX[mode]}")
     return status
 
 
@@ -340,8 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     a = sub.add_parser("apply", parents=[common, ns, files], help="create or update from files")
+    dry_run.add_flag(a)
     a.set_defaults(func=cmd_apply)
     a = sub.add_parser("create", parents=[common, ns, files], help="create from files")
+    dry_run.add_flag(a)
     a.set_defaults(func=lambda args: cmd_apply(args, create=True))
 
     g = sub.add_parser("get", parents=[common, ns, listing], help="list or show objects")
@@ -359,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("names", nargs="*", metavar="KIND [NAME...]")
     x.add_argument("-l", "--selector", default=None)
     x.add_argument("--all", action="store_true")
+    dry_run.add_flag(x)
     x.set_defaults(func=cmd_delete)
 
     c = sub.add_parser("cluster", parents=[common], help="control-plane status")
@@ -367,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("-o", "--output", choices=("yaml",), default=None)
     cs.set_defaults(func=cmd_cluster_status)
 
+    explain.add_parsers(sub, common)
     node_cmds.add_parsers(sub, common, ns)
     lab_cmds.add_parsers(sub, common)
     return p
