@@ -10,7 +10,10 @@ Invariants:
   depend on an earlier one's change: defaults need a normalized namespace).
 - Validating plugins all run and their FieldErrors accumulate, so a user sees
   every problem at once; a plugin marked only_if_valid runs only when no earlier
-  validating plugin found an error (its check assumes a valid object).
+  validating plugin found an error (its check assumes a valid object). A path
+  an earlier validating plugin has reported is not reported again by a later
+  one (validation forbids activeDeadlineSeconds in a ReplicaSet's template; the
+  not-supported-yet check would say so a second time).
 - A plugin that needs a view is skipped when there is none (bootstrap, tools):
   its rule is either re-checked in the replicated apply or advisory.
 """
@@ -94,6 +97,7 @@ class Chain:
                 continue
             if plugin.only_if_valid and errors:
                 continue
-            errors.extend(plugin.validate(attrs))
+            reported = {e.path for e in errors}
+            errors.extend(e for e in plugin.validate(attrs) if e.path not in reported)
         if errors:
             raise AdmissionError(errors)

@@ -1,0 +1,122 @@
+"""Fields skiff decodes but does not honour are refused, each with its full path.
+
+Every row breaks one valid object with one such field and checks the exact path;
+the rows that must pass check that the honoured neighbours of a refused field
+(a memory-backed emptyDir with a sizeLimit, hostPort with hostNetwork, the
+"default" service account, nodeAffinity) stay accepted.
+"""
+
+import copy
+
+import pytest
+
+from skiff.api import codec, kinds, unsupported
+
+CONTAINER = {"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
+POD_SPEC = {"containers": [CONTAINER], "volumes": [{"name": "data", "emptyDir": {}}]}
+
+
+def pod(spec):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": spec}
+
+
+def templated(kind_name):
+    def make(spec):
+        return {"apiVersion": "apps/v1", "kind": kind_name, "metadata": {"name": "web"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec}}}
+    return make
+
+
+# (where the pod spec sits, how to build the object around a pod spec)
+HOLDERS = [("spec", pod), ("spec.template.spec", templated("ReplicaSet")),
+           ("spec.template.spec", templated("Deployment"))]
+
+
+def spec_with(**changes):
+    """The valid POD_SPEC with top-level fields replaced."""
+    spec = copy.deepcopy(POD_SPEC)
+    spec.update(copy.deepcopy(changes))
+    return spec
+
+
+def check(doc):
+    kind = kinds.for_manifest(doc["apiVersion"], doc["kind"])
+    return unsupported.check(kind, codec.decode(kind.message, doc))
+
+
+REFUSED = [
+    # (pod spec changes, path relative to the pod spec, a word the reason must contain)
+    ({"affinity": {"podAffinity": {}}}, "affinity.podAffinity", "pod affinity"),
+    ({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}},
+     "affinity.podAntiAffinity", "anti-affinity"),
+    ({"activeDeadlineSeconds": 60}, "activeDeadlineSeconds", "deadline"),
+    ({"serviceAccountName": "builder"}, "serviceAccountName", "service account"),
+    ({"priority": 0}, "priority", "priority"),
+    ({"containers": [dict(CONTAINER, resources={"requests": {"ephemeral-storage": "1Gi"}})]},
+     "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),
+    ({"initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]},
+     "initContainers[0].resources.limits[ephemeral-storage]", "disk"),
+    ({"containers": [dict(CONTAINER, stdinOnce=True)]}, "containers[0].stdinOnce", "attach"),
+    ({"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 8080}])]},
+     "containers[0].ports[0].hostPort", "NodePort"),
+    ({"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostIP": "10.0.0.1"}])]},
+     "containers[0].ports[0].hostIP", "hostPort"),
+    ({"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}]},
+     "volumes[0].emptyDir.sizeLimit", "medium: Memory"),
+    ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
+     "volumes[0].persistentVolumeClaim", "persistent volumes"),
+]
+
+
+@pytest.mark.parametrize("changes,rel,why", REFUSED, ids=[r[1] for r in REFUSED])
+@pytest.mark.parametrize("at,holder", HOLDERS, ids=["Pod", "ReplicaSet", "Deployment"])
+def test_refused_with_full_path(changes, rel, why, at, holder):
+    errors = check(holder(spec_with(**changes)))
+    assert [e.path for e in errors] == [f"{at}.{rel}"]
+    assert errors[0].detail.startswith("Forbidden: not supported yet by skiff (")
+    assert why in errors[0].detail
+    assert str(errors[0]).startswith(f"{at}.{rel}: Forbidden: not supported yet by skiff")
+
+
+ACCEPTED = [
+    {},
+    {"serviceAccountName": "default"},
+    {"volumes": [{"name": "data", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}]},
+    {"volumes": [{"name": "data", "emptyDir": {"medium": "Memory"}}]},
+    {"hostNetwork": True, "containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 80}])]},
+    {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}}}},
+    {"containers": [dict(CONTAINER, stdin=True, tty=True,
+                         resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
+    {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
+]
+
+
+@pytest.mark.parametrize("changes", ACCEPTED)
+@pytest.mark.parametrize("at,holder", HOLDERS, ids=["Pod", "ReplicaSet", "Deployment"])
+def test_honoured_fields_pass(changes, at, holder):
+    assert check(holder(spec_with(**changes))) == []
+
+
+def test_every_refusal_is_reported_at_once():
+    spec = spec_with(priority=1, activeDeadlineSeconds=5,
+                     volumes=[{"name": "a", "persistentVolumeClaim": {"claimName": "x"}},
+                              {"name": "b", "emptyDir": {"sizeLimit": "1Gi"}}])
+    assert [e.path for e in check(pod(spec))] == [
+        "spec.activeDeadlineSeconds", "spec.priority",
+        "spec.volumes[0].persistentVolumeClaim", "spec.volumes[1].emptyDir.sizeLimit"]
+
+
+def test_kinds_without_pod_specs_have_nothing_to_refuse():
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+           "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
+    assert check(svc) == [] and check(cm) == []
+
+
+def test_pod_specs_found_by_type_not_by_kind():
+    kind = kinds.BY_NAME["Deployment"]
+    msg = codec.decode(kind.message, templated("Deployment")(POD_SPEC))
+    assert [path for path, _ in unsupported.pod_specs(msg)] == ["spec.template.spec"]
