@@ -81,6 +81,44 @@ VOLUME_RULES = (
 )
 
 
+# Kubernetes fields skiff's API types do not carry yet. The decoder refuses every
+# field it does not know; for these it says "not supported yet" and why, rather
+# than "unknown field", so a learner knows the field is real and not a typo.
+# Keyed by (proto message, JSON name).
+NOT_IN_API = {
+    ("skiff.api.PodSpec", "priorityClassName"):
+        "pod priority and preemption are planned; remove it to run this pod",
+    ("skiff.api.PodSpec", "serviceAccount"):
+        "serviceAccount is the deprecated name of serviceAccountName, and service accounts are planned; "
+        "every pod runs as service account \"default\" for now",
+    ("skiff.api.PodSpec", "securityContext"):
+        "pod-level securityContext is planned; a container's securityContext "
+        "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works",
+    ("skiff.api.PodSpec", "topologySpreadConstraints"):
+        "topology spread is planned; remove it to run this pod",
+    ("skiff.api.PodSpec", "imagePullSecrets"):
+        "registry credentials are planned; skiff pulls public images only",
+    ("skiff.api.SecurityContext", "allowPrivilegeEscalation"):
+        "the node agent does not set no-new-privileges yet; remove it to run this pod",
+    ("skiff.api.SecurityContext", "runAsNonRoot"):
+        "the node agent does not check the image's user yet; set runAsUser instead",
+    ("skiff.api.Probe", "grpc"):
+        "gRPC probes are planned; use exec, httpGet or tcpSocket",
+    ("skiff.api.Volume", "projected"):
+        "projected volumes are planned; use configMap or secret volumes",
+    ("skiff.api.Volume", "downwardAPI"):
+        "downwardAPI volumes are planned; env valueFrom.fieldRef works",
+    ("skiff.api.ServiceSpec", "ipFamilyPolicy"):
+        "skiff Services are IPv4 single-stack; remove it",
+}
+
+
+def not_in_api(message_name: str, json_name: str):
+    """The decoder's error detail for a Kubernetes field skiff's types lack, or None."""
+    why = NOT_IN_API.get((message_name, json_name))
+    return f"{FORBIDDEN} ({why})" if why else None
+
+
 def check(kind, msg) -> list:
     """Every refused field in msg (any kind: pod specs are found by type), as
     FieldErrors with full paths. Empty when msg uses none. kind is the Kind; it

@@ -11,6 +11,7 @@ import copy
 import pytest
 
 from skiff.api import codec, kinds, unsupported
+from skiff.api.errors import ValidationError
 
 CONTAINER = {"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
 POD_SPEC = {"containers": [CONTAINER], "volumes": [{"name": "data", "emptyDir": {}}]}
@@ -120,3 +121,30 @@ def test_pod_specs_found_by_type_not_by_kind():
     kind = kinds.BY_NAME["Deployment"]
     msg = codec.decode(kind.message, templated("Deployment")(POD_SPEC))
     assert [path for path, _ in unsupported.pod_specs(msg)] == ["spec.template.spec"]
+
+
+NOT_IN_API = [
+    # (pod spec changes, path, a word the reason must contain)
+    ({"priorityClassName": "high"}, "spec.priorityClassName", "priority"),
+    ({"serviceAccount": "default"}, "spec.serviceAccount", "deprecated name of serviceAccountName"),
+    ({"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}})]},
+     "spec.containers[0].livenessProbe.grpc", "exec, httpGet or tcpSocket"),
+    ({"containers": [dict(CONTAINER, securityContext={"allowPrivilegeEscalation": False})]},
+     "spec.containers[0].securityContext.allowPrivilegeEscalation", "no-new-privileges"),
+]
+
+
+@pytest.mark.parametrize("changes,path,why", NOT_IN_API, ids=[r[1] for r in NOT_IN_API])
+def test_kubernetes_fields_skiff_types_lack_are_not_supported_yet_not_unknown(changes, path, why):
+    """The decoder names them as real fields skiff does not support yet."""
+    with pytest.raises(ValidationError) as exc:
+        codec.decode(kinds.BY_NAME["Pod"].message, pod(spec_with(**changes)))
+    [error] = exc.value.errors
+    assert error.path == path
+    assert error.detail.startswith("Forbidden: not supported yet by skiff (") and why in error.detail
+
+
+def test_a_typo_is_still_an_unknown_field():
+    with pytest.raises(ValidationError) as exc:
+        codec.decode(kinds.BY_NAME["Pod"].message, pod(spec_with(serviceAcountName="x")))
+    assert [str(e) for e in exc.value.errors] == ["spec.serviceAcountName: unknown field"]
