@@ -58,17 +58,14 @@ CONTAINER_RULES = (
          "the scheduler counts only cpu and memory; remove the ephemeral-storage request"),
     Rule("resources.limits[ephemeral-storage]", _resource("limits", "ephemeral-storage"),
          "the node agent does not limit disk use; remove the ephemeral-storage limit"),
-    Rule("stdinOnce", lambda s, c: c.stdin_once,
-         "skiff has no attach, so stdin is never closed after a session; remove it"),
 )
 
 # Container ports: a hostPort is honoured only with hostNetwork (where it equals
-# containerPort); otherwise nothing maps the node's port to the pod.
+# containerPort); otherwise nothing maps the node's port to the pod. (hostIP only
+# qualifies a hostPort, and Kubernetes too ignores it without one.)
 PORT_RULES = (
     Rule("hostPort", lambda s, p: p.host_port != 0 and not s.host_network,
          "nothing maps a node port to a pod yet; use a Service of type NodePort, or hostNetwork"),
-    Rule("hostIP", lambda s, p: bool(p.host_ip) and not s.host_network,
-         "hostIP goes with hostPort, which skiff does not map yet; use a Service of type NodePort"),
 )
 
 VOLUME_RULES = (

@@ -59,11 +59,8 @@ REFUSED = [
      "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),
     ({"initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]},
      "initContainers[0].resources.limits[ephemeral-storage]", "disk"),
-    ({"containers": [dict(CONTAINER, stdinOnce=True)]}, "containers[0].stdinOnce", "attach"),
     ({"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 8080}])]},
      "containers[0].ports[0].hostPort", "NodePort"),
-    ({"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostIP": "10.0.0.1"}])]},
-     "containers[0].ports[0].hostIP", "hostPort"),
     ({"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}]},
      "volumes[0].emptyDir.sizeLimit", "medium: Memory"),
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
@@ -89,7 +86,7 @@ ACCEPTED = [
     {"hostNetwork": True, "containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 80}])]},
     {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}}}},
-    {"containers": [dict(CONTAINER, stdin=True, tty=True,
+    {"containers": [dict(CONTAINER, stdin=True, stdinOnce=True, tty=True,
                          resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
     {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
 ]
