@@ -58,6 +58,9 @@ CONTAINER_RULES = (
          "the scheduler counts only cpu and memory; remove the ephemeral-storage request"),
     Rule("resources.limits[ephemeral-storage]", _resource("limits", "ephemeral-storage"),
          "the node agent does not limit disk use; remove the ephemeral-storage limit"),
+    Rule("securityContext.runAsGroup",
+         lambda s, c: c.security_context.HasField("run_as_group") and not c.security_context.HasField("run_as_user"),
+         "the node agent sets the group only together with the user; add runAsUser"),
 )
 
 # Container ports: a hostPort is honoured only with hostNetwork (where it equals
@@ -93,6 +96,10 @@ NOT_IN_API = {
         "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works",
     ("skiff.api.PodSpec", "topologySpreadConstraints"):
         "topology spread is planned; remove it to run this pod",
+    ("skiff.api.PodSpec", "schedulingGates"):
+        "scheduling gates are planned; remove them to run this pod",
+    ("skiff.api.Container", "restartPolicy"):
+        "sidecar containers (an init container with restartPolicy: Always) are planned",
     ("skiff.api.PodSpec", "imagePullSecrets"):
         "registry credentials are planned; skiff pulls public images only",
     ("skiff.api.SecurityContext", "allowPrivilegeEscalation"):

@@ -59,6 +59,8 @@ REFUSED = [
      "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),
     ({"initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]},
      "initContainers[0].resources.limits[ephemeral-storage]", "disk"),
+    ({"containers": [dict(CONTAINER, securityContext={"runAsGroup": 1000})]},
+     "containers[0].securityContext.runAsGroup", "add runAsUser"),
     ({"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 8080}])]},
      "containers[0].ports[0].hostPort", "NodePort"),
     ({"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}]},
@@ -89,6 +91,7 @@ ACCEPTED = [
     {"containers": [dict(CONTAINER, stdin=True, stdinOnce=True, tty=True,
                          resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
     {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
+    {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
 ]
 
 
