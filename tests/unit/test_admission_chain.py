@@ -250,3 +250,10 @@ def test_dict_view_get_and_list():
     assert [p.metadata.name for p in view.list("Pod", "team-a")] == ["a", "c"]
     assert [p.metadata.name for p in view.list("Pod")] == ["b", "a", "c"]   # by (namespace, name)
     assert [n.metadata.name for n in view.list("Namespace")] == ["team-a"]
+
+
+
+def test_generated_name_uses_kubernetes_alphabet():
+    """generateName + 5 characters from Kubernetes' alphabet (no vowels, no 0/1/3),
+    each random byte taken modulo its 27 letters; bytes past the fifth are unused."""
+    assert admission.generated_name("web-", bytes([0, 1, 26, 27, 255, 9])) == "web-bc9bq"
