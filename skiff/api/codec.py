@@ -15,6 +15,7 @@ import binascii
 
 from google.protobuf.descriptor import FieldDescriptor as FD
 
+from skiff.api import unsupported
 from skiff.api.errors import FieldError, ValidationError, join
 
 _INT_RANGES = {
@@ -72,7 +73,8 @@ def _fill(msg, data: dict, path: str, errors: list) -> None:
             continue
         field = by_json.get(key) or fields.get(key)
         if field is None or (field.json_name != key):
-            errors.append(FieldError(join(path, key), "unknown field"))
+            detail = unsupported.not_in_api(msg.DESCRIPTOR.full_name, key) or "unknown field"
+            errors.append(FieldError(join(path, key), detail))
             continue
         if value is None:
             continue
