@@ -188,7 +188,8 @@ def validate_quantity(value: str, path, errs):
 # ---------------------------------------------------------------- metadata
 
 def validate_meta(meta: pb.ObjectMeta, kind, errs) -> None:
-    """metadata of a top-level object: name, namespace, labels, annotations, ownerReferences."""
+    """metadata of a top-level object: name (by the kind's name_rule: a DNS-1123 subdomain
+    unless the kind says otherwise), namespace, labels, annotations, ownerReferences."""
     path = "metadata"
     name_rule = kind.name_rule
     if meta.name:
