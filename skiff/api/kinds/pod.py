@@ -12,11 +12,11 @@ DEFAULT_TERMINATION_GRACE_S = 30
 
 # ---------------------------------------------------------------- admission
 
-def defaults(pod: pb.Pod) -> None:
+def _defaults(pod: pb.Pod) -> None:
     default_pod_spec(pod.spec)
 
 
-def validate(pod: pb.Pod, errs) -> None:
+def _validate(pod: pb.Pod, errs) -> None:
     validate_pod_spec(pod.spec, "spec", errs)
 
 POD_UPDATE_FORBIDDEN = ("pod updates may not change fields other than `spec.containers[*].image`, "
@@ -25,7 +25,7 @@ POD_UPDATE_FORBIDDEN = ("pod updates may not change fields other than `spec.cont
                         "(only from empty, when binding)")
 
 
-def validate_update(new: pb.Pod, old: pb.Pod, errs) -> None:
+def _validate_update(new: pb.Pod, old: pb.Pod, errs) -> None:
     """Only images, activeDeadlineSeconds, toleration additions and binding may change."""
     masked = pb.PodSpec()
     masked.CopyFrom(new.spec)
@@ -104,14 +104,14 @@ def pod_status(p) -> str:
     return reason
 
 
-def row(p):
+def _row(p):
     ready = sum(1 for cs in p.status.container_statuses if cs.ready)
     restarts = sum(cs.restart_count for cs in p.status.container_statuses)
     return ([f"{ready}/{len(p.spec.containers)}", pod_status(p), str(restarts)],
             [p.status.pod_ip or "<none>", p.spec.node_name or "<none>"])
 
 
-def describe(p) -> str:
+def _describe(p) -> str:
     rows = [("Node", p.spec.node_name or "<none>"), ("Start Time", p.status.start_time or "<none>"),
             ("Status", pod_status(p)), ("IP", p.status.pod_ip or "<none>")]
     lines = [kv(rows), "Containers:"]
@@ -139,14 +139,14 @@ def describe(p) -> str:
 
 POD = register(Kind(
     "Pod", "v1", "pods", ("po",), True, pb.Pod, "pod", True,
-    defaults=defaults, validate=validate, validate_update=validate_update,
+    defaults=_defaults, validate=_validate, validate_update=_validate_update,
     carry_over=carry_over,
     quantity_fields=("skiff.api.ResourceRequirements.limits", "skiff.api.ResourceRequirements.requests",
                      "skiff.api.EmptyDirVolumeSource.size_limit"),
     field_selectors={"spec.nodeName": lambda p: p.spec.node_name,
                      "status.phase": lambda p: p.status.phase},
-    columns=("READY", "STATUS", "RESTARTS", "AGE"), wide_columns=("IP", "NODE"), row=row,
-    describe=describe,
+    columns=("READY", "STATUS", "RESTARTS", "AGE"), wide_columns=("IP", "NODE"), row=_row,
+    describe=_describe,
     in_get_all=True,
     store=StoreHooks(graceful_delete_s=graceful_delete_s),
 ))

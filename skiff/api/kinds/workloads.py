@@ -18,6 +18,9 @@ from skiff.api.validation import (
     validate_label_selector, validate_template_meta,
 )
 
+
+# ---------------------------------------------------------------- admission
+
 STRATEGY_TYPES = ("RollingUpdate", "Recreate")
 _PERCENT = re.compile(r"([0-9]+)%")
 
@@ -105,7 +108,7 @@ def _int_or_percent(v: pb.IntOrString, path, errs):
     return None
 
 
-def validate_workload_update(new, old, errs) -> None:
+def _validate_workload_update(new, old, errs) -> None:
     if new.spec.selector != old.spec.selector:
         immutable(errs, "spec.selector", str(_selector_text(new.spec.selector)))
 
@@ -175,7 +178,7 @@ def _replica_set_row(r):
 
 REPLICA_SET = register(Kind(
     "ReplicaSet", "apps/v1", "replicasets", ("rs",), True, pb.ReplicaSet, "replica_set", True,
-    defaults=_default_replica_set, validate=_validate_replica_set, validate_update=validate_workload_update,
+    defaults=_default_replica_set, validate=_validate_replica_set, validate_update=_validate_workload_update,
     scale=True, owns=("Pod",),
     columns=("DESIRED", "CURRENT", "READY", "AGE"), wide_columns=("CONTAINERS", "IMAGES", "SELECTOR"),
     row=_replica_set_row,
@@ -184,7 +187,7 @@ REPLICA_SET = register(Kind(
 
 DEPLOYMENT = register(Kind(
     "Deployment", "apps/v1", "deployments", ("deploy",), True, pb.Deployment, "deployment", True,
-    defaults=_default_deployment, validate=_validate_deployment, validate_update=validate_workload_update,
+    defaults=_default_deployment, validate=_validate_deployment, validate_update=_validate_workload_update,
     scale=True, owns=("ReplicaSet",),
     columns=("READY", "UP-TO-DATE", "AVAILABLE", "AGE"), wide_columns=("CONTAINERS", "IMAGES", "SELECTOR"),
     row=_deployment_row,
