@@ -205,7 +205,7 @@ class ApiService(api_grpc.ApiServicer):
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"labelSelector: {exc}")
         try:
-            by_field = fields.parse(request.field_selector)
+            by_field = fields.parse(request.field_selector, self._kind(request.kind, context))
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"fieldSelector: {exc}")
         return (labels, by_field) if labels or by_field else None

@@ -61,8 +61,8 @@ def _is_map(field) -> bool:
 
 
 def _is_quantity(field) -> bool:
-    # The codec's table of quantity-valued fields (it accepts bare numbers there).
-    return field.full_name in codec._QUANTITY_FIELDS
+    # The kinds' quantity-valued fields (the codec accepts bare numbers there).
+    return field.full_name in codec.quantity_fields()
 
 
 def _element_type(field) -> str:

@@ -17,8 +17,6 @@ from skiff.cli.describe import describe
 from skiff.cli.errors import CliError
 
 OUTPUTS = ("wide", "yaml", "json", "name")
-# What `skiff get all` shows, as kubectl does.
-ALL_KINDS = ["pods", "services", "deployments", "replicasets"]
 
 
 # ------------------------------------------------------------------ helpers
@@ -49,7 +47,7 @@ def _split_kind_names(args_names):
             raise CliError("names cannot be given with several resource types (use TYPE/NAME)")
         expanded = []
         for w in words:
-            expanded += ALL_KINDS if w == "all" else [w]
+            expanded += [k.plural for k in kinds.get_all()] if w == "all" else [w]
         return [(_kind(w), None) for w in expanded]
     kind = _kind(words[0])
     names = args_names[1:]
@@ -276,7 +274,7 @@ def cmd_delete(args) -> int:
             targets.append((kind, msg.metadata.name, msg.metadata.namespace))
         # Namespaces last: deleting one removes everything in it at once, and the
         # objects listed before it in the file should still be reported deleted.
-        targets.sort(key=lambda t: t[0].name == "Namespace")
+        targets.sort(key=lambda t: t[0].store.cascade_namespace)
     else:
         pairs = _split_kind_names(args.names)
         if pairs[0][1] is None:
