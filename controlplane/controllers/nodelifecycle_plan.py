@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from controlplane.controllers.podutil import get_condition
 from controlplane.scheduler.filters import tolerates
 from skiff.api import objects_pb2 as pb
+from skiff.api.wellknown import TAINT_UNREACHABLE
 
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+UNREACHABLE_TAINT = TAINT_UNREACHABLE
 UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 
