@@ -25,12 +25,12 @@ import logging
 import threading
 import time
 
-from controlplane.controllers.base import BACKOFF, Loop
 from controlplane.controllers.podutil import copy, get_condition, key_of, set_condition
 from controlplane.scheduler.algorithm import schedule
 from controlplane.scheduler.nodeinfo import build_node_infos
 from skiff import client as clientmod
 from skiff.api.defaults import DEFAULT_SCHEDULER
+from skiff.reconcile import BACKOFF, Loop
 
 log = logging.getLogger("skiff.scheduler")
 
