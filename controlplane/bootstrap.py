@@ -9,8 +9,8 @@
 Runs while this replica leads, started and stopped by the leader supervisor with the
 controllers (controlplane.main), as a bounded-frequency runner of the reconcile
 toolkit: a pass every period_s (0.25 s: a built-in a user deleted is back at once;
-cheap when all exist), retried after period_s when it fails. Writes through the API's own path
-(admission + log) with fixed request ids, so each built-in is created once whoever
+cheap when all exist), retried after period_s when it fails. Writes through the
+API's own path (admission + log) with fixed request ids, so each built-in is created once whoever
 leads. The desired Endpoints come from a pure function (api_endpoints).
 """
 

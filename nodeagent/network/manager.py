@@ -2,8 +2,9 @@
 
 One loop, the reconcile toolkit's bounded-frequency runner (so the agent and
 hostNetwork pods never wait for it), over the Nodes informer of the agent's
-InformerFactory (shared with the proxier). Start-up: every NOT_READY_S (0.5 s), wait until our Node has spec.podCIDR and the annotations the node IPAM controller
-writes (skiff.io/network-backend, skiff.io/cluster-cidr); then sysctls, the bridge
+InformerFactory (shared with the proxier). Start-up: every NOT_READY_S (0.5 s), wait
+until our Node has spec.podCIDR and the annotations the node IPAM controller writes
+(skiff.io/network-backend, skiff.io/cluster-cidr); then sysctls, the bridge
 cbr0 (.1 of the pod CIDR), for vxlan the device skiff.1 (its MAC published in the
 Node annotation skiff.io/vtep-mac), the masquerade rule. From then on ready() is True.
 
