@@ -6,21 +6,24 @@
   of the cluster, re-checked every period, so pods reach the API at
   kubernetes.default.svc and get KUBERNETES_SERVICE_HOST/PORT.
 
-Runs on the Raft leader after each election; writes through the API's own path
-(admission + log) with fixed request ids, so each built-in is created once whoever
+Runs while this replica leads, started and stopped by the leader supervisor with the
+controllers (controlplane.main), as a bounded-frequency runner of the reconcile
+toolkit: a pass every period_s (0.25 s: a built-in a user deleted is back at once;
+cheap when all exist), retried after period_s when it fails. Writes through the
+API's own path (admission + log) with fixed request ids, so each built-in is created once whoever
 leads. The desired Endpoints come from a pure function (api_endpoints).
 """
 
 import ipaddress
 import logging
-import threading
 import uuid
 
 from controlplane.apiserver import admission
-from controlplane.apiserver.service import now_rfc3339
 from controlplane.store.store import StoreUnavailable
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
+from skiff.api.wellknown import now_rfc3339
+from skiff.reconcile import BoundedFrequencyRunner
 
 log = logging.getLogger("skiff.bootstrap")
 
@@ -110,30 +113,28 @@ def ensure_api_service(store, cfg) -> None:
 
 
 class Bootstrapper:
-    """Re-checks the built-ins whenever this replica leads (cheap when all exist)."""
+    """Re-checks the built-ins every period_s for one term of leadership: the leader
+    supervisor builds one per term, start()s it on winning and stop()s it on losing."""
 
     def __init__(self, store, cfg=None, period_s: float = 0.25):
         self.store = store
         self.cfg = cfg
         self.period_s = period_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bootstrap", daemon=True)
+        self.runner = BoundedFrequencyRunner("bootstrap", self.ensure, max_interval_s=period_s,
+                                             retry_base_s=period_s, retry_max_s=period_s, logger=log)
 
-    def start(self):
-        self._thread.start()
+    def start(self) -> "Bootstrapper":
+        self.runner.start()
+        return self
 
-    def stop(self):
-        self._stop.set()
+    def stop(self) -> None:
+        self.runner.stop()
 
-    def _run(self):
-        while not self._stop.is_set():
-            if self.store.is_leader() and self.store.is_ready():
-                try:
-                    ensure_namespaces(self.store)
-                    if self.cfg is not None and getattr(self.cfg, "services", None) is not None:
-                        ensure_api_service(self.store, self.cfg)
-                except StoreUnavailable as exc:
-                    log.info("event=bootstrap_retry reason=%s", str(exc).replace(" ", "_")[:80])
-                except Exception:  # noqa: BLE001 - keep the loop alive, retry next period
-                    log.exception("event=bootstrap_failed")
-            self._stop.wait(self.period_s)
+    def ensure(self) -> None:
+        """One pass over the built-ins (a store that is not ready yet is retried next period)."""
+        try:
+            ensure_namespaces(self.store)
+            if self.cfg is not None and getattr(self.cfg, "services", None) is not None:
+                ensure_api_service(self.store, self.cfg)
+        except StoreUnavailable as exc:
+            log.info("event=bootstrap_retry reason=%s", str(exc).replace(" ", "_")[:80])

@@ -19,6 +19,7 @@ from controlplane.controllers.manager import ControllerManager
 from controlplane.leader import LeaderSupervisor
 from controlplane.store.raft import die_with_parent_on_fork
 from controlplane.store.store import Store
+from skiff.reconcile import Group
 
 
 def main(argv=None) -> int:
@@ -38,13 +39,14 @@ def main(argv=None) -> int:
     die_with_parent_on_fork()
     store = Store(cfg)
     server = serve(store, cfg)
-    boot = Bootstrapper(store, cfg)
-    boot.start()
-    leader_loops = None
-    if cfg.controllers.enabled:
-        # Scheduler, controllers, node lifecycle, GC: only while this replica leads.
-        leader_loops = LeaderSupervisor(store, lambda: ControllerManager(cfg, store.is_leader))
-        leader_loops.start()
+
+    def leader_only():
+        """One term's loops: the built-ins always; scheduler, controllers, node lifecycle
+        and GC unless the config turns them off (controllers.enabled)."""
+        manager = ControllerManager(cfg, store.is_leader) if cfg.controllers.enabled else None
+        return Group(Bootstrapper(store, cfg), manager)
+
+    leader_loops = LeaderSupervisor(store, leader_only).start()
     log.info("event=started name=%s api=%s raft=%s peers=%s", cfg.name, cfg.api_address,
              cfg.raft_address, ",".join(p.name for p in cfg.peers))
     stopping = threading.Event()
@@ -56,9 +58,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     stopping.wait()
-    if leader_loops is not None:
-        leader_loops.stop()
-    boot.stop()
+    leader_loops.stop()
     server.stop(grace=1.0).wait()
     store.close()
     return 0

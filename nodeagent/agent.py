@@ -4,6 +4,12 @@ sync loop, probes and the agent's own gRPC server together.
 start() returns once the node is registered and the loops run; stop() ends the
 loops and the server but never touches containers: pods keep running across
 agent restarts, and the next agent adopts them (their labels say what they are).
+
+Every loop is built on the reconcile toolkit (skiff.reconcile): pod sync is a keyed
+Loop; heartbeats, the pod network, the service proxy and DNS start-up are
+bounded-frequency runners. They read one informer per kind from the agent's
+InformerFactory: Services, Endpoints and Nodes (proxier, DNS, pod network), and
+this node's Pods (pod sync); started once every loop has registered its handlers.
 """
 
 import logging
@@ -12,6 +18,7 @@ import time
 
 from skiff import client as clientmod
 from skiff.events import EventRecorder
+from skiff.informer import InformerFactory
 
 from nodeagent import node as nodemod
 from nodeagent.podsync.apply import Applier
@@ -31,6 +38,7 @@ class Agent:
         # gives up quickly: with the control plane unreachable, containers must still be
         # restarted on time (the status is written again by a later sync).
         self.sync_client = clientmod.Client(list(cfg.servers), call_timeout_s=5.0, failover_budget_s=3.0)
+        self.informers = InformerFactory(self.client)
         self.docker = None
         self.runtime = None
         self.reporter = None
@@ -76,10 +84,12 @@ class Agent:
             from nodeagent.network.manager import NetworkManager
             from nodeagent.proxy.proxier import Proxier
             self.network = NetworkManager(client=self.client, node_name=cfg.node_name, address=cfg.address,
-                                          data_dir=cfg.data_dir).start()
-            self.proxier = Proxier(self.client, cfg.node_name, cfg.address).start()
+                                          data_dir=cfg.data_dir, informers=self.informers).start()
+            self.proxier = Proxier(self.client, cfg.node_name, cfg.address, informers=self.informers).start()
             from nodeagent.dns.server import NodeDns   # cluster DNS on cbr0's .1:53
-            self.dns = NodeDns(self.client, self.network, upstream=cfg.dns_upstream).start()
+            # Pod records are checked with a read of the namespace's pods: a client that gives up quickly.
+            self.dns = NodeDns(self.sync_client, self.network, upstream=cfg.dns_upstream,
+                               informers=self.informers).start()
         recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name)
         allocatable = {"cpu": facts.cpu, "memory": facts.memory}
         allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory")})
@@ -95,11 +105,12 @@ class Agent:
                                 applier=applier, probes=probes,
                                 node_name=cfg.node_name, host_ip=cfg.address, data_dir=cfg.data_dir,
                                 policy=BackoffPolicy(cfg.restart_backoff_base_s, cfg.restart_backoff_cap_s),
-                                workers=cfg.sync_workers, resync_s=cfg.resync_s)
+                                workers=cfg.sync_workers, resync_s=cfg.resync_s, informers=self.informers)
         probes.on_change = self.syncer.enqueue
         if self.network is not None:   # IP garbage collection once the node's pods are known
             self.network.live_uids = lambda: self.syncer._all_uids() if self.syncer.informer.synced else None
         self.syncer.start()
+        self.informers.start()      # every loop has its handlers: one watch per kind from here on
         log.info("event=agent_started node=%s listen=%s", cfg.node_name, cfg.listen)
         return self
 
@@ -149,4 +160,5 @@ class Agent:
             self.proxier.stop()  # rules stay: traffic keeps flowing across an agent restart
         if self.dns is not None:
             self.dns.stop()
+        self.informers.stop()
         log.info("event=agent_stopped node=%s", self.cfg.node_name)

@@ -1,8 +1,10 @@
 """Node registration and heartbeats.
 
 register(): create the Node if it is missing, else make sure our labels are on it
-(other labels are kept) and write its status. The heartbeat loop then writes the
-status every heartbeatS: condition Ready=True (reason KubeletReady) with a fresh
+(other labels are kept) and write its status. The heartbeat loop (the reconcile
+toolkit's bounded-frequency runner: no event triggers a heartbeat, only time) then
+writes the status every heartbeatS (the node lifecycle controller's grace period is
+measured against it), also after a failed write: condition Ready=True (reason KubeletReady) with a fresh
 lastHeartbeatTime, MemoryPressure/DiskPressure/PIDPressure=False, addresses,
 capacity/allocatable, nodeInfo, daemonEndpoints, and the engine's images (read
 every 10 s). Every write is a compare-and-swap
@@ -22,8 +24,8 @@ from dataclasses import dataclass
 
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
-
-from nodeagent.runtime import timeutil
+from skiff.api import wellknown
+from skiff.reconcile import BoundedFrequencyRunner
 
 log = logging.getLogger("skiff.agent.node")
 
@@ -70,8 +72,8 @@ def machine_facts(docker_version: str) -> MachineFacts:
 
 
 def node_labels(cfg) -> dict:
-    labels = {"kubernetes.io/hostname": cfg.node_name, "kubernetes.io/os": "linux",
-              "kubernetes.io/arch": "amd64"}
+    labels = {wellknown.LABEL_HOSTNAME: cfg.node_name, wellknown.LABEL_OS: "linux",
+              wellknown.LABEL_ARCH: "amd64"}
     labels.update(cfg.labels)
     return labels
 
@@ -91,7 +93,7 @@ def build_status(cfg, facts: MachineFacts, now: float, old: pb.NodeStatus, image
     capacity.update(cfg.capacity)
     status.capacity.update(capacity)
     status.allocatable.update(capacity)
-    stamp = timeutil.rfc3339(now)
+    stamp = wellknown.rfc3339(now)
     old_by_type = {c.type: c for c in old.conditions}
 
     def cond(ctype, value, reason, message):
@@ -127,7 +129,7 @@ def build_status(cfg, facts: MachineFacts, now: float, old: pb.NodeStatus, image
 
 
 class NodeReporter:
-    """Registers the node, then heartbeats on its own thread until stop()."""
+    """Registers the node, then heartbeats every heartbeat_s until stop()."""
 
     IMAGES_EVERY_S = 10.0
 
@@ -139,8 +141,10 @@ class NodeReporter:
         self._images = None
         self._images_at = -1e9
         self._node = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._stop = threading.Event()          # ends a register() retrying meanwhile
+        self.runner = BoundedFrequencyRunner("heartbeat", self._heartbeat, max_interval_s=cfg.heartbeat_s,
+                                             retry_base_s=cfg.heartbeat_s, retry_max_s=cfg.heartbeat_s,
+                                             run_at_start=False, logger=log)
         self.heartbeats = 0
 
     def register(self) -> pb.Node:
@@ -197,27 +201,29 @@ class NodeReporter:
         return self._images
 
     def start(self) -> "NodeReporter":
-        self._thread.start()
+        self.runner.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        self.runner.stop()
 
-    def _run(self):
-        if self._node is None and self.register() is None:
+    def _heartbeat(self):
+        """The runner's sync: one status write (registering again if the Node is gone)."""
+        if self._node is None:
+            self.register()
             return
-        while not self._stop.wait(self.cfg.heartbeat_s):
+        try:
+            self._node = self._write_status(self._node)
+            self.heartbeats += 1
+        except clientmod.NotFound:
+            log.info("event=node_missing node=%s action=register", self.cfg.node_name)
+            self._node = None
+            self.register()
+        except clientmod.ApiError as exc:
+            log.info("event=heartbeat_failed node=%s error=%s", self.cfg.node_name,
+                     str(exc)[:200].replace(" ", "_"))
             try:
-                self._node = self._write_status(self._node)
-                self.heartbeats += 1
-            except clientmod.NotFound:
-                log.info("event=node_missing node=%s action=register", self.cfg.node_name)
-                self._node = None
-                self.register()
-            except clientmod.ApiError as exc:
-                log.info("event=heartbeat_failed node=%s error=%s", self.cfg.node_name,
-                         str(exc)[:200].replace(" ", "_"))
-                try:
-                    self._node = self.client.get("nodes", self.cfg.node_name, "")
-                except clientmod.ApiError:
-                    pass
+                self._node = self.client.get("nodes", self.cfg.node_name, "")
+            except clientmod.ApiError:
+                pass

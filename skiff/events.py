@@ -6,7 +6,6 @@ whose count and lastTimestamp grow, as Kubernetes does. Recording never raises:
 events are a courtesy, losing one must not break a controller or the agent.
 """
 
-import datetime
 import logging
 import os
 import threading
@@ -14,12 +13,9 @@ import threading
 from skiff import client as clientmod
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
+from skiff.api.wellknown import now_rfc3339
 
 log = logging.getLogger("skiff.events")
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:
@@ -43,7 +39,7 @@ class EventRecorder:
         meta = obj.metadata
         namespace = meta.namespace or "default"
         key = (meta.uid, event_type, reason, message)
-        now = _now()
+        now = now_rfc3339()
         with self._lock:
             seen = self._seen.get(key)
         if seen is not None:

@@ -7,7 +7,13 @@ Invariants:
   the last version seen, so the cache converges on the store's state;
 - a re-list emits synthetic updates for objects that changed and deletes for
   objects that vanished while the watch was down;
-- cached objects are shared: callers must copy before modifying.
+- cached objects are shared: callers must copy before modifying;
+- a handler added to a running informer is first given an add for every cached
+  object (it may see an object's add twice around the first list; handlers
+  only enqueue, so that is harmless).
+
+InformerFactory hands out one Informer per kind per process: every loop of a
+process that reads a kind reads the same cache, fed by one watch.
 """
 
 import logging
@@ -38,6 +44,7 @@ class Informer:
         self._cache: dict = {}
         self._lock = threading.RLock()
         self._handlers = []
+        self._dispatch = threading.RLock()   # handlers run one event at a time, in order
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name or f"informer-{kind}", daemon=True)
@@ -45,17 +52,26 @@ class Informer:
     # ------------------------------------------------------------ handlers
 
     def add_handler(self, on_add=None, on_update=None, on_delete=None) -> None:
-        self._handlers.append((on_add, on_update, on_delete))
+        handler = (on_add, on_update, on_delete)
+        with self._dispatch:
+            self._handlers.append(handler)
+            if on_add is not None:
+                for obj in self.list():
+                    self._call(handler, 0, obj)
 
     def _emit(self, which, *args):
-        for handler in self._handlers:
-            fn = handler[which]
-            if fn is None:
-                continue
-            try:
-                fn(*args)
-            except Exception:  # noqa: BLE001 - a handler bug must not stop the informer
-                log.exception("event=handler_failed kind=%s", self.kind)
+        with self._dispatch:
+            for handler in self._handlers:
+                self._call(handler, which, *args)
+
+    def _call(self, handler, which, *args):
+        fn = handler[which]
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a handler bug must not stop the informer
+            log.exception("event=handler_failed kind=%s", self.kind)
 
     # ------------------------------------------------------------ cache
 
@@ -155,3 +171,73 @@ class Informer:
             self._emit(0, obj)
         else:
             self._emit(1, prev, obj)
+
+
+def _canonical(kind: str) -> str:
+    """pods, po and Pod name one kind; the factory keys on its resource name."""
+    from skiff.api import kinds   # lazily: the informer itself needs no kind registry
+    try:
+        return kinds.lookup(kind).resource
+    except (KeyError, AttributeError):
+        return kind
+
+
+class InformerFactory:
+    """One informer per kind per process (client-go's SharedInformerFactory).
+
+    informer(kind) returns the same Informer every time it is asked for that kind;
+    asking again with other selectors is an error (ValueError), so two loops never
+    silently watch the same kind twice. start() starts every informer made so far
+    (and any made later at once); stop() stops them all. Loops register their
+    handlers before start(), or are given the cached objects as adds.
+    """
+
+    def __init__(self, client: clientmod.Client, name_prefix: str = "informer"):
+        self.client = client
+        self.name_prefix = name_prefix
+        self._informers: dict = {}   # canonical kind -> Informer
+        self._lock = threading.Lock()
+        self._started = False
+
+    def informer(self, kind: str, *, namespace: str = "", label_selector: str = "",
+                 field_selector: str = "") -> Informer:
+        key = _canonical(kind)
+        with self._lock:
+            inf = self._informers.get(key)
+            if inf is None:
+                inf = Informer(self.client, kind, namespace=namespace, label_selector=label_selector,
+                               field_selector=field_selector, name=f"{self.name_prefix}-{key}")
+                self._informers[key] = inf
+                if self._started:
+                    inf.start()
+            elif (inf.namespace, inf.label_selector, inf.field_selector) != \
+                    (namespace, label_selector, field_selector):
+                raise ValueError(f"informer for {key} exists with namespace={inf.namespace!r} "
+                                 f"labelSelector={inf.label_selector!r} fieldSelector={inf.field_selector!r}; "
+                                 f"one informer per kind per process")
+            return inf
+
+    def informers(self) -> list:
+        with self._lock:
+            return list(self._informers.values())
+
+    def start(self) -> "InformerFactory":
+        with self._lock:
+            if self._started:
+                return self
+            self._started = True
+            for inf in self._informers.values():
+                inf.start()
+        return self
+
+    def stop(self) -> None:
+        for inf in self.informers():
+            inf.stop()
+
+    @property
+    def synced(self) -> bool:
+        return all(inf.synced for inf in self.informers())
+
+    def wait_synced(self, timeout_s: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        return all(inf.wait_synced(max(0.0, deadline - time.monotonic())) for inf in self.informers())

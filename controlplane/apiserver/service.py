@@ -3,7 +3,6 @@
 Status codes: see proto/skiff/api/service.proto.
 """
 
-import datetime
 import logging
 import os
 import threading
@@ -20,6 +19,7 @@ from skiff.api import node_pb2_grpc as node_grpc
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
 from skiff.api.errors import ValidationError
+from skiff.api.wellknown import now_rfc3339
 
 log = logging.getLogger("skiff.apiserver")
 
@@ -37,10 +37,6 @@ WATCH_NO_LEADER_S = 2.0
 # an unreachable replica (and do not fail over to another replica for them).
 AGENT_ERROR_PREFIX = "node agent: "
 PEER_STATUS_TIMEOUT_S = 0.7
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ApiService(api_grpc.ApiServicer):

@@ -12,11 +12,11 @@ Events: ScalingReplicaSet on the Deployment.
 
 import logging
 
-from controlplane.controllers.base import Loop
 from controlplane.controllers.deployment_plan import plan_deployment, same_template
 from controlplane.controllers.podutil import controller_ref, copy, key_of, owner_reference
 from skiff import client as clientmod
 from skiff.api import selectors
+from skiff.reconcile import Loop
 
 log = logging.getLogger("skiff.controllers.deployment")
 

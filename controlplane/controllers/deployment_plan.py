@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from controlplane.controllers.podutil import controller_ref, copy, get_condition, owner_reference, parse_rfc3339
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
+from skiff.api.wellknown import rfc3339
 
 POD_TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -212,7 +213,7 @@ def _set(conds, ctype, status, reason, message, now_s: str, touch: bool = False)
 
 
 def deployment_status(d: pb.Deployment, new_rs, owned, now: datetime.datetime, created=None) -> pb.DeploymentStatus:
-    now_s = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    now_s = rfc3339(now)
     old = d.status
     status = copy(old)
     status.observed_generation = d.metadata.generation

@@ -13,10 +13,10 @@ Endpoints change enqueues its Service (repairs edits by others).
 
 import logging
 
-from controlplane.controllers.base import BACKOFF, Loop
 from controlplane.controllers.endpoints_plan import needs_write, plan_endpoints, selects, wants_endpoints
 from controlplane.controllers.podutil import copy, key_of
 from skiff import client as clientmod
+from skiff.reconcile import BACKOFF, Loop
 
 log = logging.getLogger("skiff.controllers.endpoints")
 

@@ -1,9 +1,12 @@
 """The garbage collector: deletes dependents whose owners are gone, and pods of deleted nodes.
 
-A pass runs every PERIOD_S, and at once after any delete event of a cached kind.
-It asks the pure planners (gc_plan) for candidates from the informer caches,
-then confirms each one with a live read before deleting: an owner the caches
-have not shown yet (just created) must not cost its dependents their lives.
+A pass runs every PERIOD_S (1 s: how long a dependent may outlive its owner), and
+after any delete event of a cached kind, at most one pass per SETTLE_S (a burst of
+deletes, e.g. a cascade, is folded into one pass): a bounded-frequency runner of
+the reconcile toolkit, retried after PERIOD_S when a pass fails. It asks the pure
+planners (gc_plan) for candidates from the informer caches, then confirms each one
+with a live read before deleting: an owner the caches have not shown yet (just
+created) must not cost its dependents their lives.
 - dependents (ReplicaSets, Pods, Deployments with owners): deleted normally
   (pods gracefully: their node stops them first), with a uid precondition;
 - pods bound to a node that no longer exists, for ORPHAN_POD_QUARANTINE_S:
@@ -11,16 +14,17 @@ have not shown yet (just created) must not cost its dependents their lives.
 """
 
 import logging
-import threading
 import time
 
 from controlplane.controllers.gc_plan import dangling, orphaned_pods
 from skiff import client as clientmod
 from skiff.api import kinds
+from skiff.reconcile import BoundedFrequencyRunner
 
 log = logging.getLogger("skiff.controllers.gc")
 
 PERIOD_S = 1.0
+SETTLE_S = 0.05
 ORPHAN_POD_QUARANTINE_S = 5.0  # Kubernetes' pod GC quarantine is 40 s
 
 
@@ -33,37 +37,24 @@ class GarbageCollector:
         self.nodes = nodes
         self._clock = clock
         self._first_missing: dict = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="gc", daemon=True)
+        self.runner = BoundedFrequencyRunner(
+            "gc", self.collect, min_interval_s=SETTLE_S, max_interval_s=PERIOD_S,
+            retry_base_s=PERIOD_S, retry_max_s=PERIOD_S, logger=log,
+            informers=[i for i, _ in self.owned_informers] + [nodes])
         for inf, _ in self.owned_informers:
-            inf.add_handler(None, None, lambda obj: self._wake.set())
-        nodes.add_handler(None, None, lambda obj: self._wake.set())
+            inf.add_handler(None, None, lambda obj: self.runner.run())
+        nodes.add_handler(None, None, lambda obj: self.runner.run())
 
     def start(self):
-        self._thread.start()
+        self.runner.start()
 
     def stop(self):
-        self._stop.set()
-        self._wake.set()
+        self.runner.stop()
 
-    def _run(self):
-        for inf in [i for i, _ in self.owned_informers] + [self.nodes]:
-            while not inf.wait_synced(0.2):
-                if self._stop.is_set():
-                    return
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                self.collect_dependents()
-                self.collect_orphaned_pods()
-            except clientmod.ApiError as exc:
-                log.info("event=gc_retry error=%s", str(exc)[:160].replace(" ", "_"))
-            except Exception:  # noqa: BLE001
-                log.exception("event=gc_failed")
-            self._wake.wait(PERIOD_S)
-            # Let a burst of delete events settle into one pass.
-            self._stop.wait(0.05)
+    def collect(self):
+        """One pass: dependents of vanished owners, then pods of vanished nodes."""
+        self.collect_dependents()
+        self.collect_orphaned_pods()
 
     # ------------------------------------------------------------ owners
 
@@ -75,7 +66,7 @@ class GarbageCollector:
                 known.add(obj.metadata.uid)
         by_id = {id(obj): kind_name for kind_name, obj in objects}
         for obj in dangling([o for _, o in objects], known):
-            if self._stop.is_set():
+            if self.runner.stopped:
                 return
             if self._an_owner_exists(obj):
                 continue

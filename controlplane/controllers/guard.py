@@ -3,15 +3,17 @@
 Leader-only loops write through this wrapper, so every write re-checks
 leadership just before it is sent: a replica that lost an election stops
 acting at the next write instead of at its next supervisor poll. Reads
-(get/list/watch) pass straight through. NotLeader is an ApiError, so a loop's
-ordinary error handling (back off, retry) covers it; the supervisor stops the
-loops soon after anyway.
+(get/list/watch) pass straight through. NotLeader is an ApiError (code that
+handles API errors handles it) and a reconcile.Quiet: the toolkit's loops drop
+the item without a log or a retry, since the supervisor stops them soon and the
+new leader picks the work up.
 """
 
 from skiff import client as clientmod
+from skiff.reconcile import Quiet
 
 
-class NotLeader(clientmod.ApiError):
+class NotLeader(clientmod.ApiError, Quiet):
     pass
 
 

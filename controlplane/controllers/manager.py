@@ -1,5 +1,9 @@
 """Everything that runs while this replica leads: shared informers and the leader-only loops.
 
+The loops (scheduler, ReplicaSet, Deployment, Endpoints, node IPAM: keyed
+reconcile Loops; node lifecycle and GC: bounded-frequency runners) all read one
+informer per kind from this manager's InformerFactory.
+
 One ControllerManager lives for one term of leadership: start() after winning,
 stop() after losing (controlplane.leader.LeaderSupervisor does both). It talks
 to the cluster only through the API, with a client that dials this replica's
@@ -23,7 +27,7 @@ from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.scheduler.scheduler import Scheduler
 from skiff import client as clientmod
 from skiff.events import EventRecorder
-from skiff.informer import Informer
+from skiff.informer import InformerFactory
 
 log = logging.getLogger("skiff.controllers")
 
@@ -47,10 +51,9 @@ class ControllerManager:
         self.client = clientmod.Client(api_endpoints(cfg), call_timeout_s=5.0, failover_budget_s=10.0)
         guarded = LeaderGuardedClient(self.client, is_leader)
         host = cfg.name
-        self.informers = {kind: Informer(self.client, kind, name=f"informer-{kind}")
-                          for kind in ("pods", "nodes", "replicasets", "deployments")}
-        pods, nodes = self.informers["pods"], self.informers["nodes"]
-        rss, deploys = self.informers["replicasets"], self.informers["deployments"]
+        self.informers = InformerFactory(self.client)
+        pods, nodes = self.informers.informer("pods"), self.informers.informer("nodes")
+        rss, deploys = self.informers.informer("replicasets"), self.informers.informer("deployments")
         ctl = cfg.controllers
         self.scheduler = Scheduler(guarded, pods, nodes, EventRecorder(guarded, COMPONENT_SCHEDULER, host))
         recorder = EventRecorder(guarded, COMPONENT_CONTROLLERS, host)
@@ -64,9 +67,9 @@ class ControllerManager:
         ]
         if getattr(cfg, "network", None) is not None:   # node IPAM only with a network: section
             self.loops.append(NodeIpamController(guarded, nodes, cfg.network))
-        # Services: Endpoints per selector (its own informers, started with the others below).
-        self.informers.update({k: Informer(self.client, k, name=f"informer-{k}") for k in ("services", "endpoints")})
-        self.loops.append(EndpointsController(guarded, self.informers["services"], self.informers["endpoints"], pods))
+        # Services: Endpoints per selector.
+        self.loops.append(EndpointsController(guarded, self.informers.informer("services"),
+                                              self.informers.informer("endpoints"), pods))
         self._stop = threading.Event()
         self._starter = threading.Thread(target=self._start, name="controllers-start", daemon=True)
 
@@ -83,8 +86,7 @@ class ControllerManager:
                 self._stop.wait(0.2)
         if self._stop.is_set():
             return
-        for inf in self.informers.values():
-            inf.start()
+        self.informers.start()
         for loop in self.loops:
             loop.start()
         log.info("event=controllers_started replica=%s", self.cfg.name)
@@ -95,8 +97,7 @@ class ControllerManager:
         self._stop.set()
         for loop in self.loops:
             loop.stop()
-        for inf in self.informers.values():
-            inf.stop()
+        self.informers.stop()
         closer = threading.Timer(CLOSE_AFTER_S, self.client.close)
         closer.daemon = True
         closer.start()

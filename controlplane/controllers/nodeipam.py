@@ -18,11 +18,11 @@ skiff.io/cluster-cidr; agents read them (nodeagent/network).
 
 import logging
 
-from controlplane.controllers.base import BACKOFF, Loop
 from controlplane.controllers.nodeipam_plan import (BACKEND_ANNOTATION, CLUSTER_CIDR_ANNOTATION, duplicates,
                                                     plan_node)
 from controlplane.controllers.podutil import copy
 from skiff import client as clientmod
+from skiff.reconcile import BACKOFF, Loop
 
 log = logging.getLogger("skiff.controllers.nodeipam")
 

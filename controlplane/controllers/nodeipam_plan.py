@@ -13,8 +13,7 @@ Invariants:
 import ipaddress
 from dataclasses import dataclass, field
 
-BACKEND_ANNOTATION = "skiff.io/network-backend"
-CLUSTER_CIDR_ANNOTATION = "skiff.io/cluster-cidr"
+from skiff.api.wellknown import BACKEND_ANNOTATION, CLUSTER_CIDR_ANNOTATION  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

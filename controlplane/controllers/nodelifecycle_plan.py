@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from controlplane.controllers.podutil import get_condition
 from controlplane.scheduler.filters import tolerates
 from skiff.api import objects_pb2 as pb
+from skiff.api.wellknown import POD_FINISHED_PHASES, TAINT_UNREACHABLE
 
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+UNREACHABLE_TAINT = TAINT_UNREACHABLE
 UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 
@@ -109,7 +110,7 @@ def decide(node: pb.Node, health: NodeHealth, pods_on_node, now_s: float,
         if delay is not None and silent_s > grace_s + delay:
             evict.append(_key(pod))
     not_ready = tuple(_key(p) for p in pods_on_node
-                      if not p.metadata.deletion_timestamp and p.status.phase not in ("Succeeded", "Failed")
+                      if not p.metadata.deletion_timestamp and p.status.phase not in POD_FINISHED_PHASES
                       and not _pod_marked_not_ready(p) and _key(p) not in evict)
     return Actions(mark_unknown=ready is None or ready.status != "Unknown", add_taint=not tainted,
                    pods_not_ready=not_ready, evict=tuple(evict))

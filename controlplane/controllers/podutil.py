@@ -7,22 +7,9 @@ Functions that modify an object say so and never touch their other arguments.
 import datetime
 
 from skiff.api import objects_pb2 as pb
+from skiff.api.wellknown import POD_FINISHED_PHASES, now_rfc3339, parse_rfc3339  # noqa: F401 - re-exported
 
-TERMINATED_PHASES = ("Succeeded", "Failed")
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> datetime.datetime | None:
-    """The time of an RFC 3339 timestamp ("2024-05-01T10:00:00Z", fractions allowed), or None."""
-    if not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+TERMINATED_PHASES = POD_FINISHED_PHASES
 
 
 def copy(msg):

@@ -11,12 +11,12 @@ Duplicates are avoided by Expectations (pods created but not yet in the cache co
 
 import logging
 
-from controlplane.controllers.base import Loop
 from controlplane.controllers.expectations import Expectations
 from controlplane.controllers.podutil import controller_ref, copy, key_of
 from controlplane.controllers.replicaset_plan import (plan_replicaset, pod_from_template, selector_of,
                                                       with_owner, without_owner)
 from skiff import client as clientmod
+from skiff.reconcile import Loop
 
 log = logging.getLogger("skiff.controllers.replicaset")
 

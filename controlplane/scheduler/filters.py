@@ -11,13 +11,14 @@ it (as Kubernetes' framework does); one filter may give several reasons
 from controlplane.controllers.podutil import get_condition
 from controlplane.scheduler.nodeinfo import NodeInfo, pod_requests
 from skiff.api import objects_pb2 as pb
+from skiff.api.wellknown import TAINT_UNSCHEDULABLE
 
 UNSCHEDULABLE = "node(s) were unschedulable"
 NOT_READY = "node(s) were not ready"
 AFFINITY_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
 TOO_MANY_PODS = "Too many pods"
 INSUFFICIENT = "Insufficient {}"
-UNSCHEDULABLE_TAINT_KEY = "node.kubernetes.io/unschedulable"
+UNSCHEDULABLE_TAINT_KEY = TAINT_UNSCHEDULABLE
 BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
 
 

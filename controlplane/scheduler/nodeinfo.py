@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from skiff.api import objects_pb2 as pb
 from skiff.api.quantity import cpu_millicores, memory_bytes
+from skiff.api.wellknown import POD_FINISHED_PHASES
 
 # Used when a node reports no allocatable/capacity pod count (the kubelet's --max-pods default).
 DEFAULT_MAX_PODS = 110
@@ -106,6 +107,6 @@ def build_node_infos(nodes, pods) -> dict:
     infos = {n.metadata.name: NodeInfo(n) for n in nodes}
     for pod in pods:
         info = infos.get(pod.spec.node_name)
-        if info is not None and pod.status.phase not in ("Succeeded", "Failed"):
+        if info is not None and pod.status.phase not in POD_FINISHED_PHASES:
             info.add_pod(pod)
     return infos

@@ -25,12 +25,13 @@ import logging
 import threading
 import time
 
-from controlplane.controllers.base import BACKOFF, Loop
 from controlplane.controllers.podutil import copy, get_condition, key_of, set_condition
 from controlplane.scheduler.algorithm import schedule
 from controlplane.scheduler.nodeinfo import build_node_infos
 from skiff import client as clientmod
 from skiff.api.defaults import DEFAULT_SCHEDULER
+from skiff.api.wellknown import POD_FINISHED_PHASES
+from skiff.reconcile import BACKOFF, Loop
 
 log = logging.getLogger("skiff.scheduler")
 
@@ -42,7 +43,7 @@ RESYNC_S = 30.0
 
 def needs_scheduling(pod) -> bool:
     return (pod.spec.scheduler_name in ("", DEFAULT_SCHEDULER) and not pod.spec.node_name
-            and not pod.metadata.deletion_timestamp and pod.status.phase not in ("Succeeded", "Failed"))
+            and not pod.metadata.deletion_timestamp and pod.status.phase not in POD_FINISHED_PHASES)
 
 
 def _node_fingerprint(node):
@@ -91,7 +92,7 @@ class Scheduler:
                 self._assumed.pop(new.metadata.uid, None)
         if needs_scheduling(new) and (not needs_scheduling(old) or old.spec != new.spec):
             self.loop.enqueue(key_of(new))
-        if new.status.phase in ("Succeeded", "Failed") and old.status.phase != new.status.phase:
+        if new.status.phase in POD_FINISHED_PHASES and old.status.phase != new.status.phase:
             self._cluster_changed()  # a finished pod frees its requests
 
     def _pod_deleted(self, pod):

@@ -20,7 +20,7 @@ and pod_ip_exists(ns, ip) -> bool.
 """
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ZONE = "cluster.local"
 TTL_S = 5

@@ -11,7 +11,6 @@ dnslib's DNSServer runs one thread per protocol.
 
 import logging
 import socket
-import threading
 
 from dnslib import CNAME, QTYPE, RCODE, RR, SRV, A, DNSQuestion, DNSRecord
 
@@ -128,19 +127,34 @@ class DnsServer(dnsserve.DnsServer):
 
 class NodeDns:
     """The agent's DNS: waits for the node's podCIDR (network.ready()), then serves on the
-    bridge's .1 port 53. Retries the bind every retry_s until it works or stop()."""
+    bridge's .1 port 53. A bounded-frequency runner of the reconcile toolkit tries the
+    bind every retry_s (1 s) until it works or stop(); once serving, it has nothing left
+    to do (the view follows the cluster by itself).
 
-    def __init__(self, client, network, upstream: str = "", port: int = 53, retry_s: float = 1.0, view=None):
-        from nodeagent.dns.view import InformerView
+    The view reads the Services and Endpoints informers of the agent's InformerFactory
+    (shared with the proxier). Pod records (a-b-c-d.<ns>.pod) are verified by reading
+    the namespace's pods from the API when asked (cached for the record TTL), instead
+    of watching every pod of the cluster on every node: they are rare questions, pod
+    status writes are the cluster's most frequent changes, and the pod syncer's own
+    informer holds only this node's pods."""
+
+    def __init__(self, client, network, upstream: str = "", port: int = 53, retry_s: float = 1.0, view=None,
+                 informers=None):
+        from nodeagent.dns.view import ApiPodIps, InformerView
+        from skiff.informer import InformerFactory
+        from skiff.reconcile import BoundedFrequencyRunner
         self.client = client
-        self.view = view or InformerView(client)
+        self._own_informers = view is None and informers is None
+        self.informers = informers if informers is not None else InformerFactory(client)
+        self.view = view or InformerView(self.informers.informer("services"), self.informers.informer("endpoints"),
+                                         ApiPodIps(client))
         self.network = network
         self.upstream = parse_upstream(upstream)
         self.port = port
         self.retry_s = retry_s
         self.server = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="dns", daemon=True)
+        self.runner = BoundedFrequencyRunner("dns", self._serve, retry_base_s=retry_s, retry_max_s=retry_s,
+                                             logger=log)
 
     def address(self) -> str:
         """The nameserver for ClusterFirst pods ("" until the node has a podCIDR)."""
@@ -153,28 +167,33 @@ class NodeDns:
         return self.client.list("services", namespace=ns)[0]
 
     def start(self) -> "NodeDns":
-        self.view.start()
-        self._thread.start()
+        self.runner.start()
+        if self._own_informers:
+            self.informers.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5.0)
+        self.runner.stop(join_s=5.0)
         if self.server is not None:
             self.server.stop()
-        self.view.stop()
+        if self._own_informers:
+            self.informers.stop()
 
-    def _run(self):
-        while not self._stop.is_set():
-            if self.network.ready():
-                address = bridge_address(self.network.pod_cidr)
-                try:
-                    self.server = DnsServer(self.view, address, self.port, self.upstream).start()
-                    return
-                except OSError as exc:
-                    log.warning("event=dns_bind_failed address=%s port=%d error=%s", address, self.port,
-                                str(exc).replace(" ", "_"))
-            self._stop.wait(self.retry_s)
+    def _serve(self):
+        """The runner's sync: bind once the network is ready; seconds until the next try,
+        None once serving (no more tries)."""
+        if self.server is not None:
+            return None
+        if not self.network.ready():
+            return self.retry_s
+        address = bridge_address(self.network.pod_cidr)
+        try:
+            self.server = DnsServer(self.view, address, self.port, self.upstream).start()
+        except OSError as exc:
+            log.warning("event=dns_bind_failed address=%s port=%d error=%s", address, self.port,
+                        str(exc).replace(" ", "_"))
+            return self.retry_s
+        return None
 
 
 def bridge_address(pod_cidr: str) -> str:

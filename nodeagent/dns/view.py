@@ -1,29 +1,60 @@
-"""The resolver's view of the cluster, read from informers (services, endpoints, pods).
+"""The resolver's view of the cluster: Services and Endpoints from informers, pod IPs from the API.
 
-The informers' caches are read, never mutated; the resolver only reads fields."""
+The informers' caches are read, never mutated; the resolver only reads fields.
+Pod records are verified with ApiPodIps (see NodeDns for why not a pod informer)."""
 
-from skiff.informer import Informer
+import threading
+import time
+
+POD_IPS_TTL_S = 5.0        # the DNS records' TTL: a pod IP list this old is still a fair answer
+POD_IPS_MISS_REFRESH_S = 1.0   # an unknown IP in a list older than this re-reads it (a new pod)
+POD_IPS_MAX_NAMESPACES = 256
+
+
+class ApiPodIps:
+    """pod_ip_exists(ns, ip) from the namespace's pods, read from the API when asked and
+    cached per namespace for POD_IPS_TTL_S. An API error propagates (the server answers
+    SERVFAIL: it cannot verify), never a guess."""
+
+    def __init__(self, client, ttl_s: float = POD_IPS_TTL_S, miss_refresh_s: float = POD_IPS_MISS_REFRESH_S,
+                 clock=time.monotonic):
+        self.client = client
+        self.ttl_s = ttl_s
+        self.miss_refresh_s = miss_refresh_s
+        self._clock = clock
+        self._cache: dict = {}    # ns -> (read at, frozenset of pod IPs)
+        self._lock = threading.Lock()
+        self.reads = 0
+
+    def __call__(self, ns: str, ip: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(ns)
+        if hit is not None:
+            age = now - hit[0]
+            if age < self.ttl_s and (ip in hit[1] or age < self.miss_refresh_s):
+                return ip in hit[1]
+        pods, _ = self.client.list("pods", namespace=ns)
+        self.reads += 1
+        ips = frozenset(p.status.pod_ip for p in pods if p.status.pod_ip)
+        with self._lock:
+            if len(self._cache) >= POD_IPS_MAX_NAMESPACES:
+                self._cache.clear()
+            self._cache[ns] = (now, ips)
+        return ip in ips
 
 
 class InformerView:
-    def __init__(self, client):
-        self.services = Informer(client, "services", name="dns-informer-services")
-        self.endpoints_inf = Informer(client, "endpoints", name="dns-informer-endpoints")
-        self.pods = Informer(client, "pods", name="dns-informer-pods")
-        self._all = (self.services, self.endpoints_inf, self.pods)
+    """services, endpoints: shared informers (the agent's InformerFactory); pod_ips(ns, ip) -> bool."""
 
-    def start(self) -> "InformerView":
-        for inf in self._all:
-            inf.start()
-        return self
-
-    def stop(self) -> None:
-        for inf in self._all:
-            inf.stop()
+    def __init__(self, services, endpoints, pod_ips):
+        self.services = services
+        self.endpoints_inf = endpoints
+        self._pod_ips = pod_ips
 
     @property
     def synced(self) -> bool:
-        return all(inf.synced for inf in self._all)
+        return self.services.synced and self.endpoints_inf.synced
 
     def service(self, ns: str, name: str):
         return self.services.get(f"{ns}/{name}")
@@ -32,7 +63,7 @@ class InformerView:
         return self.endpoints_inf.get(f"{ns}/{name}")
 
     def pod_ip_exists(self, ns: str, ip: str) -> bool:
-        return any(p.status.pod_ip == ip for p in self.pods.list(ns))
+        return self._pod_ips(ns, ip)
 
     def list_services(self, ns: str) -> list:
         return self.services.list(ns)

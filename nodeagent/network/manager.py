@@ -1,15 +1,18 @@
 """The node's pod network: wiring of IPAM, bridge, pod veths, routes and masquerade.
 
-Start-up (a thread of its own, so the agent and hostNetwork pods never wait for it):
-wait until our Node has spec.podCIDR and the annotations the node IPAM controller
-writes (skiff.io/network-backend, skiff.io/cluster-cidr); then sysctls, the bridge
+One loop, the reconcile toolkit's bounded-frequency runner (so the agent and
+hostNetwork pods never wait for it), over the Nodes informer of the agent's
+InformerFactory (shared with the proxier). Start-up: every NOT_READY_S (0.5 s), wait
+until our Node has spec.podCIDR and the annotations the node IPAM controller writes
+(skiff.io/network-backend, skiff.io/cluster-cidr); then sysctls, the bridge
 cbr0 (.1 of the pod CIDR), for vxlan the device skiff.1 (its MAC published in the
 Node annotation skiff.io/vtep-mac), the masquerade rule. From then on ready() is True.
 
-Every CHECK_S (and at once on any Node event) check(): desired routes/neighbours/FDB
+Every CHECK_S (3 s; and at once on any Node event) check(): desired routes/neighbours/FDB
 from the Nodes in the informer (pure planner, routes_plan), actual from the kernel,
 apply the difference; the bridge, the VXLAN device, the sysctls and the NAT rule are
 re-ensured too, so drift (a deleted route, a flushed chain) is repaired within CHECK_S.
+A failed pass is retried after NOT_READY_S, doubling up to CHECK_S.
 After the node's pods are known (live_uids() not None), IP allocations of pods that no
 longer exist are released and veths without an allocation deleted.
 
@@ -34,11 +37,13 @@ from nodeagent.network.names import (BACKEND_ANNOTATION, BACKENDS, CLUSTER_CIDR_
 from nodeagent.network.netlink import NetlinkApplier
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
-from skiff.informer import Informer
+from skiff.informer import InformerFactory
+from skiff.reconcile import BoundedFrequencyRunner
 
 log = logging.getLogger("skiff.agent.network")
 
 CHECK_S = 3.0
+NOT_READY_S = 0.5       # how often start-up looks for the node's podCIDR and annotations
 DEFAULT_MTU = 1500
 
 
@@ -48,7 +53,7 @@ class NetworkNotReady(Exception):
 
 class NetworkManager:
     def __init__(self, *, client, node_name: str, address: str, data_dir: str, netns: str | None = None,
-                 check_s: float = CHECK_S, host_config: bool = True):
+                 check_s: float = CHECK_S, host_config: bool = True, informers: InformerFactory | None = None):
         self.client = client
         self.node_name = node_name
         self.address = address
@@ -56,7 +61,9 @@ class NetworkManager:
         self.netns = netns
         self.check_s = check_s
         self.host_config = host_config          # sysctls + iptables (off in tests without a netns of their own)
-        self.nodes = Informer(client, "nodes", name="informer-nodes-net")
+        self._own_informers = informers is None
+        self.informers = informers if informers is not None else InformerFactory(client)
+        self.nodes = self.informers.informer("nodes")
         self.live_uids = None                   # () -> set of uids, or None while unknown
         self.net = None
         self.pod_cidr = ""
@@ -64,11 +71,11 @@ class NetworkManager:
         self.backend = ""
         self.mtu = DEFAULT_MTU
         self._ready = threading.Event()
-        self._kick = threading.Event()
-        self._stop = threading.Event()
         self._verified: dict = {}               # uid -> sandbox id set up / checked
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="pod-network", daemon=True)
+        self.runner = BoundedFrequencyRunner("pod-network", self._reconcile, max_interval_s=check_s,
+                                             retry_base_s=NOT_READY_S, retry_max_s=check_s,
+                                             informers=(self.nodes,), logger=log)
         self.checks = 0
         self.repairs = 0
 
@@ -76,16 +83,17 @@ class NetworkManager:
 
     def start(self) -> "NetworkManager":
         self.net = NetlinkApplier(self.netns)
-        kick = lambda *a: self._kick.set()  # noqa: E731
+        kick = lambda *a: self.runner.run()  # noqa: E731
         self.nodes.add_handler(on_add=kick, on_update=kick, on_delete=kick)
-        self.nodes.start()
-        self._thread.start()
+        self.runner.start()
+        if self._own_informers:
+            self.informers.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._kick.set()
-        self.nodes.stop()
+        self.runner.stop()
+        if self._own_informers:
+            self.informers.stop()
 
     def ready(self) -> bool:
         return self._ready.is_set()
@@ -93,17 +101,14 @@ class NetworkManager:
     def wait_ready(self, timeout_s: float) -> bool:
         return self._ready.wait(timeout_s)
 
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                if not self._ready.is_set():
-                    self._try_init()
-                if self._ready.is_set():
-                    self.check()
-            except Exception:  # noqa: BLE001 - retried at the next tick
-                log.exception("event=network_check_failed node=%s", self.node_name)
-            self._kick.wait(self.check_s if self._ready.is_set() else 0.5)
-            self._kick.clear()
+    def _reconcile(self):
+        """The runner's sync: start-up until ready, then check(); the seconds until the next pass."""
+        if not self._ready.is_set():
+            self._try_init()
+        if self._ready.is_set():
+            self.check()
+            return self.check_s
+        return NOT_READY_S
 
     def _own_node(self):
         return self.nodes.get(self.node_name)

@@ -10,6 +10,8 @@
 
 import ipaddress
 
+from skiff.api.wellknown import BACKEND_ANNOTATION, CLUSTER_CIDR_ANNOTATION, VTEP_MAC_ANNOTATION  # noqa: F401 - re-exported
+
 BRIDGE = "cbr0"
 VXLAN_DEVICE = "skiff.1"
 VXLAN_VNI = 1
@@ -20,9 +22,6 @@ FWD_CHAIN = "SKIFFNET-FWD"      # filter: accept forwarding from/to the cluster 
 VETH_PREFIX = "veth"
 RTPROT_SKIFF = 77          # our routes carry this protocol number: "ours" = proto 77
 
-BACKEND_ANNOTATION = "skiff.io/network-backend"
-CLUSTER_CIDR_ANNOTATION = "skiff.io/cluster-cidr"
-VTEP_MAC_ANNOTATION = "skiff.io/vtep-mac"
 BACKENDS = ("host-gw", "vxlan")
 
 

@@ -31,8 +31,9 @@ from nodeagent.runtime import timeutil
 from nodeagent.podsync.model import (
     APP, CREATED, INIT, SANDBOX, BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, ProbeResults,
     RemoveContainer, StartContainer, WaitBackoff, backoff_key, in_backoff, next_backoff)
+from skiff.api.wellknown import POD_FINISHED_PHASES
 
-TERMINAL_PHASES = ("Succeeded", "Failed")
+TERMINAL_PHASES = POD_FINISHED_PHASES
 DEFAULT_GRACE_S = 30
 MIN_GRACE_S = 2          # kubelet's minimumGracePeriodInSeconds for a graceful stop
 SANDBOX_STOP_S = 2       # the pause exits on SIGTERM at once

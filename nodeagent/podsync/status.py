@@ -22,11 +22,12 @@ twice gives an equal message and the caller writes only real changes.
 
 from skiff.api import objects_pb2 as pb
 from skiff.api import quantity
+from skiff.api.wellknown import POD_FINISHED_PHASES
 
 from nodeagent.runtime import timeutil
 from nodeagent.podsync.model import APP, CREATED, INIT, SANDBOX, ProbeResults
 
-TERMINAL_PHASES = ("Succeeded", "Failed")
+TERMINAL_PHASES = POD_FINISHED_PHASES
 OWN_CONDITIONS = ("Initialized", "Ready", "ContainersReady", "PodScheduled")
 
 

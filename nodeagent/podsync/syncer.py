@@ -14,8 +14,13 @@ removed and its directory deleted - but only once the informer has synced, so a
 restarted agent that has not heard from the API yet never removes anything.
 
 Keys come from: informer events, container events from the engine (die, oom,
-destroy), probe result changes, a back-off's end (add_after), and a periodic
-resync of every uid known to the cache, the engine or the data dir.
+destroy), probe result changes, a back-off's end (add_after), and a resync of every
+uid known to the cache, the engine or the data dir: at once when the cache has
+synced (containers of pods deleted while the agent was away go at once), then every
+resync_s (5 s). The loop is the reconcile toolkit's keyed Loop (workers: sync_workers,
+8 by default); a failed sync is retried per uid after 0.5 s doubling up to 30 s. The
+pods informer (this node's pods only: a field selector) comes from the agent's
+InformerFactory; without one the syncer makes and runs its own.
 """
 
 import logging
@@ -29,8 +34,8 @@ from nodeagent.podsync.model import MUTATING, BackoffPolicy, WaitBackoff
 from nodeagent.podsync.status import compute_status
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
-from skiff.informer import Informer
-from skiff.workqueue import WorkQueue
+from skiff.informer import InformerFactory
+from skiff.reconcile import BACKOFF, Loop
 
 log = logging.getLogger("skiff.agent.podsync")
 
@@ -42,7 +47,7 @@ ENGINE_EVENTS = ("die", "oom", "destroy")
 class PodSyncer:
     def __init__(self, *, client, runtime, applier, probes, node_name: str, host_ip: str, data_dir: str,
                  policy: BackoffPolicy = BackoffPolicy(), workers: int = 8, resync_s: float = 5.0,
-                 informer_client=None):
+                 informer_client=None, informers: InformerFactory | None = None):
         self.client = client            # status writes: give it a short failover budget
         informer_client = informer_client or client
         self.runtime = runtime
@@ -54,10 +59,14 @@ class PodSyncer:
         self.policy = policy
         self.workers = workers
         self.resync_s = resync_s
-        self.informer = Informer(informer_client, "pods", field_selector=f"spec.nodeName={node_name}",
-                                 name="informer-pods")
-        self.queue = WorkQueue(base_delay_s=0.5, max_delay_s=30.0)
-        self._stop = threading.Event()
+        self._own_informers = informers is None
+        self.informers = informers if informers is not None else InformerFactory(informer_client)
+        self.informer = self.informers.informer("pods", field_selector=f"spec.nodeName={node_name}")
+        self.loop = Loop("podsync", self._sync_key, informers=(self.informer,), list_keys=self._all_uids,
+                         workers=workers, resync_s=resync_s, resync_at_start=True,
+                         base_delay_s=0.5, max_delay_s=30.0, logger=log)
+        self.queue = self.loop.queue
+        self._stop = threading.Event()          # the engine event stream
         self._threads: list = []
         self._last_written: dict = {}   # uid -> (resourceVersion, status) of our last status write
         self._lock = threading.Lock()
@@ -68,18 +77,18 @@ class PodSyncer:
     def start(self) -> "PodSyncer":
         self.informer.add_handler(on_add=self._on_pod, on_update=lambda old, new: self._on_update(old, new),
                                   on_delete=self._on_pod)
-        self.informer.start()
-        for i in range(self.workers):
-            self._spawn(self._worker, f"podsync-{i}")
-        self._spawn(self._resync_loop, "podsync-resync")
+        self.loop.start()
+        if self._own_informers:
+            self.informers.start()
         self._spawn(self._engine_events, "podsync-engine-events")
         return self
 
     def stop(self) -> None:
         """Stop the loops; containers keep running (the next agent adopts them)."""
         self._stop.set()
-        self.informer.stop()
-        self.queue.shutdown()
+        self.loop.stop()
+        if self._own_informers:
+            self.informers.stop()
         self.probes.stop()
 
     def _spawn(self, fn, name):
@@ -109,40 +118,16 @@ class PodSyncer:
         uids |= set(volumes.pod_uids_on_disk(self.data_dir))
         return uids
 
-    def _resync_loop(self):
-        # As soon as the cache is complete, look at everything the engine and the disk
-        # have: containers of pods deleted while the agent was away go at once.
-        while not self._stop.is_set() and not self.informer.wait_synced(0.5):
-            pass
-        for uid in self._all_uids():
-            self.queue.add(uid)
-        while not self._stop.wait(self.resync_s):
-            for uid in self._all_uids():
-                self.queue.add(uid)
-
     def _engine_events(self):
+        """An event source (like an informer), not a loop: the engine's stream of container events."""
         for action, uid in self.runtime.events(self._stop):
             if action in ENGINE_EVENTS:
                 self.queue.add(uid)
 
-    def _worker(self):
-        while not self._stop.is_set():
-            uid = self.queue.get(timeout_s=0.5)
-            if uid is None:
-                continue
-            try:
-                after, failed = self.sync(uid)
-                if failed:
-                    self.queue.add_rate_limited(uid)
-                else:
-                    self.queue.forget(uid)
-                    if after is not None:
-                        self.queue.add_after(uid, after)
-            except Exception:  # noqa: BLE001 - retried with back-off
-                log.exception("event=sync_failed uid=%s", uid)
-                self.queue.add_rate_limited(uid)
-            finally:
-                self.queue.done(uid)
+    def _sync_key(self, uid: str):
+        """The Loop's sync: a failed pod sync backs off per uid; else the requeue delay (or None)."""
+        after, failed = self.sync(uid)
+        return BACKOFF if failed else after
 
     # ------------------------------------------------------------ sync
 

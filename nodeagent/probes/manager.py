@@ -15,6 +15,13 @@
 
 Results are keyed by container id, so a restarted container never inherits its
 predecessor's results.
+
+The workers are per-container timers, not reconcile loops, and do not use the
+reconcile toolkit on purpose: each one has its own phase (initialDelaySeconds from
+the container's start), period and thresholds, lives exactly as long as its
+container, and reports through on_change into the pod sync loop, which is where
+the reconciling happens. A shared runner would only add a queue between a timer
+and its one probe.
 """
 
 import logging

@@ -1,38 +1,43 @@
 """The node's service proxy: informers on Services, Endpoints (and Nodes) -> iptables.
 
-Proxier(client, node_name, node_ip).start() / .stop(). The agent runs inside the
-node's network namespace, so the iptables commands hit the node's tables.
+Proxier(client, node_name, node_ip, informers=factory).start() / .stop(). The agent
+runs inside the node's network namespace, so the iptables commands hit the node's
+tables. The informers come from the agent's InformerFactory (shared with DNS and the
+pod network); without one the proxier makes and runs its own.
 
 The reconcile loop has a single key (the node's whole rule set), like kube-proxy's
-syncProxyRules: informer handlers only mark it dirty; one worker thread renders the
-whole rule set with the pure render() and applies it with one
-`iptables-restore --noflush`, then ensures the jumps from the built-in chains, clears
-the UDP conntrack entries of removed endpoints and (re)places LoadBalancer addresses
-this node announces. Syncs run at most once per min_sync_interval_s (churn is
-batched: changes arriving meanwhile are taken by the next sync), plus a full re-apply
-every resync_s (repairs drift); a failed sync is retried with growing delays.
-Identical text is not re-applied between resyncs. Only SKIFF- chains are touched.
+syncProxyRules, so it is the toolkit's bounded-frequency runner: informer handlers
+only ask for a sync; the sync renders the whole rule set with the pure render() and
+applies it with one `iptables-restore --noflush`, then ensures the jumps from the
+built-in chains, clears the UDP conntrack entries of removed endpoints and
+(re)places LoadBalancer addresses this node announces. Syncs start at most once per
+min_sync_interval_s (0.5 s: churn is batched, changes arriving meanwhile are taken by
+the next sync), plus a full re-apply every resync_s (30 s: repairs drift); a failed
+sync is retried after 0.5 s doubling up to max_retry_s (30 s). Identical text is not
+re-applied between resyncs. Only SKIFF- chains are touched.
 """
 
 import logging
-import threading
+import math
 import time
 
 from nodeagent.proxy import conntrack
 from nodeagent.proxy.announce import Announcer, announcer, candidates
 from nodeagent.proxy.iptables import Iptables
 from nodeagent.proxy.render import Node, jump_rules, render_ports, service_ports, skiff_chains
-from skiff.informer import Informer
+from skiff.api.wellknown import CLUSTER_CIDR_ANNOTATION
+from skiff.informer import InformerFactory
+from skiff.reconcile import BoundedFrequencyRunner
 
 log = logging.getLogger("skiff.proxy")
 
-CLUSTER_CIDR_ANNOTATION = "skiff.io/cluster-cidr"
+RETRY_BASE_S = 0.5
 
 
 class Proxier:
     def __init__(self, client, node_name: str, node_ip: str = "", *, cluster_cidr: str = "",
                  min_sync_interval_s: float = 0.5, resync_s: float = 30.0, iptables=None,
-                 announce: bool = True, max_retry_s: float = 30.0):
+                 announce: bool = True, max_retry_s: float = 30.0, informers: InformerFactory | None = None):
         self.client = client
         self.node_name = node_name
         self.node_ip = node_ip
@@ -42,14 +47,16 @@ class Proxier:
         self.max_retry_s = max_retry_s
         self.iptables = iptables or Iptables()
         self.announcer = Announcer(node_ip) if announce and node_ip else None
-        self.services = Informer(client, "services", name="proxy-informer-services")
-        self.endpoints = Informer(client, "endpoints", name="proxy-informer-endpoints")
-        self.nodes = Informer(client, "nodes", name="proxy-informer-nodes")
-        for inf in (self.services, self.endpoints, self.nodes):
-            inf.add_handler(self._changed, lambda old, new: self._changed(new), self._changed)
-        self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="proxier", daemon=True)
+        self._own_informers = informers is None
+        self.informers = informers if informers is not None else InformerFactory(client)
+        self.services = self.informers.informer("services")
+        self.endpoints = self.informers.informer("endpoints")
+        self.nodes = self.informers.informer("nodes")
+        self.runner = BoundedFrequencyRunner(
+            "proxier", self._sync_once, min_interval_s=min_sync_interval_s, max_interval_s=resync_s,
+            retry_base_s=RETRY_BASE_S, retry_max_s=max_retry_s, logger=log,
+            informers=(self.services, self.endpoints, self.nodes))
+        self._last_full = -math.inf       # start of the last successful full sync (monotonic)
         self._last_text = None
         self._last_ports = []
         self.syncs = 0            # applied syncs (tests and logs)
@@ -59,58 +66,36 @@ class Proxier:
 
     def start(self) -> "Proxier":
         for inf in (self.services, self.endpoints, self.nodes):
-            inf.start()
-        self._thread.start()
+            inf.add_handler(self._changed, lambda old, new: self._changed(new), self._changed)
+        self.runner.start()
+        if self._own_informers:
+            self.informers.start()
         return self
 
     def stop(self) -> None:
         """Stops the loop; the rules stay (traffic keeps flowing while the agent restarts)."""
-        self._stop.set()
-        self._dirty.set()
-        for inf in (self.services, self.endpoints, self.nodes):
-            inf.stop()
-        self._thread.join(5.0)
+        self.runner.stop(join_s=5.0)
+        if self._own_informers:
+            self.informers.stop()
 
     def _changed(self, *_):
-        self._dirty.set()
+        self.runner.run()
 
     # ------------------------------------------------------------ loop
 
-    def _run(self) -> None:
-        for inf in (self.services, self.endpoints, self.nodes):
-            while not inf.wait_synced(0.2):
-                if self._stop.is_set():
-                    return
-        last_sync = 0.0
-        last_full = 0.0
-        failures = 0
-        self._dirty.set()
-        while not self._stop.is_set():
-            due_full = last_full + self.resync_s
-            self._dirty.wait(max(0.0, due_full - time.monotonic()))
-            if self._stop.is_set():
-                return
-            # Batch churn: never more often than once per min_sync_interval_s.
-            wait_s = last_sync + self.min_sync_interval_s - time.monotonic()
-            if wait_s > 0 and self._stop.wait(wait_s):
-                return
-            self._dirty.clear()
-            full = time.monotonic() >= due_full
-            last_sync = time.monotonic()
-            try:
-                self.sync(force=full)
-                failures = 0
-                if full:
-                    last_full = last_sync
-            except Exception as exc:  # noqa: BLE001 - retried; the loop must live on
-                failures += 1
-                self.last_error = str(exc)
-                delay = min(self.max_retry_s, 0.5 * 2 ** (failures - 1))
-                log.warning("event=proxy_sync_failed node=%s failures=%d retry_s=%.1f error=%s",
-                            self.node_name, failures, delay, str(exc)[:300].replace(" ", "_"))
-                timer = threading.Timer(delay, self._dirty.set)
-                timer.daemon = True
-                timer.start()
+    def _sync_once(self) -> float:
+        """The runner's sync: a full re-apply when resync_s has passed since the last
+        one; returns the seconds until the next full one is due."""
+        started = time.monotonic()
+        full = started >= self._last_full + self.resync_s
+        try:
+            self.sync(force=full)
+        except Exception as exc:
+            self.last_error = str(exc)
+            raise
+        if full:
+            self._last_full = started
+        return max(0.0, self._last_full + self.resync_s - time.monotonic())
 
     def _node(self) -> Node:
         cidr = self.cluster_cidr

@@ -7,6 +7,8 @@ StartedAt/FinishedAt are wall-clock times); the API gets whole seconds like Kube
 import datetime
 import re
 
+from skiff.api import wellknown
+
 _DOCKER = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})")
 
 
@@ -29,10 +31,8 @@ def parse(text: str) -> float:
 
 
 def rfc3339(epoch: float) -> str:
-    """"2024-05-01T12:00:00Z" (whole seconds, UTC); "" for 0."""
-    if not epoch:
-        return ""
-    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """"2024-05-01T12:00:00Z" (whole seconds, UTC); "" for 0 (skiff.api.wellknown.rfc3339)."""
+    return wellknown.rfc3339(epoch)
 
 
 def go_duration(seconds: float) -> str:

@@ -96,8 +96,6 @@ class ControlPlane:
             fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(24))
-        with open(pw_file, encoding="utf-8") as f:
-            password = f.read().strip()
         for name in self.names:
             os.makedirs(os.path.dirname(self.config_path(name)), exist_ok=True)
             with open(self.config_path(name), "w", encoding="utf-8") as f:

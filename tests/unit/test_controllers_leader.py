@@ -103,3 +103,28 @@ def test_controllers_section_values_and_round_trip(tmp_path):
 def test_controllers_section_errors(tmp_path, section, error):
     with pytest.raises(cfgmod.ConfigError, match=error):
         cfgmod.load(write_replica_config(tmp_path, section)[0])
+
+
+def test_not_leader_is_an_api_error_that_the_loops_drop_quietly():
+    from skiff import client as clientmod
+    from skiff.reconcile import Loop, Quiet
+
+    assert issubclass(NotLeader, clientmod.ApiError) and issubclass(NotLeader, Quiet)
+    calls = []
+
+    class Synced:
+        def wait_synced(self, timeout_s):
+            return True
+
+    def sync(key):
+        calls.append(key)
+        raise NotLeader("no longer the leader")
+
+    loop = Loop("t", sync, informers=(Synced(),), base_delay_s=0.01).start()
+    try:
+        loop.enqueue("a")
+        wait_until(lambda: calls, 2, "the sync")
+        time.sleep(0.1)
+        assert calls == ["a"] and loop.queue.failures("a") == 0     # not retried: the new leader does it
+    finally:
+        loop.stop()
