@@ -7,6 +7,8 @@ clock only when `now` is not given).
 
 import datetime
 
+from skiff.api import wellknown
+
 DESCRIBE_LABEL_WIDTH = 20
 
 
@@ -14,10 +16,8 @@ def age(timestamp: str, now: datetime.datetime | None = None) -> str:
     """kubectl's short age: 45s, 5m, 3h, 2d (<unknown> when unset)."""
     if not timestamp:
         return "<unknown>"
-    try:
-        then = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=datetime.timezone.utc)
-    except ValueError:
+    then = wellknown.parse_rfc3339(timestamp)
+    if then is None or then.tzinfo is None:
         return "<invalid>"
     now = now or datetime.datetime.now(datetime.timezone.utc)
     s = max(0, int((now - then).total_seconds()))

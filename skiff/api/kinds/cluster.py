@@ -3,6 +3,7 @@
 import ipaddress
 
 from skiff.api import objects_pb2 as pb
+from skiff.api import wellknown
 from skiff.api.display import condition_status
 from skiff.api.errors import join
 from skiff.api.kinds.registry import Kind, StoreHooks, register
@@ -72,7 +73,7 @@ def _node_row(n):
     if n.spec.unschedulable:
         status += ",SchedulingDisabled"
     roles = sorted(k.split("/", 1)[1] for k in n.metadata.labels
-                   if k.startswith("node-role.kubernetes.io/")) or ["<none>"]
+                   if k.startswith(wellknown.LABEL_NODE_ROLE_PREFIX)) or ["<none>"]
     internal = next((a.address for a in n.status.addresses if a.type == "InternalIP"), "<none>")
     info = n.status.node_info
     return ([status, ",".join(roles), info.kubelet_version or "<unknown>", internal],
