@@ -89,7 +89,7 @@ class ServicesConfig:
     load_balancer_pool: str = ""
 
     def alloc_settings(self) -> dict:
-        """The plain-data form carried in Raft commands (see controlplane/store/svcalloc.py)."""
+        """The plain-data form carried in Raft commands (see skiff/api/svcalloc.py)."""
         lo, hi = (int(x) for x in self.node_port_range.split("-"))
         pool = tuple(self.load_balancer_pool.split("-")) if self.load_balancer_pool else ()
         return {"cidr": self.service_cidr, "nodePorts": (lo, hi), "lbPool": pool}

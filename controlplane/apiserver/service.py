@@ -21,7 +21,6 @@ import grpc
 
 from controlplane.apiserver import admission
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Update
-from controlplane.store.hooks import store_hooks
 from controlplane.store.reader import Expired
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
 from skiff.api import fields, kinds, selectors
@@ -107,7 +106,7 @@ class ApiService(api_grpc.ApiServicer):
         """Writes of a kind that allocates (a Service) carry this replica's allocation
         settings into the log, so the state machine allocates from the command, never
         from a replica's own file."""
-        section = store_hooks(kind).settings_section
+        section = kind.store.settings_section
         config = getattr(self.cfg, section, None) if section else None
         return config.alloc_settings() if config is not None else None
 

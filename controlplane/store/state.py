@@ -27,7 +27,7 @@ ingress, from the settings the proposer put in the command, so every replica
 decides the same; race-free because this apply is the one total order), what a
 status write must keep (the allocator's status.loadBalancer), graceful deletion (a
 bound pod is marked deleting and its node removes it), and cascade (a Namespace
-takes everything in it along). Pods can be bound (controlplane/store/binding.py).
+takes everything in it along); see skiff/api/kinds/registry.py (StoreHooks). Pods can be bound (controlplane/store/binding.py).
 
 Objects are indexed by kind and namespace (self._index, derived from self.objects,
 never pickled: rebuilt when a dump is loaded), so listing one kind or emptying one
@@ -40,7 +40,6 @@ from typing import NamedTuple
 
 from controlplane.store import binding
 from controlplane.store.commands import WRITES, Apply, Barrier, Batch, Create, Delete, Update, from_legacy
-from controlplane.store.hooks import store_hooks
 from skiff.api import kinds, validation
 from skiff.api.assigned import carry_over_assigned
 from skiff.api import objects_pb2 as pb
@@ -216,7 +215,7 @@ class StoreState:
                     f"the stored object's uid {old.metadata.uid} (it was deleted and recreated)")
         merged = kind.message()
         merged.CopyFrom(old)
-        hooks = store_hooks(kind)
+        hooks = kind.store
         if subresource == "status":
             merged.ClearField("status")
             if msg.HasField("status"):
@@ -261,7 +260,7 @@ class StoreState:
                     f"{obj.metadata.resource_version}; not deleted")
         if expected_uid and expected_uid != obj.metadata.uid:
             return ("error", "conflict", f'{kind.resource} "{key[2]}": uid precondition failed; not deleted')
-        hooks = store_hooks(kind)
+        hooks = kind.store
         if hooks.graceful_delete_s is not None:
             grace_s = hooks.graceful_delete_s(obj, grace_s)
             if grace_s:
@@ -291,7 +290,7 @@ class StoreState:
     def _allocate(self, kind, key, new, old, settings):
         """What the cluster assigns to new (a fresh message, not stored state), if the kind
         allocates: from the other stored objects of the kind and the command's settings."""
-        allocate = store_hooks(kind).allocate
+        allocate = kind.store.allocate
         if allocate is None:
             return None
         others = []

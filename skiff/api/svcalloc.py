@@ -1,10 +1,10 @@
 """Service address allocation: ClusterIP, NodePorts and LoadBalancer ingress.
 
-Runs INSIDE the replicated apply (controlplane/store/state.py), so it obeys the
-state machine's rules: deterministic (the lowest free address/port, computed from
-the stored Services and the settings carried in the command), never raises on bad
-input (returns an error string), and mutates only the new object it is handed
-(never stored state). Because allocation happens in the single ordered apply, two
+Runs INSIDE the replicated apply (controlplane/store/state.py), as the Service kind's
+StoreHooks.allocate (skiff/api/kinds/service.py), so it obeys the state machine's
+rules: deterministic (the lowest free address/port, computed from the stored Services
+and the settings carried in the command), never raises on bad input (returns an error
+string), and mutates only the new object it is handed (never stored state). Because allocation happens in the single ordered apply, two
 concurrent creates can never get the same address: the second one sees the first.
 
 What is "taken" is recomputed from the stored Services on every write, so

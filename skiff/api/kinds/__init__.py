@@ -1,0 +1,13 @@
+"""The registry of API kinds (see registry.py) and the kinds skiff serves.
+
+Importing this package registers every kind: one module per kind or small family
+(cluster: Namespace, Node; pod; service: Service, Endpoints; config: ConfigMap,
+Secret; workloads: ReplicaSet, Deployment; event). The import order below is the
+order of KINDS.
+"""
+
+from skiff.api.kinds.registry import (  # noqa: F401 - the registry's public face
+    BY_NAME, KINDS, Kind, StoreHooks, encode, for_manifest, key_of, lookup, of_message, register,
+    unwrap, wrap,
+)
+from skiff.api.kinds import cluster, pod, service, config, workloads, event  # noqa: F401,E402 - registers
