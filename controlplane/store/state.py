@@ -136,10 +136,11 @@ class StoreState:
         if isinstance(cmd, Batch):
             # Several proposals in one log entry; each keeps its own request id.
             return [self.apply(inner) for inner in cmd.commands]
-        request_id = getattr(cmd, "request_id", "")
-        if request_id and request_id in self.requests:
-            return self.requests[request_id]
+        request_id = ""
         try:
+            request_id = getattr(cmd, "request_id", "")
+            if request_id and request_id in self.requests:
+                return self.requests[request_id]
             result = self._dispatch(cmd, dry=False)
         except Exception as exc:  # noqa: BLE001 - must never raise, see module doc
             return ("error", "internal", f"store could not apply {type(cmd).__name__}: {exc!r}")
