@@ -36,6 +36,7 @@ _CODES = {
     "not_found": grpc.StatusCode.NOT_FOUND,
     "conflict": grpc.StatusCode.ABORTED,
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "forbidden": grpc.StatusCode.FAILED_PRECONDITION,
     "internal": grpc.StatusCode.INTERNAL,
 }
 WRITE_TIMEOUT_S = 8.0
@@ -89,6 +90,11 @@ class ApiService(api_grpc.ApiServicer):
         try:
             admission.admit(kind, msg, old=old, creating=creating)
         except ValidationError as exc:
+            # An admission refusal may name its API status (.code: not_found for a write
+            # into a missing namespace, ...); field errors are "invalid".
+            code = getattr(exc, "code", "invalid")
+            if code != "invalid":
+                context.abort(_CODES.get(code, grpc.StatusCode.UNKNOWN), str(exc))
             name = msg.metadata.name or msg.metadata.generate_name
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f'{kind.name} "{name}" is invalid:\n{exc}')
