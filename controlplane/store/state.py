@@ -100,9 +100,6 @@ class StoreState:
             out.extend(names[n] for n in sorted(names))
         return out
 
-    def count(self, kind: str) -> int:
-        return sum(len(names) for names in self._index.get(kind, {}).values())
-
     def first_event_rv(self) -> int:
         """The oldest version a watch can still see; resuming from rv needs rv >= this - 1."""
         return self.events[0][0] if self.events else self.rv + 1
