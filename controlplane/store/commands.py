@@ -13,16 +13,26 @@ Results stay plain tuples, as before:
     ("error", code, message)                 code: already_exists, not_found,
                                              conflict, invalid, internal
 
-Renaming a class or a field changes what the log holds: journals written by an
-older skiff must still replay, so a rename needs an entry in from_legacy (which
-also reads the positional tuples that skiff wrote before these types existed).
+A command is pickled as its class and its field values in order (_Command), so
+the log holds no field names; journals written by an older skiff must still
+replay: a new field goes last, with a default; renaming or moving a class needs
+an alias. from_legacy reads the positional tuples skiff wrote before these types.
 """
 
 from dataclasses import dataclass
 
 
+class _Command:
+    """Pickled as (class, field values in order): no field names in the log, and a
+    field appended with a default still reads entries written without it."""
+
+    def __reduce__(self):
+        # A dataclass's __init__ sets the fields in declaration order: __dict__ keeps it.
+        return (type(self), tuple(self.__dict__.values()))
+
+
 @dataclass(frozen=True)
-class Create:
+class Create(_Command):
     """Create an object; refused if its key exists or its namespace does not."""
     request_id: str
     object: bytes          # pb.Object envelope, kinds.encode()d
@@ -32,7 +42,7 @@ class Create:
 
 
 @dataclass(frozen=True)
-class Update:
+class Update(_Command):
     """Update an existing object.
 
     subresource "": labels, annotations, owners, finalizers and spec (status kept);
@@ -48,7 +58,7 @@ class Update:
 
 
 @dataclass(frozen=True)
-class Apply:
+class Apply(_Command):
     """Create, or update the spec of, an object (kubectl apply); expected_rv comes
     from the object's own metadata.resourceVersion."""
     request_id: str
@@ -59,7 +69,7 @@ class Apply:
 
 
 @dataclass(frozen=True)
-class Delete:
+class Delete(_Command):
     """Delete the object at key = (kind name, namespace or "", name).
 
     grace_s: None = the kind's default (a bound pod: terminationGracePeriodSeconds),
@@ -74,13 +84,13 @@ class Delete:
 
 
 @dataclass(frozen=True)
-class Barrier:
+class Barrier(_Command):
     """Changes nothing; once applied, a replica has applied everything before it."""
     request_id: str
 
 
 @dataclass(frozen=True)
-class Batch:
+class Batch(_Command):
     """Several proposals in one Raft entry (the Batcher's), each with its own request id;
     the result is the list of their results."""
     commands: tuple
