@@ -1031,7 +1031,7 @@ def run(args, tmp, registry, cleanup):
     skiff_base = free_port_block(6)
     etcd_base = free_port_block(6, avoid=set(range(skiff_base, skiff_base + 6)))
     cp = ControlPlane(os.path.join(tmp, "skiff-lab"), replicas=3, api_base_port=skiff_base,
-                      raft_base_port=skiff_base + 3, raft=RaftTuning())
+                      raft_base_port=skiff_base + 3)   # the replicas' default raft: settings
     cleanup.append(("skiff control plane", cp.stop_all))
     etcd = EtcdCluster(os.path.join(tmp, "etcd"), etcd_base)
     cleanup.append(("etcd cluster", etcd.stop_all))
@@ -1056,7 +1056,7 @@ def run(args, tmp, registry, cleanup):
     timing = etcd.timing_settings()
     etcd_version = subprocess.run([etcd.binary, "--version"], capture_output=True, text=True,
                                   check=False).stdout.splitlines()[0:1]
-    rt = cp.raft
+    rt = RaftTuning()
     setup = [
         f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, grpcio {grpc.__version__}; "
         f"all 6 servers and all clients share these CPUs",

@@ -1,5 +1,8 @@
 """The control-plane replica's config file (YAML, camelCase like every skiff file).
 
+The format is a contract: the lab (skiff/lab/controlplane.py) writes it as plain YAML
+without importing this module; load() parses and validates it when a replica starts.
+
     name: cp1
     dataDir: /var/lib/skiff/cp1
     apiAddress: 0.0.0.0:7100        # gRPC API (clients, agents, other replicas)
@@ -283,7 +286,8 @@ def _network(doc, path) -> NetworkConfig:
 
 
 def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
-    """YAML text for cfg (used by the lab and deploy/ to write replica configs)."""
+    """YAML text for cfg: the inverse of load() (the lab writes the same format as plain YAML,
+    skiff/lab/controlplane.py)."""
     doc = {
         "name": cfg.name, "dataDir": cfg.data_dir, "apiAddress": cfg.api_address,
         "raftAddress": cfg.raft_address, "raftPasswordFile": password_file,

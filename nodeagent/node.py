@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 
-from nodeagent.podsync import timeutil
+from nodeagent.runtime import timeutil
 
 log = logging.getLogger("skiff.agent.node")
 

@@ -160,24 +160,28 @@ class Client:
 
     # ------------------------------------------------------------ API
 
-    def create(self, obj, request_id=None):
-        return self._write("Create", obj, request_id)
+    # dry_run=True on a write: the server runs its whole admission chain and the
+    # store's checks and answers as the write would, but stores nothing.
 
-    def update(self, obj, request_id=None, subresource=""):
-        return self._write("Update", obj, request_id, subresource)
+    def create(self, obj, request_id=None, dry_run=False):
+        return self._write("Create", obj, request_id, dry_run=dry_run)
+
+    def update(self, obj, request_id=None, subresource="", dry_run=False):
+        return self._write("Update", obj, request_id, subresource, dry_run=dry_run)
 
     def update_status(self, obj, request_id=None):
         return self._write("Update", obj, request_id, "status")
 
-    def apply(self, obj, request_id=None):
+    def apply(self, obj, request_id=None, dry_run=False):
         """Create or update; returns (object, result) with result created/configured/unchanged."""
         resp = self._call("Apply", api.WriteRequest(object=kinds.wrap(obj),
-                                                    request_id=request_id or uuid.uuid4().hex))
+                                                    request_id=request_id or uuid.uuid4().hex,
+                                                    dry_run=dry_run))
         return kinds.unwrap(resp.object)[1], resp.result
 
-    def _write(self, method, obj, request_id, subresource=""):
+    def _write(self, method, obj, request_id, subresource="", dry_run=False):
         req = api.WriteRequest(object=kinds.wrap(obj), request_id=request_id or uuid.uuid4().hex,
-                               subresource=subresource)
+                               subresource=subresource, dry_run=dry_run)
         return kinds.unwrap(self._call(method, req).object)[1]
 
     def get(self, kind, name, namespace="default", linearizable=False):
@@ -197,12 +201,14 @@ class Client:
         return [kinds.unwrap(e)[1] for e in resp.items], resp.resource_version
 
     def delete(self, kind, name, namespace="default", resource_version="", uid="", request_id=None,
-               grace_period_seconds=None):
-        """Delete; a pod bound to a node is stopped gracefully first unless grace is 0."""
+               grace_period_seconds=None, dry_run=False):
+        """Delete; a pod bound to a node is stopped gracefully first unless grace is 0.
+        dry_run: the server checks the delete would succeed and removes nothing."""
         k = kinds.lookup(kind) if isinstance(kind, str) else kind
         req = api.DeleteRequest(
             ref=api.ObjectRef(kind=k.name, namespace=namespace if k.namespaced else "", name=name),
-            request_id=request_id or uuid.uuid4().hex, resource_version=resource_version, uid=uid)
+            request_id=request_id or uuid.uuid4().hex, resource_version=resource_version, uid=uid,
+            dry_run=dry_run)
         if grace_period_seconds is not None:
             req.grace_period_seconds = grace_period_seconds
         resp = self._call("Delete", req)

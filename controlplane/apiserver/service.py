@@ -56,6 +56,8 @@ class ApiService(api_grpc.ApiServicer):
     def __init__(self, store, cfg):
         self.store = store
         self.cfg = cfg
+        # What admission plugins see of the cluster: this replica's applied state, read-only.
+        self._view = store.view()
         self._peer_channels = {}
         self._agent_channels = {}
 
@@ -88,7 +90,7 @@ class ApiService(api_grpc.ApiServicer):
 
     def _admit(self, kind, msg, context, *, old, creating):
         try:
-            admission.admit(kind, msg, old=old, creating=creating)
+            admission.admit(kind, msg, old=old, creating=creating, view=self._view)
         except ValidationError as exc:
             # An admission refusal may name its API status (.code: not_found for a write
             # into a missing namespace, ...); field errors are "invalid".
@@ -223,7 +225,7 @@ class ApiService(api_grpc.ApiServicer):
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"labelSelector: {exc}")
         try:
-            by_field = fields.parse(request.field_selector)
+            by_field = fields.parse(request.field_selector, self._kind(request.kind, context))
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"fieldSelector: {exc}")
         return (labels, by_field) if labels or by_field else None

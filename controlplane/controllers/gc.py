@@ -28,7 +28,8 @@ class GarbageCollector:
     def __init__(self, client, pods, replicasets, deployments, nodes, clock=time.monotonic):
         self.client = client
         self.pods = pods
-        self.owned_informers = ((pods, "Pod"), (replicasets, "ReplicaSet"), (deployments, "Deployment"))
+        # (informer, kind name): the informer's word resolved through the registry
+        self.owned_informers = tuple((inf, kinds.lookup(inf.kind).name) for inf in (pods, replicasets, deployments))
         self.nodes = nodes
         self._clock = clock
         self._first_missing: dict = {}
@@ -88,7 +89,9 @@ class GarbageCollector:
             log.info("event=gc_deleted kind=%s object=%s/%s owners=%s", kind_name, ns, name, owners)
 
     def _an_owner_exists(self, obj) -> bool:
-        """Live check; an owner of a kind skiff does not know counts as existing (never guess)."""
+        """Live check; an owner of a kind skiff does not know counts as existing (never guess).
+        Any registered kind may own any other, as in Kubernetes: Kind.owns names what a kind's
+        controller creates, not a limit on the references GC honours."""
         for ref in obj.metadata.owner_references:
             kind = kinds.BY_NAME.get(ref.kind)
             if kind is None:

@@ -1,6 +1,6 @@
 """The Raft-replicated store: StoreState inside a PySyncObj consumer.
 
-What this module adds to PySyncObj, and why (the README's "Durability" section):
+What this module adds to PySyncObj, and why (see docs/store.md):
 - journal and full dump are always configured together (a journal alone loses
   everything after a compaction and a restart);
 - a password is required (the Raft port speaks pickle; unauthenticated bytes

@@ -14,24 +14,15 @@ import socket
 import threading
 
 from dnslib import CNAME, QTYPE, RCODE, RR, SRV, A, DNSQuestion, DNSRecord
-from dnslib.server import DNSServer
 
 from nodeagent.dns import resolver
+from skiff import dnsserve
+from skiff.dnsserve import parse_upstream
 
 log = logging.getLogger("skiff.dns")
 
 UPSTREAM_TIMEOUT_S = 2.0
 MAX_CNAME_HOPS = 8
-
-
-def parse_upstream(text: str) -> tuple:
-    """"ip[:port]" -> (ip, port); "" -> None."""
-    if not text:
-        return None
-    host, sep, port = text.rpartition(":")
-    if sep and port.isdigit():
-        return host, int(port)
-    return text, 53
 
 
 def _rdata(rec: resolver.Record):
@@ -127,50 +118,12 @@ class ClusterResolver:
             return reply
 
 
-class _QuietLogger:
-    """dnslib logs to stdout by default; only errors go to our log."""
+class DnsServer(dnsserve.DnsServer):
+    """The cluster DNS server: skiff/dnsserve.py's UDP + TCP plumbing answering with a
+    ClusterResolver over `view` (other names to `upstream`)."""
 
-    def log_recv(self, *a): pass
-    def log_send(self, *a): pass
-    def log_request(self, *a): pass
-    def log_reply(self, *a): pass
-    def log_truncated(self, *a): pass
-    def log_data(self, *a): pass
-
-    def log_error(self, handler, e):
-        log.info("event=dns_request_error client=%s error=%s", handler.client_address[0],
-                 str(e)[:100].replace(" ", "_"))
-
-
-class DnsServer:
-    """UDP + TCP servers on (address, port). start() binds (raises OSError when it cannot).
-    Serves the cluster zone over `view`, or any dnslib resolver given as `resolver`
-    (the lab's upstream, skiff/lab/upstream_dns.py)."""
-
-    def __init__(self, view, address: str, port: int = 53, upstream: tuple | None = None, resolver=None):
-        self.address, self.port = address, port
-        self.resolver = resolver or ClusterResolver(view, upstream)
-        self._servers = []
-
-    def start(self) -> "DnsServer":
-        for tcp in (False, True):
-            srv = DNSServer(self.resolver, address=self.address, port=self.port, tcp=tcp, logger=_QuietLogger())
-            self._servers.append(srv)
-        for srv in self._servers:
-            srv.start_thread()
-        if self.port == 0:
-            self.port = self._servers[0].server.server_address[1]
-        log.info("event=dns_started address=%s port=%d", self.address, self.port)
-        return self
-
-    def stop(self) -> None:
-        for srv in self._servers:
-            try:
-                srv.stop()
-                srv.server.server_close()
-            except Exception:  # noqa: BLE001
-                pass
-        self._servers = []
+    def __init__(self, view, address: str, port: int = 53, upstream: tuple | None = None):
+        super().__init__(ClusterResolver(view, upstream), address, port)
 
 
 class NodeDns:

@@ -26,7 +26,8 @@ actions; a pod whose containers all run with the right hash gets no action
 actions that follow each other in parallel and always before a sandbox's kill.
 """
 
-from nodeagent.podsync import spechash, timeutil
+from nodeagent.podsync import spechash
+from nodeagent.runtime import timeutil
 from nodeagent.podsync.model import (
     APP, CREATED, INIT, SANDBOX, BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, ProbeResults,
     RemoveContainer, StartContainer, WaitBackoff, backoff_key, in_backoff, next_backoff)

@@ -23,7 +23,7 @@ twice gives an equal message and the caller writes only real changes.
 from skiff.api import objects_pb2 as pb
 from skiff.api import quantity
 
-from nodeagent.podsync import timeutil
+from nodeagent.runtime import timeutil
 from nodeagent.podsync.model import APP, CREATED, INIT, SANDBOX, ProbeResults
 
 TERMINAL_PHASES = ("Succeeded", "Failed")

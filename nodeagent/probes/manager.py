@@ -21,8 +21,9 @@ import logging
 import threading
 import time
 
-from nodeagent.podsync.model import APP, SANDBOX, ProbeResults
 from nodeagent.probes import handlers
+from nodeagent.probes.results import ProbeResults
+from nodeagent.runtime.container import APP, SANDBOX
 
 log = logging.getLogger("skiff.agent.probes")
 

@@ -1,7 +1,7 @@
 """The Service rules of one node as one iptables-restore text (PURE: no I/O, no clock).
 
 render(services, endpoints, node, existing) -> text for `iptables-restore --noflush`.
-The layout is kube-proxy's iptables mode with a SKIFF- prefix (see shared NETWORKING.md):
+The layout is kube-proxy's iptables mode with a SKIFF- prefix (see docs/networking.md):
 
 nat
   SKIFF-SERVICES      PREROUTING and OUTPUT jump here (ensure_jumps). One rule per

@@ -16,9 +16,9 @@ import threading
 import docker
 import docker.errors
 
-from nodeagent.podsync import timeutil
-from nodeagent.podsync.model import Observed
 from nodeagent.runtime import labels as L
+from nodeagent.runtime import timeutil
+from nodeagent.runtime.container import Observed
 
 log = logging.getLogger("skiff.agent.docker")
 

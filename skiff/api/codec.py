@@ -12,9 +12,11 @@ IntOrString travels as a bare int or string in both directions.
 
 import base64
 import binascii
+import functools
 
 from google.protobuf.descriptor import FieldDescriptor as FD
 
+from skiff.api import unsupported
 from skiff.api.errors import FieldError, ValidationError, join
 
 _INT_RANGES = {
@@ -24,13 +26,16 @@ _INT_RANGES = {
     FD.TYPE_UINT64: (0, 2**64 - 1),
 }
 _INT_OR_STRING = "skiff.api.IntOrString"
-# Quantity-valued string fields: Kubernetes accepts bare numbers there (cpu: 1,
-# memory: 134217728), so we do too, keeping them as their decimal text.
-_QUANTITY_FIELDS = {
-    "skiff.api.ResourceRequirements.limits", "skiff.api.ResourceRequirements.requests",
-    "skiff.api.NodeStatus.capacity", "skiff.api.NodeStatus.allocatable",
-    "skiff.api.EmptyDirVolumeSource.size_limit",
-}
+
+
+@functools.cache
+def quantity_fields() -> frozenset:
+    """Quantity-valued string fields (proto full names): Kubernetes accepts bare numbers
+    there (cpu: 1, memory: 134217728), so we do too, keeping them as their decimal text.
+    The union of the kinds' Kind.quantity_fields, read on first use: kind modules may
+    import this module, so it cannot import the registry at its own import."""
+    from skiff.api import kinds
+    return frozenset(f for k in kinds.KINDS for f in k.quantity_fields)
 
 
 def _type_name(value) -> str:
@@ -72,7 +77,8 @@ def _fill(msg, data: dict, path: str, errors: list) -> None:
             continue
         field = by_json.get(key) or fields.get(key)
         if field is None or (field.json_name != key):
-            errors.append(FieldError(join(path, key), "unknown field"))
+            detail = unsupported.not_in_api(msg.DESCRIPTOR.full_name, key) or "unknown field"
+            errors.append(FieldError(join(path, key), detail))
             continue
         if value is None:
             continue
@@ -99,7 +105,7 @@ def _fill(msg, data: dict, path: str, errors: list) -> None:
         elif field.type == FD.TYPE_MESSAGE:
             _fill_message(getattr(msg, field.name), value, fpath, errors, parent=msg, field=field)
         else:
-            if field.full_name in _QUANTITY_FIELDS:
+            if field.full_name in quantity_fields():
                 value = _number_text(value)
             ok, converted = _scalar(field, value, fpath, errors)
             if ok:
@@ -134,7 +140,7 @@ def _fill_map(msg, field, value, path, errors) -> None:
         return
     target = getattr(msg, field.name)
     vfield = field.message_type.fields_by_name["value"]
-    quantities = field.full_name in _QUANTITY_FIELDS
+    quantities = field.full_name in quantity_fields()
     for k, v in value.items():
         if not isinstance(k, str):
             errors.append(FieldError(path, f"keys must be strings, got {_type_name(k)} {k!r}"))

@@ -4,6 +4,10 @@ apply_defaults() only fills fields that are unset (empty string, zero where
 zero is not meaningful, or absent for ``optional`` fields); it never
 overwrites a value the user gave, so applying it twice changes nothing
 (idempotent). The order on every write is: decode -> apply_defaults -> validate.
+
+Each kind's own defaults live in its module (skiff/api/kinds/, Kind.defaults); this
+module keeps the entry point and the pod spec's defaults, which Pods and the pod
+templates of ReplicaSets and Deployments share.
 """
 
 from skiff.api import objects_pb2 as pb
@@ -11,7 +15,6 @@ from skiff.api import objects_pb2 as pb
 DEFAULT_SCHEDULER = "default-scheduler"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 DEFAULT_MODE = 0o644
-CLIENT_IP_TIMEOUT_SECONDS = 10800
 
 
 def apply_defaults(kind, msg) -> None:
@@ -20,16 +23,11 @@ def apply_defaults(kind, msg) -> None:
         msg.api_version = kind.api_version
     if not msg.kind:
         msg.kind = kind.name
-    handler = _BY_KIND.get(kind.name)
-    if handler is not None:
-        handler(msg)
+    if kind.defaults is not None:
+        kind.defaults(msg)
 
 
-# ---------------------------------------------------------------- Pod and templates
-
-def _pod(pod: pb.Pod) -> None:
-    default_pod_spec(pod.spec)
-
+# ---------------------------------------------------------------- the pod spec (Pods and templates)
 
 def default_pod_spec(spec: pb.PodSpec) -> None:
     """Defaults of a PodSpec, shared by Pods and the pod templates of controllers."""
@@ -102,87 +100,3 @@ def _volume(v: pb.Volume) -> None:
         v.config_map.default_mode = DEFAULT_MODE
     if v.HasField("secret") and not v.secret.HasField("default_mode"):
         v.secret.default_mode = DEFAULT_MODE
-
-
-# ---------------------------------------------------------------- controllers
-
-def _replica_set(rs: pb.ReplicaSet) -> None:
-    if not rs.spec.HasField("replicas"):
-        rs.spec.replicas = 1
-    default_pod_spec(rs.spec.template.spec)
-
-
-def _deployment(d: pb.Deployment) -> None:
-    spec = d.spec
-    if not spec.HasField("replicas"):
-        spec.replicas = 1
-    if not spec.strategy.type:
-        spec.strategy.type = "RollingUpdate"
-    if spec.strategy.type == "RollingUpdate":
-        rolling = spec.strategy.rolling_update
-        if not _int_or_string_set(rolling.max_unavailable):
-            rolling.max_unavailable.str_val = "25%"
-        if not _int_or_string_set(rolling.max_surge):
-            rolling.max_surge.str_val = "25%"
-    if not spec.HasField("revision_history_limit"):
-        spec.revision_history_limit = 10
-    if not spec.HasField("progress_deadline_seconds"):
-        spec.progress_deadline_seconds = 600
-    default_pod_spec(spec.template.spec)
-
-
-def _int_or_string_set(v: pb.IntOrString) -> bool:
-    return v.HasField("int_val") or v.HasField("str_val")
-
-
-# ---------------------------------------------------------------- Service, Endpoints
-
-def _service(svc: pb.Service) -> None:
-    spec = svc.spec
-    if not spec.type:
-        spec.type = "ClusterIP"
-    if not spec.session_affinity:
-        spec.session_affinity = "None"
-    if spec.session_affinity == "ClientIP":
-        client_ip = spec.session_affinity_config.client_ip
-        if not client_ip.HasField("timeout_seconds"):
-            client_ip.timeout_seconds = CLIENT_IP_TIMEOUT_SECONDS
-    for port in spec.ports:
-        if not port.protocol:
-            port.protocol = "TCP"
-        # targetPort = port; an absent or out-of-range port is left for validation to report, once
-        if not _int_or_string_set(port.target_port) and 1 <= port.port <= 65535:
-            port.target_port.int_val = port.port
-
-
-def _endpoints(ep: pb.Endpoints) -> None:
-    for subset in ep.subsets:
-        for port in subset.ports:
-            if not port.protocol:
-                port.protocol = "TCP"
-
-
-# ---------------------------------------------------------------- Secret, Namespace
-
-def _secret(secret: pb.Secret) -> None:
-    if not secret.type:
-        secret.type = "Opaque"
-    for key, value in secret.string_data.items():
-        secret.data[key] = value.encode("utf-8")  # stringData wins over data, as in Kubernetes
-    secret.string_data.clear()
-
-
-def _namespace(ns: pb.Namespace) -> None:
-    if not ns.status.phase:
-        ns.status.phase = "Active"
-
-
-_BY_KIND = {
-    "Pod": _pod,
-    "ReplicaSet": _replica_set,
-    "Deployment": _deployment,
-    "Service": _service,
-    "Endpoints": _endpoints,
-    "Secret": _secret,
-    "Namespace": _namespace,
-}

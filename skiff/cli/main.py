@@ -9,34 +9,17 @@ import sys
 
 from skiff import client as clientmod
 from skiff.api import kinds
-from skiff.cli import lab_cmds, node_cmds, printers
+from skiff.api.errors import ValidationError
+from skiff.cli import dry_run, explain, lab_cmds, node_cmds, printers
+from skiff.cli.common import client as _client
+from skiff.cli.common import server_error
 from skiff.cli.describe import describe
 from skiff.cli.errors import CliError
 
 OUTPUTS = ("wide", "yaml", "json", "name")
-# What `skiff get all` shows, as kubectl does.
-ALL_KINDS = ["pods", "services", "deployments", "replicasets"]
-_ERROR_NAMES = {
-    clientmod.NotFound: "NotFound", clientmod.AlreadyExists: "AlreadyExists",
-    clientmod.Conflict: "Conflict", clientmod.Invalid: "Invalid",
-    clientmod.Expired: "Expired", clientmod.Unavailable: "ServiceUnavailable",
-}
-
-
-def server_error(exc: clientmod.ApiError, context: str = "") -> str:
-    name = _ERROR_NAMES.get(type(exc), "Error")
-    where = f"{context}: " if context else ""
-    return f"Error from server ({name}): {where}{exc.message}"
 
 
 # ------------------------------------------------------------------ helpers
-
-def _client(args) -> clientmod.Client:
-    try:
-        return clientmod.Client.from_config(args.server)
-    except clientmod.ApiError as exc:
-        raise CliError(exc.message) from None
-
 
 def _kind(word: str) -> kinds.Kind:
     try:
@@ -64,7 +47,7 @@ def _split_kind_names(args_names):
             raise CliError("names cannot be given with several resource types (use TYPE/NAME)")
         expanded = []
         for w in words:
-            expanded += ALL_KINDS if w == "all" else [w]
+            expanded += [k.plural for k in kinds.get_all()] if w == "all" else [w]
         return [(_kind(w), None) for w in expanded]
     kind = _kind(words[0])
     names = args_names[1:]
@@ -118,23 +101,33 @@ def _ns(args) -> str:
 # ------------------------------------------------------------------ commands
 
 def cmd_apply(args, create=False) -> int:
+    mode = dry_run.mode(args)
     objects = _load_manifests(args.filename, getattr(args, "recursive", False))
-    c = _client(args)
+    # create --dry-run=client never talks to a server.
+    c = None if mode == "client" and create else _client(args)
     failed = 0
     for where, kind, msg in objects:
         _namespace_for(args, kind, msg, where)
+        verb = "creating" if create else "applying"
         try:
-            if create:
-                out = c.create(msg)
-                result = "created"
+            if mode == "client":
+                result = dry_run.client_write(c, kind, msg, create)
+                name = dry_run.shown_name(kind, msg)
+            elif create:
+                out = c.create(msg, dry_run=mode == "server")
+                result, name = "created", printers.as_name(out)
             else:
-                out, result = c.apply(msg)
+                out, result = c.apply(msg, dry_run=mode == "server")
+                name = printers.as_name(out)
         except clientmod.ApiError as exc:
-            verb = "creating" if create else "applying"
             print(server_error(exc, f'error when {verb} "{where}"'), file=sys.stderr)
             failed += 1
             continue
-        print(f"{printers.as_name(out)} {result}")
+        except ValidationError as exc:
+            print(dry_run.invalid(kind, msg, exc, verb, where), file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{name} {result}{dry_run.SUFFIX[mode]}")
     return 1 if failed else 0
 
 
@@ -272,6 +265,7 @@ def cmd_describe(args) -> int:
 
 
 def cmd_delete(args) -> int:
+    mode = dry_run.mode(args)
     c = _client(args)
     targets = []
     if args.filename:
@@ -280,7 +274,7 @@ def cmd_delete(args) -> int:
             targets.append((kind, msg.metadata.name, msg.metadata.namespace))
         # Namespaces last: deleting one removes everything in it at once, and the
         # objects listed before it in the file should still be reported deleted.
-        targets.sort(key=lambda t: t[0].name == "Namespace")
+        targets.sort(key=lambda t: t[0].store.cascade_namespace)
     else:
         pairs = _split_kind_names(args.names)
         if pairs[0][1] is None:
@@ -301,12 +295,16 @@ def cmd_delete(args) -> int:
     status = 0
     for kind, name, ns in targets:
         try:
-            obj = c.delete(kind, name, namespace=ns)
+            if mode == "client":  # read it: a delete of a missing object fails
+                obj = c.get(kind, name, namespace=ns)
+            else:
+                obj = c.delete(kind, name, namespace=ns, dry_run=mode == "server")
         except clientmod.ApiError as exc:
             print(server_error(exc), file=sys.stderr)
             status = 1
             continue
-        print(f"{printers.as_name(obj) if obj else kind.name.lower() + '/' + name} deleted")
+        shown = printers.as_name(obj) if obj else kind.name.lower() + '/' + name
+        print(f"{shown} deleted{dry_run.SUFFIX[mode]}")
     return status
 
 
@@ -356,8 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     a = sub.add_parser("apply", parents=[common, ns, files], help="create or update from files")
+    dry_run.add_flag(a)
     a.set_defaults(func=cmd_apply)
     a = sub.add_parser("create", parents=[common, ns, files], help="create from files")
+    dry_run.add_flag(a)
     a.set_defaults(func=lambda args: cmd_apply(args, create=True))
 
     g = sub.add_parser("get", parents=[common, ns, listing], help="list or show objects")
@@ -375,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("names", nargs="*", metavar="KIND [NAME...]")
     x.add_argument("-l", "--selector", default=None)
     x.add_argument("--all", action="store_true")
+    dry_run.add_flag(x)
     x.set_defaults(func=cmd_delete)
 
     c = sub.add_parser("cluster", parents=[common], help="control-plane status")
@@ -383,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("-o", "--output", choices=("yaml",), default=None)
     cs.set_defaults(func=cmd_cluster_status)
 
+    explain.add_parsers(sub, common)
     node_cmds.add_parsers(sub, common, ns)
     lab_cmds.add_parsers(sub, common)
     return p

@@ -6,19 +6,9 @@ import threading
 import time
 
 from skiff import client as clientmod
+from skiff.cli.common import client as _client
+from skiff.cli.common import server_error as _server_error
 from skiff.cli.errors import CliError
-
-
-def _client(args):
-    try:
-        return clientmod.Client.from_config(args.server)
-    except clientmod.ApiError as exc:
-        raise CliError(exc.message) from None
-
-
-def _server_error(exc):
-    from skiff.cli.main import server_error
-    return server_error(exc)
 
 
 def _pod_name(word: str) -> str:
@@ -127,8 +117,9 @@ def cmd_scale(args) -> int:
         k = kinds.lookup(kind)
     except KeyError as exc:
         raise CliError(exc.args[0]) from None
-    if k.name not in ("Deployment", "ReplicaSet"):
-        raise CliError(f"cannot scale {k.resource}: only deployments and replicasets scale")
+    if not k.scale:
+        scalable = " and ".join(x.plural for x in kinds.KINDS if x.scale)
+        raise CliError(f"cannot scale {k.resource}: only {scalable} scale")
     c = _client(args)
 
     def mutate(obj):
@@ -162,6 +153,19 @@ def cmd_cordon(args, value=True) -> int:
     return 0
 
 
+def _pod_controllers(pod) -> list:
+    """The kinds (registry records; None for a kind skiff does not know) of the controllers
+    that would bring this pod back: controller ownerReferences of a kind that owns pods
+    (Kind.owns) or of an unknown kind (given the benefit of the doubt)."""
+    from skiff.api import kinds
+    found = []
+    for ref in pod.metadata.owner_references:
+        kind = kinds.BY_NAME.get(ref.kind)
+        if ref.controller and (kind is None or "Pod" in kind.owns):
+            found.append((ref.kind, kind))
+    return found
+
+
 def cmd_drain(args) -> int:
     c = _client(args)
     try:
@@ -170,10 +174,12 @@ def cmd_drain(args) -> int:
         pods, _ = c.list("pods", field_selector=f"spec.nodeName={args.node}")
         victims = []
         for p in pods:
-            owners = [o.kind for o in p.metadata.owner_references if o.controller]
-            if "DaemonSet" in owners:
+            owners = _pod_controllers(p)
+            # A pod that runs on every node (Kind.daemon: a DaemonSet's) would come straight back.
+            daemon = next((name for name, kind in owners if kind is not None and kind.daemon), None)
+            if daemon:
                 if not args.ignore_daemonsets:
-                    raise CliError(f"cannot delete DaemonSet-managed pod {p.metadata.namespace}/{p.metadata.name} "
+                    raise CliError(f"cannot delete {daemon}-managed pod {p.metadata.namespace}/{p.metadata.name} "
                                    "(use --ignore-daemonsets)")
                 continue
             if not owners and not args.force:

@@ -19,18 +19,30 @@ import secrets
 import sys
 import time
 
-from controlplane import config as cfgmod
+import yaml
+
 from skiff import client as clientmod
 from skiff.lab import procs
 
 
 class ControlPlane:
+    """The replicas' config files are written as plain YAML documents: the file format
+    (documented in controlplane/config.py, which parses and validates it when a replica
+    starts) is the contract between the lab and the replica, as it is for deploy/. The
+    optional sections are given in that format and written only when given, so every
+    default is the replica's own:
+
+      raft:     {"minTimeoutS": 0.4, "compactionMinEntries": 300, ...}
+      network:  {"backend": "vxlan", "clusterCIDR": "10.244.0.0/16", ...}  (None: no section, no node IPAM)
+      services: {"loadBalancerPool": "10.200.0.200-10.200.0.220", ...}
+      watch_history: watchHistory (None: the replica's default)
+    """
+
     def __init__(self, lab_dir: str, *, replicas: int = 3, host: str = "127.0.0.1",
                  api_base_port: int = 7100, raft_base_port: int = 7200,
-                 raft: cfgmod.RaftTuning | None = None, watch_history: int = 20000,
+                 raft: dict | None = None, watch_history: int | None = None,
                  addresses: list[str] | None = None, netns: list[str] | None = None,
-                 network: cfgmod.NetworkConfig | None = None,
-                 services: cfgmod.ServicesConfig | None = None):
+                 network: dict | None = None, services: dict | None = None):
         for what, items in (("addresses", addresses), ("netns", netns)):
             if items is not None and len(items) != replicas:
                 raise ValueError(f"{what}: one per replica ({replicas}), got {len(items)}")
@@ -41,10 +53,10 @@ class ControlPlane:
         self.host = host
         self.api_base_port = api_base_port
         self.raft_base_port = raft_base_port
-        self.raft = raft or cfgmod.RaftTuning()
+        self.raft = dict(raft or {})    # the replicas' raft: section (overrides of its defaults)
         self.watch_history = watch_history
-        self.network = network          # the replicas' network: section (node IPAM); None = none
-        self.services = services or cfgmod.ServicesConfig()   # the replicas' services: section
+        self.network = dict(network) if network is not None else None   # network: section; None = none
+        self.services = dict(services or {})    # the replicas' services: section
         self.pids: dict[str, int] = {}
 
     # ------------------------------------------------------------ layout
@@ -87,16 +99,25 @@ class ControlPlane:
         with open(pw_file, encoding="utf-8") as f:
             password = f.read().strip()
         for name in self.names:
-            peers = tuple(cfgmod.Peer(p, self.api_address(p), self.raft_address(p))
-                          for p in self.names if p != name)
-            cfg = cfgmod.ControlPlaneConfig(
-                name=name, data_dir=self.data_dir(name), api_address=self.api_address(name),
-                raft_address=self.raft_address(name), raft_password=password, peers=peers,
-                raft=self.raft, watch_history=self.watch_history, network=self.network,
-                services=self.services)
             os.makedirs(os.path.dirname(self.config_path(name)), exist_ok=True)
             with open(self.config_path(name), "w", encoding="utf-8") as f:
-                f.write(cfgmod.dump(cfg, pw_file))
+                f.write(yaml.safe_dump(self.config_doc(name, pw_file), sort_keys=False))
+
+    def config_doc(self, name: str, password_file: str) -> dict:
+        """Replica `name`'s config file as a YAML document (controlplane/config.py's format)."""
+        doc = {"name": name, "dataDir": self.data_dir(name), "apiAddress": self.api_address(name),
+               "raftAddress": self.raft_address(name), "raftPasswordFile": password_file,
+               "peers": [{"name": p, "apiAddress": self.api_address(p), "raftAddress": self.raft_address(p)}
+                         for p in self.names if p != name]}
+        if self.raft:
+            doc["raft"] = dict(self.raft)
+        if self.watch_history is not None:
+            doc["watchHistory"] = self.watch_history
+        if self.services:
+            doc["services"] = dict(self.services)
+        if self.network is not None:
+            doc["network"] = dict(self.network)
+        return doc
 
     # ------------------------------------------------------------ processes
 
@@ -189,12 +210,12 @@ class ControlPlane:
         raise TimeoutError("no Raft leader")
 
 
-def services_for_subnet(subnet: str) -> cfgmod.ServicesConfig:
-    """The lab's Service settings: LoadBalancer addresses .200-.220 of the lab subnet
+def services_for_subnet(subnet: str) -> dict:
+    """The lab's services: section: LoadBalancer addresses .200-.220 of the lab subnet
     (nodes are .21+, the gateway the last address), so the host reaches them on the
-    lab bridge; a subnet smaller than /24 gets no pool."""
+    lab bridge; a subnet smaller than /24 gets no pool (an empty section)."""
     import ipaddress
     net = ipaddress.ip_network(subnet)
     if net.num_addresses < 256:
-        return cfgmod.ServicesConfig()
-    return cfgmod.ServicesConfig(load_balancer_pool=f"{net[200]}-{net[220]}")
+        return {}
+    return {"loadBalancerPool": f"{net[200]}-{net[220]}"}

@@ -14,45 +14,27 @@ after the tooling itself crashed half-way through `up`, and touches nothing else
 The layout itself is recomputed from the recorded inputs (prefix, subnet, counts).
 """
 
-import concurrent.futures
 import json
 import os
 import shutil
 import signal
-import sys
 import time
 
 import yaml
 
-from controlplane.config import NetworkConfig
 from skiff.lab import mounts, procs
+from skiff.lab.base import (DEFAULT_LAB_DIR, STATE_FILE, LabError, new_state, say, user_config_path,
+                            write_client_config)
+from skiff.lab.build import agent_network, up_nodes
 from skiff.lab.controlplane import ControlPlane, services_for_subnet
-from skiff.lab.plan import DEFAULT_PREFIX, DEFAULT_SUBNET, BRIDGE, Plan, PlanError, make_plan
-
-DEFAULT_LAB_DIR = os.environ.get("SKIFF_LAB_DIR", "/var/lib/skiff-lab")
-STATE_FILE = "lab.json"
-
-
-def agent_network(plan: Plan) -> dict:
-    """Agent config of a nodes-mode lab: the agents own their node's namespace (they run
-    the pod network there) and forward non-cluster DNS names to the lab's resolver."""
-    from skiff.lab.upstream_dns import LabDns
-    return {"podNetwork": True, "dnsUpstream": LabDns(plan).upstream}
-
-
-def user_config_path() -> str:
-    return os.environ.get("SKIFF_CONFIG") or os.path.expanduser("~/.skiff/config")
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-class LabError(RuntimeError):
-    pass
+from skiff.lab.plan import DEFAULT_PREFIX, DEFAULT_SUBNET, Plan, PlanError, make_plan
+from skiff.lab.status import status_text
 
 
 class Lab:
+    """A lab directory and its record, lab.json: what `up` made and started. Building the
+    multi-node lab is skiff/lab/build.py's job, the status report skiff/lab/status.py's."""
+
     def __init__(self, lab_dir: str = DEFAULT_LAB_DIR):
         self.lab_dir = os.path.abspath(lab_dir)
         self.state_path = os.path.join(self.lab_dir, STATE_FILE)
@@ -97,8 +79,7 @@ class Lab:
                           raft_base_port=cp_state["raftBasePort"],
                           addresses=[m.address for m in plan.replicas] if plan else None,
                           netns=[m.netns for m in plan.replicas] if plan else None,
-                          network=NetworkConfig(backend=state["network"]["backend"])
-                          if state.get("network") else None,
+                          network=dict(state["network"]) if state.get("network") else None,
                           services=services_for_subnet(plan.subnet) if plan else None)
         cp.pids = {k: int(v) for k, v in cp_state.get("pids", {}).items()}
         return cp
@@ -144,19 +125,19 @@ class Lab:
                     out.append(f"{name} engine")
                 if node.agent_alive():
                     out.append(f"{name} agent")
-            if self._dns_alive(state):
+            if self.dns_alive(state):
                 out.append("dns")
         return out
 
     @staticmethod
-    def _dns_pid(state: dict) -> int:
+    def dns_pid(state: dict) -> int:
         """The lab resolver's pid as recorded in lab.json (0: none)."""
         return int((state.get("dns") or {}).get("pid") or 0)
 
-    def _dns_alive(self, state: dict) -> bool:
+    def dns_alive(self, state: dict) -> bool:
         from skiff.lab.upstream_dns import LabDns
         plan = self.plan(state)
-        return bool(plan) and LabDns(plan).alive(self._dns_pid(state))
+        return bool(plan) and LabDns(plan).alive(self.dns_pid(state))
 
     def _tooling_running(self, state: dict) -> int:
         t = state.get("tooling") or {}
@@ -191,7 +172,7 @@ class Lab:
         try:
             if plan is None:
                 return self._up_loopback(replicas, api_base_port, raft_base_port, host, timeout_s)
-            return self._up_nodes(plan, api_base_port, raft_base_port, timeout_s, agents, network)
+            return up_nodes(self, plan, api_base_port, raft_base_port, timeout_s, agents, network)
         except LabError as exc:
             # Left as it is for a look at the logs; everything made is in lab.json.
             raise LabError(f"{exc}\nthe lab is half-built: logs in {os.path.join(self.lab_dir, 'logs')}; "
@@ -208,8 +189,8 @@ class Lab:
         alive = self._alive(existing)
         if alive and existing.get("complete", True):
             raise LabError(f"a lab is already up in {self.lab_dir} (skiff lab down first)")
-        _say(f"cleaning up the remains of an earlier lab in {self.lab_dir}"
-             + (f" (still running: {', '.join(alive)})" if alive else ""))
+        say(f"cleaning up the remains of an earlier lab in {self.lab_dir}"
+            + (f" (still running: {', '.join(alive)})" if alive else ""))
         self.down(quiet=True)
 
     def _preflight_tools(self) -> None:
@@ -236,43 +217,35 @@ class Lab:
             raise LabError(f"subnet {plan.subnet} overlaps {', '.join(clash)} on this machine; "
                            f"choose another with --subnet")
 
-    def _new_state(self, mode: str, cp: ControlPlane, replicas: int, host: str) -> dict:
-        me = os.getpid()
-        return {"createdBy": "skiff lab up", "mode": mode, "complete": False,
-                "tooling": {"pid": me, "start": procs.start_time(me)},
-                "controlplane": {"replicas": replicas, "host": host,
-                                 "apiBasePort": cp.api_base_port,
-                                 "raftBasePort": cp.raft_base_port, "pids": {}}}
-
     def _up_loopback(self, replicas, api_base_port, raft_base_port, host, timeout_s):
         started = time.monotonic()
         cp = ControlPlane(self.lab_dir, replicas=replicas, host=host,
                           api_base_port=api_base_port, raft_base_port=raft_base_port)
-        state = self._new_state("loopback", cp, replicas, host)
+        state = new_state("loopback", cp, replicas, host)
         self.save(state)
-        _say(f"lab directory {self.lab_dir}")
+        say(f"lab directory {self.lab_dir}")
         cp.write_configs()
         for name in cp.names:
             cp.start(name)
             self.record_pids(cp)
-            _say(f"started control-plane replica {name} pid={cp.pids[name]} "
-                 f"api={cp.api_address(name)} raft={cp.raft_address(name)}")
-        _say("waiting for a Raft leader and the built-in namespaces ...")
+            say(f"started control-plane replica {name} pid={cp.pids[name]} "
+                f"api={cp.api_address(name)} raft={cp.raft_address(name)}")
+        say("waiting for a Raft leader and the built-in namespaces ...")
         try:
             cp.wait_ready(timeout_s)
         except TimeoutError as exc:
             raise LabError(f"{exc}; logs in {os.path.join(self.lab_dir, 'logs')}") from exc
         leader = cp.leader()
-        self._write_client_config(cp)
+        write_client_config(self.lab_dir, cp.endpoints)
         self._mark_complete()
         elapsed = time.monotonic() - started
-        _say("")
-        _say(f"skiff lab is up ({elapsed:.1f}s): {replicas} control-plane replicas, 0 nodes")
-        _say(f"  endpoints : {','.join(cp.endpoints)}")
-        _say(f"  leader    : {leader}")
-        _say(f"  config    : {user_config_path()}  (the CLI uses it; or SKIFF_SERVER=...)")
-        _say(f"  logs      : {os.path.join(self.lab_dir, 'logs')}")
-        _say("  try       : skiff cluster status; skiff get ns; skiff chaos kill-controlplane leader")
+        say("")
+        say(f"skiff lab is up ({elapsed:.1f}s): {replicas} control-plane replicas, 0 nodes")
+        say(f"  endpoints : {','.join(cp.endpoints)}")
+        say(f"  leader    : {leader}")
+        say(f"  config    : {user_config_path()}  (the CLI uses it; or SKIFF_SERVER=...)")
+        say(f"  logs      : {os.path.join(self.lab_dir, 'logs')}")
+        say("  try       : skiff cluster status; skiff get ns; skiff chaos kill-controlplane leader")
         return cp
 
     def _mark_complete(self) -> None:
@@ -280,205 +253,15 @@ class Lab:
         state["complete"] = True
         self.save(state)
 
-    def _up_nodes(self, plan: Plan, api_port, raft_port, timeout_s, agents, network="host-gw"):
-        from skiff.lab import images, netlab
-        from skiff.lab.node import NodeError, agent_command
-
-        t_all = time.monotonic()
-        phases: dict[str, float] = {}
-        cp = ControlPlane(self.lab_dir, replicas=len(plan.replicas), api_base_port=api_port,
-                          raft_base_port=raft_port, addresses=[m.address for m in plan.replicas],
-                          netns=[m.netns for m in plan.replicas], host="",
-                          network=NetworkConfig(backend=network),
-                          services=services_for_subnet(plan.subnet))
-        state = self._new_state("nodes", cp, len(plan.replicas), "")
-        state.update({"plan": {"prefix": plan.prefix, "subnet": plan.subnet,
-                               "nodes": len(plan.nodes), "replicas": len(plan.replicas)},
-                      "network": {"backend": network, "clusterCIDR": cp.network.cluster_cidr},
-                      "made": [], "nodes": {m.name: {} for m in plan.nodes}})
-        self.save(state)
-
-        def record(kind, name):
-            state["made"].append([kind, name])
-            self.save(state)
-
-        _say(f"lab directory {self.lab_dir} (prefix {plan.prefix}, subnet {plan.subnet})")
-        # -- network
-        t = time.monotonic()
-        record("dir", plan.run_dir)
-        os.makedirs(plan.run_dir, exist_ok=True)
-        try:
-            netlab.build_segment(plan, record)
-            for m in plan.replicas:
-                netlab.add_member(plan, m, record, forwarding=False)
-            for m in plan.nodes:
-                netlab.add_member(plan, m, record, forwarding=True)
-        except Exception as exc:  # pyroute2's NetlinkError is no OSError
-            raise LabError(f"building the lab network: {exc!r}") from exc
-        phases["network"] = time.monotonic() - t
-        _say(f"network: namespace {plan.lab_netns} bridge {BRIDGE} gateway {plan.gateway}; "
-             f"host {plan.host_address} on {plan.host_link}; "
-             f"{len(plan.members)} machine namespaces ({phases['network']:.1f}s)")
-        from skiff.lab.node import process_env
-        from skiff.lab.upstream_dns import LabDns
-        dns = LabDns(plan)
-        state["dns"] = {"pid": dns.start(env=process_env())}
-        self.save(state)
-        try:
-            dns.wait(state["dns"]["pid"])
-        except RuntimeError as exc:
-            raise LabError(str(exc)) from None
-        _say(f"dns: the lab's upstream resolver on {dns.upstream} (zone lab.: "
-             f"{', '.join(m.name for m in plan.members)}, host, gateway) pid={state['dns']['pid']}")
-
-        # -- control plane (starts in the background)
-        t_cp = time.monotonic()
-        cp.write_configs()
-        for m in plan.replicas:
-            cp.start(m.name)
-            state["controlplane"]["pids"] = dict(cp.pids)
-            self.save(state)
-            _say(f"control plane: {m.name} in {m.netns} api={cp.api_address(m.name)} "
-                 f"raft={cp.raft_address(m.name)} pid={cp.pids[m.name]}")
-
-        # -- engines (start in the background), images, then wait + load per node
-        t_eng = time.monotonic()
-        nodes = self.nodes(state)
-        for m in plan.nodes:
-            pid = nodes[m.name].start_engine()
-            _say(f"engine: {m.name} in {m.netns} address {m.address} pid={pid} "
-                 f"socket {nodes[m.name].paths.socket}")
-        t = time.monotonic()
-        try:
-            archives = images.build_all(os.path.join(self.lab_dir, "images"))
-        except images.ImageBuildError as exc:
-            raise LabError(f"building the lab images: {exc}") from exc
-        phases["images built"] = time.monotonic() - t
-        _say(f"images: built {', '.join(archives)} ({phases['images built']:.1f}s)")
-
-        def engine_ready(node):
-            version = node.wait_engine(timeout_s)
-            ready_s = time.monotonic() - t_eng
-            tags = node.load_archives(archives.values())
-            return node.name, version, ready_s, tags, time.monotonic() - t_eng
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-            futures = [pool.submit(engine_ready, n) for n in nodes.values()]
-            try:
-                for fut in concurrent.futures.as_completed(futures):
-                    name, version, ready_s, tags, loaded_s = fut.result()
-                    _say(f"engine: {name} answers (docker {version}, {ready_s:.1f}s); "
-                         f"loaded {', '.join(sorted(tags))} ({loaded_s:.1f}s)")
-            except (NodeError, OSError) as exc:
-                raise LabError(str(exc)) from exc
-            except Exception as exc:  # docker SDK errors while loading
-                raise LabError(f"loading images: {exc}") from exc
-        phases["engines + image load"] = time.monotonic() - t_eng
-
-        _say("control plane: waiting for a Raft leader and the built-in namespaces ...")
-        try:
-            cp.wait_ready(timeout_s)
-        except TimeoutError as exc:
-            raise LabError(f"{exc}; logs in {os.path.join(self.lab_dir, 'logs')}") from exc
-        leader = cp.leader()
-        phases["control plane"] = time.monotonic() - t_cp
-        _say(f"control plane: ready, leader {leader} ({phases['control plane']:.1f}s)")
-        self._write_client_config(cp)
-
-        # -- agents
-        agent_note = ""
-        if agents is False:
-            agent_note = "not started (--no-agents)"
-        elif agent_command() is None:
-            if agents:
-                raise LabError("--agents: skiff-agent is not installed (nodeagent/main.py is missing)")
-            agent_note = "not started: skiff-agent does not exist yet (nodeagent/main.py)"
-        if agent_note:
-            _say(f"agents: {agent_note}")
-            state["agents"] = False
-        else:
-            state["agents"] = True
-            t = time.monotonic()
-            for name, node in nodes.items():
-                node.write_agent_config(cp.endpoints, agent_network(plan))
-                pid = node.start_agent()
-                _say(f"agent: {name} pid={pid} config {node.paths.agent_config}")
-            self.save(state)
-            _say("agents: waiting for every node to be Ready ...")
-            self.wait_nodes_ready(cp, list(nodes), timeout_s)
-            phases["agents -> nodes Ready"] = time.monotonic() - t
-        state["complete"] = True
-        self.save(state)
-        elapsed = time.monotonic() - t_all
-        self._summary(plan, cp, leader, nodes, state, phases, elapsed, agent_note)
-        return cp
-
-    def wait_nodes_ready(self, cp: ControlPlane, names: list[str], timeout_s: float) -> None:
-        from skiff import client as clientmod
-        from skiff.lab.node import node_ready
-        deadline = time.monotonic() + timeout_s
-        c = cp.client(call_timeout_s=2.0, failover_budget_s=2.0)
-        pending = list(names)
-        try:
-            while True:
-                for name in list(pending):
-                    try:
-                        if node_ready(c.get("node", name)):
-                            pending.remove(name)
-                            _say(f"node {name}: Ready")
-                    except clientmod.ApiError:
-                        pass
-                if not pending:
-                    return
-                if time.monotonic() > deadline:
-                    logs = os.path.join(self.lab_dir, "logs")
-                    raise LabError(f"nodes not Ready after {timeout_s:.0f}s: {', '.join(pending)} "
-                                   f"(agent logs: {logs}/<node>-agent.log)")
-                time.sleep(0.2)
-        finally:
-            c.close()
-
-    def _summary(self, plan, cp, leader, nodes, state, phases, elapsed, agent_note) -> None:
-        logs = os.path.join(self.lab_dir, "logs")
-        n1 = plan.nodes[0]
-        p1 = plan.node_paths(n1.name)
-        _say("")
-        _say(f"skiff lab is up ({elapsed:.1f}s): {len(plan.replicas)} control-plane replicas, "
-             f"{len(plan.nodes)} nodes, on {plan.subnet}")
-        _say("  control plane: " + ", ".join(
-            f"{n} {cp.api_address(n)}" + (" (leader)" if n == leader else "") for n in cp.names))
-        _say("  nodes        : " + ", ".join(f"{m.name} {m.address}" for m in plan.nodes)
-             + ("  (Ready)" if not agent_note else f"  (engines only; agents {agent_note})"))
-        _say(f"  host         : {plan.host_address} on {plan.host_link}; gateway {plan.gateway} "
-             f"on bridge {BRIDGE} in netns {plan.lab_netns}")
-        _say(f"  config       : {user_config_path()}  (the CLI uses it; or SKIFF_SERVER=...)")
-        _say(f"  logs         : {logs}")
-        _say("  phases       : " + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()))
-        _say("  try          : skiff get nodes -o wide; skiff lab status; skiff cluster status")
-        _say(f"                 skiff chaos kill-node {plan.nodes[-1].name}; "
-             f"skiff chaos kill-controlplane leader")
-        _say(f"                 docker -H {p1.docker_host} ps -a   ({n1.name}'s engine)")
-        _say(f"                 nsenter --net={n1.netns_path} ip addr")
-
-    def _write_client_config(self, cp: ControlPlane) -> None:
-        doc = {"servers": cp.endpoints, "lab": self.lab_dir}
-        text = yaml.safe_dump(doc, sort_keys=False)
-        with open(os.path.join(self.lab_dir, "config"), "w", encoding="utf-8") as f:
-            f.write(text)
-        path = user_config_path()
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-
     # ------------------------------------------------------------ down
 
     def down(self, quiet: bool = False) -> None:
-        say = (lambda _m: None) if quiet else _say
+        report = (lambda _m: None) if quiet else say
         state = self.load()
         if state is None:
             if os.path.isdir(self.lab_dir) and not os.listdir(self.lab_dir):
                 os.rmdir(self.lab_dir)
-            say(f"no lab in {self.lab_dir}")
+            report(f"no lab in {self.lab_dir}")
             return
         plan = self.plan(state)
         nodes = self.nodes(state) if plan else {}
@@ -493,16 +276,16 @@ class Lab:
         cp = self.controlplane(state)
         try:
             cp.stop_all()
-            say(f"stopped control-plane replicas {', '.join(cp.names)}")
+            report(f"stopped control-plane replicas {', '.join(cp.names)}")
             for name, node in nodes.items():
                 killed = node.power_cut()
-                say(f"stopped {name}: agent, engine and containers ({len(killed)} processes)")
+                report(f"stopped {name}: agent, engine and containers ({len(killed)} processes)")
         finally:
             if plan:
                 from skiff.lab.upstream_dns import LabDns
-                LabDns(plan).stop(self._dns_pid(state))
+                LabDns(plan).stop(self.dns_pid(state))
         if plan:
-            self._remove_made(plan, state, say)
+            self._remove_made(plan, state, report)
         cfg = user_config_path()
         try:
             with open(cfg, encoding="utf-8") as f:
@@ -514,9 +297,9 @@ class Lab:
         left += mounts.rmtree_one_fs(self.lab_dir)
         if left:
             raise LabError(f"could not remove (still mounted?): {', '.join(left)}")
-        say(f"removed {self.lab_dir}")
+        report(f"removed {self.lab_dir}")
 
-    def _remove_made(self, plan: Plan, state: dict, say) -> None:
+    def _remove_made(self, plan: Plan, state: dict, report) -> None:
         """Undo what was recorded, newest first; each step tolerates a missing object."""
         from skiff.lab import netlab
         for d in (plan.run_dir, self.lab_dir):
@@ -541,59 +324,12 @@ class Lab:
                 errors.append(f"{kind} {name}: {exc}")
         if errors:
             raise LabError("; ".join(errors))
-        say(f"removed namespaces, links and {plan.run_dir} ({len(made)} objects)")
+        report(f"removed namespaces, links and {plan.run_dir} ({len(made)} objects)")
 
     # ------------------------------------------------------------ status
 
     def status(self) -> str:
-        state = self.load()
-        if state is None:
-            return f"no lab in {self.lab_dir}"
-        cp = self.controlplane(state)
-        plan = self.plan(state)
-        if plan is None:
-            lines = [f"lab {self.lab_dir}"]
-            for name in cp.names:
-                running = cp.is_running(name)
-                lines.append(f"  {name}  {'running' if running else 'stopped'}  "
-                             f"pid={cp.pids.get(name, '-')}  api={cp.api_address(name)}")
-            return "\n".join(lines)
-        from skiff.lab import netlab
-        roles = self._roles(cp)
-        lines = [f"lab {self.lab_dir}  prefix={plan.prefix} subnet={plan.subnet} "
-                 f"host={plan.host_address}@{plan.host_link} gateway={plan.gateway}"
-                 + ("" if state.get("complete") else "  (INCOMPLETE: `up` did not finish)"),
-                 "control plane:"]
-        rows = [("NAME", "NAMESPACE", "API", "LINK", "PID", "STATE", "ROLE")]
-        for m in plan.replicas:
-            running = cp.is_running(m.name)
-            rows.append((m.name, m.netns, cp.api_address(m.name), netlab.port_state(plan, m),
-                         str(cp.pids.get(m.name, "-")), "running" if running else "stopped",
-                         roles.get(m.name, "-")))
-        lines += _table(rows)
-        lines.append("nodes:")
-        rows = [("NAME", "NAMESPACE", "ADDRESS", "LINK", "ENGINE", "AGENT")]
-        for name, node in self.nodes(state).items():
-            eng = f"pid={node.engine_pid() or '-'} {'running' if node.engine_alive() else 'stopped'}"
-            agent = (f"pid={node.agent_pid() or '-'} {'running' if node.agent_alive() else 'stopped'}"
-                     if state.get("agents") else "not started")
-            rows.append((name, node.m.netns, node.m.address, netlab.port_state(plan, node.m),
-                         eng, agent))
-        lines += _table(rows)
-        lines.append(f"dns: {plan.gateway}:53 (zone lab.) pid={self._dns_pid(state) or '-'} "
-                     f"{'running' if self._dns_alive(state) else 'stopped'}")
-        return "\n".join(lines)
-
-    @staticmethod
-    def _roles(cp: ControlPlane) -> dict:
-        from skiff import client as clientmod
-        c = cp.client(call_timeout_s=1.0, failover_budget_s=1.0)
-        try:
-            return {r.name: r.role for r in c.cluster_status().replicas if r.reachable}
-        except clientmod.ApiError:
-            return {}
-        finally:
-            c.close()
+        return status_text(self)
 
     # ------------------------------------------------------------ chaos on nodes
 
@@ -646,14 +382,3 @@ class Lab:
         state["agents"] = True
         self.save(state)
         return pid
-
-
-def _table(rows) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        print("skiff lab: warning: not root; the control plane runs, nodes will need root",
-              file=sys.stderr)

@@ -4,7 +4,7 @@
 per machine (node or control-plane replica) plugged into the bridge.
 
 Why a namespace for the bridge: the host's firewall (Docker's FORWARD DROP,
-br_netfilter) never sees lab traffic (NETWORKING.md fact 1).
+br_netfilter) never sees lab traffic (docs/networking.md, fact 1).
 
 Every function that makes something calls record(kind, name) first, so the lab's
 state names it before it exists and `skiff lab down` can remove it after a crash
@@ -34,7 +34,7 @@ def netns_exists(name: str) -> bool:
 
 
 def _ipr(ns: str | None = None) -> IPRoute:
-    # flags=0: a missing namespace raises instead of being created (NETWORKING.md)
+    # flags=0: a missing namespace raises instead of being created (docs/networking.md)
     return IPRoute(netns=ns, flags=0) if ns else IPRoute()
 
 
@@ -51,7 +51,7 @@ def link_exists(name: str, ns: str | None = None) -> bool:
 
 
 def sysctl(ns: str, key: str, value: str) -> None:
-    """Per-namespace sysctls (net.ipv4.ip_forward is one: NETWORKING.md fact 2)."""
+    """Per-namespace sysctls (net.ipv4.ip_forward is one: docs/networking.md, fact 2)."""
     r = subprocess.run(["nsenter", f"--net={netns_path(ns)}", "sysctl", "-qw", f"{key}={value}"],
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -133,7 +133,7 @@ def build_segment(plan: Plan, record) -> None:
 
 def add_member(plan: Plan, m: Member, record, *, forwarding: bool) -> None:
     """A machine's namespace, cabled to the lab bridge: address, default route via the
-    gateway (NETWORKING.md fact 4), and ip_forward for nodes (fact 2)."""
+    gateway (docs/networking.md, fact 4), and ip_forward for nodes (fact 2)."""
     create_netns(m.netns, record)
     with _ipr(plan.lab_netns) as lab:
         lab.link("add", ifname=m.port, kind="veth",

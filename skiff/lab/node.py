@@ -1,7 +1,7 @@
 """One lab node: a network namespace with its own Docker engine and a skiff agent.
 
 The engine is started with `nsenter --net=<netns> dockerd ...` (not `ip netns exec`,
-which remounts /sys and hides the cgroup mounts from dockerd: NETWORKING.md).
+which remounts /sys and hides the cgroup mounts from dockerd: docs/networking.md).
 
 Which processes belong to a node (what a power cut kills):
 - the recorded engine and agent pids, if their command lines still name this

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 DEFAULT_PREFIX = "skiff"
 DEFAULT_SUBNET = "10.200.0.0/24"
+CLUSTER_CIDR = "10.244.0.0/16"   # the lab's pod network (replica config network.clusterCIDR)
 BRIDGE = "skiff0"            # inside the lab namespace
 HOST_PEER = "host"           # the lab-namespace end of the host veth
 MEMBER_IFNAME = "eth0"       # inside a node / replica namespace

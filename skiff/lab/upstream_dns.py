@@ -26,6 +26,8 @@ import threading
 import yaml
 from dnslib import QTYPE, RCODE, RR, A
 
+from skiff.dnsserve import DnsServer, parse_upstream
+
 log = logging.getLogger("skiff.lab.dns")
 
 DEFAULT_ZONE = "lab"
@@ -54,9 +56,9 @@ class ZoneResolver:
 
 
 def serve(listen: tuple[str, int], zone: str, records: dict):
-    """Start the UDP and TCP servers (the node DNS's server with our resolver); .stop() ends them."""
-    from nodeagent.dns.server import DnsServer
-    return DnsServer(None, listen[0], listen[1], resolver=ZoneResolver(zone, records)).start()
+    """Start the UDP and TCP servers (skiff/dnsserve.py, as the node DNS) with our resolver;
+    .stop() ends them."""
+    return DnsServer(ZoneResolver(zone, records), listen[0], listen[1]).start()
 
 
 # ------------------------------------------------------------ the lab's side
@@ -136,7 +138,6 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s level=%(levelname)s %(message)s")
     with open(args.config, encoding="utf-8") as f:
         doc = yaml.safe_load(f) or {}
-    from nodeagent.dns.server import parse_upstream
     listen = parse_upstream(str(doc["listen"]))      # "ip[:port]", the same form as dnsUpstream
     zone = doc.get("zone") or DEFAULT_ZONE
     server = serve(listen, zone, doc.get("records") or {})

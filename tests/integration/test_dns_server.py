@@ -6,9 +6,10 @@ ExternalName CNAMEs followed to their target's addresses."""
 from dnslib import QTYPE, RCODE, RR, A, DNSQuestion, DNSRecord
 from dnslib.server import DNSServer
 
-from nodeagent.dns.server import DnsServer, _QuietLogger
+from nodeagent.dns.server import DnsServer
 from nodeagent.dns.view import DictView
 from skiff.api import objects_pb2 as pb
+from skiff.dnsserve import QuietLogger
 from skiff.lab import upstream_dns
 from tests.helpers import free_port_block
 
@@ -59,7 +60,7 @@ def test_cluster_names_over_udp_and_tcp_and_refused_without_upstream():
 
 def test_other_names_go_to_the_configured_upstream():
     port = free_port_block(2)
-    up = DNSServer(_Upstream(), address="127.0.0.1", port=port + 1, logger=_QuietLogger())
+    up = DNSServer(_Upstream(), address="127.0.0.1", port=port + 1, logger=QuietLogger())
     up.start_thread()
     srv = DnsServer(_view(), "127.0.0.1", port, upstream=("127.0.0.1", port + 1)).start()
     try:

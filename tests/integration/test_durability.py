@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from controlplane.config import RaftTuning
 from skiff import client as clientmod
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
@@ -183,12 +182,12 @@ def test_leader_kill_under_writes_loses_nothing_and_heals(own_cluster):
 
 
 def test_kill_during_compaction_under_writes_loses_no_acknowledged_write(own_cluster):
-    """STORE.md trap 3: kill -9 of the replica's pid alone while its compaction child runs.
+    """docs/store.md, trap 3: kill -9 of the replica's pid alone while its compaction child runs.
 
     The compaction child must die with its parent (no dump renamed into place after
     the replica is gone), and no acknowledged write may be lost anywhere.
     """
-    cp = own_cluster(raft=RaftTuning(compaction_min_entries=300))
+    cp = own_cluster(raft={"compactionMinEntries": 300})
     writer = Writer(cp, "cw", payload_bytes=4000)
     writer.start()
     kills = 0

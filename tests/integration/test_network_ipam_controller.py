@@ -9,7 +9,6 @@ import threading
 
 import pytest
 
-from controlplane.config import NetworkConfig
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.lab.controlplane import ControlPlane
@@ -20,7 +19,7 @@ from tests.helpers import free_port_block, remove, temp_dir, wait_until
 def cp():
     base = free_port_block(6)
     cp = ControlPlane(temp_dir("ipam"), replicas=3, api_base_port=base, raft_base_port=base + 3,
-                      network=NetworkConfig(cluster_cidr="10.250.0.0/16", node_cidr_mask_size=24, backend="vxlan"))
+                      network={"clusterCIDR": "10.250.0.0/16", "nodeCIDRMaskSize": 24, "backend": "vxlan"})
     cp.write_configs()
     cp.start_all()
     try:

@@ -5,7 +5,7 @@ import yaml
 
 from nodeagent import config as configmod
 from nodeagent import node as nodemod
-from nodeagent.podsync.timeutil import rfc3339
+from nodeagent.runtime.timeutil import rfc3339
 from skiff.api import objects_pb2 as pb
 
 GOOD = {

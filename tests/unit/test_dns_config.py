@@ -1,9 +1,10 @@
-"""Agent config key dnsUpstream (nodeagent/config.py) and its parsing by the DNS server."""
+"""Agent config key dnsUpstream (nodeagent/config.py) and its parsing (skiff/dnsserve.py)."""
 
 import pytest
 
 from nodeagent import config
-from nodeagent.dns.server import bridge_address, parse_upstream
+from nodeagent.dns.server import bridge_address
+from skiff.dnsserve import parse_upstream
 
 BASE = {"nodeName": "n1", "servers": ["127.0.0.1:7100"], "address": "10.0.0.1", "listen": "10.0.0.1:10250",
         "dockerHost": "unix:///run/d.sock", "dataDir": "/tmp/x", "podNetwork": True}

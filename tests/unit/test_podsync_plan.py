@@ -10,7 +10,7 @@ from nodeagent.podsync.model import (
     APP, INIT, SANDBOX, BackoffEntry, BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, Observed,
     ProbeResults, RemoveContainer, StartContainer, WaitBackoff, backoff_key)
 from nodeagent.podsync.plan import plan, plan_orphan, termination_grace_s
-from nodeagent.podsync.timeutil import rfc3339
+from nodeagent.runtime.timeutil import rfc3339
 from skiff.api import objects_pb2 as pb
 
 UID = "0123456789abcdef"
@@ -254,7 +254,7 @@ def test_back_off_is_forgotten_after_a_long_healthy_run():
 
 
 def test_go_duration_in_back_off_messages():
-    from nodeagent.podsync.timeutil import go_duration
+    from nodeagent.runtime.timeutil import go_duration
     assert [go_duration(s) for s in (10, 20, 80, 300, 0.2, 1.5, 3600)] == \
         ["10s", "20s", "1m20s", "5m0s", "200ms", "1.5s", "1h0m0s"]
 

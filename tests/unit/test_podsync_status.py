@@ -4,7 +4,7 @@ import pytest
 
 from nodeagent.podsync.model import INIT, ProbeResults
 from nodeagent.podsync.status import compute_status, qos_class
-from nodeagent.podsync.timeutil import rfc3339
+from nodeagent.runtime.timeutil import rfc3339
 from skiff.api import objects_pb2 as pb
 from tests.unit.test_podsync_plan import NOW, UID, ctr, make_pod, sandbox
 

@@ -7,7 +7,7 @@ order of KINDS.
 """
 
 from skiff.api.kinds.registry import (  # noqa: F401 - the registry's public face
-    BY_NAME, KINDS, Kind, StoreHooks, encode, for_manifest, key_of, lookup, of_message, register,
-    unwrap, wrap,
+    BY_NAME, KINDS, Kind, StoreHooks, encode, for_manifest, get_all, key_of, lookup, of_message,
+    register, unwrap, wrap,
 )
 from skiff.api.kinds import cluster, pod, service, config, workloads, event  # noqa: F401,E402 - registers

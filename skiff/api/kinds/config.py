@@ -1,8 +1,105 @@
-"""Configuration kinds: ConfigMap and Secret."""
+"""Configuration kinds: ConfigMap and Secret.
+
+Both hold keyed data for pods (env, envFrom, volumes); with `immutable: true` the
+data never changes again. A Secret's values are never printed by `describe`.
+"""
 
 from skiff.api import objects_pb2 as pb
+from skiff.api.errors import FieldError
 from skiff.api.kinds.registry import Kind, register
+from skiff.api.validation import (
+    MAX_DATA_BYTES, check, duplicate, forbidden, immutable, required, validate_config_key,
+)
 
-CONFIG_MAP = register(Kind("ConfigMap", "v1", "configmaps", ("cm",), True, pb.ConfigMap, "config_map", False))
 
-SECRET = register(Kind("Secret", "v1", "secrets", (), True, pb.Secret, "secret", False))
+# ---------------------------------------------------------------- admission
+
+def _validate_data_keys(keys, path, errs) -> None:
+    for key in sorted(keys):
+        check(errs, f"{path}[{key}]", key, validate_config_key(key))
+
+
+def _validate_config_map(cm: pb.ConfigMap, errs) -> None:
+    _validate_data_keys(cm.data.keys(), "data", errs)
+    _validate_data_keys(cm.binary_data.keys(), "binaryData", errs)
+    for key in sorted(set(cm.data) & set(cm.binary_data)):
+        duplicate(errs, f"binaryData[{key}]", key, "the key is also present in `data`")
+    total = sum(len(k.encode()) + len(v.encode()) for k, v in cm.data.items())
+    total += sum(len(k.encode()) + len(v) for k, v in cm.binary_data.items())
+    if total > MAX_DATA_BYTES:
+        errs.append(FieldError("data", f"Too long: data and binaryData total {total} bytes, "
+                                       f"must have at most {MAX_DATA_BYTES} bytes (1 MiB)"))
+
+
+def _validate_secret(secret: pb.Secret, errs) -> None:
+    if not secret.type:
+        required(errs, "type")
+    _validate_data_keys(secret.data.keys(), "data", errs)
+    _validate_data_keys(secret.string_data.keys(), "stringData", errs)
+    total = sum(len(k.encode()) + len(v) for k, v in secret.data.items())
+    total += sum(len(k.encode()) + len(v.encode()) for k, v in secret.string_data.items())
+    if total > MAX_DATA_BYTES:
+        errs.append(FieldError("data", f"Too long: data totals {total} bytes, "
+                                       f"must have at most {MAX_DATA_BYTES} bytes (1 MiB)"))
+    needed = {"kubernetes.io/tls": ("tls.crt", "tls.key"),
+              "kubernetes.io/dockerconfigjson": (".dockerconfigjson",)}.get(secret.type, ())
+    for key in needed:
+        if key not in secret.data and key not in secret.string_data:
+            required(errs, f"data[{key}]", f"a secret of type {secret.type} needs this key")
+
+
+def _validate_data_update(new, old, errs) -> None:
+    """ConfigMaps and Secrets with immutable: true keep their data forever."""
+    if not (old.HasField("immutable") and old.immutable):
+        return
+    if not (new.HasField("immutable") and new.immutable):
+        forbidden(errs, "immutable", "field is immutable when `immutable` is set")
+    if dict(new.data) != dict(old.data):
+        forbidden(errs, "data", "field is immutable when `immutable` is set")
+    if hasattr(new, "binary_data") and dict(new.binary_data) != dict(old.binary_data):
+        forbidden(errs, "binaryData", "field is immutable when `immutable` is set")
+
+
+def _validate_secret_update(new: pb.Secret, old: pb.Secret, errs) -> None:
+    if new.type != old.type:
+        immutable(errs, "type", new.type)
+    _validate_data_update(new, old, errs)
+
+
+def _default_secret(secret: pb.Secret) -> None:
+    if not secret.type:
+        secret.type = "Opaque"
+    for key, value in secret.string_data.items():
+        secret.data[key] = value.encode("utf-8")  # stringData wins over data, as in Kubernetes
+    secret.string_data.clear()
+
+
+# ---------------------------------------------------------------- presentation
+
+def _config_map_row(c):
+    return [str(len(c.data) + len(c.binary_data))], []
+
+
+def _secret_row(s):
+    return [s.type or "Opaque", str(len(s.data))], []
+
+
+def _describe_secret(s) -> str:
+    """Like kubectl: sizes, never values."""
+    if not s.data:
+        return ""
+    return "Data:\n" + "\n".join(f"  {k}:  {len(v)} bytes" for k, v in sorted(s.data.items()))
+
+
+CONFIG_MAP = register(Kind(
+    "ConfigMap", "v1", "configmaps", ("cm",), True, pb.ConfigMap, "config_map", False,
+    validate=_validate_config_map, validate_update=_validate_data_update,
+    columns=("DATA", "AGE"), row=_config_map_row,
+))
+
+SECRET = register(Kind(
+    "Secret", "v1", "secrets", (), True, pb.Secret, "secret", False,
+    defaults=_default_secret, validate=_validate_secret, validate_update=_validate_secret_update,
+    columns=("TYPE", "DATA", "AGE"), row=_secret_row,
+    describe=_describe_secret, describe_omits=("data",),
+))

@@ -1,9 +1,64 @@
 """Pod: one or more containers sharing a network namespace and volumes, bound to a node."""
 
 from skiff.api import objects_pb2 as pb
+from skiff.api.defaults import default_pod_spec
+from skiff.api.display import indent, kv
 from skiff.api.kinds.registry import Kind, StoreHooks, register
+from skiff.api.podspec_validation import validate_pod_spec
+from skiff.api.validation import changed_fields, forbidden, invalid
 
 DEFAULT_TERMINATION_GRACE_S = 30
+
+
+# ---------------------------------------------------------------- admission
+
+def _defaults(pod: pb.Pod) -> None:
+    default_pod_spec(pod.spec)
+
+
+def _validate(pod: pb.Pod, errs) -> None:
+    validate_pod_spec(pod.spec, "spec", errs)
+
+POD_UPDATE_FORBIDDEN = ("pod updates may not change fields other than `spec.containers[*].image`, "
+                        "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, "
+                        "`spec.tolerations` (only additions to existing tolerations) or `spec.nodeName` "
+                        "(only from empty, when binding)")
+
+
+def _validate_update(new: pb.Pod, old: pb.Pod, errs) -> None:
+    """Only images, activeDeadlineSeconds, toleration additions and binding may change."""
+    masked = pb.PodSpec()
+    masked.CopyFrom(new.spec)
+    for group, old_group in ((masked.containers, old.spec.containers),
+                             (masked.init_containers, old.spec.init_containers)):
+        for c, old_c in zip(group, old_group):
+            c.image = old_c.image
+    _update_active_deadline(new.spec, old.spec, errs)
+    if old.spec.HasField("active_deadline_seconds"):
+        masked.active_deadline_seconds = old.spec.active_deadline_seconds
+    else:
+        masked.ClearField("active_deadline_seconds")
+    new_tolerations = list(new.spec.tolerations)
+    if all(t in new_tolerations for t in old.spec.tolerations):
+        del masked.tolerations[:]
+        masked.tolerations.extend(old.spec.tolerations)
+    if not old.spec.node_name:
+        masked.node_name = ""
+    if masked != old.spec:
+        changed = ", ".join(changed_fields(masked, old.spec, "spec"))
+        forbidden(errs, "spec", f"{POD_UPDATE_FORBIDDEN} (changed: {changed})")
+
+
+def _update_active_deadline(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
+    """activeDeadlineSeconds may be added or lowered, never removed or raised."""
+    path = "spec.activeDeadlineSeconds"
+    if not old.HasField("active_deadline_seconds"):
+        return
+    if not new.HasField("active_deadline_seconds"):
+        forbidden(errs, path, "may not be removed once set")
+    elif new.active_deadline_seconds > old.active_deadline_seconds:
+        invalid(errs, path, new.active_deadline_seconds,
+                f"must be less than or equal to the previous value {old.active_deadline_seconds}")
 
 
 def carry_over(new: pb.Pod, old: pb.Pod) -> None:
@@ -11,6 +66,8 @@ def carry_over(new: pb.Pod, old: pb.Pod) -> None:
     if not new.spec.node_name:
         new.spec.node_name = old.spec.node_name
 
+
+# ---------------------------------------------------------------- the replicated apply
 
 def graceful_delete_s(pod: pb.Pod, requested_s) -> int:
     """A bound pod is stopped by its node first: deleting marks it with a grace period
@@ -24,13 +81,72 @@ def graceful_delete_s(pod: pb.Pod, requested_s) -> int:
     return requested_s
 
 
+# ---------------------------------------------------------------- presentation
+
+def pod_status(p) -> str:
+    """kubectl's STATUS column: Terminating, Init:N/M, a container's waiting or terminated
+    reason, else the phase."""
+    if p.metadata.deletion_timestamp:
+        return "Terminating"
+    reason = p.status.reason or p.status.phase or "Pending"
+    for i, cs in enumerate(p.status.init_container_statuses):
+        if cs.state.HasField("terminated") and cs.state.terminated.exit_code != 0:
+            return f"Init:{cs.state.terminated.reason or 'Error'}"
+        if cs.state.HasField("waiting") and cs.state.waiting.reason not in ("", "PodInitializing"):
+            return f"Init:{cs.state.waiting.reason}"
+        if not (cs.state.HasField("terminated") and cs.state.terminated.exit_code == 0):
+            return f"Init:{i}/{len(p.spec.init_containers)}"
+    for cs in p.status.container_statuses:
+        if cs.state.HasField("waiting") and cs.state.waiting.reason:
+            reason = cs.state.waiting.reason
+        elif cs.state.HasField("terminated") and cs.state.terminated.reason:
+            reason = cs.state.terminated.reason
+    return reason
+
+
+def _row(p):
+    ready = sum(1 for cs in p.status.container_statuses if cs.ready)
+    restarts = sum(cs.restart_count for cs in p.status.container_statuses)
+    return ([f"{ready}/{len(p.spec.containers)}", pod_status(p), str(restarts)],
+            [p.status.pod_ip or "<none>", p.spec.node_name or "<none>"])
+
+
+def _describe(p) -> str:
+    rows = [("Node", p.spec.node_name or "<none>"), ("Start Time", p.status.start_time or "<none>"),
+            ("Status", pod_status(p)), ("IP", p.status.pod_ip or "<none>")]
+    lines = [kv(rows), "Containers:"]
+    statuses = {cs.name: cs for cs in p.status.container_statuses}
+    for c in p.spec.containers:
+        cs = statuses.get(c.name)
+        state = "Waiting"
+        if cs is not None:
+            state = ("Running" if cs.state.HasField("running") else
+                     "Terminated" if cs.state.HasField("terminated") else
+                     f"Waiting ({cs.state.waiting.reason})" if cs.state.waiting.reason else "Waiting")
+        lines.append(f"  {c.name}:")
+        lines.append(indent(kv([
+            ("Image", c.image),
+            ("Container ID", cs.container_id if cs else "<none>"),
+            ("State", state),
+            ("Ready", str(cs.ready) if cs else "False"),
+            ("Restart Count", str(cs.restart_count) if cs else "0"),
+        ]), 4))
+    if p.status.conditions:
+        lines.append("Conditions:")
+        lines.append(indent(kv([(c.type, c.status) for c in p.status.conditions]), 2))
+    return "\n".join(lines)
+
+
 POD = register(Kind(
     "Pod", "v1", "pods", ("po",), True, pb.Pod, "pod", True,
+    defaults=_defaults, validate=_validate, validate_update=_validate_update,
     carry_over=carry_over,
     quantity_fields=("skiff.api.ResourceRequirements.limits", "skiff.api.ResourceRequirements.requests",
                      "skiff.api.EmptyDirVolumeSource.size_limit"),
     field_selectors={"spec.nodeName": lambda p: p.spec.node_name,
                      "status.phase": lambda p: p.status.phase},
+    columns=("READY", "STATUS", "RESTARTS", "AGE"), wide_columns=("IP", "NODE"), row=_row,
+    describe=_describe,
     in_get_all=True,
     store=StoreHooks(graceful_delete_s=graceful_delete_s),
 ))

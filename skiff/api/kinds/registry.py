@@ -19,6 +19,7 @@ from typing import Callable
 
 from skiff.api import objects_pb2 as pb
 from skiff.api.errors import FieldError, ValidationError
+from skiff.api.selectors import validate_dns1123_subdomain
 
 
 @dataclass(frozen=True)
@@ -64,20 +65,27 @@ class Kind:
     has_spec: bool        # metadata.generation tracks spec changes
     # admission (decode -> defaults -> validate [-> validate_update]); errs is a list of FieldError
     defaults: Callable | None = None          # fn(msg) -> None, fills what Kubernetes defaults
-    validate: Callable | None = None          # fn(msg, errs) -> None
+    validate: Callable | None = None          # fn(msg, errs) -> None: the kind's own rules (metadata is generic)
     validate_update: Callable | None = None   # fn(new, old, errs) -> None, immutability rules
     carry_over: Callable | None = None        # fn(new, old) -> None: keep what the cluster assigned
+    name_rule: Callable = validate_dns1123_subdomain  # fn(name) -> error detail or None
     # schema
     quantity_fields: tuple = ()   # proto full names of quantity-valued string fields (bare numbers allowed)
-    field_selectors: dict = field(default_factory=dict)  # selector path -> fn(msg) -> str
+    field_selectors: dict = field(default_factory=dict)  # selector path -> fn(msg) -> str, beyond
+    #                               metadata.name / metadata.namespace, which every kind has (fields.py)
     scale: bool = False           # has a scale subresource (spec.replicas): `skiff scale`
-    owns: tuple = ()              # kind names whose objects it owns through ownerReferences
+    owns: tuple = ()              # kind names whose objects it owns through ownerReferences (GC)
+    daemon: bool = False          # owns one pod per node: `drain` leaves its pods (--ignore-daemonsets)
     # presentation (CLI)
-    columns: tuple = ()           # table headers after NAME (NAMESPACE comes first with -A)
+    columns: tuple = ()           # table headers after NAME (NAMESPACE comes first with -A); "AGE"
+    #                               stands where the age goes: the printer fills it, row gives the rest
     wide_columns: tuple = ()      # extra headers with -o wide
-    row: Callable | None = None   # fn(msg) -> (values, wide_values)
-    describe: Callable | None = None  # fn(msg) -> list of (label, value) rows for `describe`
-    in_get_all: bool = False      # listed by `skiff get all`
+    row: Callable | None = None   # fn(msg) -> (values, wide_values), one per column except AGE
+    table: Callable | None = None  # fn(items, all_namespaces, headers, now) -> str: a table of the
+    #                               kind's own (Events: oldest first); --show-labels uses columns/row
+    describe: Callable | None = None  # fn(msg) -> str: a section `describe` prints after metadata
+    describe_omits: tuple = ()    # top-level fields `describe` never dumps (a Secret's data values)
+    in_get_all: bool = False      # listed by `skiff get all` (ordered as kubectl: by group, then plural)
     # the replicated apply
     store: StoreHooks = StoreHooks()
 
@@ -139,6 +147,13 @@ def for_manifest(api_version, kind_name, path: str = "") -> Kind:
             f"{path}apiVersion",
             f'{kind_name} is served as apiVersion "{kind.api_version}", not "{api_version}"'))
     return kind
+
+
+def get_all() -> list:
+    """The kinds `skiff get all` lists, in kubectl's order: the core group first, then the
+    other groups alphabetically, plural names alphabetically within a group (pods, services,
+    daemonsets, deployments, replicasets, statefulsets, ..., cronjobs, jobs)."""
+    return sorted((k for k in KINDS if k.in_get_all), key=lambda k: (k.group, k.plural))
 
 
 def of_message(msg) -> Kind:

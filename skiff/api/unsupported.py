@@ -1,0 +1,164 @@
+"""Fields skiff decodes but does not honour yet: refused, never silently ignored.
+
+The rule: a field skiff accepts, it honours. A field the API types carry (so a
+Kubernetes manifest decodes) but nothing in the control plane or the node agent
+acts on is refused with an error naming the field and saying it is not supported
+yet, so a user learns it from `skiff apply`, not from a pod that misbehaves.
+When a field gets implemented, its row leaves the table.
+
+Pure and table-driven: the API server runs check() as a validating admission
+plugin, and client-side tools (`skiff apply --dry-run=client`) run it too.
+Pod specs are found wherever they sit (a Pod's spec, a ReplicaSet's or a
+Deployment's spec.template.spec, and the templates of kinds to come), and every
+error carries the full path: `spec.template.spec.affinity.podAffinity`.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from skiff.api.errors import FieldError, join
+
+FORBIDDEN = "Forbidden: not supported yet by skiff"
+_POD_SPEC = "skiff.api.PodSpec"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One refused field. path is relative to the thing the table is about (a pod
+    spec, a container, a volume) in Kubernetes' JSON names; when(spec, item) says
+    whether item (the spec itself for pod-spec rules) uses it; why helps a learner."""
+    path: str
+    when: Callable
+    why: str
+
+
+def _has(field: str) -> Callable:
+    return lambda spec, item: item.HasField(field)
+
+
+def _resource(which: str, name: str) -> Callable:
+    return lambda spec, c: name in getattr(c.resources, which)
+
+
+POD_SPEC_RULES = (
+    Rule("affinity.podAffinity", lambda s, _: s.affinity.HasField("pod_affinity"),
+         "pod affinity is planned; remove it to run this pod"),
+    Rule("affinity.podAntiAffinity", lambda s, _: s.affinity.HasField("pod_anti_affinity"),
+         "pod anti-affinity is planned; remove it to run this pod"),
+    Rule("activeDeadlineSeconds", _has("active_deadline_seconds"),
+         "nothing stops a pod at its deadline yet; remove it to run this pod"),
+    Rule("serviceAccountName", lambda s, _: s.service_account_name not in ("", "default"),
+         "service accounts are planned; every pod runs as service account \"default\" for now"),
+    Rule("priority", _has("priority"),
+         "pod priority and preemption are planned; remove it to run this pod"),
+)
+
+CONTAINER_RULES = (
+    Rule("resources.requests[ephemeral-storage]", _resource("requests", "ephemeral-storage"),
+         "the scheduler counts only cpu and memory; remove the ephemeral-storage request"),
+    Rule("resources.limits[ephemeral-storage]", _resource("limits", "ephemeral-storage"),
+         "the node agent does not limit disk use; remove the ephemeral-storage limit"),
+    Rule("securityContext.runAsGroup",
+         lambda s, c: c.security_context.HasField("run_as_group") and not c.security_context.HasField("run_as_user"),
+         "the node agent sets the group only together with the user; add runAsUser"),
+)
+
+# Container ports: a hostPort is honoured only with hostNetwork (where it equals
+# containerPort); otherwise nothing maps the node's port to the pod. (hostIP only
+# qualifies a hostPort, and Kubernetes too ignores it without one.)
+PORT_RULES = (
+    Rule("hostPort", lambda s, p: p.host_port != 0 and not s.host_network,
+         "nothing maps a node port to a pod yet; use a Service of type NodePort, or hostNetwork"),
+)
+
+VOLUME_RULES = (
+    Rule("emptyDir.sizeLimit",
+         lambda s, v: v.HasField("empty_dir") and bool(v.empty_dir.size_limit) and v.empty_dir.medium != "Memory",
+         "only a memory-backed emptyDir (medium: Memory) has a size limit in skiff; "
+         "remove sizeLimit or add medium: Memory"),
+    Rule("persistentVolumeClaim", _has("persistent_volume_claim"),
+         "persistent volumes are planned; use emptyDir or hostPath for now"),
+)
+
+
+# Kubernetes fields skiff's API types do not carry yet. The decoder refuses every
+# field it does not know; for these it says "not supported yet" and why, rather
+# than "unknown field", so a learner knows the field is real and not a typo.
+# Keyed by (proto message, JSON name).
+NOT_IN_API = {
+    ("skiff.api.PodSpec", "priorityClassName"):
+        "pod priority and preemption are planned; remove it to run this pod",
+    ("skiff.api.PodSpec", "serviceAccount"):
+        "serviceAccount is the deprecated name of serviceAccountName, and service accounts are planned; "
+        "every pod runs as service account \"default\" for now",
+    ("skiff.api.PodSpec", "securityContext"):
+        "pod-level securityContext is planned; a container's securityContext "
+        "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works",
+    ("skiff.api.PodSpec", "topologySpreadConstraints"):
+        "topology spread is planned; remove it to run this pod",
+    ("skiff.api.PodSpec", "schedulingGates"):
+        "scheduling gates are planned; remove them to run this pod",
+    ("skiff.api.Container", "restartPolicy"):
+        "sidecar containers (an init container with restartPolicy: Always) are planned",
+    ("skiff.api.PodSpec", "imagePullSecrets"):
+        "registry credentials are planned; skiff pulls public images only",
+    ("skiff.api.SecurityContext", "allowPrivilegeEscalation"):
+        "the node agent does not set no-new-privileges yet; remove it to run this pod",
+    ("skiff.api.SecurityContext", "runAsNonRoot"):
+        "the node agent does not check the image's user yet; set runAsUser instead",
+    ("skiff.api.Probe", "grpc"):
+        "gRPC probes are planned; use exec, httpGet or tcpSocket",
+    ("skiff.api.Volume", "projected"):
+        "projected volumes are planned; use configMap or secret volumes",
+    ("skiff.api.Volume", "downwardAPI"):
+        "downwardAPI volumes are planned; env valueFrom.fieldRef works",
+    ("skiff.api.ServiceSpec", "ipFamilyPolicy"):
+        "skiff Services are IPv4 single-stack; remove it",
+}
+
+
+def not_in_api(message_name: str, json_name: str):
+    """The decoder's error detail for a Kubernetes field skiff's types lack, or None."""
+    why = NOT_IN_API.get((message_name, json_name))
+    return f"{FORBIDDEN} ({why})" if why else None
+
+
+def check(kind, msg) -> list:
+    """Every refused field in msg (any kind: pod specs are found by type), as
+    FieldErrors with full paths. Empty when msg uses none. kind is the Kind; it
+    is here for rules about other kinds' fields (none today)."""
+    errors: list = []
+    for path, spec in pod_specs(msg):
+        errors.extend(check_pod_spec(spec, path))
+    return errors
+
+
+def check_pod_spec(spec, path: str = "spec") -> list:
+    errors = [_error(join(path, r.path), r) for r in POD_SPEC_RULES if r.when(spec, spec)]
+    for field, json_name in (("init_containers", "initContainers"), ("containers", "containers")):
+        for i, c in enumerate(getattr(spec, field)):
+            cpath = f"{path}.{json_name}[{i}]"
+            errors.extend(_error(join(cpath, r.path), r) for r in CONTAINER_RULES if r.when(spec, c))
+            for j, port in enumerate(c.ports):
+                errors.extend(_error(f"{cpath}.ports[{j}].{r.path}", r)
+                              for r in PORT_RULES if r.when(spec, port))
+    for i, v in enumerate(spec.volumes):
+        errors.extend(_error(f"{path}.volumes[{i}].{r.path}", r) for r in VOLUME_RULES if r.when(spec, v))
+    return errors
+
+
+def pod_specs(msg, path: str = ""):
+    """(JSON path, PodSpec) for every pod spec set inside msg, outermost first;
+    status and metadata hold none and are not walked."""
+    for field, value in msg.ListFields():
+        if field.type != field.TYPE_MESSAGE or field.is_repeated or field.name in ("status", "metadata"):
+            continue
+        fpath = join(path, field.json_name)
+        if value.DESCRIPTOR.full_name == _POD_SPEC:
+            yield fpath, value
+        else:
+            yield from pod_specs(value, fpath)
+
+
+def _error(path: str, rule: Rule) -> FieldError:
+    return FieldError(path, f"{FORBIDDEN} ({rule.why})")

@@ -1,0 +1,94 @@
+"""Tables and describe pages, rendered from the kinds' registry records as kubectl renders them."""
+
+import datetime
+
+from skiff.api import codec, kinds
+from skiff.cli import printers
+from skiff.cli.describe import describe
+
+NOW = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
+YESTERDAY = "2026-01-01T00:00:00Z"
+
+
+def obj(kind_word, doc):
+    kind = kinds.lookup(kind_word)
+    return kind, codec.decode(kind.message, doc)
+
+
+def node():
+    return obj("nodes", {
+        "metadata": {"name": "n1", "creationTimestamp": YESTERDAY,
+                     "labels": {"node-role.kubernetes.io/control-plane": ""}},
+        "spec": {"unschedulable": True},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                   "addresses": [{"type": "InternalIP", "address": "10.0.0.5"}],
+                   "nodeInfo": {"kubeletVersion": "v1.0", "osImage": "Debian", "kernelVersion": "6.1",
+                                "containerRuntimeVersion": "docker://27"}}})
+
+
+def test_pod_table_plain_wide_all_namespaces_labels():
+    kind, pod = obj("po", {
+        "metadata": {"name": "web", "namespace": "ns", "labels": {"app": "web"}, "creationTimestamp": YESTERDAY},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]},
+        "status": {"phase": "Running", "podIP": "10.244.1.2",
+                   "containerStatuses": [{"name": "c", "ready": True, "restartCount": 2, "state": {"running": {}}}]}})
+    assert printers.table(kind, [pod], now=NOW).splitlines() == [
+        "NAME   READY   STATUS    RESTARTS   AGE",
+        "web    1/1     Running   2          24h"]
+    assert printers.table(kind, [pod], wide=True, all_namespaces=True, show_labels=True, now=NOW).splitlines() == [
+        "NAMESPACE   NAME   READY   STATUS    RESTARTS   AGE   IP           NODE   LABELS",
+        "ns          web    1/1     Running   2          24h   10.244.1.2   n1     app=web"]
+    assert printers.table(kind, [pod], headers=False, now=NOW) == "web   1/1   Running   2   24h"
+
+
+def test_node_table_puts_age_before_version_and_internal_ip():
+    kind, n = node()
+    assert printers.table(kind, [n], now=NOW).splitlines() == [
+        "NAME   STATUS                     ROLES           AGE   VERSION   INTERNAL-IP",
+        "n1     Ready,SchedulingDisabled   control-plane   24h   v1.0      10.0.0.5"]
+    wide = printers.table(kind, [n], wide=True, now=NOW).splitlines()
+    assert wide[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "OS-IMAGE",
+                               "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+    assert wide[1].split()[-3:] == ["Debian", "6.1", "docker://27"]
+    # cluster-scoped: no NAMESPACE column even with -A
+    assert printers.table(kind, [n], all_namespaces=True, now=NOW).startswith("NAME ")
+
+
+def test_events_have_a_table_of_their_own_oldest_first():
+    kind = kinds.lookup("events")
+    older = codec.decode(kind.message, {
+        "metadata": {"name": "e1", "namespace": "ns", "resourceVersion": "9"},
+        "involvedObject": {"kind": "Pod", "name": "web"}, "type": "Normal", "reason": "Scheduled",
+        "message": "assigned", "lastTimestamp": YESTERDAY})
+    newer = codec.decode(kind.message, {
+        "metadata": {"name": "e2", "namespace": "ns", "resourceVersion": "3", "labels": {"a": "b"}},
+        "involvedObject": {"kind": "Pod", "name": "web"}, "type": "Warning", "reason": "BackOff",
+        "message": "restarting", "count": 3, "lastTimestamp": "2026-01-01T12:00:00Z"})
+    assert printers.table(kind, [newer, older], now=NOW).splitlines() == [
+        "LAST SEEN   TYPE      REASON      OBJECT    MESSAGE",
+        "24h         Normal    Scheduled   pod/web   assigned",
+        "12h (x3)    Warning   BackOff     pod/web   restarting"]
+    # --show-labels falls back to the generic table of the kind's columns
+    assert printers.table(kind, [newer], show_labels=True, now=NOW).splitlines()[0].split() == [
+        "NAME", "TYPE", "REASON", "OBJECT", "MESSAGE", "AGE", "LABELS"]
+
+
+def test_describe_secret_shows_sizes_never_values():
+    kind, secret = obj("secret", {"metadata": {"name": "s", "namespace": "ns"}, "type": "Opaque",
+                                  "data": {"password": "aHVudGVyMg=="}})
+    page = describe(kind, secret)
+    assert "Data:\n  password:  7 bytes" in page
+    assert "aHVudGVyMg" not in page and "hunter2" not in page
+
+
+def test_describe_pod_has_its_section_and_a_generic_page_for_others():
+    kind, pod = obj("po", {
+        "metadata": {"name": "web", "namespace": "ns"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]},
+        "status": {"phase": "Pending"}})
+    page = describe(kind, pod)
+    assert "Node:               n1\n" in page and "Containers:\n  c:\n    Image:              nginx" in page
+    kind, n = node()
+    page = describe(kind, n)
+    assert page.startswith("Name:               n1\nLabels:") and "Namespace:" not in page
+    assert "Spec:\n  unschedulable: true" in page and page.endswith("Events:  <none>")

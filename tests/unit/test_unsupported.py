@@ -1,0 +1,150 @@
+"""Fields skiff decodes but does not honour are refused, each with its full path.
+
+Every row breaks one valid object with one such field and checks the exact path;
+the rows that must pass check that the honoured neighbours of a refused field
+(a memory-backed emptyDir with a sizeLimit, hostPort with hostNetwork, the
+"default" service account, nodeAffinity) stay accepted.
+"""
+
+import copy
+
+import pytest
+
+from skiff.api import codec, kinds, unsupported
+from skiff.api.errors import ValidationError
+
+CONTAINER = {"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
+POD_SPEC = {"containers": [CONTAINER], "volumes": [{"name": "data", "emptyDir": {}}]}
+
+
+def pod(spec):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": spec}
+
+
+def templated(kind_name):
+    def make(spec):
+        return {"apiVersion": "apps/v1", "kind": kind_name, "metadata": {"name": "web"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec}}}
+    return make
+
+
+# (where the pod spec sits, how to build the object around a pod spec)
+HOLDERS = [("spec", pod), ("spec.template.spec", templated("ReplicaSet")),
+           ("spec.template.spec", templated("Deployment"))]
+
+
+def spec_with(**changes):
+    """The valid POD_SPEC with top-level fields replaced."""
+    spec = copy.deepcopy(POD_SPEC)
+    spec.update(copy.deepcopy(changes))
+    return spec
+
+
+def check(doc):
+    kind = kinds.for_manifest(doc["apiVersion"], doc["kind"])
+    return unsupported.check(kind, codec.decode(kind.message, doc))
+
+
+REFUSED = [
+    # (pod spec changes, path relative to the pod spec, a word the reason must contain)
+    ({"affinity": {"podAffinity": {}}}, "affinity.podAffinity", "pod affinity"),
+    ({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}},
+     "affinity.podAntiAffinity", "anti-affinity"),
+    ({"activeDeadlineSeconds": 60}, "activeDeadlineSeconds", "deadline"),
+    ({"serviceAccountName": "builder"}, "serviceAccountName", "service account"),
+    ({"priority": 0}, "priority", "priority"),
+    ({"containers": [dict(CONTAINER, resources={"requests": {"ephemeral-storage": "1Gi"}})]},
+     "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),
+    ({"initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]},
+     "initContainers[0].resources.limits[ephemeral-storage]", "disk"),
+    ({"containers": [dict(CONTAINER, securityContext={"runAsGroup": 1000})]},
+     "containers[0].securityContext.runAsGroup", "add runAsUser"),
+    ({"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 8080}])]},
+     "containers[0].ports[0].hostPort", "NodePort"),
+    ({"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}]},
+     "volumes[0].emptyDir.sizeLimit", "medium: Memory"),
+    ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
+     "volumes[0].persistentVolumeClaim", "persistent volumes"),
+]
+
+
+@pytest.mark.parametrize("changes,rel,why", REFUSED, ids=[r[1] for r in REFUSED])
+@pytest.mark.parametrize("at,holder", HOLDERS, ids=["Pod", "ReplicaSet", "Deployment"])
+def test_refused_with_full_path(changes, rel, why, at, holder):
+    errors = check(holder(spec_with(**changes)))
+    assert [e.path for e in errors] == [f"{at}.{rel}"]
+    assert errors[0].detail.startswith("Forbidden: not supported yet by skiff (")
+    assert why in errors[0].detail
+    assert str(errors[0]).startswith(f"{at}.{rel}: Forbidden: not supported yet by skiff")
+
+
+ACCEPTED = [
+    {},
+    {"serviceAccountName": "default"},
+    {"volumes": [{"name": "data", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}]},
+    {"volumes": [{"name": "data", "emptyDir": {"medium": "Memory"}}]},
+    {"hostNetwork": True, "containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 80}])]},
+    {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}}}},
+    {"containers": [dict(CONTAINER, stdin=True, stdinOnce=True, tty=True,
+                         resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
+    {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
+    {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
+]
+
+
+@pytest.mark.parametrize("changes", ACCEPTED)
+@pytest.mark.parametrize("at,holder", HOLDERS, ids=["Pod", "ReplicaSet", "Deployment"])
+def test_honoured_fields_pass(changes, at, holder):
+    assert check(holder(spec_with(**changes))) == []
+
+
+def test_every_refusal_is_reported_at_once():
+    spec = spec_with(priority=1, activeDeadlineSeconds=5,
+                     volumes=[{"name": "a", "persistentVolumeClaim": {"claimName": "x"}},
+                              {"name": "b", "emptyDir": {"sizeLimit": "1Gi"}}])
+    assert [e.path for e in check(pod(spec))] == [
+        "spec.activeDeadlineSeconds", "spec.priority",
+        "spec.volumes[0].persistentVolumeClaim", "spec.volumes[1].emptyDir.sizeLimit"]
+
+
+def test_kinds_without_pod_specs_have_nothing_to_refuse():
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+           "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
+    assert check(svc) == [] and check(cm) == []
+
+
+def test_pod_specs_found_by_type_not_by_kind():
+    kind = kinds.BY_NAME["Deployment"]
+    msg = codec.decode(kind.message, templated("Deployment")(POD_SPEC))
+    assert [path for path, _ in unsupported.pod_specs(msg)] == ["spec.template.spec"]
+
+
+NOT_IN_API = [
+    # (pod spec changes, path, a word the reason must contain)
+    ({"priorityClassName": "high"}, "spec.priorityClassName", "priority"),
+    ({"serviceAccount": "default"}, "spec.serviceAccount", "deprecated name of serviceAccountName"),
+    ({"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}})]},
+     "spec.containers[0].livenessProbe.grpc", "exec, httpGet or tcpSocket"),
+    ({"containers": [dict(CONTAINER, securityContext={"allowPrivilegeEscalation": False})]},
+     "spec.containers[0].securityContext.allowPrivilegeEscalation", "no-new-privileges"),
+]
+
+
+@pytest.mark.parametrize("changes,path,why", NOT_IN_API, ids=[r[1] for r in NOT_IN_API])
+def test_kubernetes_fields_skiff_types_lack_are_not_supported_yet_not_unknown(changes, path, why):
+    """The decoder names them as real fields skiff does not support yet."""
+    with pytest.raises(ValidationError) as exc:
+        codec.decode(kinds.BY_NAME["Pod"].message, pod(spec_with(**changes)))
+    [error] = exc.value.errors
+    assert error.path == path
+    assert error.detail.startswith("Forbidden: not supported yet by skiff (") and why in error.detail
+
+
+def test_a_typo_is_still_an_unknown_field():
+    with pytest.raises(ValidationError) as exc:
+        codec.decode(kinds.BY_NAME["Pod"].message, pod(spec_with(serviceAcountName="x")))
+    assert [str(e) for e in exc.value.errors] == ["spec.serviceAcountName: unknown field"]
