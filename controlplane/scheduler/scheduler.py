@@ -167,9 +167,11 @@ class Scheduler:
     def _bind(self, key, pod, node_name):
         """One write, as Kubernetes' Binding: the store sets spec.nodeName and PodScheduled=True
         together, and refuses (Conflict) a pod that is already bound or being deleted."""
-        target = copy(pod)
-        target.spec.node_name = node_name
-        target.metadata.resource_version = ""   # binding needs no CAS: the store checks the pod
+        target = copy(pod)                      # its identity (uid: a replaced pod is refused)...
+        target.ClearField("spec")
+        target.ClearField("status")
+        target.spec.node_name = node_name       # ...and the node: all a binding carries
+        target.metadata.resource_version = ""   # no CAS needed: the store checks the pod itself
         try:
             bound = self.client.update(target, subresource="binding")
         except (clientmod.Conflict, clientmod.NotFound):

@@ -19,6 +19,7 @@ class RecordingClient:
 
     def update(self, obj, request_id=None, subresource=""):
         self.calls.append(("update", subresource, obj.spec.node_name, obj.metadata.resource_version))
+        self.sent = obj
         if self.fail:
             raise self.fail("refused")
         bound = pb.Pod()
@@ -51,6 +52,9 @@ def test_binding_is_one_write_and_records_scheduled():
     sched, events = scheduler_for(client)
     Scheduler._bind(sched, "default/web-1", pending_pod(), "node-1")
     assert client.calls == [("update", "binding", "node-1", "")]
+    # Only the pod's identity and the node travel (the log entry stays small).
+    assert (client.sent.metadata.name, client.sent.metadata.uid) == ("web-1", "uid-1")
+    assert not client.sent.spec.containers and not client.sent.HasField("status")
     assert events == [("Normal", "Scheduled", "Successfully assigned default/web-1 to node-1")]
     assert "uid-1" in sched._assumed
 
