@@ -19,6 +19,7 @@ import logging
 import uuid
 
 from controlplane.apiserver import admission
+from controlplane.store.commands import Create, Update
 from controlplane.store.store import StoreUnavailable
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
@@ -30,16 +31,16 @@ log = logging.getLogger("skiff.bootstrap")
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def _create(store, msg, request_id: str, *alloc) -> tuple:
+def _create(store, msg, request_id: str, settings=None) -> tuple:
     """Admit msg and create it through the log (the API's own path); the store's result."""
-    admission.admit(kinds.BY_NAME[msg.DESCRIPTOR.name], msg, creating=True)
-    cmd = ("create", request_id, kinds.encode(kinds.wrap(msg)), now_rfc3339(), str(uuid.uuid4())) + alloc
+    admission.admit(kinds.of_message(msg), msg, creating=True)
+    cmd = Create(request_id, kinds.encode(kinds.wrap(msg)), now_rfc3339(), str(uuid.uuid4()), settings)
     return store.propose(cmd, 5.0)
 
 
 def ensure_namespaces(store) -> None:
     for name in BUILTIN_NAMESPACES:
-        if store.state.get(("Namespace", "", name)) is not None:
+        if store.get(("Namespace", "", name)) is not None:
             continue
         # A fixed request id per namespace: two leaders racing create it once.
         result = _create(store, pb.Namespace(metadata=pb.ObjectMeta(name=name)), f"bootstrap-namespace-{name}")
@@ -82,21 +83,21 @@ def api_endpoints(cfg) -> pb.Endpoints:
 
 
 def ensure_api_service(store, cfg) -> None:
-    if store.state.get(("Service", "default", API_SERVICE)) is None:
+    if store.get(("Service", "default", API_SERVICE)) is None:
         svc = api_service(cfg.services.service_cidr)
         for attempt, cluster_ip in enumerate((svc.spec.cluster_ip, "")):
             svc.spec.cluster_ip = cluster_ip     # the first address, or any when it is taken
             # The id names the store version too: a leader racing another at the same state
             # creates it once, and after a user deleted it a new id creates it again (a fixed
             # id would just replay the first result).
-            result = _create(store, svc, f"bootstrap-api-service-{attempt}-{store.state.rv}",
+            result = _create(store, svc, f"bootstrap-api-service-{attempt}-{store.resource_version()}",
                              cfg.services.alloc_settings())
             log.info("event=bootstrap_api_service cluster_ip=%s result=%s", cluster_ip or "auto", result[1])
             if result[0] == "ok" or result[1] == "already_exists":
                 break
     desired = api_endpoints(cfg)
     key = ("Endpoints", "default", API_SERVICE)
-    current = store.state.get(key)
+    current = store.get(key)
     if current is None:
         result = _create(store, desired, f"bootstrap-api-endpoints-{uuid.uuid4()}")
     else:
@@ -105,8 +106,8 @@ def ensure_api_service(store, cfg) -> None:
             return
         desired.metadata.resource_version = have.metadata.resource_version
         admission.admit(kinds.BY_NAME["Endpoints"], desired, creating=False)
-        cmd = ("update", f"bootstrap-api-endpoints-{uuid.uuid4()}", kinds.encode(kinds.wrap(desired)),
-               "", have.metadata.resource_version)
+        cmd = Update(f"bootstrap-api-endpoints-{uuid.uuid4()}", kinds.encode(kinds.wrap(desired)),
+                     "", have.metadata.resource_version)
         result = store.propose(cmd, 5.0)
     log.info("event=bootstrap_api_endpoints addresses=%d result=%s",
              sum(len(s.addresses) for s in desired.subsets), result[1])

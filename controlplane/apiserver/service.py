@@ -1,5 +1,11 @@
 """The gRPC API servicer: admission, then the Raft log; reads from applied state.
 
+It reaches the store only through its narrow interface (controlplane/store/store.py:
+propose, dry_run, get, list, watch, view, resource_version, is_ready/has_leader,
+raft_status), never its state, lock or change log. A dry run (WriteRequest.dry_run,
+DeleteRequest.dry_run) runs admission and the state machine's own checks against this
+replica's applied state and answers as the write would, storing nothing.
+
 Status codes: see proto/skiff/api/service.proto.
 """
 
@@ -13,6 +19,8 @@ from concurrent import futures
 import grpc
 
 from controlplane.apiserver import admission
+from controlplane.store.commands import Apply, Barrier, Create, Delete, Update
+from controlplane.store.reader import Expired
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
 from skiff.api import fields, kinds, selectors
 from skiff.api import node_pb2_grpc as node_grpc
@@ -28,6 +36,7 @@ _CODES = {
     "not_found": grpc.StatusCode.NOT_FOUND,
     "conflict": grpc.StatusCode.ABORTED,
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "forbidden": grpc.StatusCode.FAILED_PRECONDITION,
     "internal": grpc.StatusCode.INTERNAL,
 }
 WRITE_TIMEOUT_S = 8.0
@@ -43,6 +52,8 @@ class ApiService(api_grpc.ApiServicer):
     def __init__(self, store, cfg):
         self.store = store
         self.cfg = cfg
+        # What admission plugins see of the cluster: this replica's applied state, read-only.
+        self._view = store.view()
         self._peer_channels = {}
         self._agent_channels = {}
 
@@ -54,7 +65,13 @@ class ApiService(api_grpc.ApiServicer):
         except ValidationError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
-    def _write(self, cmd, context):
+    def _write(self, cmd, context, dry_run: bool = False):
+        if dry_run:
+            self._require_ready(context)
+            result = self.store.dry_run(cmd)
+            if result[0] == "error":
+                context.abort(_CODES.get(result[1], grpc.StatusCode.UNKNOWN), result[2])
+            return result
         timeout_s = WRITE_TIMEOUT_S
         remaining = context.time_remaining()
         if remaining is not None:
@@ -69,31 +86,33 @@ class ApiService(api_grpc.ApiServicer):
 
     def _admit(self, kind, msg, context, *, old, creating):
         try:
-            admission.admit(kind, msg, old=old, creating=creating)
+            admission.admit(kind, msg, old=old, creating=creating, view=self._view)
         except ValidationError as exc:
+            # An admission refusal may name its API status (.code: not_found for a write
+            # into a missing namespace, ...); field errors are "invalid".
+            code = getattr(exc, "code", "invalid")
+            if code != "invalid":
+                context.abort(_CODES.get(code, grpc.StatusCode.UNKNOWN), str(exc))
             name = msg.metadata.name or msg.metadata.generate_name
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f'{kind.name} "{name}" is invalid:\n{exc}')
 
     def _current(self, key):
-        with self.store.lock:
-            env = self.store.state.get(key)
-            if env is None:
-                return None
-            return kinds.unwrap(env)[1]
+        env = self.store.get(key)
+        return None if env is None else kinds.unwrap(env)[1]
 
     def _require_ready(self, context):
         if not self.store.is_ready():
             context.abort(grpc.StatusCode.UNAVAILABLE,
                           f"replica {self.cfg.name} has not caught up with the Raft log yet")
 
-    def _alloc(self, kind) -> tuple:
-        """Service writes carry this replica's allocation settings into the log, so the
-        state machine allocates from the command, never from a replica's own file."""
-        if kind.name != "Service":
-            return ()
-        services = getattr(self.cfg, "services", None)
-        return (services.alloc_settings(),) if services is not None else ()
+    def _settings(self, kind):
+        """Writes of a kind that allocates (a Service) carry this replica's allocation
+        settings into the log, so the state machine allocates from the command, never
+        from a replica's own file."""
+        section = kind.store.settings_section
+        config = getattr(self.cfg, section, None) if section else None
+        return config.alloc_settings() if config is not None else None
 
     @staticmethod
     def _request_id(req):
@@ -114,16 +133,16 @@ class ApiService(api_grpc.ApiServicer):
         if not msg.metadata.name and msg.metadata.generate_name:
             msg.metadata.name = admission.generated_name(msg.metadata.generate_name, os.urandom(5))
         self._admit(kind, msg, context, old=None, creating=True)
-        cmd = ("create", self._request_id(request), kinds.encode(kinds.wrap(msg)),
-               now_rfc3339(), str(uuid.uuid4())) + self._alloc(kind)
-        return self._response(self._write(cmd, context))
+        cmd = Create(self._request_id(request), kinds.encode(kinds.wrap(msg)), now_rfc3339(),
+                     str(uuid.uuid4()), self._settings(kind))
+        return self._response(self._write(cmd, context, request.dry_run))
 
     def Update(self, request, context):
         kind, msg = self._unwrap(request.object, context)
         msg = _copy(msg)
-        if request.subresource not in ("", "status"):
+        if request.subresource not in ("", "status", "binding"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"unknown subresource {request.subresource!r} (use \"\" or \"status\")")
+                          f"unknown subresource {request.subresource!r} (use \"\", \"status\" or \"binding\")")
         ns = msg.metadata.namespace or ("default" if kind.namespaced else "")
         old = self._current((kind.name, ns, msg.metadata.name))
         if old is None:
@@ -135,11 +154,13 @@ class ApiService(api_grpc.ApiServicer):
             merged = _copy(old)
             merged.status.CopyFrom(msg.status)
             self._admit(kind, merged, context, old=None, creating=False)
-        else:
+        elif request.subresource == "":
             self._admit(kind, msg, context, old=old, creating=False)
-        cmd = ("update", self._request_id(request), kinds.encode(kinds.wrap(msg)),
-               request.subresource, msg.metadata.resource_version) + self._alloc(kind)
-        return self._response(self._write(cmd, context))
+        # "binding" carries only the node name: the state machine checks it against the
+        # stored pod (unbound, not deleting) and writes node and PodScheduled at once.
+        cmd = Update(self._request_id(request), kinds.encode(kinds.wrap(msg)), request.subresource,
+                     msg.metadata.resource_version, self._settings(kind), now_rfc3339())
+        return self._response(self._write(cmd, context, request.dry_run))
 
     def Apply(self, request, context):
         kind, msg = self._unwrap(request.object, context)
@@ -147,9 +168,9 @@ class ApiService(api_grpc.ApiServicer):
         ns = msg.metadata.namespace or ("default" if kind.namespaced else "")
         old = self._current((kind.name, ns, msg.metadata.name))
         self._admit(kind, msg, context, old=old, creating=old is None)
-        cmd = ("apply", self._request_id(request), kinds.encode(kinds.wrap(msg)),
-               now_rfc3339(), str(uuid.uuid4())) + self._alloc(kind)
-        return self._response(self._write(cmd, context))
+        cmd = Apply(self._request_id(request), kinds.encode(kinds.wrap(msg)), now_rfc3339(),
+                    str(uuid.uuid4()), self._settings(kind))
+        return self._response(self._write(cmd, context, request.dry_run))
 
     def Delete(self, request, context):
         kind = self._kind(request.ref.kind, context)
@@ -157,9 +178,9 @@ class ApiService(api_grpc.ApiServicer):
         grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
         if grace is not None and grace < 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "gracePeriodSeconds must be >= 0")
-        cmd = ("delete", self._request_id(request), key, request.resource_version, request.uid,
-               grace, now_rfc3339())
-        result = self._write(cmd, context)
+        cmd = Delete(self._request_id(request), key, request.resource_version, request.uid,
+                     grace, now_rfc3339())
+        result = self._write(cmd, context, request.dry_run)
         resp = api.DeleteResponse()
         if result[2] is not None:
             resp.object.ParseFromString(result[2])
@@ -180,7 +201,7 @@ class ApiService(api_grpc.ApiServicer):
 
     def _maybe_barrier(self, linearizable, context):
         if linearizable:
-            self._write(("barrier", uuid.uuid4().hex), context)
+            self._write(Barrier(uuid.uuid4().hex), context)
         else:
             self._require_ready(context)
 
@@ -188,11 +209,10 @@ class ApiService(api_grpc.ApiServicer):
         kind = self._kind(request.ref.kind, context)
         self._maybe_barrier(request.linearizable, context)
         key = self._key(kind, request.ref)
-        with self.store.lock:
-            env = self.store.state.get(key)
-            if env is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f'{kind.resource} "{key[2]}" not found')
-            return _copy(env)
+        env = self.store.get(key)
+        if env is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f'{kind.resource} "{key[2]}" not found')
+        return env
 
     def _selector(self, request, context):
         """(label selector or None, field selector or None) from a List/Watch request."""
@@ -211,15 +231,11 @@ class ApiService(api_grpc.ApiServicer):
         sel = self._selector(request, context)
         self._maybe_barrier(request.linearizable, context)
         resp = api.ListResponse()
-        # Stored objects are never mutated after commit (the state machine replaces
-        # them), so references taken under the lock may be read after it: the lock is
-        # held only for a shallow copy, never long enough to stall the Raft tick.
-        with self.store.lock:
-            everything = list(self.store.state.objects.items())
-            rv = self.store.state.rv
-        items = [env for key, env in everything if _matches(key, env, kind.name, request.namespace, sel)]
-        for env in sorted(items, key=_sort_key):
-            resp.items.add().CopyFrom(env)
+        # From the kind's index, in (namespace, name) order; read-only references.
+        items, rv = self.store.list(kind.name, request.namespace)
+        for env in items:
+            if _selected(env, sel):
+                resp.items.add().CopyFrom(env)
         resp.resource_version = str(rv)
         return resp
 
@@ -228,7 +244,6 @@ class ApiService(api_grpc.ApiServicer):
         sel = self._selector(request, context)
         self._require_ready(context)
         ns = request.namespace
-        state_lock = self.store.changed_for(kind.name)
         if request.resource_version:
             try:
                 cursor = int(request.resource_version)
@@ -236,29 +251,22 @@ class ApiService(api_grpc.ApiServicer):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"resourceVersion {request.resource_version!r} is not a number")
         else:
-            with state_lock:
-                everything = list(self.store.state.objects.items())
-                cursor = self.store.state.rv
-            current = sorted((env for key, env in everything if _matches(key, env, kind.name, ns, sel)),
-                             key=_sort_key)
+            current, cursor = self.store.list(kind.name, ns)
             # The initial ADDED events carry no resume point of their own; the
             # BOOKMARK after them does (the version the listing was taken at).
             for env in current:
-                yield api.WatchEvent(type="ADDED", object=env)
+                if _selected(env, sel):
+                    yield api.WatchEvent(type="ADDED", object=env)
             yield api.WatchEvent(type="BOOKMARK", resource_version=str(cursor))
+        watch = self.store.watch(kind.name, cursor)
         leaderless_since = None
         while context.is_active():
-            with state_lock:
-                if self.store.state.rv <= cursor:
-                    state_lock.wait(WATCH_POLL_S)
-                events = self.store.state.events_after(cursor)
-                first = self.store.state.first_event_rv()
-            if events is None:
-                context.abort(grpc.StatusCode.OUT_OF_RANGE,
-                              f"resourceVersion {cursor} is too old (oldest kept is {first - 1}): "
-                              "expired, re-list and watch from the list's resourceVersion")
-            if events:
-                cursor = events[-1][0]
+            before = watch.rv
+            try:
+                events = watch.next(WATCH_POLL_S)
+            except Expired as exc:
+                context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc))
+            if watch.rv != before:
                 leaderless_since = None
             elif self.store.has_leader():
                 leaderless_since = None
@@ -279,8 +287,7 @@ class ApiService(api_grpc.ApiServicer):
 
     def _agent_for_node(self, node_name, context):
         """A NodeAgent stub for the node's agent (InternalIP + daemonEndpoints port)."""
-        with self.store.lock:
-            env = self.store.state.get(("Node", "", node_name))
+        env = self.store.get(("Node", "", node_name))
         if env is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f'nodes "{node_name}" not found')
         node = kinds.unwrap(env)[1]
@@ -298,8 +305,7 @@ class ApiService(api_grpc.ApiServicer):
         return node_grpc.NodeAgentStub(channel)
 
     def _agent_for_pod(self, namespace, name, context):
-        with self.store.lock:
-            env = self.store.state.get(("Pod", namespace or "default", name))
+        env = self.store.get(("Pod", namespace or "default", name))
         if env is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f'pods "{name}" not found')
         pod = kinds.unwrap(env)[1]
@@ -383,8 +389,7 @@ class ApiService(api_grpc.ApiServicer):
         for p in (self.cfg.self_peer, *self.cfg.peers):
             if leader is not None and str(leader) == p.raft_address:
                 leader_name = p.name
-        with self.store.lock:
-            rv = self.store.state.rv
+        rv = self.store.resource_version()
         return api.ReplicaStatus(
             name=self.cfg.name, api_address=self.cfg.self_peer.api_address,
             raft_address=self.cfg.raft_address, role=ROLE_NAMES.get(st.get("state"), "unknown"),
@@ -414,9 +419,7 @@ def _copy(msg):
     return out
 
 
-def _matches(key, env, kind_name, namespace, sel) -> bool:
-    if key[0] != kind_name or (namespace and key[1] != namespace):
-        return False
+def _selected(env, sel) -> bool:
     if sel is None:
         return True
     labels, by_field = sel
@@ -424,6 +427,12 @@ def _matches(key, env, kind_name, namespace, sel) -> bool:
     if labels is not None and not labels.matches(obj.metadata.labels):
         return False
     return by_field is None or by_field.matches(obj)
+
+
+def _matches(key, env, kind_name, namespace, sel) -> bool:
+    if key[0] != kind_name or (namespace and key[1] != namespace):
+        return False
+    return _selected(env, sel)
 
 
 def _filtered_type(typ, key, env, previous, kind_name, namespace, sel):
@@ -439,11 +448,6 @@ def _filtered_type(typ, key, env, previous, kind_name, namespace, sel):
     if now:
         return "ADDED"
     return "DELETED" if before else None
-
-
-def _sort_key(env):
-    meta = kinds.unwrap(env)[1].metadata
-    return (meta.namespace, meta.name)
 
 
 def serve(store, cfg, max_workers: int = 256):

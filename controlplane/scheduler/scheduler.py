@@ -7,10 +7,10 @@ itself bound but not yet seen come back ("assumed" pods: so six replicas created
 at once spread 2/2/2 over three nodes instead of all landing on the emptiest),
 runs the pure algorithm, and then:
 
-- found a node: binds by compare-and-swap (Update of the pod with spec.nodeName,
-  carrying the resourceVersion read; on Conflict it re-reads and retries once),
-  sets PodScheduled=True through the status subresource, and records a Normal
-  "Scheduled" event "Successfully assigned ns/pod to node";
+- found a node: binds in one write (Update with subresource "binding": the store
+  sets spec.nodeName and PodScheduled=True together, refusing a pod that is bound
+  already or being deleted), and records a Normal "Scheduled" event
+  "Successfully assigned ns/pod to node";
 - no node: sets PodScheduled=False reason Unschedulable with the FitError
   message, records one Warning "FailedScheduling" event per distinct message per
   pod (also across leader changes: the condition remembers the last message),
@@ -166,24 +166,22 @@ class Scheduler:
                 self._last_failure[uid] = message
 
     def _bind(self, key, pod, node_name):
-        want = copy(pod)
-        want.spec.node_name = node_name
+        """One write, as Kubernetes' Binding: the store sets spec.nodeName and PodScheduled=True
+        together, and refuses (Conflict) a pod that is already bound or being deleted."""
+        target = copy(pod)                      # its identity (uid: a replaced pod is refused)...
+        target.ClearField("spec")
+        target.ClearField("status")
+        target.spec.node_name = node_name       # ...and the node: all a binding carries
+        target.metadata.resource_version = ""   # no CAS needed: the store checks the pod itself
         try:
-            bound = self.client.update(want)
-        except clientmod.Conflict:
-            fresh = self.client.get("pods", pod.metadata.name, pod.metadata.namespace)
-            if fresh.metadata.uid != pod.metadata.uid or not needs_scheduling(fresh):
-                return  # replaced, bound by someone else, or being deleted: nothing to do
-            fresh.spec.node_name = node_name
-            bound = self.client.update(fresh)
-        except clientmod.NotFound:
-            return
+            bound = self.client.update(target, subresource="binding")
+        except (clientmod.Conflict, clientmod.NotFound):
+            return  # bound by someone else, being deleted, replaced (uid) or gone: nothing to do
         with self._lock:
             self._assumed[bound.metadata.uid] = (bound, time.monotonic() + ASSUMED_TTL_S)
             self._last_failure.pop(bound.metadata.uid, None)
         ns, name = pod.metadata.namespace, pod.metadata.name
         log.info("event=bound pod=%s/%s node=%s", ns, name, node_name)
-        self._set_scheduled_condition(bound, "True", "", "")
         self.recorder.event(bound, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node_name}")
 
     def _set_scheduled_condition(self, pod, status, reason, message, attempts: int = 3):

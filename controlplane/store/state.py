@@ -12,27 +12,34 @@ Invariants (these are what clients may rely on):
   changes nothing (retries after "outcome unknown" are safe).
 - apply() never raises: PySyncObj would retry a raising command forever. Every
   check happens before the first mutation, so a refused command changes nothing.
+- check() (server-side dry run) runs the very same code as apply() and stops where
+  apply() would store: it changes nothing at all (objects, rv, events, remembered
+  request ids) and answers as apply() would have.
 
-Commands are plain tuples (pickled into the Raft log):
-  ("create", request_id, env_bytes, now, uid[, alloc])
-  ("update", request_id, env_bytes, subresource, expected_rv[, alloc])
-  ("apply",  request_id, env_bytes, now, uid[, alloc])
-  ("delete", request_id, key, expected_rv, expected_uid[, grace_s, now])
-  ("barrier", request_id)
-  ("batch", "", [command, ...])   -> [result, ...]  (proposals coalesced into one entry)
-Results: ("ok", outcome, env_bytes_or_None, rv) or ("error", code, message).
+Commands are the named types of controlplane/store/commands.py (Create, Update,
+Apply, Delete, Barrier, Batch); positional tuples from older journals are read
+through commands.from_legacy. Results: ("ok", outcome, env_bytes_or_None, rv) or
+("error", code, message).
 
-Services get their clusterIP, nodePorts and LoadBalancer ingress here, in the one
-ordered apply (skiff/api/svcalloc.py, the Service kind's store hook), so allocation is race-free; `alloc`
-is the proposer's allocation settings (ServicesConfig.alloc_settings()), carried in
-the command so that every replica decides the same. status.loadBalancer belongs to
-the allocator: a status write keeps the assigned ingress.
+What differs per kind comes from the kind registry's store hooks (kind.store):
+allocation at create and spec update (a Service's clusterIP, nodePorts and LB
+ingress, from the settings the proposer put in the command, so every replica
+decides the same; race-free because this apply is the one total order), what a
+status write must keep (the allocator's status.loadBalancer), graceful deletion (a
+bound pod is marked deleting and its node removes it), and cascade (a Namespace
+takes everything in it along); see skiff/api/kinds/registry.py (StoreHooks). Pods can be bound (controlplane/store/binding.py).
+
+Objects are indexed by kind and namespace (self._index, derived from self.objects,
+never pickled: rebuilt when a dump is loaded), so listing one kind or emptying one
+namespace touches only those objects.
 """
 
 from collections import OrderedDict, deque
 from itertools import islice
+from typing import NamedTuple
 
-from skiff.api import svcalloc
+from controlplane.store import binding
+from controlplane.store.commands import WRITES, Apply, Barrier, Batch, Create, Delete, Update, from_legacy
 from skiff.api import kinds, validation
 from skiff.api.assigned import carry_over_assigned
 from skiff.api import objects_pb2 as pb
@@ -44,6 +51,16 @@ REMEMBERED_REQUESTS = 20000
 _NOT_CONTENT = ("api_version", "kind", "metadata", "status")
 
 
+class Change(NamedTuple):
+    """One entry of the change log. previous rides along so a filtered watch can tell
+    an object that starts or stops matching (ADDED/DELETED for that watcher)."""
+    rv: int
+    type: str              # ADDED, MODIFIED, DELETED
+    key: tuple             # (kind, namespace, name)
+    object: pb.Object
+    previous: pb.Object | None
+
+
 class StoreState:
     def __init__(self, event_log_size: int = EVENT_LOG_SIZE,
                  remembered_requests: int = REMEMBERED_REQUESTS):
@@ -51,14 +68,37 @@ class StoreState:
         self.objects: dict = {}          # (kind, namespace, name) -> pb.Object
         self.requests: OrderedDict = OrderedDict()  # request_id -> result
         self.remembered_requests = remembered_requests
-        # (rv, type, key, pb.Object, previous pb.Object or None) for every change,
-        # contiguous in rv.
+        # Change for every change, contiguous in rv.
         self.events: deque = deque(maxlen=event_log_size)
+        self._index: dict = {}           # kind -> namespace -> name -> pb.Object
+
+    # ------------------------------------------------------------ snapshots
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_index", None)        # derived: a dump holds each object once
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._index = {}
+        for key, env in self.objects.items():
+            self._index_put(key, env)
 
     # ------------------------------------------------------------ reads
 
     def get(self, key):
         return self.objects.get(key)
+
+    def list(self, kind: str, namespace: str = "") -> list:
+        """The stored envelopes of one kind ("" = every namespace), by (namespace, name)."""
+        by_ns = self._index.get(kind, {})
+        spaces = [namespace] if namespace else sorted(by_ns)
+        out = []
+        for ns in spaces:
+            names = by_ns.get(ns, {})
+            out.extend(names[n] for n in sorted(names))
+        return out
 
     def first_event_rv(self) -> int:
         """The oldest version a watch can still see; resuming from rv needs rv >= this - 1."""
@@ -88,65 +128,74 @@ class StoreState:
     # ------------------------------------------------------------ apply
 
     def apply(self, cmd):
-        if cmd[0] == "batch":
+        if isinstance(cmd, tuple):
+            cmd = from_legacy(cmd)
+        if isinstance(cmd, Batch):
             # Several proposals in one log entry; each keeps its own request id.
-            return [self.apply(inner) for inner in cmd[2]]
+            return [self.apply(inner) for inner in cmd.commands]
+        request_id = ""
         try:
-            request_id = cmd[1]
+            request_id = getattr(cmd, "request_id", "")
             if request_id and request_id in self.requests:
                 return self.requests[request_id]
-            result = self._dispatch(cmd)
+            result = self._dispatch(cmd, dry=False)
         except Exception as exc:  # noqa: BLE001 - must never raise, see module doc
-            return ("error", "internal", f"store could not apply {cmd[0]}: {exc!r}")
-        if request_id and cmd[0] != "barrier":
+            return ("error", "internal", f"store could not apply {type(cmd).__name__}: {exc!r}")
+        if request_id and not isinstance(cmd, Barrier):
             self.requests[request_id] = result
             while len(self.requests) > self.remembered_requests:
                 self.requests.popitem(last=False)
         return result
 
-    def _dispatch(self, cmd):
-        op = cmd[0]
-        if op == "create":
-            _, _, env_bytes, now, uid, *alloc = cmd
-            return self._create(_parse(env_bytes), now, uid, _first(alloc))
-        if op == "update":
-            _, _, env_bytes, subresource, expected_rv, *alloc = cmd
-            return self._update(_parse(env_bytes), subresource, expected_rv, "updated", _first(alloc))
-        if op == "apply":
-            _, _, env_bytes, now, uid, *alloc = cmd
-            env = _parse(env_bytes)
-            kind, msg = kinds.unwrap(env)
-            if kinds.key_of(kind, msg) not in self.objects:
-                return self._create(env, now, uid, _first(alloc))
-            expected = msg.metadata.resource_version
-            return self._update(env, "", expected, "configured", _first(alloc))
-        if op == "delete":
-            key, expected_rv, expected_uid = cmd[2:5]
-            grace_s, now = (cmd[5], cmd[6]) if len(cmd) > 6 else (0, "")
-            return self._delete(tuple(key), expected_rv, expected_uid, grace_s, now)
-        if op == "barrier":
-            return ("ok", "barrier", None, self.rv)
-        return ("error", "invalid", f"unknown store command {op!r}")
+    def check(self, cmd):
+        """Dry run: the result apply(cmd) would give now, changing nothing (see module doc).
+        Request ids are neither consulted nor remembered: a dry run is not a write."""
+        if not isinstance(cmd, WRITES):
+            return ("error", "invalid", f"cannot dry-run {type(cmd).__name__}")
+        try:
+            return self._dispatch(cmd, dry=True)
+        except Exception as exc:  # noqa: BLE001 - same contract as apply()
+            return ("error", "internal", f"store could not check {type(cmd).__name__}: {exc!r}")
 
-    def _create(self, env, now, uid, alloc=None):
+    def _dispatch(self, cmd, dry: bool):
+        match cmd:
+            case Create():
+                return self._create(_parse(cmd.object), cmd.now, cmd.uid, cmd.settings, dry)
+            case Update():
+                return self._update(_parse(cmd.object), cmd.subresource, cmd.expected_rv, "updated",
+                                    cmd.settings, cmd.now, dry)
+            case Apply():
+                env = _parse(cmd.object)
+                kind, msg = kinds.unwrap(env)
+                if kinds.key_of(kind, msg) not in self.objects:
+                    return self._create(env, cmd.now, cmd.uid, cmd.settings, dry)
+                return self._update(env, "", msg.metadata.resource_version, "configured",
+                                    cmd.settings, cmd.now, dry)
+            case Delete():
+                return self._delete(tuple(cmd.key), cmd.expected_rv, cmd.expected_uid,
+                                    cmd.grace_s, cmd.now, dry)
+            case Barrier():
+                return ("ok", "barrier", None, self.rv)
+        return ("error", "invalid", f"unknown store command {type(cmd).__name__}: {cmd!r:.80}")
+
+    def _create(self, env, now, uid, settings, dry):
         kind, msg = kinds.unwrap(env)
         key = kinds.key_of(kind, msg)
         if key in self.objects:
             return ("error", "already_exists", f'{kind.resource} "{key[2]}" already exists')
         if kind.namespaced and ("Namespace", "", key[1]) not in self.objects:
             return ("error", "not_found", f'namespaces "{key[1]}" not found')
-        if kind.name == "Service":
-            err = self._allocate(key, msg, None, alloc)
-            if err:
-                return err
+        err = self._allocate(kind, key, msg, None, settings)
+        if err:
+            return err
         meta = msg.metadata
         meta.uid = uid
         meta.creation_timestamp = now
         meta.generation = 1 if kind.has_spec else 0
         meta.ClearField("deletion_timestamp")
-        return self._commit("ADDED", key, env, "created")
+        return self._commit("ADDED", key, env, "created", dry)
 
-    def _update(self, env, subresource, expected_rv, outcome, alloc=None):
+    def _update(self, env, subresource, expected_rv, outcome, settings, now, dry):
         kind, msg = kinds.unwrap(env)
         key = kinds.key_of(kind, msg)
         current = self.objects.get(key)
@@ -164,15 +213,13 @@ class StoreState:
                     f"the stored object's uid {old.metadata.uid} (it was deleted and recreated)")
         merged = kind.message()
         merged.CopyFrom(old)
+        hooks = kind.store
         if subresource == "status":
             merged.ClearField("status")
             if msg.HasField("status"):
                 merged.status.CopyFrom(msg.status)
-            if kind.name == "Service":
-                # The allocator owns status.loadBalancer (see module doc).
-                merged.status.ClearField("load_balancer")
-                if old.status.HasField("load_balancer"):
-                    merged.status.load_balancer.CopyFrom(old.status.load_balancer)
+            if hooks.keep_on_status_write is not None:
+                hooks.keep_on_status_write(merged, old)
         elif subresource == "":
             # Against the stored object, not the proposer's possibly stale copy:
             # keep what the cluster assigned (a pod's node, a Service's clusterIP)
@@ -183,19 +230,22 @@ class StoreState:
                 return ("error", "invalid", f'{kind.name} "{key[2]}" is invalid:\n'
                         + "\n".join(str(e) for e in errors))
             _merge_content(merged, msg)
-            if kind.name == "Service":
-                err = self._allocate(key, merged, old, alloc)
-                if err:
-                    return err
+            err = self._allocate(kind, key, merged, old, settings)
+            if err:
+                return err
+        elif subresource == "binding" and binding.supports(kind):
+            refused = binding.bind(merged, msg, now)
+            if refused:
+                return ("error", *refused)
         else:
-            return ("error", "invalid", f"unknown subresource {subresource!r}")
+            return ("error", "invalid", f"unknown subresource {subresource!r} of {kind.resource}")
         if merged == old:
             return ("ok", "unchanged", kinds.encode(current), self.rv)
         if kind.has_spec and merged.spec != old.spec:
             merged.metadata.generation = old.metadata.generation + 1
-        return self._commit("MODIFIED", key, kinds.wrap(merged), outcome)
+        return self._commit("MODIFIED", key, kinds.wrap(merged), outcome, dry)
 
-    def _delete(self, key, expected_rv, expected_uid, grace_s=0, now=""):
+    def _delete(self, key, expected_rv, expected_uid, grace_s, now, dry):
         current = self.objects.get(key)
         kind = kinds.BY_NAME.get(key[0])
         if current is None or kind is None:
@@ -208,20 +258,20 @@ class StoreState:
                     f"{obj.metadata.resource_version}; not deleted")
         if expected_uid and expected_uid != obj.metadata.uid:
             return ("error", "conflict", f'{kind.resource} "{key[2]}": uid precondition failed; not deleted')
-        if kind.name == "Pod" and obj.spec.node_name and grace_s is None:
-            grace_s = (obj.spec.termination_grace_period_seconds
-                       if obj.spec.HasField("termination_grace_period_seconds") else 30)
-        if kind.name == "Pod" and obj.spec.node_name and grace_s:
-            return self._mark_deleting(key, kind, obj, grace_s, now)
-        if kind.name == "Namespace":
+        hooks = kind.store
+        if hooks.graceful_delete_s is not None:
+            grace_s = hooks.graceful_delete_s(obj, grace_s)
+            if grace_s:
+                return self._mark_deleting(key, kind, obj, grace_s, now, dry)
+        if hooks.cascade_namespace and not dry:
             # A namespace takes everything in it along (Kubernetes does this in a
             # controller; here it is one atomic step with one event per object).
-            for inner in sorted(k for k in self.objects if k[1] == key[2] and k[0] != "Namespace"):
-                self._remove(inner)
-        return self._remove(key)
+            for inner in self._keys_in_namespace(key[2]):
+                self._remove(inner, dry)
+        return self._remove(key, dry)
 
-    def _mark_deleting(self, key, kind, obj, grace_s, now):
-        """Graceful deletion of a bound pod: its node stops it, then removes it (grace 0).
+    def _mark_deleting(self, key, kind, obj, grace_s, now, dry):
+        """Graceful deletion: the object's node stops it, then removes it (grace 0).
 
         A second delete may shorten the grace period, never lengthen it.
         """
@@ -233,43 +283,68 @@ class StoreState:
         if not marked.metadata.deletion_timestamp:
             marked.metadata.deletion_timestamp = now
         marked.metadata.deletion_grace_period_seconds = grace_s
-        return self._commit("MODIFIED", key, kinds.wrap(marked), "deleting")
+        return self._commit("MODIFIED", key, kinds.wrap(marked), "deleting", dry)
 
-    def _allocate(self, key, svc, old, alloc):
-        """clusterIP/nodePorts/LB ingress for svc (a fresh message, not stored state)."""
-        others = [kinds.unwrap(env)[1] for k, env in self.objects.items()
-                  if k[0] == "Service" and k != key]
-        err = svcalloc.allocate(svc, old, others, alloc)
+    def _allocate(self, kind, key, new, old, settings):
+        """What the cluster assigns to new (a fresh message, not stored state), if the kind
+        allocates: from the other stored objects of the kind and the command's settings."""
+        allocate = kind.store.allocate
+        if allocate is None:
+            return None
+        others = []
+        for env in self.list(kind.name):
+            _, other = kinds.unwrap(env)
+            if kinds.key_of(kind, other) != key:
+                others.append(other)
+        err = allocate(new, old, others, settings)
         if err:
-            return ("error", "invalid", f'Service "{key[2]}" is invalid: {err}')
+            return ("error", "invalid", f'{kind.name} "{key[2]}" is invalid: {err}')
         return None
+
+    def _keys_in_namespace(self, namespace: str) -> list:
+        """Every namespaced object's key in namespace, sorted (from the index, not a scan)."""
+        return sorted((kind, namespace, name) for kind, by_ns in self._index.items()
+                      for name in by_ns.get(namespace, {}))
 
     # ------------------------------------------------------------ mutation
 
-    def _remove(self, key):
+    def _remove(self, key, dry):
+        if dry:
+            return ("ok", "deleted", kinds.encode(self.objects[key]), self.rv)
         env = self.objects.pop(key)
+        self._index_drop(key)
         self.rv += 1
         final = pb.Object()
         final.CopyFrom(env)
         _, msg = kinds.unwrap(final)
         msg.metadata.resource_version = str(self.rv)
-        self.events.append((self.rv, "DELETED", key, final, None))
+        self.events.append(Change(self.rv, "DELETED", key, final, None))
         return ("ok", "deleted", kinds.encode(final), self.rv)
 
-    def _commit(self, event_type, key, env, outcome):
+    def _commit(self, event_type, key, env, outcome, dry):
+        if dry:
+            # What would be stored, without the version it would get: nothing was stored.
+            return ("ok", outcome, kinds.encode(env), self.rv)
         self.rv += 1
         _, msg = kinds.unwrap(env)
         msg.metadata.resource_version = str(self.rv)
         previous = self.objects.get(key)
         self.objects[key] = env
-        # The previous version rides along so a filtered watch can tell an object
-        # that starts or stops matching (ADDED/DELETED for that watcher).
-        self.events.append((self.rv, event_type, key, env, previous))
+        self._index_put(key, env)
+        self.events.append(Change(self.rv, event_type, key, env, previous))
         return ("ok", outcome, kinds.encode(env), self.rv)
 
+    def _index_put(self, key, env):
+        kind, ns, name = key
+        self._index.setdefault(kind, {}).setdefault(ns, {})[name] = env
 
-def _first(rest):
-    return rest[0] if rest else None
+    def _index_drop(self, key):
+        kind, ns, name = key
+        by_ns = self._index.get(kind, {})
+        names = by_ns.get(ns, {})
+        names.pop(name, None)
+        if not names:
+            by_ns.pop(ns, None)
 
 
 def _parse(env_bytes: bytes) -> pb.Object:

@@ -1,10 +1,12 @@
 """Store: the API server's handle on the replicated state.
 
-Writes go through the Raft log and return only once committed and applied on
-this replica (so a client reads its own writes from the replica it wrote to).
-Outcome-unknown failures are retried with the same request id, which the state
-machine applies at most once. Reads come from this replica's applied state,
-or, when asked for, after a barrier through the log (linearizable).
+Writes (commands of controlplane/store/commands.py) go through the Raft log and
+return only once committed and applied on this replica (so a client reads its own
+writes from the replica it wrote to). Outcome-unknown failures are retried with
+the same request id, which the state machine applies at most once. Reads come from
+this replica's applied state (StoreReader: get, list, watch, the admission view,
+dry runs), or, when asked for, after a barrier through the log (linearizable).
+Nothing outside controlplane/store touches the state, its lock or its change log.
 """
 
 import logging
@@ -12,7 +14,9 @@ import threading
 import time
 
 # PySyncObj only through raft.py, which repairs what its import breaks (socket.inet_ntop).
+from controlplane.store.commands import Barrier, Batch, payload_size
 from controlplane.store.raft import FAIL_REASON, SkiffSyncObj, StoreConsumer, make_conf
+from controlplane.store.reader import StoreReader
 
 log = logging.getLogger("skiff.store")
 
@@ -34,7 +38,7 @@ class _Pending:
     def __init__(self, cmd):
         self.cmd = cmd
         # What the command carries into the log (objects are bytes; keys and ids are small).
-        self.size = sum(len(x) for x in cmd if isinstance(x, (bytes, bytearray)))
+        self.size = payload_size(cmd)
         self.done = threading.Event()
         self.result = None
         self.error = None
@@ -110,17 +114,17 @@ class Batcher:
                     p.done.set()
 
         try:
-            self.consumer.apply(("batch", "", [p.cmd for p in batch]), callback=on_result)
+            self.consumer.apply(Batch(tuple(p.cmd for p in batch)), callback=on_result)
         except Exception as exc:  # noqa: BLE001 - hand the failure to every waiter
             for p in batch:
                 p.error = getattr(exc, "errorCode", FAIL_REASON.REQUEST_DENIED)
                 p.done.set()
 
 
-class Store:
+class Store(StoreReader):
     def __init__(self, cfg, on_state_changed=None):
         self.cfg = cfg
-        self.consumer = StoreConsumer(cfg.watch_history)
+        super().__init__(StoreConsumer(cfg.watch_history))
         self._listeners = [on_state_changed] if on_state_changed else []
         conf = make_conf(
             cfg.data_dir, cfg.raft_password,
@@ -157,7 +161,7 @@ class Store:
     def propose(self, cmd, timeout_s: float):
         """Replicate cmd; return its result once applied here, or raise StoreUnavailable.
 
-        cmd[1] is its request id: re-proposing after an unknown outcome is safe.
+        cmd.request_id makes re-proposing after an unknown outcome safe.
         """
         deadline = time.monotonic() + timeout_s
         attempt = 0
@@ -181,24 +185,9 @@ class Store:
 
     def barrier(self, request_id: str, timeout_s: float):
         """Return once this replica has applied everything committed before the call."""
-        return self.propose(("barrier", request_id), timeout_s)
+        return self.propose(Barrier(request_id), timeout_s)
 
-    # ------------------------------------------------------------ reads
-
-    @property
-    def state(self):
-        return self.consumer.state
-
-    @property
-    def lock(self):
-        return self.consumer.lock
-
-    @property
-    def changed(self):
-        return self.consumer.changed
-
-    def changed_for(self, kind: str):
-        return self.consumer.changed_for(kind)
+    # ------------------------------------------------------------ Raft
 
     def raft_status(self) -> dict:
         return self.sync.getStatus()

@@ -326,3 +326,121 @@ def test_filtered_watch_sees_objects_enter_and_leave_the_selector(client, namesp
         if len(seen) == 4:
             break
     assert seen == ["ADDED", "DELETED", "ADDED", "MODIFIED"]
+
+
+def _stub(cluster):
+    ch = grpc.insecure_channel(cluster.endpoints[0])
+    return ch, api_grpc.ApiStub(ch)
+
+
+def _obj(resp):
+    return kinds.unwrap(resp.object)[1]
+
+
+def _first_change(client, kind, namespace, rv):
+    for typ, obj, _ in client.watch(kind, namespace=namespace, resource_version=rv, timeout_s=10):
+        return typ, obj
+    return None
+
+
+def test_server_side_dry_run_answers_as_the_write_would_and_stores_nothing(cluster, client, namespace):
+    """Through the raw stub (the client's dry-run parameter is another part): admission and
+    the store's checks run, the answer is the real one, and nothing reaches the log."""
+    ch, stub = _stub(cluster)
+    try:
+        kept = client.create(cm("kept", {"k": "1"}, namespace=namespace))
+        _, rv = client.list("cm", namespace=namespace)
+
+        def write(method, msg, **kw):
+            return getattr(stub, method)(api.WriteRequest(object=kinds.wrap(msg), dry_run=True, **kw),
+                                         timeout=10)
+
+        created = write("Create", cm("new", {"k": "v"}, namespace=namespace), request_id="dry-then-real")
+        assert created.result == "created" and _obj(created).metadata.uid
+        assert _obj(created).data["k"] == "v" and _obj(created).metadata.creation_timestamp
+        changed = cm("kept", {"k": "2"}, namespace=namespace, rv=kept.metadata.resource_version)
+        assert write("Update", changed).result == "updated"
+        assert _obj(write("Update", changed)).data["k"] == "2"
+        assert write("Apply", cm("kept", {"k": "3"}, namespace=namespace)).result == "configured"
+        assert write("Apply", cm("kept", {"k": "1"}, namespace=namespace)).result == "unchanged"
+        gone = stub.Delete(api.DeleteRequest(ref=api.ObjectRef(kind="ConfigMap", namespace=namespace,
+                                                               name="kept"), dry_run=True), timeout=10)
+        assert _obj(gone).metadata.name == "kept"
+        for method, msg, code in (
+                ("Create", cm("kept", namespace=namespace), grpc.StatusCode.ALREADY_EXISTS),
+                ("Create", cm("x", namespace="no-such-namespace"), grpc.StatusCode.NOT_FOUND),
+                ("Update", cm("kept", {"k": "4"}, namespace=namespace, rv="1"), grpc.StatusCode.ABORTED),
+                ("Create", cm("Bad_Name", namespace=namespace), grpc.StatusCode.INVALID_ARGUMENT)):
+            with pytest.raises(grpc.RpcError) as err:
+                write(method, msg)
+            assert err.value.code() == code, (method, msg.metadata.name)
+        with pytest.raises(grpc.RpcError) as err:   # a dry-run namespace delete takes nothing along
+            stub.Delete(api.DeleteRequest(ref=api.ObjectRef(kind="Namespace", name="no-such"),
+                                          dry_run=True), timeout=10)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        stub.Delete(api.DeleteRequest(ref=api.ObjectRef(kind="Namespace", name=namespace), dry_run=True),
+                    timeout=10)
+
+        # Nothing was stored: the object is as it was, and the first change a watch from
+        # before the dry runs sees is the real write below (no version was used).
+        assert client.get("cm", "kept", namespace).metadata.resource_version == kept.metadata.resource_version
+        with pytest.raises(clientmod.NotFound):
+            client.get("cm", "new", namespace)
+        # The dry run's request id was not remembered: the real write with it happens.
+        real = stub.Create(api.WriteRequest(object=kinds.wrap(cm("new", namespace=namespace)),
+                                            request_id="dry-then-real"), timeout=10)
+        assert real.result == "created"
+        typ, obj = _first_change(client, "cm", namespace, rv)
+        assert (typ, obj.metadata.name, obj.metadata.resource_version) == (
+            "ADDED", "new", _obj(real).metadata.resource_version)
+    finally:
+        ch.close()
+
+
+def test_dry_run_of_a_service_shows_the_allocation_without_taking_it(cluster, client, namespace):
+    ch, stub = _stub(cluster)
+    try:
+        svc = pb.Service(metadata=pb.ObjectMeta(name="web", namespace=namespace))
+        svc.spec.type = "NodePort"
+        svc.spec.selector["app"] = "web"
+        svc.spec.ports.add(name="http", port=80, protocol="TCP").target_port.int_val = 8080
+        dry = _obj(stub.Create(api.WriteRequest(object=kinds.wrap(svc), dry_run=True), timeout=10))
+        assert dry.spec.cluster_ip and dry.spec.ports[0].node_port
+        real = client.create(svc)
+        # The dry run took nothing: the real create gets the same lowest free addresses.
+        assert (real.spec.cluster_ip, real.spec.ports[0].node_port) == (dry.spec.cluster_ip,
+                                                                          dry.spec.ports[0].node_port)
+        client.delete("svc", "web", namespace)
+    finally:
+        ch.close()
+
+
+def test_binding_sets_node_and_pod_scheduled_in_one_write(cluster, client, namespace):
+    ch, stub = _stub(cluster)
+    try:
+        p = pb.Pod(metadata=pb.ObjectMeta(name="bind-me", namespace=namespace))
+        p.spec.scheduler_name = "nobody"      # no scheduler touches it
+        p.spec.containers.add(name="c", image="busybox")
+        created = client.create(p)
+        _, rv = client.list("po", namespace=namespace)
+        target = pb.Pod(metadata=pb.ObjectMeta(name="bind-me", namespace=namespace))
+        target.spec.node_name = "node-7"
+        bound = _obj(stub.Update(api.WriteRequest(object=kinds.wrap(target), subresource="binding"),
+                                 timeout=10))
+        assert bound.spec.node_name == "node-7"
+        cond = [c for c in bound.status.conditions if c.type == "PodScheduled"]
+        assert [(c.status, bool(c.last_transition_time)) for c in cond] == [("True", True)]
+        assert bound.spec.containers[0].image == "busybox"   # the rest of the pod is untouched
+        # One write: the watch sees one change, the bound pod with its condition.
+        typ, seen = _first_change(client, "po", namespace, rv)
+        assert typ == "MODIFIED" and seen.metadata.resource_version == bound.metadata.resource_version
+        assert seen.spec.node_name == "node-7" and seen.status.conditions == bound.status.conditions
+        assert seen.metadata.uid == created.metadata.uid
+        target.spec.node_name = "node-8"      # a pod is never moved
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Update(api.WriteRequest(object=kinds.wrap(target), subresource="binding"), timeout=10)
+        assert err.value.code() == grpc.StatusCode.ABORTED and "already assigned" in err.value.details()
+        assert client.get("po", "bind-me", namespace).spec.node_name == "node-7"
+        client.delete("po", "bind-me", namespace, grace_period_seconds=0)
+    finally:
+        ch.close()

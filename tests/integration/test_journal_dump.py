@@ -13,6 +13,7 @@ import pytest
 
 # PySyncObj only through raft.py (it repairs socket.inet_ntop after PySyncObj's import).
 from controlplane.store import raft as raftmod
+from controlplane.store.commands import Barrier, Delete
 from tests.helpers import free_port_block, remove, temp_dir, wait_until
 
 
@@ -27,7 +28,7 @@ _CRASHED = {"on": False}
 def _marker(request_id):
     """A logged command whose request id the state remembers (barriers are not remembered;
     a command the state refuses is, with its error - enough to prove it was applied)."""
-    return ("marker", request_id)
+    return Delete(request_id, ("ConfigMap", "default", "never-there"))
 
 
 def _crashing(cls):
@@ -65,7 +66,7 @@ def _restart(cls, data_dir, port):
     node = cls(f"127.0.0.1:{port}", [], conf=_conf(data_dir), consumers=[consumer])
     try:
         wait_until(node.isReady, 10, "restarted node ready")
-        consumer.apply(("barrier", "probe"), sync=True, timeout=5)
+        consumer.apply(Barrier("probe"), sync=True, timeout=5)
         return consumer.state.requests
     finally:
         node.destroy()

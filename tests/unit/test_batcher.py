@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from controlplane.store.commands import Batch, Update
 from controlplane.store.raft import FAIL_REASON
 from controlplane.store.store import Batcher
 
@@ -21,16 +22,16 @@ class HeldConsumer:
         self.release = threading.Event()
 
     def apply(self, cmd, callback):
-        assert cmd[0] == "batch"
-        self.batches.append(cmd[2])
+        assert isinstance(cmd, Batch)
+        self.batches.append(cmd.commands)
         if len(self.batches) == 1:
             self.first_in_flight.set()
             self.release.wait(10)
-        callback([("ok", c[1]) for c in cmd[2]], FAIL_REASON.SUCCESS)
+        callback([("ok", c.request_id) for c in cmd.commands], FAIL_REASON.SUCCESS)
 
 
 def write(i, size):
-    return ("update", f"r{i}", b"x" * size, "", "")
+    return Update(f"r{i}", b"x" * size)
 
 
 @pytest.mark.parametrize("sizes, expect", [

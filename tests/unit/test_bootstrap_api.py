@@ -2,8 +2,13 @@
 
 import pytest
 
+from controlplane import bootstrap
 from controlplane.bootstrap import api_endpoints, api_service
 from controlplane.config import ControlPlaneConfig, Peer
+from controlplane.store.commands import Create
+from controlplane.store.raft import StoreConsumer
+from controlplane.store.reader import StoreReader
+from skiff.api import kinds
 
 
 def cfg(addresses):
@@ -37,3 +42,41 @@ def test_api_service_takes_the_first_address_of_the_cidr():
     assert svc.spec.cluster_ip == "10.96.0.1" and not svc.spec.selector
     assert [(p.name, p.port, p.protocol) for p in svc.spec.ports] == [("grpc", 443, "TCP")]
     assert api_service("10.200.128.0/24").spec.cluster_ip == "10.200.128.1"
+
+
+class StateBackedStore:
+    """The narrow store interface bootstrap uses (get, resource_version, propose), over a
+    plain StoreState: bootstrap must need nothing else (no state, lock or change log)."""
+
+    def __init__(self):
+        self.consumer = StoreConsumer(100)
+        self._reader = StoreReader(self.consumer)
+        self.proposed = []
+
+    def get(self, key):
+        return self._reader.get(key)
+
+    def resource_version(self):
+        return self._reader.resource_version()
+
+    def propose(self, cmd, timeout_s):
+        self.proposed.append(cmd)
+        return self.consumer.apply(cmd, _doApply=True)
+
+
+def test_bootstrap_creates_the_builtins_once_through_the_store_interface():
+    store = StateBackedStore()
+    config = cfg(["10.0.0.11:7100", "10.0.0.12:7100"])
+    bootstrap.ensure_namespaces(store)
+    bootstrap.ensure_api_service(store, config)
+    assert all(isinstance(c, Create) for c in store.proposed)
+    assert [kinds.unwrap(store.get(("Namespace", "", n)))[1].metadata.name
+            for n in bootstrap.BUILTIN_NAMESPACES] == list(bootstrap.BUILTIN_NAMESPACES)
+    svc = kinds.unwrap(store.get(("Service", "default", "kubernetes")))[1]
+    assert svc.spec.cluster_ip == "10.96.0.1"     # allocated from the settings in the command
+    ep = kinds.unwrap(store.get(("Endpoints", "default", "kubernetes")))[1]
+    assert subsets(ep) == [(["10.0.0.11", "10.0.0.12"], [("grpc", 7100)])]
+    store.proposed.clear()
+    bootstrap.ensure_namespaces(store)
+    bootstrap.ensure_api_service(store, config)
+    assert store.proposed == [], "a second pass must write nothing"

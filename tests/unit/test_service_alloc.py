@@ -4,6 +4,7 @@ import pytest
 
 from controlplane import config as cfgmod
 from controlplane.apiserver import admission
+from controlplane.store.commands import Create, Delete, Update
 from controlplane.store.state import StoreState
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
@@ -42,7 +43,7 @@ def result_obj(result):
 def st():
     s = StoreState(event_log_size=100)
     ns = pb.Namespace(api_version="v1", kind="Namespace", metadata=pb.ObjectMeta(name="default"))
-    assert s.apply(("create", "r-ns", env(ns), NOW, "uid-ns"))[0] == "ok"
+    assert s.apply(Create("r-ns", env(ns), NOW, "uid-ns"))[0] == "ok"
     return s
 
 
@@ -52,15 +53,15 @@ class Writer:
 
     def create(self, obj, alloc=ALLOC):
         self.n += 1
-        return self.st.apply(("create", f"r{self.n}", env(obj), NOW, f"u{self.n}", alloc))
+        return self.st.apply(Create(f"r{self.n}", env(obj), NOW, f"u{self.n}", alloc))
 
     def update(self, obj, alloc=ALLOC, sub=""):
         self.n += 1
-        return self.st.apply(("update", f"r{self.n}", env(obj), sub, obj.metadata.resource_version, alloc))
+        return self.st.apply(Update(f"r{self.n}", env(obj), sub, obj.metadata.resource_version, alloc))
 
     def delete(self, name):
         self.n += 1
-        return self.st.apply(("delete", f"r{self.n}", ("Service", "default", name), "", ""))
+        return self.st.apply(Delete(f"r{self.n}", ("Service", "default", name)))
 
 
 @pytest.fixture
@@ -186,7 +187,7 @@ def test_refused_write_changes_nothing_and_replicas_agree(st, w):
     assert st.rv == before
     other = StoreState(event_log_size=100)
     ns = pb.Namespace(api_version="v1", kind="Namespace", metadata=pb.ObjectMeta(name="default"))
-    other.apply(("create", "r-ns", env(ns), NOW, "uid-ns"))
+    other.apply(Create("r-ns", env(ns), NOW, "uid-ns"))
     w2 = Writer(other)
     w2.n = w.n
     for name in "xyz":

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from controlplane.store.commands import Barrier, Create, Delete, Update
+from controlplane.store.commands import Apply as ApplyCmd
 from controlplane.store.state import StoreState
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
@@ -46,13 +48,13 @@ def unwrap(result):
 @pytest.fixture
 def st():
     s = StoreState(event_log_size=100)
-    assert s.apply(("create", "r-ns", env(ns("default")), NOW, "uid-ns"))[0] == "ok"
+    assert s.apply(Create("r-ns", env(ns("default")), NOW, "uid-ns"))[0] == "ok"
     return s
 
 
 def test_create_sets_identity_once_and_bumps_rv(st):
     before = st.rv
-    obj = unwrap(st.apply(("create", "r1", env(deploy("web")), NOW, "uid-1")))
+    obj = unwrap(st.apply(Create("r1", env(deploy("web")), NOW, "uid-1")))
     assert obj.metadata.uid == "uid-1"
     assert obj.metadata.creation_timestamp == NOW
     assert obj.metadata.generation == 1
@@ -60,78 +62,78 @@ def test_create_sets_identity_once_and_bumps_rv(st):
     # An update cannot change uid or creationTimestamp.
     upd = deploy("web", replicas=2)
     upd.metadata.creation_timestamp = "1999-01-01T00:00:00Z"
-    obj2 = unwrap(st.apply(("update", "r2", env(upd), "", "")))
+    obj2 = unwrap(st.apply(Update("r2", env(upd), "", "")))
     assert obj2.metadata.creation_timestamp == NOW and obj2.metadata.uid == "uid-1"
 
 
 @pytest.mark.parametrize("op,expect", [
-    (("create", "x", "EXISTING"), ("error", "already_exists")),
-    (("update", "x", "MISSING"), ("error", "not_found")),
-    (("delete", "x", "MISSING"), ("error", "not_found")),
-    (("update", "x", "STALE"), ("error", "conflict")),
-    (("delete", "x", "STALE"), ("error", "conflict")),
+    (("create", "EXISTING"), ("error", "already_exists")),
+    (("update", "MISSING"), ("error", "not_found")),
+    (("delete", "MISSING"), ("error", "not_found")),
+    (("update", "STALE"), ("error", "conflict")),
+    (("delete", "STALE"), ("error", "conflict")),
 ])
 def test_errors(st, op, expect):
-    st.apply(("create", "seed", env(cm("a", {"k": "v"})), NOW, "u-a"))
-    st.apply(("update", "seed2", env(cm("a", {"k": "v2"})), "", ""))  # rv moves past "stale"
+    st.apply(Create("seed", env(cm("a", {"k": "v"})), NOW, "u-a"))
+    st.apply(Update("seed2", env(cm("a", {"k": "v2"})), "", ""))  # rv moves past "stale"
     stale_rv = "2"
     before = (st.rv, dict(st.objects))
-    what = op[2]
+    what = op[1]
     if op[0] == "create":
-        cmd = ("create", "r", env(cm("a")), NOW, "u-b")
+        cmd = Create("r", env(cm("a")), NOW, "u-b")
     elif op[0] == "update":
-        cmd = ("update", "r", env(cm("missing" if what == "MISSING" else "a",
-                                     rv=stale_rv if what == "STALE" else "")), "", "")
+        cmd = Update("r", env(cm("missing" if what == "MISSING" else "a",
+                                 rv=stale_rv if what == "STALE" else "")), "", "")
         if what == "STALE":
-            cmd = ("update", "r", env(cm("a", rv=stale_rv)), "", stale_rv)
+            cmd = Update("r", env(cm("a", rv=stale_rv)), "", stale_rv)
     else:
         key = ("ConfigMap", "default", "missing" if what == "MISSING" else "a")
-        cmd = ("delete", "r", key, stale_rv if what == "STALE" else "", "")
+        cmd = Delete("r", key, stale_rv if what == "STALE" else "", "")
     result = st.apply(cmd)
     assert result[:2] == expect
     assert (st.rv, dict(st.objects)) == before, "a refused command changed state"
 
 
 def test_generation_tracks_spec_only(st):
-    unwrap(st.apply(("create", "c", env(deploy("web")), NOW, "u")))
-    relabeled = unwrap(st.apply(("update", "l", env(deploy("web", labels={"a": "b"})), "", "")))
+    unwrap(st.apply(Create("c", env(deploy("web")), NOW, "u")))
+    relabeled = unwrap(st.apply(Update("l", env(deploy("web", labels={"a": "b"})), "", "")))
     assert relabeled.metadata.generation == 1
     status = deploy("web")
     status.status.ready_replicas = 1
-    after_status = unwrap(st.apply(("update", "s", env(status), "status", "")))
+    after_status = unwrap(st.apply(Update("s", env(status), "status", "")))
     assert after_status.metadata.generation == 1 and after_status.status.ready_replicas == 1
-    scaled = unwrap(st.apply(("update", "x", env(deploy("web", replicas=5, labels={"a": "b"})), "", "")))
+    scaled = unwrap(st.apply(Update("x", env(deploy("web", replicas=5, labels={"a": "b"})), "", "")))
     assert scaled.metadata.generation == 2
     assert scaled.status.ready_replicas == 1, "a spec update must keep status"
 
 
 def test_unchanged_update_does_not_bump_rv(st):
-    st.apply(("create", "c", env(cm("a", {"k": "v"})), NOW, "u"))
+    st.apply(Create("c", env(cm("a", {"k": "v"})), NOW, "u"))
     rv = st.rv
-    result = st.apply(("apply", "again", env(cm("a", {"k": "v"})), NOW, "u2"))
+    result = st.apply(ApplyCmd("again", env(cm("a", {"k": "v"})), NOW, "u2"))
     assert result[:2] == ("ok", "unchanged") and st.rv == rv
 
 
 def test_apply_creates_then_configures(st):
-    assert st.apply(("apply", "1", env(cm("a", {"k": "1"})), NOW, "u"))[1] == "created"
-    assert st.apply(("apply", "2", env(cm("a", {"k": "2"})), NOW, "u2"))[1] == "configured"
+    assert st.apply(ApplyCmd("1", env(cm("a", {"k": "1"})), NOW, "u"))[1] == "created"
+    assert st.apply(ApplyCmd("2", env(cm("a", {"k": "2"})), NOW, "u2"))[1] == "configured"
     assert unwrap(("ok", "", env(kinds.unwrap(st.objects[("ConfigMap", "default", "a")])[1]), 0)).data["k"] == "2"
 
 
 def test_request_id_applied_once(st):
-    first = st.apply(("create", "same-id", env(cm("a")), NOW, "u1"))
+    first = st.apply(Create("same-id", env(cm("a")), NOW, "u1"))
     rv = st.rv
-    again = st.apply(("create", "same-id", env(cm("a")), NOW, "u2"))
+    again = st.apply(Create("same-id", env(cm("a")), NOW, "u2"))
     assert again == first and st.rv == rv
 
 
 def test_namespace_must_exist_and_delete_cascades(st):
-    assert st.apply(("create", "1", env(cm("a", namespace="team")), NOW, "u"))[1] == "not_found"
-    st.apply(("create", "2", env(ns("team")), NOW, "u-team"))
-    st.apply(("create", "3", env(cm("a", namespace="team")), NOW, "u"))
-    st.apply(("create", "4", env(cm("b", namespace="team")), NOW, "u"))
+    assert st.apply(Create("1", env(cm("a", namespace="team")), NOW, "u"))[1] == "not_found"
+    st.apply(Create("2", env(ns("team")), NOW, "u-team"))
+    st.apply(Create("3", env(cm("a", namespace="team")), NOW, "u"))
+    st.apply(Create("4", env(cm("b", namespace="team")), NOW, "u"))
     rv = st.rv
-    st.apply(("delete", "5", ("Namespace", "", "team"), "", ""))
+    st.apply(Delete("5", ("Namespace", "", "team"), "", ""))
     assert not [k for k in st.objects if k[1] == "team"]
     types = [(e[1], e[2]) for e in st.events_after(rv)]
     assert types == [("DELETED", ("ConfigMap", "team", "a")), ("DELETED", ("ConfigMap", "team", "b")),
@@ -141,9 +143,9 @@ def test_namespace_must_exist_and_delete_cascades(st):
 
 def test_events_contiguous_and_expire():
     s = StoreState(event_log_size=5)
-    s.apply(("create", "n", env(ns("default")), NOW, "u"))
+    s.apply(Create("n", env(ns("default")), NOW, "u"))
     for i in range(10):
-        s.apply(("create", f"c{i}", env(cm(f"c{i}")), NOW, f"u{i}"))
+        s.apply(Create(f"c{i}", env(cm(f"c{i}")), NOW, f"u{i}"))
     assert s.rv == 11
     assert [e[0] for e in s.events_after(8)] == [9, 10, 11]
     assert s.events_after(11) == []
@@ -153,9 +155,9 @@ def test_events_contiguous_and_expire():
 
 
 def test_deterministic_and_snapshot_roundtrip():
-    cmds = [("create", "n", env(ns("default")), NOW, "u")]
-    cmds += [("create", f"c{i}", env(cm(f"c{i}", {"i": str(i)})), NOW, f"u{i}") for i in range(5)]
-    cmds += [("update", "up", env(cm("c1", {"i": "x"})), "", ""), ("delete", "d", ("ConfigMap", "default", "c2"), "", "")]
+    cmds = [Create("n", env(ns("default")), NOW, "u")]
+    cmds += [Create(f"c{i}", env(cm(f"c{i}", {"i": str(i)})), NOW, f"u{i}") for i in range(5)]
+    cmds += [Update("up", env(cm("c1", {"i": "x"})), "", ""), Delete("d", ("ConfigMap", "default", "c2"), "", "")]
     a, b = StoreState(), StoreState()
     for c in cmds:
         assert a.apply(c) == b.apply(c)
@@ -166,6 +168,8 @@ def test_deterministic_and_snapshot_roundtrip():
 
 _APPLY_IN_A_FRESH_PROCESS = """
 import pickle, sys
+from controlplane.store.commands import Barrier, Create, Delete, Update
+from controlplane.store.commands import Apply as ApplyCmd
 from controlplane.store.state import StoreState
 st = StoreState()
 results = [st.apply(c) for c in pickle.loads(sys.stdin.buffer.read())]
@@ -178,10 +182,10 @@ def test_results_are_byte_identical_across_processes():
     hash seeded per process, so replicas disagreed on an object's bytes (CI caught
     it comparing replicas holding the two-label default/kubernetes Service)."""
     labels = {f"k{i}": "v" for i in range(12)}
-    cmds = [("create", "n", env(ns("default")), NOW, "u"),
-            ("create", "c", env(cm("c", {f"d{i}": "x" for i in range(12)}, labels=labels)), NOW, "u1"),
-            ("update", "up", env(cm("c", {"d": "y"}, labels=labels)), "", ""),
-            ("delete", "d", ("ConfigMap", "default", "c"), "", "")]
+    cmds = [Create("n", env(ns("default")), NOW, "u"),
+            Create("c", env(cm("c", {f"d{i}": "x" for i in range(12)}, labels=labels)), NOW, "u1"),
+            Update("up", env(cm("c", {"d": "y"}, labels=labels)), "", ""),
+            Delete("d", ("ConfigMap", "default", "c"), "", "")]
     runs = [subprocess.run([sys.executable, "-c", _APPLY_IN_A_FRESH_PROCESS], input=pickle.dumps(cmds),
                            capture_output=True, check=True).stdout for _ in range(3)]
     assert runs[0] == runs[1] == runs[2]
@@ -189,7 +193,7 @@ def test_results_are_byte_identical_across_processes():
 
 def test_unknown_command_never_raises(st):
     assert st.apply(("frobnicate", "r"))[0] == "error"
-    assert st.apply(("create", "r2", b"\xff\xff garbage", NOW, "u"))[0] == "error"
+    assert st.apply(Create("r2", b"\xff\xff garbage", NOW, "u"))[0] == "error"
 
 
 def pod(name, node=""):
@@ -206,8 +210,8 @@ def pod(name, node=""):
     ("n1", 0, "deleted", False),         # force
 ])
 def test_pod_graceful_deletion(st, node, grace, outcome, still_there):
-    st.apply(("create", "c", env(pod("p", node)), NOW, "u"))
-    result = st.apply(("delete", "d", ("Pod", "default", "p"), "", "", grace, "2026-01-01T00:00:05Z"))
+    st.apply(Create("c", env(pod("p", node)), NOW, "u"))
+    result = st.apply(Delete("d", ("Pod", "default", "p"), "", "", grace, "2026-01-01T00:00:05Z"))
     assert result[:2] == ("ok", outcome)
     assert (("Pod", "default", "p") in st.objects) == still_there
     if still_there:
@@ -215,28 +219,28 @@ def test_pod_graceful_deletion(st, node, grace, outcome, still_there):
         assert marked.metadata.deletion_timestamp == "2026-01-01T00:00:05Z"
         assert marked.metadata.deletion_grace_period_seconds == (grace or 30)
         # Deleting again with a shorter grace shortens it; grace 0 removes it.
-        short = unwrap(st.apply(("delete", "d2", ("Pod", "default", "p"), "", "", 1, "later")))
+        short = unwrap(st.apply(Delete("d2", ("Pod", "default", "p"), "", "", 1, "later")))
         assert short.metadata.deletion_grace_period_seconds == 1
         assert short.metadata.deletion_timestamp == "2026-01-01T00:00:05Z"
-        assert st.apply(("delete", "d3", ("Pod", "default", "p"), "", "", 0, "later"))[1] == "deleted"
+        assert st.apply(Delete("d3", ("Pod", "default", "p"), "", "", 0, "later"))[1] == "deleted"
         assert ("Pod", "default", "p") not in st.objects
 
 
 def test_reapply_keeps_what_the_cluster_assigned_even_from_a_stale_proposer(st):
     """The proposer's copy may predate the binding; the apply checks the stored object."""
-    st.apply(("create", "c", env(pod("p")), NOW, "u"))
+    st.apply(Create("c", env(pod("p")), NOW, "u"))
     bound = pod("p", node="n1")
-    assert st.apply(("update", "bind", env(bound), "", ""))[0] == "ok"
+    assert st.apply(Update("bind", env(bound), "", ""))[0] == "ok"
     manifest = pod("p")  # as the user wrote it: no nodeName
-    result = st.apply(("apply", "again", env(manifest), NOW, "u2"))
+    result = st.apply(ApplyCmd("again", env(manifest), NOW, "u2"))
     assert result[:2] == ("ok", "unchanged")
     assert unwrap(("ok", "", st.objects[("Pod", "default", "p")].SerializeToString(), 0)).spec.node_name == "n1"
 
 
 def test_immutable_fields_are_checked_against_the_stored_object(st):
-    st.apply(("create", "c", env(pod("p", node="n1")), NOW, "u"))
+    st.apply(Create("c", env(pod("p", node="n1")), NOW, "u"))
     moved = pod("p", node="n2")
-    result = st.apply(("update", "move", env(moved), "", ""))
+    result = st.apply(Update("move", env(moved), "", ""))
     assert result[:2] == ("error", "invalid") and "spec" in result[2]
 
 
@@ -262,8 +266,8 @@ def test_watchers_are_woken_only_by_their_kind():
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and sum(len(cond._waiters) for cond in (pods, cms, c.changed)) < 3:
         time.sleep(0.01)
-    c.apply(("create", "n", env(ns("default")), NOW, "u"), _doApply=True)
-    c.apply(("create", "c", env(cm("c")), NOW, "u1"), _doApply=True)
+    c.apply(Create("n", env(ns("default")), NOW, "u"), _doApply=True)
+    c.apply(Create("c", env(cm("c")), NOW, "u1"), _doApply=True)
     for t in threads[1:]:
         t.join(5)
     assert sorted(woken) == [("any", True), ("cms", True)]
@@ -281,7 +285,7 @@ def test_quiet_watchers_are_woken_every_quarter_of_the_history():
     pods = c.changed_for("Pod")
     wakes = []
     pods.notify_all = lambda: wakes.append(c.state.rv)
-    c.apply(("create", "n", env(ns("default")), NOW, "u"), _doApply=True)     # rv 1
+    c.apply(Create("n", env(ns("default")), NOW, "u"), _doApply=True)     # rv 1
     for i in range(8):
-        c.apply(("create", f"c{i}", env(cm(f"c{i}")), NOW, f"u{i}"), _doApply=True)
+        c.apply(Create(f"c{i}", env(cm(f"c{i}")), NOW, f"u{i}"), _doApply=True)
     assert wakes == [2, 4, 6, 8]
