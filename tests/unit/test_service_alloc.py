@@ -9,13 +9,9 @@ from controlplane.store.state import StoreState
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
 from tests.helpers import write_replica_config
+from tests.unit.statehelp import NOW, env, result_obj
 
-NOW = "2026-01-01T00:00:00Z"
 ALLOC = {"cidr": "10.96.0.0/29", "nodePorts": (30000, 30002), "lbPool": ("10.200.0.200", "10.200.0.201")}
-
-
-def env(msg):
-    return kinds.wrap(msg).SerializeToString()
 
 
 def svc(name, typ="ClusterIP", cluster_ip="", node_ports=(), ports=(80,), lb_ip="", rv=""):
@@ -30,13 +26,6 @@ def svc(name, typ="ClusterIP", cluster_ip="", node_ports=(), ports=(80,), lb_ip=
         if i < len(node_ports):
             p.node_port = node_ports[i]
     return s
-
-
-def result_obj(result):
-    assert result[0] == "ok", result
-    e = pb.Object()
-    e.ParseFromString(result[2])
-    return kinds.unwrap(e)[1]
 
 
 @pytest.fixture

@@ -6,17 +6,13 @@ import sys
 
 import pytest
 
-from controlplane.store.commands import Barrier, Create, Delete, Update
+from controlplane.store.commands import Create, Delete, Update
 from controlplane.store.commands import Apply as ApplyCmd
 from controlplane.store.state import StoreState
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
-
-NOW = "2026-01-01T00:00:00Z"
-
-
-def env(msg):
-    return kinds.wrap(msg).SerializeToString()
+from tests.unit.statehelp import NOW, env
+from tests.unit.statehelp import result_obj as unwrap
 
 
 def ns(name):
@@ -36,13 +32,6 @@ def deploy(name, replicas=1, rv="", labels=None):
                                              labels=labels or {}))
     d.spec.replicas = replicas
     return d
-
-
-def unwrap(result):
-    assert result[0] == "ok", result
-    e = pb.Object()
-    e.ParseFromString(result[2])
-    return kinds.unwrap(e)[1]
 
 
 @pytest.fixture

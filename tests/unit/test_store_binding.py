@@ -8,26 +8,16 @@ from controlplane.store.commands import Create, Delete, Update
 from controlplane.store.state import StoreState
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
+from tests.unit.statehelp import NOW, env
+from tests.unit.statehelp import result_obj as obj
 
-NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:01:00Z"
-
-
-def env(msg):
-    return kinds.encode(kinds.wrap(msg))
 
 
 def pod(name="p", node="", uid=""):
     p = pb.Pod(metadata=pb.ObjectMeta(name=name, namespace="default", uid=uid))
     p.spec.node_name = node
     return p
-
-
-def obj(result):
-    assert result[0] == "ok", result
-    e = pb.Object()
-    e.ParseFromString(result[2])
-    return kinds.unwrap(e)[1]
 
 
 @pytest.fixture

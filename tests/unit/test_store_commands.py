@@ -6,14 +6,8 @@ import pytest
 
 from controlplane.store import commands as c
 from controlplane.store.state import StoreState
-from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
-
-NOW = "2026-01-01T00:00:00Z"
-
-
-def env(msg):
-    return kinds.encode(kinds.wrap(msg))
+from tests.unit.statehelp import NOW, env
 
 
 NS = env(pb.Namespace(metadata=pb.ObjectMeta(name="default")))

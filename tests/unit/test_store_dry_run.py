@@ -10,13 +10,9 @@ from controlplane.store.commands import Apply, Barrier, Create, Delete, Update
 from controlplane.store.state import StoreState
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
+from tests.unit.statehelp import NOW, env
 
-NOW = "2026-01-01T00:00:00Z"
 ALLOC = {"cidr": "10.96.0.0/29", "nodePorts": (30000, 30002), "lbPool": ()}
-
-
-def env(msg):
-    return kinds.encode(kinds.wrap(msg))
 
 
 def cm(name, data=None, rv="", namespace="default"):

@@ -13,12 +13,7 @@ from controlplane.store.reader import ClusterView, Expired, StoreReader
 from controlplane.store.state import StoreState
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
-
-NOW = "2026-01-01T00:00:00Z"
-
-
-def env(msg):
-    return kinds.encode(kinds.wrap(msg))
+from tests.unit.statehelp import NOW, env
 
 
 def ns(name):
