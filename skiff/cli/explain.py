@@ -112,11 +112,14 @@ def resolve(path: str):
     if not path or any(not p for p in parts):
         raise CliError(f'invalid path "{path}": expected KIND[.field.path], e.g. pod.spec.containers')
     kind, rest = None, parts[1:]
-    if len(parts) > 1:  # "deployments.apps.spec": the kind word may hold a dot itself
+    # "deployments.apps.spec", "leases.coordination.k8s.io.spec": the kind word may hold
+    # dots itself (its group's); the longest prefix that names a kind wins.
+    for n in range(len(parts), 1, -1):
         try:
-            kind, rest = kinds.lookup(".".join(parts[:2])), parts[2:]
+            kind, rest = kinds.lookup(".".join(parts[:n])), parts[n:]
+            break
         except KeyError:
-            pass
+            continue
     if kind is None:
         try:
             kind = kinds.lookup(parts[0])

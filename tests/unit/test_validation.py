@@ -60,6 +60,13 @@ BASES = {
         "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
         "reason": "Scheduled", "type": "Normal",
     },
+    "Lease": {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "node1", "namespace": "kube-node-lease",
+                     "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "node1", "uid": "u-1"}]},
+        "spec": {"holderIdentity": "node1", "leaseDurationSeconds": 40,
+                 "renewTime": "2024-05-01T12:00:00.123456Z"},
+    },
 }
 
 
@@ -410,6 +417,11 @@ INVALID = [
     ("Event", drop("involvedObject.kind"), "involvedObject.kind", "Required value"),
     ("Event", drop("involvedObject.name"), "involvedObject.name", "Required value"),
     ("Event", put("type", "Info"), "type", "Unsupported value"),
+    # ---- Lease
+    ("Lease", put("spec.leaseDurationSeconds", 0), "spec.leaseDurationSeconds", "greater than 0"),
+    ("Lease", put("spec.leaseTransitions", -1), "spec.leaseTransitions", "greater than or equal to 0"),
+    ("Lease", put("spec.renewTime", "yesterday"), "spec.renewTime", "RFC 3339"),
+    ("Lease", put("spec.acquireTime", "2024-13-01T00:00:00Z"), "spec.acquireTime", "RFC 3339"),
 ]
 
 
