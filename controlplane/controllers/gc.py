@@ -7,7 +7,8 @@ the reconcile toolkit, retried after PERIOD_S when a pass fails. It asks the pur
 planners (gc_plan) for candidates from the informer caches, then confirms each one
 with a live read before deleting: an owner the caches have not shown yet (just
 created) must not cost its dependents their lives.
-- dependents (ReplicaSets, Pods, Deployments with owners): deleted normally
+- dependents (ReplicaSets, Pods, Deployments with owners, and the objects of the
+  `dependents` informers: node Leases, owned by their Node): deleted normally
   (pods gracefully: their node stops them first), with a uid precondition;
 - pods bound to a node that no longer exists, for ORPHAN_POD_QUARANTINE_S:
   force-deleted (grace 0) since no agent will ever finish them.
@@ -29,11 +30,14 @@ ORPHAN_POD_QUARANTINE_S = 5.0  # Kubernetes' pod GC quarantine is 40 s
 
 
 class GarbageCollector:
-    def __init__(self, client, pods, replicasets, deployments, nodes, clock=time.monotonic):
+    def __init__(self, client, pods, replicasets, deployments, nodes, clock=time.monotonic, dependents=()):
+        """dependents: informers of further kinds whose objects may have owners (they are
+        only deleted by GC, never owners of what GC watches: Leases)."""
         self.client = client
         self.pods = pods
         # (informer, kind name): the informer's word resolved through the registry
-        self.owned_informers = tuple((inf, kinds.lookup(inf.kind).name) for inf in (pods, replicasets, deployments))
+        self.owned_informers = tuple((inf, kinds.lookup(inf.kind).name)
+                                     for inf in (pods, replicasets, deployments, *dependents))
         self.nodes = nodes
         self._clock = clock
         self._first_missing: dict = {}
@@ -59,7 +63,8 @@ class GarbageCollector:
     # ------------------------------------------------------------ owners
 
     def collect_dependents(self):
-        objects, known = [], set()
+        objects = []
+        known = {n.metadata.uid for n in self.nodes.list()}   # Nodes own Leases
         for inf, kind_name in self.owned_informers:
             for obj in inf.list():
                 objects.append((kind_name, obj))

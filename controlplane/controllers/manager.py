@@ -2,7 +2,10 @@
 
 The loops (scheduler, ReplicaSet, Deployment, Endpoints, node IPAM: keyed
 reconcile Loops; node lifecycle and GC: bounded-frequency runners) all read one
-informer per kind from this manager's InformerFactory.
+informer per kind from this manager's InformerFactory. Leases (kube-node-lease,
+renewed by every node every leaseDurationSeconds / 4) are read by the node
+lifecycle controller and GC only, and wake neither: their informer has no
+handler that runs a loop on a renewal.
 
 One ControllerManager lives for one term of leadership: start() after winning,
 stop() after losing (controlplane.leader.LeaderSupervisor does both). It talks
@@ -26,6 +29,7 @@ from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.scheduler.scheduler import Scheduler
 from skiff import client as clientmod
+from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE
 from skiff.events import EventRecorder
 from skiff.informer import InformerFactory
 
@@ -54,6 +58,8 @@ class ControllerManager:
         self.informers = InformerFactory(self.client)
         pods, nodes = self.informers.informer("pods"), self.informers.informer("nodes")
         rss, deploys = self.informers.informer("replicasets"), self.informers.informer("deployments")
+        # Only kube-node-lease: node heartbeats (a Lease elsewhere is no node's business here).
+        leases = self.informers.informer("leases", namespace=NODE_LEASE_NAMESPACE)
         ctl = cfg.controllers
         self.scheduler = Scheduler(guarded, pods, nodes, EventRecorder(guarded, COMPONENT_SCHEDULER, host))
         recorder = EventRecorder(guarded, COMPONENT_CONTROLLERS, host)
@@ -62,8 +68,8 @@ class ControllerManager:
             ReplicaSetController(guarded, rss, pods, recorder),
             DeploymentController(guarded, deploys, rss, recorder),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
-                                    ctl.pod_eviction_timeout_s),
-            GarbageCollector(guarded, pods, rss, deploys, nodes),
+                                    ctl.pod_eviction_timeout_s, leases=leases),
+            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases,)),
         ]
         if getattr(cfg, "network", None) is not None:   # node IPAM only with a network: section
             self.loops.append(NodeIpamController(guarded, nodes, cfg.network))

@@ -1,9 +1,12 @@
 """The node lifecycle controller: notices silent nodes and moves their pods away.
 
 Every tick (period_s: a tenth of the grace period, between 0.1 and 1 s, so a
-silent node is noticed within 10% of its grace period) it observes each
-cached Node's Ready lastHeartbeatTime against its monotonic clock, asks the
-pure decide() what to do, and applies it through the API:
+silent node is noticed within 10% of its grace period; a tick costs a walk over
+the informer caches, no API call unless something is to be done) it observes
+each cached Node's Lease (kube-node-lease/<node>, spec.renewTime) and Ready
+lastHeartbeatTime against its monotonic clock (it records when it SAW a change,
+it never trusts the remote timestamps), asks the pure decide() what to do, and
+applies it through the API:
 - Ready=Unknown via the status subresource (lastHeartbeatTime left as it was:
   our own write must not look like a heartbeat), event NodeNotReady on the node;
 - taint node.kubernetes.io/unreachable:NoExecute (spec update), or its removal;
@@ -25,6 +28,7 @@ from controlplane.controllers.nodelifecycle_plan import (UNKNOWN_MESSAGE, UNKNOW
                                                          decide, observe)
 from controlplane.controllers.podutil import copy, get_condition, now_rfc3339, set_condition
 from skiff import client as clientmod
+from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE
 from skiff.reconcile import BoundedFrequencyRunner
 
 log = logging.getLogger("skiff.controllers.nodelifecycle")
@@ -32,9 +36,11 @@ log = logging.getLogger("skiff.controllers.nodelifecycle")
 
 class NodeLifecycleController:
     def __init__(self, client, nodes, pods, recorder, grace_s: float, eviction_s: float,
-                 clock=time.monotonic):
+                 clock=time.monotonic, leases=None):
+        """leases: an informer of Leases (kube-node-lease); None = heartbeats in Node status only."""
         self.client = client
         self.nodes = nodes
+        self.leases = leases
         self.pods = pods
         self.recorder = recorder
         self.grace_s = grace_s
@@ -45,7 +51,8 @@ class NodeLifecycleController:
         # The clocks start at the first tick: a new leader gives every node a fresh grace period.
         self.runner = BoundedFrequencyRunner(
             "nodelifecycle", self.tick, max_interval_s=self.period_s, retry_base_s=self.period_s,
-            retry_max_s=self.period_s, informers=(nodes, pods), logger=log)
+            retry_max_s=self.period_s, informers=tuple(i for i in (nodes, pods, leases) if i is not None),
+            logger=log)
 
     def start(self):
         self.runner.start()
@@ -64,7 +71,7 @@ class NodeLifecycleController:
             if pod.spec.node_name:
                 by_node.setdefault(pod.spec.node_name, []).append(pod)
         for name, node in sorted(nodes.items()):
-            health = observe(self._health.get(name), node, now_s)
+            health = observe(self._health.get(name), node, now_s, self._lease_of(name))
             self._health[name] = health
             actions = decide(node, health, by_node.get(name, []), now_s, self.grace_s, self.eviction_s)
             if actions.empty:
@@ -76,6 +83,11 @@ class NodeLifecycleController:
                 continue  # someone (the agent?) wrote first: look again next tick
             except clientmod.NotFound:
                 continue
+
+    def _lease_of(self, node_name):
+        if self.leases is None:
+            return None
+        return self.leases.get(f"{NODE_LEASE_NAMESPACE}/{node_name}")
 
     def _apply(self, node, actions, silent_s):
         name = node.metadata.name

@@ -1,11 +1,17 @@
 """Node lifecycle decisions: a pure function of what the leader saw and when.
 
+A node proves it is alive by renewing its Lease (kube-node-lease/<node name>,
+spec.renewTime, every leaseDurationSeconds / 4) and, rarely, by writing its
+status (the Ready condition's lastHeartbeatTime moves on every status write:
+on a change or every nodeStatusReportFrequency). Either one counts, as in
+kube-controller-manager's tryUpdateNodeHealth.
+
 The leader never compares wall clocks (the agent's and its own may disagree).
-It remembers, per node, the Ready condition's lastHeartbeatTime it last saw and
-the time.monotonic() instant it saw that value CHANGE; `silent_s` is how long
-ago that was. A node first seen (or seen for the first time by a new leader)
-starts its clock at that moment, so a new leader gives every node a fresh grace
-period instead of marking them all down.
+It remembers, per node, the renewTime and the lastHeartbeatTime it last saw and
+the time.monotonic() instant it saw either of them CHANGE; `silent_s` is how
+long ago that was. A node first seen (or seen for the first time by a new
+leader) starts its clock at that moment, so a new leader gives every node a
+fresh grace period instead of marking them all down.
 
 With G = nodeMonitorGracePeriodS and E = podEvictionTimeoutS:
 - silent_s > G: Ready -> Unknown (reason NodeStatusUnknown, "Kubelet stopped
@@ -15,8 +21,8 @@ With G = nodeMonitorGracePeriodS and E = podEvictionTimeoutS:
   controllers replace them on healthy nodes. A pod that tolerates the
   unreachable NoExecute taint stays (forever, or for its tolerationSeconds
   counted from the moment the node went silent past G);
-- heartbeats changing again (seen after this leader started watching): remove
-  the unreachable taint. The agent sets Ready=True itself.
+- renewals (or heartbeats) changing again, seen after this leader started
+  watching: remove the unreachable taint. The agent sets Ready=True itself.
 """
 
 from dataclasses import dataclass
@@ -34,8 +40,9 @@ UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 @dataclass(frozen=True)
 class NodeHealth:
     heartbeat: str          # the Ready condition's lastHeartbeatTime last seen ("" when none)
-    changed_at_s: float     # monotonic time it was last seen to change (or first seen)
-    seen_change: bool = False  # True once this leader has seen it change at least once
+    changed_at_s: float     # monotonic time a renewal or heartbeat was last seen to change (or first seen)
+    seen_change: bool = False  # True once this leader has seen one change at least once
+    renew_time: str = ""    # the node Lease's spec.renewTime last seen ("" when no Lease)
 
 
 def heartbeat_of(node: pb.Node) -> str:
@@ -43,12 +50,21 @@ def heartbeat_of(node: pb.Node) -> str:
     return cond.last_heartbeat_time if cond is not None else ""
 
 
-def observe(prev: NodeHealth | None, node: pb.Node, now_s: float) -> NodeHealth:
-    beat = heartbeat_of(node)
+def renew_time_of(lease: pb.Lease | None) -> str:
+    return lease.spec.renew_time if lease is not None else ""
+
+
+def observe(prev: NodeHealth | None, node: pb.Node, now_s: float, lease: pb.Lease | None = None) -> NodeHealth:
+    """The node's health after looking at it (and its Lease, None when it has none) at now_s.
+
+    Only a CHANGE of renewTime or lastHeartbeatTime restarts the clock: the values are the
+    agent's wall clock and are compared with nothing else. A Lease that disappears (deleted,
+    its namespace deleted) is no renewal: the clock keeps running until it comes back."""
+    beat, renew = heartbeat_of(node), renew_time_of(lease)
     if prev is None:
-        return NodeHealth(beat, now_s, False)
-    if beat != prev.heartbeat:
-        return NodeHealth(beat, now_s, True)
+        return NodeHealth(beat, now_s, False, renew)
+    if beat != prev.heartbeat or (renew and renew != prev.renew_time):
+        return NodeHealth(beat, now_s, True, renew or prev.renew_time)
     return prev
 
 

@@ -1,4 +1,4 @@
-"""Node lifecycle decisions: a pure function of heartbeats seen and monotonic time."""
+"""Node lifecycle decisions: a pure function of Lease renewals and heartbeats seen, and monotonic time."""
 
 import pytest
 
@@ -42,6 +42,36 @@ def test_observe_starts_the_clock_at_first_sight_and_moves_it_on_change():
     assert observe(h, node("t1"), 107.0) is h                      # same heartbeat: clock keeps running
     assert observe(h, node("t2"), 107.0) == NodeHealth("t2", 107.0, True)
     assert observe(None, node(ready=None), 5.0) == NodeHealth("", 5.0, False)
+
+
+def lease(renew):
+    return pb.Lease(metadata=pb.ObjectMeta(name="n1", namespace="kube-node-lease"),
+                    spec=pb.LeaseSpec(holder_identity="n1", lease_duration_seconds=5, renew_time=renew))
+
+
+H0 = NodeHealth("t1", 100.0, False, "r1")
+OBSERVE_CASES = [
+    # (id, previous health, node, lease, now, want)
+    ("first sight starts the clock (new leader)", None, node("t1"), lease("r1"), 100.0, H0),
+    ("first sight without a Lease", None, node("t1"), None, 100.0, NodeHealth("t1", 100.0, False, "")),
+    ("nothing moved: the clock keeps running", H0, node("t1"), lease("r1"), 107.0, H0),
+    ("a renewal restarts the clock", H0, node("t1"), lease("r2"), 107.0, NodeHealth("t1", 107.0, True, "r2")),
+    ("a renewal with an OLDER remote time still counts (clocks are not compared)", H0, node("t1"),
+     lease("r0"), 107.0, NodeHealth("t1", 107.0, True, "r0")),
+    ("a status write (new lastHeartbeatTime) counts too", H0, node("t2"), lease("r1"), 107.0,
+     NodeHealth("t2", 107.0, True, "r1")),
+    ("the Lease disappears: no renewal, the clock keeps running", H0, node("t1"), None, 107.0, H0),
+    ("a Lease appears (first renewal after creation)", NodeHealth("t1", 100.0, False, ""), node("t1"),
+     lease("r1"), 103.0, NodeHealth("t1", 103.0, True, "r1")),
+    ("a status write by the controller (Ready=Unknown) keeps lastHeartbeatTime: no renewal", H0,
+     node("t1", ready="Unknown"), lease("r1"), 107.0, H0),
+]
+
+
+@pytest.mark.parametrize("prev, node_, lease_, now, want", [c[1:] for c in OBSERVE_CASES],
+                         ids=[c[0] for c in OBSERVE_CASES])
+def test_observe(prev, node_, lease_, now, want):
+    assert observe(prev, node_, now, lease_) == want
 
 
 PODS = (pod("a"), pod("b"))
@@ -89,6 +119,27 @@ def test_a_new_leader_gives_every_node_a_fresh_grace_period():
     health = observe(None, n, started)
     assert decide(n, health, PODS, started + GRACE - 0.1, GRACE, EVICT).empty
     assert decide(n, health, PODS, started + GRACE + 0.1, GRACE, EVICT).mark_unknown
+
+
+def test_a_new_leader_gives_a_fresh_grace_period_to_nodes_with_leases():
+    n, started = node("old-beat"), 1000.0
+    health = observe(None, n, started, lease("renewed-long-ago"))
+    health = observe(health, n, started + GRACE - 0.1, lease("renewed-long-ago"))
+    assert decide(n, health, PODS, started + GRACE - 0.1, GRACE, EVICT).empty
+    assert decide(n, health, PODS, started + GRACE + 0.1, GRACE, EVICT).mark_unknown
+
+
+def test_renewals_keep_a_node_alive_while_its_status_stays_unchanged():
+    """Node status is written every few minutes: the Lease alone keeps the node Ready."""
+    n = node("status-written-once")
+    health = observe(None, n, 0.0, lease("r0"))
+    for i in range(1, 41):                       # 50 s of renewals every 1.25 s
+        t = i * 1.25
+        health = observe(health, n, t, lease(f"r{i}"))
+        assert decide(n, health, PODS, t, GRACE, EVICT).empty
+    # renewals stop: the node goes Unknown once the grace period has passed since the last one
+    assert decide(n, health, PODS, 50.0 + GRACE, GRACE, EVICT).empty
+    assert decide(n, health, PODS, 50.0 + GRACE + 0.1, GRACE, EVICT).mark_unknown
 
 
 def test_timeline_of_a_dead_node_coming_back():
