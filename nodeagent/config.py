@@ -8,7 +8,13 @@
     dataDir: /var/lib/skiff-lab/node1/agent
     labels: {}                            # optional extra node labels
     capacity: {cpu: "2", memory: 4Gi, pods: "110"}   # optional; default = this machine's
-    heartbeatS: 1.0                       # optional
+    # optional liveness and status reporting (lab defaults; Kubernetes' kubelet defaults in brackets):
+    nodeLeaseDurationS: 5                 # [40] the node's Lease (kube-node-lease/<node>) is renewed every
+                                          # quarter of it [10 s]; lab: = the control plane's 5 s
+                                          # nodeMonitorGracePeriodS [40 s, 50 s since 1.32]
+    nodeStatusUpdateFrequencyS: 2.5       # [10] how often the agent computes its status and reads its Node
+                                          # to compare (a read, no write unless something changed)
+    nodeStatusReportFrequencyS: 300       # [300] the status is written when it changes, else this often
     pauseImage: skiff/pause:latest        # optional
     # optional tuning (defaults are Kubernetes' where Kubernetes has one):
     restartBackoffBaseS: 10               # crash-loop back-off: base, doubling ...
@@ -49,7 +55,9 @@ class AgentConfig:
     data_dir: str
     labels: dict = field(default_factory=dict)
     capacity: dict = field(default_factory=dict)
-    heartbeat_s: float = 1.0
+    node_lease_duration_s: int = 5
+    node_status_update_frequency_s: float = 2.5
+    node_status_report_frequency_s: float = 300.0
     pause_image: str = "skiff/pause:latest"
     restart_backoff_base_s: float = 10.0
     restart_backoff_cap_s: float = 300.0
@@ -58,6 +66,11 @@ class AgentConfig:
     image_pull_timeout_s: float = 60.0
     pod_network: bool = False
     dns_upstream: str = ""
+
+    @property
+    def lease_renew_s(self) -> float:
+        """The Lease renewal period: a quarter of its duration (the kubelet's ratio, 10 s for 40 s)."""
+        return self.node_lease_duration_s / 4.0
 
     @property
     def listen_port(self) -> int:
@@ -69,11 +82,13 @@ _REQUIRED = {
     "dockerHost": "docker_host", "dataDir": "data_dir",
 }
 _OPTIONAL_FLOAT = {
-    "heartbeatS": "heartbeat_s", "restartBackoffBaseS": "restart_backoff_base_s",
+    "nodeStatusUpdateFrequencyS": "node_status_update_frequency_s",
+    "nodeStatusReportFrequencyS": "node_status_report_frequency_s",
+    "restartBackoffBaseS": "restart_backoff_base_s",
     "restartBackoffCapS": "restart_backoff_cap_s", "resyncS": "resync_s",
     "imagePullTimeoutS": "image_pull_timeout_s",
 }
-_OTHER = ("labels", "capacity", "pauseImage", "syncWorkers", "podNetwork", "dnsUpstream")
+_OTHER = ("labels", "capacity", "pauseImage", "syncWorkers", "podNetwork", "dnsUpstream", "nodeLeaseDurationS")
 CAPACITY_KEYS = ("cpu", "memory", "pods")
 
 
@@ -150,6 +165,12 @@ def parse(doc, source: str = "config") -> AgentConfig:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"{source}: syncWorkers: expected a positive integer, got {workers!r}")
         kw["sync_workers"] = workers
+    if doc.get("nodeLeaseDurationS") is not None:
+        duration = doc["nodeLeaseDurationS"]   # an int32 in the Lease (leaseDurationSeconds)
+        if isinstance(duration, bool) or not isinstance(duration, int) or duration < 1:
+            raise ConfigError(f"{source}: nodeLeaseDurationS: expected a positive whole number of seconds, "
+                              f"got {duration!r}")
+        kw["node_lease_duration_s"] = duration
     if doc.get("podNetwork") is not None:
         if not isinstance(doc["podNetwork"], bool):
             raise ConfigError(f"{source}: podNetwork: expected true or false, got {doc['podNetwork']!r}")
@@ -178,7 +199,10 @@ def dump(cfg: AgentConfig) -> str:
     doc = {
         "nodeName": cfg.node_name, "servers": list(cfg.servers), "address": cfg.address,
         "listen": cfg.listen, "dockerHost": cfg.docker_host, "dataDir": cfg.data_dir,
-        "labels": dict(cfg.labels), "capacity": dict(cfg.capacity), "heartbeatS": cfg.heartbeat_s,
+        "labels": dict(cfg.labels), "capacity": dict(cfg.capacity),
+        "nodeLeaseDurationS": cfg.node_lease_duration_s,
+        "nodeStatusUpdateFrequencyS": cfg.node_status_update_frequency_s,
+        "nodeStatusReportFrequencyS": cfg.node_status_report_frequency_s,
         "pauseImage": cfg.pause_image, "restartBackoffBaseS": cfg.restart_backoff_base_s,
         "restartBackoffCapS": cfg.restart_backoff_cap_s, "resyncS": cfg.resync_s,
         "syncWorkers": cfg.sync_workers, "imagePullTimeoutS": cfg.image_pull_timeout_s,

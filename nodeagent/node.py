@@ -1,18 +1,36 @@
-"""Node registration and heartbeats.
+"""Node registration, the node Lease (liveness) and the Node status (facts), as the kubelet does them.
 
 register(): create the Node if it is missing, else make sure our labels are on it
-(other labels are kept) and write its status. The heartbeat loop (the reconcile
-toolkit's bounded-frequency runner: no event triggers a heartbeat, only time) then
-writes the status every heartbeatS (the node lifecycle controller's grace period is
-measured against it), also after a failed write: condition Ready=True (reason KubeletReady) with a fresh
-lastHeartbeatTime, MemoryPressure/DiskPressure/PIDPressure=False, addresses,
-capacity/allocatable, nodeInfo, daemonEndpoints, and the engine's images (read
-every 10 s). Every write is a compare-and-swap
-on the resourceVersion last read; a Conflict re-reads the node and retries.
-lastTransitionTime changes only when a condition's status changes (e.g. after the
-node lifecycle controller set Ready=Unknown while we were away).
+(other labels are kept) and write its status. Then two bounded-frequency runners of
+the reconcile toolkit (no event triggers them, only time):
 
-build_status() is pure (machine facts are gathered once by machine_facts()).
+- the Lease runner renews kube-node-lease/<node> every lease_renew_s (a quarter of
+  nodeLeaseDurationS, the kubelet's ratio: 10 s for 40 s; lab 1.25 s for 5 s). Cost:
+  one small Lease update (one Raft entry) per period; nothing that watches Nodes
+  wakes up, only the node lifecycle controller's Lease cache changes. The Lease is
+  created when missing (first start, deleted by someone, its namespace deleted and
+  re-created by bootstrap): holderIdentity = the node name, leaseDurationSeconds,
+  renewTime (MicroTime), ownerReference to the Node (set when the Lease has none,
+  as the kubelet's setNodeOwnerFunc). A failed renewal is retried after 0.2 s,
+  doubling up to the renewal period; it never ends the loop.
+- the status runner runs every nodeStatusUpdateFrequencyS (lab 2.5 s, Kubernetes
+  10 s): it reads the Node (a read, no Raft entry) and computes the status (condition
+  Ready=True reason KubeletReady, MemoryPressure/DiskPressure/PIDPressure=False,
+  addresses, capacity/allocatable, nodeInfo, daemonEndpoints, the engine's images
+  read every 10 s), and WRITES it only when it differs from the stored one beyond
+  the heartbeat times (status_changed) or nodeStatusReportFrequencyS (lab and
+  Kubernetes: 300 s) has passed since our last write. The Ready condition's
+  lastHeartbeatTime therefore moves only on those writes: liveness is the Lease's.
+  After a renewal that follows failed ones (the control plane was unreachable, the
+  node may have been marked Unknown meanwhile) the status check runs at once.
+
+Every status write is a compare-and-swap on the resourceVersion last read; a
+Conflict re-reads the node and retries. lastTransitionTime changes only when a
+condition's status changes (e.g. after the node lifecycle controller set
+Ready=Unknown while we were away).
+
+build_status(), status_changed(), new_lease() and renewed_lease() are pure
+(machine facts are gathered once by machine_facts()).
 """
 
 import logging
@@ -25,6 +43,7 @@ from dataclasses import dataclass
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.api import wellknown
+from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE, micro_time
 from skiff.reconcile import BoundedFrequencyRunner
 
 log = logging.getLogger("skiff.agent.node")
@@ -128,24 +147,69 @@ def build_status(cfg, facts: MachineFacts, now: float, old: pb.NodeStatus, image
     return status
 
 
+def status_changed(old: pb.NodeStatus, new: pb.NodeStatus) -> bool:
+    """True when new says something old does not: anything but the conditions' lastHeartbeatTime."""
+    a, b = pb.NodeStatus(), pb.NodeStatus()
+    a.CopyFrom(old)
+    b.CopyFrom(new)
+    for status in (a, b):
+        for c in status.conditions:
+            c.last_heartbeat_time = ""
+    return a != b
+
+
+def new_lease(cfg, node: pb.Node | None, now: float) -> pb.Lease:
+    """The node's Lease as the kubelet creates it (no acquireTime, no transitions)."""
+    lease = pb.Lease(api_version="coordination.k8s.io/v1", kind="Lease")
+    lease.metadata.name = cfg.node_name
+    lease.metadata.namespace = NODE_LEASE_NAMESPACE
+    return renewed_lease(lease, cfg, node, now)
+
+
+def renewed_lease(lease: pb.Lease, cfg, node: pb.Node | None, now: float) -> pb.Lease:
+    """A copy of lease renewed at now (wall clock): holder, duration, renewTime, and the
+    Node as owner when the lease has no owner yet and the Node is known."""
+    out = pb.Lease()
+    out.CopyFrom(lease)
+    out.spec.holder_identity = cfg.node_name
+    out.spec.lease_duration_seconds = cfg.node_lease_duration_s
+    out.spec.renew_time = micro_time(now)
+    if not out.metadata.owner_references and node is not None and node.metadata.uid:
+        out.metadata.owner_references.add(api_version="v1", kind="Node", name=node.metadata.name,
+                                          uid=node.metadata.uid)
+    return out
+
+
 class NodeReporter:
-    """Registers the node, then heartbeats every heartbeat_s until stop()."""
+    """Registers the node, then renews its Lease and reports its status until stop()."""
 
     IMAGES_EVERY_S = 10.0
+    LEASE_RETRY_S = 0.2          # first retry of a failed renewal (the kubelet's 200 ms), doubling
 
-    def __init__(self, cfg, client: clientmod.Client, facts: MachineFacts, images_fn=None):
+    def __init__(self, cfg, client: clientmod.Client, facts: MachineFacts, images_fn=None,
+                 clock=time.monotonic):
         self.cfg = cfg
         self.client = client
         self.facts = facts
         self.images_fn = images_fn      # () -> [(names, size bytes)]; read every IMAGES_EVERY_S
+        self._clock = clock
         self._images = None
         self._images_at = -1e9
         self._node = None
+        self._lease = None
+        self._renew_failed = False
+        self._reported_at_s = -1e18     # monotonic time of our last status write
         self._stop = threading.Event()          # ends a register() retrying meanwhile
-        self.runner = BoundedFrequencyRunner("heartbeat", self._heartbeat, max_interval_s=cfg.heartbeat_s,
-                                             retry_base_s=cfg.heartbeat_s, retry_max_s=cfg.heartbeat_s,
-                                             run_at_start=False, logger=log)
-        self.heartbeats = 0
+        renew_s = cfg.lease_renew_s
+        self.lease_runner = BoundedFrequencyRunner(
+            "node-lease", self._renew, max_interval_s=renew_s, retry_base_s=min(self.LEASE_RETRY_S, renew_s),
+            retry_max_s=renew_s, run_at_start=True, logger=log)
+        every_s = cfg.node_status_update_frequency_s
+        self.status_runner = BoundedFrequencyRunner(
+            "node-status", self._sync_status, max_interval_s=every_s, retry_base_s=every_s,
+            retry_max_s=every_s, run_at_start=False, logger=log)
+        self.renewals = 0
+        self.status_writes = 0
 
     def register(self) -> pb.Node:
         """Create or adopt the Node object; retries until the API answers or stop()."""
@@ -184,7 +248,10 @@ class NodeReporter:
             obj.CopyFrom(node)
             obj.status.CopyFrom(build_status(self.cfg, self.facts, time.time(), node.status, self._current_images()))
             try:
-                return self.client.update_status(obj)
+                written = self.client.update_status(obj)
+                self._reported_at_s = self._clock()
+                self.status_writes += 1
+                return written
             except clientmod.Conflict:
                 node = self.client.get("nodes", self.cfg.node_name, "")
         raise clientmod.Conflict(f"node {self.cfg.node_name}: status still conflicting after 5 attempts")
@@ -201,29 +268,67 @@ class NodeReporter:
         return self._images
 
     def start(self) -> "NodeReporter":
-        self.runner.start()
+        self.lease_runner.start()
+        self.status_runner.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self.runner.stop()
+        self.lease_runner.stop()
+        self.status_runner.stop()
 
-    def _heartbeat(self):
-        """The runner's sync: one status write (registering again if the Node is gone)."""
+    # ------------------------------------------------------------ status (on change)
+
+    def _sync_status(self):
+        """The status runner's sync: read the Node, write its status if it changed or is due."""
         if self._node is None:
             self.register()
             return
         try:
-            self._node = self._write_status(self._node)
-            self.heartbeats += 1
+            node = self.client.get("nodes", self.cfg.node_name, "")
         except clientmod.NotFound:
             log.info("event=node_missing node=%s action=register", self.cfg.node_name)
             self._node = None
             self.register()
-        except clientmod.ApiError as exc:
-            log.info("event=heartbeat_failed node=%s error=%s", self.cfg.node_name,
-                     str(exc)[:200].replace(" ", "_"))
+            return
+        self._node = node
+        due = self._clock() - self._reported_at_s >= self.cfg.node_status_report_frequency_s
+        wanted = build_status(self.cfg, self.facts, time.time(), node.status, self._current_images())
+        changed = status_changed(node.status, wanted)
+        if not (changed or due):
+            return
+        self._node = self._write_status(node)
+        log.info("event=node_status_written node=%s reason=%s", self.cfg.node_name,
+                 "changed" if changed else "report_due")
+
+    # ------------------------------------------------------------ lease (liveness)
+
+    def _renew(self):
+        """The Lease runner's sync: renew the node's Lease, creating it when missing.
+        Raises on failure (the runner retries soon); a Conflict or NotFound forgets the
+        cached Lease so the retry reads (or creates) it afresh."""
+        try:
+            self._renew_once()
+        except clientmod.ApiError:
+            self._renew_failed = True
+            raise
+        self.renewals += 1
+        if self._renew_failed:   # back after failures: the node may have been marked Unknown
+            self._renew_failed = False
+            self.status_runner.run()
+
+    def _renew_once(self):
+        name = self.cfg.node_name
+        if self._lease is None:
             try:
-                self._node = self.client.get("nodes", self.cfg.node_name, "")
-            except clientmod.ApiError:
-                pass
+                self._lease = self.client.get("leases", name, NODE_LEASE_NAMESPACE)
+            except clientmod.NotFound:
+                self._lease = self.client.create(new_lease(self.cfg, self._node, time.time()))
+                log.info("event=node_lease_created node=%s namespace=%s duration_s=%d", name,
+                         NODE_LEASE_NAMESPACE, self.cfg.node_lease_duration_s)
+                return
+        try:
+            self._lease = self.client.update(renewed_lease(self._lease, self.cfg, self._node, time.time()))
+        except (clientmod.Conflict, clientmod.NotFound):
+            self._lease = None
+            raise

@@ -23,7 +23,10 @@ def test_minimal_config_gets_defaults(tmp_path):
     path.write_text(yaml.safe_dump(GOOD))
     cfg = configmod.load(str(path))
     assert cfg.node_name == "node1" and cfg.servers == ("10.200.0.11:7100", "10.200.0.12:7100")
-    assert (cfg.heartbeat_s, cfg.pause_image, cfg.listen_port) == (1.0, "skiff/pause:latest", 10250)
+    assert (cfg.pause_image, cfg.listen_port) == ("skiff/pause:latest", 10250)
+    # Lab defaults: the Lease lasts the control plane's 5 s grace period, renewed every quarter of it.
+    assert (cfg.node_lease_duration_s, cfg.lease_renew_s) == (5, 1.25)
+    assert (cfg.node_status_update_frequency_s, cfg.node_status_report_frequency_s) == (2.5, 300.0)
     assert (cfg.restart_backoff_base_s, cfg.restart_backoff_cap_s) == (10.0, 300.0)
     assert cfg.labels == {} and cfg.capacity == {}
     assert configmod.parse(yaml.safe_load(configmod.dump(cfg))) == cfg
@@ -31,12 +34,15 @@ def test_minimal_config_gets_defaults(tmp_path):
 
 def test_full_config():
     doc = dict(GOOD, labels={"zone": "a"}, capacity={"cpu": "2", "memory": "4Gi", "pods": "110"},
-               heartbeatS=0.5, pauseImage="my/pause:1", restartBackoffBaseS=0.5, restartBackoffCapS=4,
+               nodeLeaseDurationS=2, nodeStatusUpdateFrequencyS=1, nodeStatusReportFrequencyS=60,
+               pauseImage="my/pause:1", restartBackoffBaseS=0.5, restartBackoffCapS=4,
                resyncS=2, syncWorkers=3, imagePullTimeoutS=5)
     cfg = configmod.parse(doc)
     assert cfg.capacity == {"cpu": "2", "memory": "4Gi", "pods": "110"}
-    assert (cfg.heartbeat_s, cfg.restart_backoff_base_s, cfg.restart_backoff_cap_s, cfg.sync_workers) == \
-        (0.5, 0.5, 4.0, 3)
+    assert (cfg.restart_backoff_base_s, cfg.restart_backoff_cap_s, cfg.sync_workers) == (0.5, 4.0, 3)
+    assert (cfg.node_lease_duration_s, cfg.lease_renew_s) == (2, 0.5)
+    assert (cfg.node_status_update_frequency_s, cfg.node_status_report_frequency_s) == (1.0, 60.0)
+    assert configmod.parse(yaml.safe_load(configmod.dump(cfg))) == cfg
 
 
 @pytest.mark.parametrize("change,message", [
@@ -45,8 +51,11 @@ def test_full_config():
     ({"servers": ["nohostport"]}, "servers: expected a list of host:port strings"),
     ({"listen": "10250"}, "listen: expected host:port"),
     ({"dockerHost": "/var/run/docker.sock"}, "dockerHost: expected unix:///path/docker.sock"),
-    ({"heartbeatS": 0}, "heartbeatS: expected a positive number of seconds"),
-    ({"heartbeatS": "fast"}, "heartbeatS: expected a positive number of seconds"),
+    ({"nodeLeaseDurationS": 0}, "nodeLeaseDurationS: expected a positive whole number of seconds"),
+    ({"nodeLeaseDurationS": 2.5}, "nodeLeaseDurationS: expected a positive whole number of seconds"),
+    ({"nodeStatusUpdateFrequencyS": 0}, "nodeStatusUpdateFrequencyS: expected a positive number of seconds"),
+    ({"nodeStatusReportFrequencyS": "often"}, "nodeStatusReportFrequencyS: expected a positive number"),
+    ({"heartbeatS": 1}, "unknown key(s) heartbeatS"),
     ({"capacity": {"cpu": "lots"}}, "capacity.cpu: 'lots' is not a positive quantity"),
     ({"capacity": {"gpu": "1"}}, "capacity.gpu: unknown resource"),
     ({"labels": {"a": 1}}, "labels: expected a mapping of strings to strings"),
