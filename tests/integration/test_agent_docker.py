@@ -58,7 +58,7 @@ class AgentProcess:
         cfg = {
             "nodeName": NODE, "servers": list(cluster.endpoints), "address": "127.0.0.1",
             "listen": f"127.0.0.1:{self.port}", "dockerHost": engine.host, "dataDir": self.data_dir,
-            "heartbeatS": 0.5, "restartBackoffBaseS": 1, "restartBackoffCapS": 4, "resyncS": 2,
+            "nodeLeaseDurationS": 2, "restartBackoffBaseS": 1, "restartBackoffCapS": 4, "resyncS": 2,
         }
         with open(self.config_path, "w", encoding="utf-8") as f:
             yaml.safe_dump(cfg, f)
@@ -194,7 +194,7 @@ def has_event(client, ns, name, reason, text=""):
 # ------------------------------------------------------------------ tests
 
 
-def test_node_registers_and_heartbeats(client, agent, engine):
+def test_node_registers_and_renews_its_lease(client, agent, engine):
     node = wait_until(lambda: client.get("nodes", NODE, ""), 30, "the node")
     assert node.metadata.labels["kubernetes.io/hostname"] == NODE
     assert node.metadata.labels["kubernetes.io/os"] == "linux"
@@ -208,12 +208,19 @@ def test_node_registers_and_heartbeats(client, agent, engine):
     assert {images.BUSYBOX_IMAGE, images.PAUSE_IMAGE} <= names
     ready = next(c for c in node.status.conditions if c.type == "Ready")
     assert ready.status == "True"
-    first = ready.last_heartbeat_time
+    # Liveness is the Lease (renewed every 0.5 s for a 2 s lease), owned by the Node; the Node
+    # itself is not rewritten while nothing about it changes.
+    lease = wait_until(lambda: client.get("leases", NODE, "kube-node-lease"), 10, "the node's Lease")
+    assert (lease.spec.holder_identity, lease.spec.lease_duration_seconds) == (NODE, 2)
+    assert [(r.kind, r.name) for r in lease.metadata.owner_references] == [("Node", NODE)]
+    first, node_rv = lease.spec.renew_time, client.get("nodes", NODE, "").metadata.resource_version
 
-    def moved():
-        n = client.get("nodes", NODE, "")
-        return next(c for c in n.status.conditions if c.type == "Ready").last_heartbeat_time > first
-    wait_until(moved, 10, "a newer heartbeat")
+    def renewed():
+        return client.get("leases", NODE, "kube-node-lease").spec.renew_time > first
+    wait_until(renewed, 10, "a renewal")
+    renewals = client.get("leases", NODE, "kube-node-lease").metadata.resource_version
+    assert int(renewals) > int(lease.metadata.resource_version)
+    assert client.get("nodes", NODE, "").metadata.resource_version == node_rv
 
 
 def test_two_containers_share_an_empty_dir_and_localhost(client, engine, ns):

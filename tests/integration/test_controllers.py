@@ -2,10 +2,12 @@
 
 No agents run here: the nodes are Node objects this module registers through the
 API, and a thread per node plays the agent's part that matters to the control
-plane: it heartbeats (Ready=True, lastHeartbeatTime every HEARTBEAT_S) and
-finishes graceful deletions of the pods bound to it (delete with grace 0, what
-an agent does once the containers stopped). Stopping a node's thread is a node
-going silent. Pods never run, so readiness is simulated through update_status.
+plane, as the agent does it: it renews the node's Lease (kube-node-lease, every
+HEARTBEAT_S), writes the Node's status only when it changes (Ready=True again
+after the node lifecycle controller set Unknown), and finishes graceful deletions
+of the pods bound to it (delete with grace 0, what an agent does once the
+containers stopped). Stopping a node's thread is a node going silent. Pods never
+run, so readiness is simulated through update_status.
 """
 
 import collections
@@ -19,11 +21,14 @@ import pytest
 from controlplane.config import ControllersConfig
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
+from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE, micro_time
+from skiff.informer import Informer
 from tests.helpers import wait_until
 
 GRACE_S = ControllersConfig.node_monitor_grace_period_s
 EVICTION_S = ControllersConfig.pod_eviction_timeout_s
-HEARTBEAT_S = 0.5
+HEARTBEAT_S = 0.5          # Lease renewals (a 2 s lease renewed at a quarter of it)
+LEASE_DURATION_S = 2
 NODES = ("skiff-node1", "skiff-node2", "skiff-node3")
 UNREACHABLE = "node.kubernetes.io/unreachable"
 
@@ -49,13 +54,14 @@ def mutate(client, kind, name, fn, namespace="default", status=False, attempts=5
 
 
 class FakeNodes:
-    """Node objects plus, per node, a thread that heartbeats and finishes pod deletions."""
+    """Node objects plus, per node, a thread that renews its Lease and finishes pod deletions."""
 
     def __init__(self, client):
         self.client = client
         self.alive = {name: threading.Event() for name in NODES}
         self.closed = threading.Event()
         self.threads = []
+        self.renewals = collections.Counter()
 
     def register(self):
         for name in NODES:
@@ -101,16 +107,31 @@ class FakeNodes:
 
     def _heartbeat(self, name):
         node = self.client.get("nodes", name)
-        now = now_rfc3339()
+        self._renew(name, node)
         ready = condition(node, "Ready")
-        if ready.status != "True":
-            ready.last_transition_time = now
+        if ready.status == "True":
+            return  # nothing changed: the Node is not written (liveness is the Lease)
+        now = now_rfc3339()
+        ready.last_transition_time = ready.last_heartbeat_time = now
         ready.status, ready.reason, ready.message = "True", "KubeletReady", "kubelet is posting ready status"
-        ready.last_heartbeat_time = now
         try:
             self.client.update_status(node)
         except clientmod.Conflict:
-            pass  # the node lifecycle controller wrote first; beat again next period
+            pass  # the node lifecycle controller wrote first; try again next period
+
+    def _renew(self, name, node):
+        try:
+            lease = self.client.get("leases", name, NODE_LEASE_NAMESPACE)
+        except clientmod.NotFound:
+            lease = pb.Lease(metadata=pb.ObjectMeta(name=name, namespace=NODE_LEASE_NAMESPACE))
+            lease.metadata.owner_references.add(api_version="v1", kind="Node", name=name, uid=node.metadata.uid)
+        lease.spec.holder_identity, lease.spec.lease_duration_seconds = name, LEASE_DURATION_S
+        lease.spec.renew_time = micro_time(time.time())
+        try:
+            self.client.update(lease) if lease.metadata.resource_version else self.client.create(lease)
+            self.renewals[name] += 1
+        except (clientmod.Conflict, clientmod.AlreadyExists):
+            pass
 
     def _finish_deletions(self, name):
         pods, _ = self.client.list("pods", field_selector=f"spec.nodeName={name}")
@@ -468,6 +489,44 @@ def test_pods_of_a_deleted_node_are_force_deleted(client, ns):
             return True
     wait_until(gone, 15, "the pod of the deleted node removed")
     print(f"\norphaned pod removed {time.monotonic() - t0:.1f}s after its node was deleted")
+
+
+def test_lease_renewals_do_not_wake_node_watchers(client, nodes):
+    """Nodes renewing their Leases leave the Node objects alone: a Node watcher (every
+    agent's proxier, pod network and DNS) gets no event per heartbeat."""
+    node_events, lease_events = collections.Counter(), collections.Counter()
+    watchers = [Informer(client, "nodes", name="count-nodes"),
+                Informer(client, "leases", namespace=NODE_LEASE_NAMESPACE, name="count-leases")]
+    watchers[0].add_handler(None, lambda old, new: node_events.update([new.metadata.name]), None)
+    watchers[1].add_handler(None, lambda old, new: lease_events.update([new.metadata.name]), None)
+    for w in watchers:
+        w.start()
+    try:
+        assert all(w.wait_synced(10) for w in watchers)
+        # about 3 s of renewals: every node renewed several times
+        wait_until(lambda: all(lease_events[n] >= 6 for n in NODES), 15, "6 renewals of every node's Lease")
+        assert sum(node_events.values()) == 0, node_events
+        print(f"\nidle: {sum(lease_events.values())} Lease events, {sum(node_events.values())} Node events")
+    finally:
+        for w in watchers:
+            w.stop()
+
+
+def test_a_nodes_lease_is_collected_with_its_node(client):
+    node = client.create(pb.Node(metadata=pb.ObjectMeta(name="skiff-node8")))
+    lease = pb.Lease(metadata=pb.ObjectMeta(name="skiff-node8", namespace=NODE_LEASE_NAMESPACE))
+    lease.metadata.owner_references.add(api_version="v1", kind="Node", name="skiff-node8", uid=node.metadata.uid)
+    lease.spec.holder_identity, lease.spec.lease_duration_seconds = "skiff-node8", 40
+    client.create(lease)
+    client.delete("nodes", "skiff-node8")
+
+    def gone():
+        try:
+            client.get("leases", "skiff-node8", NODE_LEASE_NAMESPACE)
+            return False
+        except clientmod.NotFound:
+            return True
+    wait_until(gone, 10, "the Lease of the deleted node collected")
 
 
 def test_silent_node_goes_unknown_then_its_pods_are_replaced(client, ns, nodes):
