@@ -59,10 +59,13 @@ class RaftTuning:
 class ControllersConfig:
     """Settings of the leader-only loops (scheduler, controllers, node lifecycle, GC).
 
-    node_monitor_grace_period_s: how long a node's Ready lastHeartbeatTime may stay
-      unchanged (as seen by the leader, measured with its monotonic clock) before
-      the node is marked Ready=Unknown and tainted node.kubernetes.io/unreachable.
-      Lab default 5 s; Kubernetes' default (--node-monitor-grace-period) is 40 s.
+    node_monitor_grace_period_s: how long a node's Lease (kube-node-lease/<node>,
+      spec.renewTime) and its Ready lastHeartbeatTime may both stay unchanged (as seen
+      by the leader, measured with its monotonic clock) before the node is marked
+      Ready=Unknown and tainted node.kubernetes.io/unreachable. Lab default 5 s, the
+      agents' default lease duration (renewed every 1.25 s); Kubernetes' default
+      (--node-monitor-grace-period) is 40 s (50 s since 1.32), its kubelet's lease
+      40 s renewed every 10 s.
     pod_eviction_timeout_s: how much longer after that the node's pods are
       force-deleted so their controllers replace them elsewhere. Lab default 5 s;
       Kubernetes' default is 300 s (the tolerationSeconds of the default
