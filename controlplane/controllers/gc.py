@@ -3,7 +3,9 @@
 A pass runs every PERIOD_S (1 s: how long a dependent may outlive its owner), and
 after any delete event of a cached kind, at most one pass per SETTLE_S (a burst of
 deletes, e.g. a cascade, is folded into one pass): a bounded-frequency runner of
-the reconcile toolkit, retried after PERIOD_S when a pass fails. It asks the pure
+the reconcile toolkit, retried after PERIOD_S when a pass fails. A pass costs a
+walk over the informer caches (no API call unless a candidate shows up); Lease
+renewals never trigger one (only deletes do). It asks the pure
 planners (gc_plan) for candidates from the informer caches, then confirms each one
 with a live read before deleting: an owner the caches have not shown yet (just
 created) must not cost its dependents their lives.
