@@ -16,7 +16,7 @@ Invariants:
 from dataclasses import dataclass
 
 REFERENCE_NODES = 3        # the default lab: --timeout is the budget of each of its phases
-AGENT_START_CPU_S = 6.0    # CPU seconds budgeted per agent to start, register and report Ready
+AGENT_START_CPU_S = 10.0   # CPU seconds budgeted per agent to start, register and report Ready
                            # (about 3x what one takes on an idle machine: Python imports, the
                            # pod network setup, the first sync)
 ENGINES_PER_CPU = 2        # dockerd + containerd starts in flight per CPU
