@@ -15,23 +15,18 @@ Starts a 3-node lab (root), then prints:
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import docker  # noqa: E402
-from labkit import SKIFF, RunningWatcher, pct, remove_raw, rss_mib, running, start_raw_pair  # noqa: E402
+from labkit import (SKIFF, LabSession, RunningWatcher, install_sigterm, pct, remove_raw, rss_mib,  # noqa: E402
+                    running, start_raw_pair)
 
-from skiff import client as clientmod  # noqa: E402
 from skiff.api import objects_pb2 as pb  # noqa: E402
 from skiff.lab import images  # noqa: E402
-from skiff.lab.lab import Lab  # noqa: E402
-from skiff.lab.netlab import pick_free_prefix_and_subnet  # noqa: E402
 
 
 def pod(name, node):
@@ -61,22 +56,16 @@ def main() -> int:
     ap.add_argument("--replicas", type=int, default=60)
     ap.add_argument("--keep", action="store_true", help="leave the lab up")
     args = ap.parse_args()
-    root = tempfile.mkdtemp(prefix="skiff-bench-pods-")
-    lab_dir = os.path.join(root, "lab")
-    env = dict(os.environ, SKIFF_CONFIG=os.path.join(root, "config"))
-    prefix, subnet = pick_free_prefix_and_subnet()
+    install_sigterm()
+    session = LabSession("pods", keep=args.keep)
+    lab_dir, env, root = session.lab_dir, session.env, session.root
     results = {}
-    try:
-        t0 = time.monotonic()
-        subprocess.run(SKIFF + ["lab", "up", "--nodes", "3", "--lab-dir", lab_dir, "--prefix", prefix,
-                                "--subnet", subnet], env=env, check=True, stdout=subprocess.DEVNULL)
-        results["lab up (s)"] = time.monotonic() - t0
-        lab = Lab(lab_dir)
-        state = lab.load()
-        plan = lab.plan(state)
-        nodes = [m.name for m in plan.nodes]
-        engines = [docker.DockerClient(base_url=plan.node_paths(n).docker_host, timeout=60) for n in nodes]
-        c = clientmod.Client.from_config(config_path=env["SKIFF_CONFIG"])
+    with session:
+        results["lab up (s)"] = session.up(3)
+        lab = session.lab
+        nodes = [m.name for m in session.plan().nodes]
+        engines = list(session.engines().values())
+        c = session.client()
 
         raw = docker_baseline(engines, args.pods)
         _, rv = c.list("pods", namespace="default")
@@ -139,12 +128,6 @@ def main() -> int:
         print(f"\npod start p50 ratio skiff/docker (aim <= 1.3): {pct(starts, 50) / pct(raw, 50):.2f}")
         print(json.dumps({"starts_s": starts, "raw_s": raw, **results}), file=open(os.path.join(root, "r.json"), "w"))
         c.close()
-    finally:
-        if not args.keep:
-            subprocess.run(SKIFF + ["lab", "down", "--lab-dir", lab_dir], env=env, stdout=subprocess.DEVNULL)
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            print(f"lab kept: {lab_dir}")
     return 0
 
 
