@@ -81,17 +81,21 @@ def cpu_window(procs: dict, window_s: float) -> dict:
     return out
 
 
+def nodes_ready(c, nodes: list[str]) -> int:
+    """How many of the lab's Nodes are Ready right now (-1: the API did not answer)."""
+    try:
+        return sum(1 for n in c.list("node")[0] if n.metadata.name in nodes and node_ready(n))
+    except Exception as exc:  # noqa: BLE001 - reported as -1
+        log(f"listing nodes: {exc}")
+        return -1
+
+
 def settle(c, watcher, nodes: list[str], want_pods: int, settle_s: float, timeout_s: float) -> dict:
     """Until settled (see SETTLED) or timeout_s; returns {"settled": bool, "after_s": seconds}."""
     t = time.monotonic()
     deadline = t + timeout_s
     while True:
-        ready = 0
-        try:
-            items, _ = c.list("node")
-            ready = sum(1 for n in items if n.metadata.name in nodes and node_ready(n))
-        except Exception as exc:  # noqa: BLE001 - a failed read means "not yet"
-            log(f"settle: listing nodes: {exc}")
+        ready = nodes_ready(c, nodes)
         pods = sum(1 for name in list(watcher.seen) if name.startswith(DEPLOYMENT + "-"))
         if ready == len(nodes) and pods >= want_pods and watcher.quiet_for() >= settle_s:
             return {"settled": True, "after_s": time.monotonic() - t}
@@ -119,6 +123,7 @@ def run_n(n: int, args) -> dict:
             r["idle_settle"] = settle(c, watcher, nodes, 0, args.settle, args.settle_timeout)
             log(f"N={n}: idle window {args.window:.0f}s")
             r["idle"] = cpu_window(procs, args.window)
+            r["idle"]["nodes_ready_end"] = nodes_ready(c, nodes)
             if args.pods_per_node > 0:
                 total = n * args.pods_per_node
                 engines = list(session.engines().values())
@@ -145,6 +150,7 @@ def run_n(n: int, args) -> dict:
                 r["pods_settle"] = settle(c, watcher, nodes, total, args.settle, args.settle_timeout)
                 log(f"N={n}: with-pods window {args.window:.0f}s")
                 r["pods"] = cpu_window(procs, args.window)
+                r["pods"]["nodes_ready_end"] = nodes_ready(c, nodes)
             watcher.stop()
             c.close()
             log(f"N={n}: lab down")
@@ -202,6 +208,8 @@ def report(results) -> None:
             lambda r, p=phase: f"{lab_cores(r[p]):.2f}; {lab_cores(r[p]) / r['nodes']:.3f}")
         row(f"{label}: machine busy in the window (cores of {results[0].get('cpus')})",
             lambda r, p=phase: f"{r[p]['machine_busy_cores']:.2f}")
+        row(f"{label}: Nodes Ready at the end of the window",
+            lambda r, p=phase: f"{r[p]['nodes_ready_end']}/{r['nodes']}")
         row(f"{label}: load average at window start -> end",
             lambda r, p=phase: f"{r[p]['load_start'].split(' / ')[0]} -> {r[p]['load_end'].split(' / ')[0]}")
     row("pods: N x pods/node through skiff, create -> all Running (s)",
