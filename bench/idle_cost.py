@@ -145,8 +145,8 @@ def run_n(n: int, args) -> dict:
                         r["skiff_pods_error"] = f"{len(seen)}/{total} Running after {time.monotonic() - t:.0f}s"
                         break
                     time.sleep(0.5)
-                log(f"N={n}: skiff {r.get('skiff_pods_s', r.get('skiff_pods_error'))}, "
-                    f"floor {r['raw_floor_s']:.1f}s")
+                took = f"{r['skiff_pods_s']:.1f}s" if "skiff_pods_s" in r else r["skiff_pods_error"]
+                log(f"N={n}: skiff {took}, floor {r['raw_floor_s']:.1f}s")
                 r["pods_settle"] = settle(c, watcher, nodes, total, args.settle, args.settle_timeout)
                 log(f"N={n}: with-pods window {args.window:.0f}s")
                 r["pods"] = cpu_window(procs, args.window)
