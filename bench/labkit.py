@@ -188,9 +188,13 @@ def start_raw_pair(engine, i) -> None:
 
 
 def remove_raw(engines) -> None:
-    for eng in engines:
+    """Force-remove this module's raw containers, the engines in parallel (one at a time each)."""
+    def one_engine(eng):
         for c in eng.containers.list(all=True, filters={"name": RAW_PREFIX}):
             c.remove(force=True)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(engines))) as pool:
+        for f in [pool.submit(one_engine, eng) for eng in engines]:
+            f.result()
 
 
 def raw_floor_parallel(engines, per_engine: int, workers_per_engine: int) -> float:
