@@ -15,7 +15,6 @@ from skiff.lab.base import LabError, new_state, say, user_config_path, write_cli
 from skiff.lab.controlplane import ControlPlane, services_for_subnet
 from skiff.lab.node import NodeError, agent_command, node_ready, process_env
 from skiff.lab.plan import BRIDGE, CLUSTER_CIDR, Plan
-from skiff.lab.scale import engine_parallelism, waits
 from skiff.lab.upstream_dns import LabDns
 
 
@@ -31,7 +30,6 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
     from skiff.lab import images, netlab   # pyroute2 and the image builder: only when building
     t_all = time.monotonic()
     phases: dict[str, float] = {}
-    limits = waits(len(plan.nodes), os.cpu_count() or 1, timeout_s)
     cp = ControlPlane(lab.lab_dir, replicas=len(plan.replicas), api_base_port=api_port,
                       raft_base_port=raft_port, addresses=[m.address for m in plan.replicas],
                       netns=[m.netns for m in plan.replicas], host="",
@@ -85,20 +83,13 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
         say(f"control plane: {m.name} in {m.netns} api={cp.api_address(m.name)} "
             f"raft={cp.raft_address(m.name)} pid={cp.pids[m.name]}")
 
-    # -- engines: a few start at a time (scale.engine_parallelism), each then loads the images;
-    # the first ones start before the images are built, so the two overlap.
+    # -- engines (start in the background), images, then wait + load per node
     t_eng = time.monotonic()
     nodes = lab.nodes(state)
-    parallel = engine_parallelism(len(nodes), os.cpu_count() or 1)
-    queue = list(nodes.values())
-
-    def start_engine(node):   # main thread only: it records the pid in lab.json
-        pid = node.start_engine()
-        say(f"engine: {node.name} in {node.m.netns} address {node.m.address} pid={pid} "
-            f"socket {node.paths.socket}")
-
-    for node in queue[:parallel]:
-        start_engine(node)
+    for m in plan.nodes:
+        pid = nodes[m.name].start_engine()
+        say(f"engine: {m.name} in {m.netns} address {m.address} pid={pid} "
+            f"socket {nodes[m.name].paths.socket}")
     t = time.monotonic()
     try:
         archives = images.build_all(os.path.join(lab.lab_dir, "images"))
@@ -108,25 +99,18 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
     say(f"images: built {', '.join(archives)} ({phases['images built']:.1f}s)")
 
     def engine_ready(node):
-        t_node = time.monotonic()
-        version = node.wait_engine(limits.engine_s)
-        ready_s = time.monotonic() - t_node
+        version = node.wait_engine(timeout_s)
+        ready_s = time.monotonic() - t_eng
         tags = node.load_archives(archives.values())
-        return node.name, version, ready_s, tags, time.monotonic() - t_node
+        return node.name, version, ready_s, tags, time.monotonic() - t_eng
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
-        pending = {pool.submit(engine_ready, n) for n in queue[:parallel]}
-        queue = queue[parallel:]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        futures = [pool.submit(engine_ready, n) for n in nodes.values()]
         try:
-            while pending:
-                done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-                for fut in done:
-                    name, version, ready_s, tags, loaded_s = fut.result()
-                    say(f"engine: {name} answers (docker {version}, {ready_s:.1f}s); "
-                        f"loaded {', '.join(sorted(tags))} ({loaded_s:.1f}s)")
-                    if queue:
-                        start_engine(queue[0])
-                        pending.add(pool.submit(engine_ready, queue.pop(0)))
+            for fut in concurrent.futures.as_completed(futures):
+                name, version, ready_s, tags, loaded_s = fut.result()
+                say(f"engine: {name} answers (docker {version}, {ready_s:.1f}s); "
+                    f"loaded {', '.join(sorted(tags))} ({loaded_s:.1f}s)")
         except (NodeError, OSError) as exc:
             raise LabError(str(exc)) from exc
         except Exception as exc:  # docker SDK errors while loading
@@ -135,7 +119,7 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
 
     say("control plane: waiting for a Raft leader and the built-in namespaces ...")
     try:
-        cp.wait_ready(limits.controlplane_s)
+        cp.wait_ready(timeout_s)
     except TimeoutError as exc:
         raise LabError(f"{exc}; logs in {os.path.join(lab.lab_dir, 'logs')}") from exc
     leader = cp.leader()
@@ -162,8 +146,8 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
             pid = node.start_agent()
             say(f"agent: {name} pid={pid} config {node.paths.agent_config}")
         lab.save(state)
-        say(f"agents: waiting for every node to be Ready (at most {limits.nodes_ready_s:.0f}s) ...")
-        wait_nodes_ready(lab.lab_dir, cp, list(nodes), limits.nodes_ready_s)
+        say("agents: waiting for every node to be Ready ...")
+        wait_nodes_ready(lab.lab_dir, cp, list(nodes), timeout_s)
         phases["agents -> nodes Ready"] = time.monotonic() - t
     state["complete"] = True
     lab.save(state)
@@ -179,13 +163,13 @@ def wait_nodes_ready(lab_dir: str, cp: ControlPlane, names: list[str], timeout_s
     pending = list(names)
     try:
         while True:
-            try:   # one list per pass, not a get per node: the API is busy while agents start
-                ready = {n.metadata.name for n in c.list("node")[0] if node_ready(n)}
-            except clientmod.ApiError:
-                ready = set()
-            for name in [n for n in pending if n in ready]:
-                pending.remove(name)
-                say(f"node {name}: Ready")
+            for name in list(pending):
+                try:
+                    if node_ready(c.get("node", name)):
+                        pending.remove(name)
+                        say(f"node {name}: Ready")
+                except clientmod.ApiError:
+                    pass
             if not pending:
                 return
             if time.monotonic() > deadline:
