@@ -207,7 +207,8 @@ def report(results) -> None:
         row(f"{label}: lab total (agents+replicas+engines) (cores); per node",
             lambda r, p=phase: f"{lab_cores(r[p]):.2f}; {lab_cores(r[p]) / r['nodes']:.3f}")
         row(f"{label}: machine busy in the window (cores of {results[0].get('cpus')})",
-            lambda r, p=phase: f"{r[p]['machine_busy_cores']:.2f}")
+            lambda r, p=phase: f"{r[p]['machine_busy_cores']:.2f}"
+            + (" SATURATED" if r[p]["machine_busy_cores"] >= 0.95 * r["cpus"] else ""))
         row(f"{label}: Nodes Ready at the end of the window",
             lambda r, p=phase: f"{r[p]['nodes_ready_end']}/{r['nodes']}")
         row(f"{label}: load average at window start -> end",
@@ -232,7 +233,8 @@ def report(results) -> None:
         if "error" in r:
             print(f"\nN={r['nodes']}: FAILED: {r['error']}")
     print(f"\nCPU figures are % of one core (100 = a whole core), from /proc over the window; "
-          f"CPUs: {base.get('cpus')}.")
+          f"CPUs: {base.get('cpus')}. In a SATURATED window the processes got less than they asked "
+          f"for: per-process figures there are a lower bound. The replica max is usually the leader.")
 
 
 def main() -> int:
