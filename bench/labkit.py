@@ -64,7 +64,9 @@ class LabSession:
         self.root = tempfile.mkdtemp(prefix=f"skiff-bench-{name}-")
         self.lab_dir = os.path.join(self.root, "lab")
         self.config = os.path.join(self.root, "config")
-        self.env = dict(os.environ, SKIFF_CONFIG=self.config)
+        # The CLI (and through it every lab process) runs the skiff this bench imports.
+        self.env = dict(os.environ, SKIFF_CONFIG=self.config,
+                        PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
         self.prefix, self.subnet = pick_free_prefix_and_subnet()
         self.keep = keep
         self.lab = Lab(self.lab_dir)
