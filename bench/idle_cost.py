@@ -107,7 +107,7 @@ def settle(c, watcher, nodes: list[str], want_pods: int, settle_s: float, timeou
 
 
 def run_n(n: int, args) -> dict:
-    r = {"nodes": n, "pods_per_node": args.pods_per_node, "cpus": os.cpu_count(), "load_start": load_avg()}
+    r = {"label": args.label, "nodes": n, "pods_per_node": args.pods_per_node, "cpus": os.cpu_count(), "load_start": load_avg()}
     log(f"N={n}: lab up (load {r['load_start']})")
     session = LabSession(f"idle{n}", keep=args.keep)
     try:
@@ -176,7 +176,7 @@ def _med_max(values) -> str:
 
 
 def report(results) -> None:
-    cols = [f"N={r['nodes']}" for r in results]
+    cols = [f"{r.get('label', '')} N={r['nodes']}".strip() for r in results]
     rows = []
 
     def row(label, fn):
@@ -220,8 +220,11 @@ def report(results) -> None:
     row("agent CPU with pods / idle (medians)",
         lambda r: f"{statistics.median(r['pods']['agent'].values()) / statistics.median(r['idle']['agent'].values()):.2f}")
     base = results[0]
-    row(f"idle lab total / that of N={base['nodes']}, vs N ratio",
-        lambda r: f"{lab_cores(r['idle']) / lab_cores(base['idle']):.2f} vs {r['nodes'] / base['nodes']:.2f}")
+
+    def growth(r):   # against the first result with the same label (the smallest lab of that run)
+        b = next(x for x in results if x.get("label") == r.get("label"))
+        return f"{lab_cores(r['idle']) / lab_cores(b['idle']):.2f} vs {r['nodes'] / b['nodes']:.2f}"
+    row("idle lab total / that of the first lab of the same label, vs N ratio", growth)
     row("machine load average at run start -> end (1 min)",
         lambda r: f"{r['load_start'].split(' / ')[0]} -> {r['load_end'].split(' / ')[0]}")
     print("\n| metric | " + " | ".join(cols) + " |")
@@ -248,6 +251,7 @@ def main() -> int:
     ap.add_argument("--lab-timeout", type=float, default=None, help="`lab up --timeout` (default: lab up's)")
     ap.add_argument("--pods-timeout-base", type=float, default=60.0)
     ap.add_argument("--pods-timeout-per-pod", type=float, default=2.0)
+    ap.add_argument("--label", default="", help="a name for this run's columns (e.g. before, after)")
     ap.add_argument("--json", help="write the raw results here (after each N)")
     ap.add_argument("--report", nargs="+", metavar="JSON", help="only print the table of earlier --json files")
     ap.add_argument("--keep", action="store_true", help="leave each lab up (debugging)")
