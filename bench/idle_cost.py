@@ -160,15 +160,9 @@ def run_n(n: int, args) -> dict:
             watcher.stop()
             c.close()
             log(f"N={n}: lab down")
-    except BaseException as exc:
+    except BaseException as exc:   # the lab is down already (LabSession); report what we have
         r["error"] = f"{type(exc).__name__}: {exc}"
-        if os.path.isdir(os.path.join(session.lab_dir, "logs")):
-            try:
-                log(f"N={n}: lab logs copied to {session.save_logs(f'idle{n}')}")
-            except OSError:
-                pass
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+        r["interrupted"] = isinstance(exc, KeyboardInterrupt)
         log(f"N={n}: FAILED: {r['error']}")
     r["load_end"] = load_avg()
     return r
@@ -279,7 +273,11 @@ def main() -> int:
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=1)
+        if results[-1].get("interrupted"):
+            break
     report(results)
+    if any(r.get("interrupted") for r in results):
+        return 130
     return 1 if any("error" in r for r in results) else 0
 
 

@@ -5,7 +5,8 @@ the lab's own engines), and CPU/memory read from /proc.
 Invariants:
 - a LabSession's lab has a random `skiff-xxxx` prefix and a free subnet, lives in a temporary
   directory named `skiff-bench-*`, and is removed by `skiff lab down` on exit, on an exception,
-  on Ctrl-C and on SIGTERM (install_sigterm turns SIGTERM into KeyboardInterrupt);
+  on Ctrl-C and on SIGTERM (install_sigterm turns SIGTERM into KeyboardInterrupt); on an
+  exception its logs/ are first copied to /tmp/skiff-bench-logs-<name>-<time>;
 - raw containers are named `skiff-bench-raw-*` and are removed by the same helper that
   started them (remove_raw), never by a broad filter outside this prefix.
 """
@@ -61,6 +62,7 @@ class LabSession:
     `with` block to have it removed (unless keep=True)."""
 
     def __init__(self, name: str, keep: bool = False):
+        self.name = name
         self.root = tempfile.mkdtemp(prefix=f"skiff-bench-{name}-")
         self.lab_dir = os.path.join(self.root, "lab")
         self.config = os.path.join(self.root, "config")
@@ -125,7 +127,12 @@ class LabSession:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and os.path.isdir(os.path.join(self.lab_dir, "logs")):
+            try:   # before `lab down` removes them
+                log(f"lab logs copied to {self.save_logs(self.name)}")
+            except OSError as err:
+                log(f"copying the lab logs: {err}")
         self.down()
         return False
 
