@@ -106,6 +106,43 @@ def settle(c, watcher, nodes: list[str], want_pods: int, settle_s: float, timeou
         time.sleep(1.0)
 
 
+def pods_phase(session, c, watcher, nodes, procs, args, r) -> None:
+    """The raw floor, then the same pods through skiff, then the with-pods window (into r)."""
+    n = len(nodes)
+    total = n * args.pods_per_node
+    # A saturated 2-CPU machine answers single Docker calls in over 60 s (the SDK's
+    # usual timeout) while 160 run at once: the floor's calls wait up to 10 minutes.
+    engines = list(session.engines(timeout_s=600.0).values())
+    log(f"N={n}: raw floor, {total} pairs")
+    try:
+        r["raw_floor_s"] = raw_floor_parallel(engines, args.pods_per_node, AGENT_SYNC_WORKERS)
+    except Exception as exc:  # noqa: BLE001 - reported; the skiff run still tells something
+        r["raw_floor_error"] = f"{type(exc).__name__}: {exc}"
+        log(f"N={n}: raw floor FAILED: {r['raw_floor_error']}")
+    finally:
+        remove_raw(engines)
+    log(f"N={n}: {total} pods through skiff")
+    t = time.monotonic()
+    c.create(deployment(total))
+    deadline = t + args.pods_timeout_base + args.pods_timeout_per_pod * total
+    while True:
+        seen = {k: v for k, v in list(watcher.seen.items()) if k.startswith(DEPLOYMENT + "-")}
+        if len(seen) >= total:
+            r["skiff_pods_s"] = max(seen.values()) - t
+            break
+        if time.monotonic() > deadline:
+            r["skiff_pods_error"] = f"{len(seen)}/{total} Running after {time.monotonic() - t:.0f}s"
+            break
+        time.sleep(0.5)
+    took = f"{r['skiff_pods_s']:.1f}s" if "skiff_pods_s" in r else r["skiff_pods_error"]
+    floor = f"{r['raw_floor_s']:.1f}s" if "raw_floor_s" in r else r["raw_floor_error"]
+    log(f"N={n}: skiff {took}, floor {floor}")
+    r["pods_settle"] = settle(c, watcher, nodes, total, args.settle, args.settle_timeout)
+    log(f"N={n}: with-pods window {args.window:.0f}s")
+    r["pods"] = cpu_window(procs, args.window)
+    r["pods"]["nodes_ready_end"] = nodes_ready(c, nodes)
+
+
 def run_n(n: int, args) -> dict:
     r = {"label": args.label, "nodes": n, "pods_per_node": args.pods_per_node, "cpus": os.cpu_count(), "load_start": load_avg()}
     log(f"N={n}: lab up (load {r['load_start']})")
@@ -125,38 +162,7 @@ def run_n(n: int, args) -> dict:
             r["idle"] = cpu_window(procs, args.window)
             r["idle"]["nodes_ready_end"] = nodes_ready(c, nodes)
             if args.pods_per_node > 0:
-                total = n * args.pods_per_node
-                # A saturated 2-CPU machine answers single Docker calls in over 60 s (the SDK's
-                # usual timeout) while 160 run at once: the floor's calls wait up to 10 minutes.
-                engines = list(session.engines(timeout_s=600.0).values())
-                log(f"N={n}: raw floor, {total} pairs")
-                try:
-                    r["raw_floor_s"] = raw_floor_parallel(engines, args.pods_per_node, AGENT_SYNC_WORKERS)
-                except Exception as exc:  # noqa: BLE001 - reported; the skiff run still tells something
-                    r["raw_floor_error"] = f"{type(exc).__name__}: {exc}"
-                    log(f"N={n}: raw floor FAILED: {r['raw_floor_error']}")
-                finally:
-                    remove_raw(engines)
-                log(f"N={n}: {total} pods through skiff")
-                t = time.monotonic()
-                c.create(deployment(total))
-                deadline = t + args.pods_timeout_base + args.pods_timeout_per_pod * total
-                while True:
-                    seen = {k: v for k, v in list(watcher.seen.items()) if k.startswith(DEPLOYMENT + "-")}
-                    if len(seen) >= total:
-                        r["skiff_pods_s"] = max(seen.values()) - t
-                        break
-                    if time.monotonic() > deadline:
-                        r["skiff_pods_error"] = f"{len(seen)}/{total} Running after {time.monotonic() - t:.0f}s"
-                        break
-                    time.sleep(0.5)
-                took = f"{r['skiff_pods_s']:.1f}s" if "skiff_pods_s" in r else r["skiff_pods_error"]
-                floor = f"{r['raw_floor_s']:.1f}s" if "raw_floor_s" in r else r["raw_floor_error"]
-                log(f"N={n}: skiff {took}, floor {floor}")
-                r["pods_settle"] = settle(c, watcher, nodes, total, args.settle, args.settle_timeout)
-                log(f"N={n}: with-pods window {args.window:.0f}s")
-                r["pods"] = cpu_window(procs, args.window)
-                r["pods"]["nodes_ready_end"] = nodes_ready(c, nodes)
+                pods_phase(session, c, watcher, nodes, procs, args, r)
             watcher.stop()
             c.close()
             log(f"N={n}: lab down")
