@@ -127,11 +127,12 @@ def pods_phase(session, c, watcher, nodes, procs, args, r) -> None:
     deadline = t + args.pods_timeout_base + args.pods_timeout_per_pod * total
     while True:
         seen = {k: v for k, v in list(watcher.seen.items()) if k.startswith(DEPLOYMENT + "-")}
+        r["skiff_pods_error"] = f"{len(seen)}/{total} Running after {time.monotonic() - t:.0f}s"  # so far
         if len(seen) >= total:
+            del r["skiff_pods_error"]
             r["skiff_pods_s"] = max(seen.values()) - t
             break
         if time.monotonic() > deadline:
-            r["skiff_pods_error"] = f"{len(seen)}/{total} Running after {time.monotonic() - t:.0f}s"
             break
         time.sleep(0.5)
     took = f"{r['skiff_pods_s']:.1f}s" if "skiff_pods_s" in r else r["skiff_pods_error"]
