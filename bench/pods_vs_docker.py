@@ -15,42 +15,18 @@ Starts a 3-node lab (root), then prints:
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import docker  # noqa: E402
+from labkit import (SKIFF, LabSession, RunningWatcher, install_sigterm, pct, remove_raw, rss_mib,  # noqa: E402
+                    running, start_raw_pair)
 
-from skiff import client as clientmod  # noqa: E402
 from skiff.api import objects_pb2 as pb  # noqa: E402
 from skiff.lab import images  # noqa: E402
-from skiff.lab.lab import Lab  # noqa: E402
-from skiff.lab.netlab import pick_free_prefix_and_subnet  # noqa: E402
-
-SKIFF = [sys.executable, "-m", "skiff.cli.main"]
-
-
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
-
-
-def rss_mib(pid) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def pod(name, node):
@@ -63,56 +39,14 @@ def pod(name, node):
     return p
 
 
-def running(p) -> bool:
-    return p.status.phase == "Running" and len(p.status.container_statuses) == len(p.spec.containers) \
-        and all(cs.state.HasField("running") for cs in p.status.container_statuses)
-
-
-class RunningWatcher:
-    """One watch on pods; records the first moment each pod is seen Running."""
-
-    def __init__(self, c, rv):
-        self.seen = {}
-        self.cond = threading.Condition()
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, args=(c, rv), daemon=True)
-        self.thread.start()
-
-    def _run(self, c, rv):
-        for typ, p, _ in c.watch("pods", namespace="default", resource_version=rv):
-            if self._stop:
-                return
-            if typ != "DELETED" and running(p):
-                with self.cond:
-                    self.seen.setdefault(p.metadata.name, time.monotonic())
-                    self.cond.notify_all()
-
-    def wait(self, names, timeout_s):
-        deadline = time.monotonic() + timeout_s
-        with self.cond:
-            while not all(n in self.seen for n in names):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    missing = [n for n in names if n not in self.seen]
-                    raise TimeoutError(f"not Running in time: {missing[:5]} ({len(missing)})")
-                self.cond.wait(left)
-
-
 def docker_baseline(engines, n):
     """Sequentially: pause container + app joined to it, as the agent does; time to both started."""
     out = []
     for i in range(n):
-        eng = engines[i % len(engines)]
         t0 = time.monotonic()
-        pause = eng.containers.run(images.PAUSE_IMAGE, detach=True, network_mode="none",
-                                   ipc_mode="shareable", hostname=f"raw{i}", name=f"skiff-bench-raw-pause-{i}")
-        eng.containers.run(images.BUSYBOX_IMAGE, ["sleep", "3600"], detach=True,
-                           network_mode=f"container:{pause.id}", ipc_mode=f"container:{pause.id}",
-                           name=f"skiff-bench-raw-app-{i}")
+        start_raw_pair(engines[i % len(engines)], i)
         out.append(time.monotonic() - t0)
-    for eng in engines:
-        for c in eng.containers.list(all=True, filters={"name": "skiff-bench-raw-"}):
-            c.remove(force=True)
+    remove_raw(engines)
     return out
 
 
@@ -122,22 +56,16 @@ def main() -> int:
     ap.add_argument("--replicas", type=int, default=60)
     ap.add_argument("--keep", action="store_true", help="leave the lab up")
     args = ap.parse_args()
-    root = tempfile.mkdtemp(prefix="skiff-bench-pods-")
-    lab_dir = os.path.join(root, "lab")
-    env = dict(os.environ, SKIFF_CONFIG=os.path.join(root, "config"))
-    prefix, subnet = pick_free_prefix_and_subnet()
+    install_sigterm()
+    session = LabSession("pods", keep=args.keep)
+    lab_dir, env, root = session.lab_dir, session.env, session.root
     results = {}
-    try:
-        t0 = time.monotonic()
-        subprocess.run(SKIFF + ["lab", "up", "--nodes", "3", "--lab-dir", lab_dir, "--prefix", prefix,
-                                "--subnet", subnet], env=env, check=True, stdout=subprocess.DEVNULL)
-        results["lab up (s)"] = time.monotonic() - t0
-        lab = Lab(lab_dir)
-        state = lab.load()
-        plan = lab.plan(state)
-        nodes = [m.name for m in plan.nodes]
-        engines = [docker.DockerClient(base_url=plan.node_paths(n).docker_host, timeout=60) for n in nodes]
-        c = clientmod.Client.from_config(config_path=env["SKIFF_CONFIG"])
+    with session:
+        results["lab up (s)"] = session.up(3)
+        lab = session.lab
+        nodes = [m.name for m in session.plan().nodes]
+        engines = list(session.engines().values())
+        c = session.client()
 
         raw = docker_baseline(engines, args.pods)
         _, rv = c.list("pods", namespace="default")
@@ -200,12 +128,6 @@ def main() -> int:
         print(f"\npod start p50 ratio skiff/docker (aim <= 1.3): {pct(starts, 50) / pct(raw, 50):.2f}")
         print(json.dumps({"starts_s": starts, "raw_s": raw, **results}), file=open(os.path.join(root, "r.json"), "w"))
         c.close()
-    finally:
-        if not args.keep:
-            subprocess.run(SKIFF + ["lab", "down", "--lab-dir", lab_dir], env=env, stdout=subprocess.DEVNULL)
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            print(f"lab kept: {lab_dir}")
     return 0
 
 
