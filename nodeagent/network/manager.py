@@ -77,7 +77,7 @@ class NetworkNotReady(Exception):
 class NetworkManager:
     def __init__(self, *, client, node_name: str, address: str, data_dir: str, netns: str | None = None,
                  check_s: float = FULL_CHECK_S, host_config: bool = True, informers: InformerFactory | None = None,
-                 monitor: bool = True):
+                 monitor: bool = True, iptables=None):
         self.client = client
         self.node_name = node_name
         self.address = address
@@ -85,6 +85,7 @@ class NetworkManager:
         self.netns = netns
         self.check_s = check_s
         self.host_config = host_config          # sysctls + iptables (off in tests without a netns of their own)
+        self.iptables = iptables                # an explicit handle (tests: a namespace's): chains ensured through it
         self._own_informers = informers is None
         self.informers = informers if informers is not None else InformerFactory(client)
         self.nodes = self.informers.informer("nodes")
@@ -214,8 +215,8 @@ class NetworkManager:
                 changed |= self.net.ensure_vxlan(self.address, ext, self.pod_cidr)
             else:
                 changed |= self.net.remove_vxlan()
-        if self.host_config and (full or ev.IPTABLES in kinds):
-            changed |= hostcfg.ensure_chains(self.pod_cidr, self.cluster_cidr)
+        if (self.host_config or self.iptables is not None) and (full or ev.IPTABLES in kinds):
+            changed |= hostcfg.ensure_chains(self.pod_cidr, self.cluster_cidr, self.iptables)
         return changed
 
     def _ext_index(self):
