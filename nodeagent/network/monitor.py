@@ -6,7 +6,7 @@ decoded with pyroute2's own rtnetlink marshal:
 
 - rtnetlink, bound to RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE |
   RTMGRP_NEIGH (neighbours and bridge FDB entries share the group);
-- nfnetlink, bound to NFNLGRP_NFTABLES: with iptables-nft (fact: this project's
+- nfnetlink, bound to NFNLGRP_NFTABLES: with iptables-nft (docs/networking.md fact 13; this project's
   iptables is 1.8 with the nf_tables backend) every rule or chain change is such a
   message; reading rules (-S, iptables-save) sends none. With the legacy backend the
   socket stays silent and only the slow full check sees iptables drift.

@@ -222,16 +222,12 @@ def drift_is_repaired_from_events(net, proxier, port_key):
         return ('-A OUTPUT -m comment --comment "skiff service portals" -j SKIFF-SERVICES' in saved
                 and f"-A {svc_chain} " in saved and "-A SKIFF-SERVICES " in saved)
 
-    def nuke():   # what `iptables -t nat -F; iptables -t nat -X` of our chains does
-        saved = Iptables(net["path"]).save()
-        ipt("-t", "nat", "-D", "PREROUTING", "-m", "comment", "--comment", "skiff service portals", "-j",
-            "SKIFF-SERVICES")
-        ipt("-t", "nat", "-D", "OUTPUT", "-m", "comment", "--comment", "skiff service portals", "-j", "SKIFF-SERVICES")
-        chains = sorted(r.skiff_chains(saved)["nat"])
-        for c in chains:
-            ipt("-t", "nat", "-F", c)
-        for c in chains:
-            ipt("-t", "nat", "-X", c)
+    def nuke():   # our nat chains and jumps gone in one transaction (a `-F; -X` by someone)
+        chains = sorted(r.skiff_chains(Iptables(net["path"]).save())["nat"])
+        lines = [f"-D {chain} {' '.join(repr(a) if ' ' in a else a for a in spec)}".replace("'", '"')
+                 for table, chain, spec in r.jump_rules() if table == "nat"]
+        text = "\n".join(["*nat"] + lines + [f"-F {c}" for c in chains] + [f"-X {c}" for c in chains] + ["COMMIT"])
+        sh("ip", "netns", "exec", net["node"], "iptables-restore", "-w", "5", "--noflush", input=text + "\n")
 
     for what, damage in (
             ("jump", lambda: ipt("-t", "nat", "-D", "OUTPUT", "-m", "comment", "--comment", "skiff service portals",
