@@ -121,3 +121,13 @@ def repairs_for(events, owned: Owned) -> frozenset:
     for e in events:
         out |= repairs(e, owned)
     return frozenset(out)
+
+
+def pass_kinds(pending, first: bool, now: float, last_full: float, full_every_s: float) -> frozenset:
+    """What one pass of the manager does: FULL for the first pass after start-up (or a new
+    pod CIDR) and whenever full_every_s has passed since the last FULL one (the safety net),
+    else what was asked for since the last pass (possibly nothing: a request that was
+    already served)."""
+    if first or now >= last_full + full_every_s or FULL in pending:
+        return frozenset({FULL})
+    return frozenset(pending)

@@ -163,17 +163,17 @@ class NetworkManager:
         with self._lock:
             kinds, self._pending = self._pending, set()
         try:
-            if not self._ready.is_set():
+            first = not self._ready.is_set()
+            if first:
                 self._try_init()
                 if not self._ready.is_set():
                     return NOT_READY_S
-                kinds = {ev.FULL}
             now = time.monotonic()
-            if now >= self._last_full + self.check_s:
-                kinds = {ev.FULL}
+            kinds = ev.pass_kinds(kinds, first, now, self._last_full, self.check_s)
             if ev.FULL in kinds:
                 self._last_full = now
-            self.check(kinds)
+            if kinds:
+                self.check(kinds)
         except Exception:
             with self._lock:
                 self._pending |= kinds or {ev.FULL}

@@ -105,6 +105,13 @@ def timed_repairs(what, damage, repaired):
     return p50
 
 
+def quiet_for(mgr, window_s):
+    """No pass started during window_s (a fixed window is the point: nothing must happen)."""
+    before = mgr.checks
+    time.sleep(window_s)
+    return mgr.checks == before
+
+
 def ns_out(lab, *argv):
     return sh("ip", "netns", "exec", lab.nodes[0], *argv).stdout
 
@@ -135,6 +142,7 @@ def test_kernel_events_drive_repairs(lab, backend):
                                                                  "-w", "-F", FWD_CHAIN), chain) < 1.0
         assert mgr.full_checks == 1            # every repair above came from an event
         # idle: a pod veth coming and going, ARP traffic... nothing wakes the loop
+        wait_until(lambda: quiet_for(mgr, 0.5), 5, "the manager idle after the repairs")
         checks = mgr.checks
         sh("ip", "-n", lab.nodes[0], "link", "add", "vethidle", "type", "veth", "peer", "name", "vethidle2")
         sh("ip", "-n", lab.nodes[0], "link", "del", "vethidle")

@@ -59,3 +59,16 @@ def test_a_batch_is_the_union():
     batch = [Event(ev.LINK, NEW, ifindex=12, ifname="vethx"), Event(ev.FDB, DEL, ifindex=5), Event(ev.NFT)]
     assert ev.repairs_for(batch, OWNED) == {ROUTES, IPTABLES}
     assert ev.repairs_for([], OWNED) == NOTHING
+
+
+@pytest.mark.parametrize("pending,first,now,want", [
+    (set(), True, 5.0, {FULL}),                   # the first pass after start-up
+    ({ROUTES}, False, 10.0, {ROUTES}),            # an event, the safety net not due
+    ({ROUTES, IPTABLES}, False, 10.0, {ROUTES, IPTABLES}),
+    ({FULL, ROUTES}, False, 10.0, {FULL}),        # an overrun
+    (set(), False, 10.0, set()),                  # a request already served: nothing
+    (set(), False, 31.0, {FULL}),                 # the safety net is due (last FULL at 1.0, every 30 s)
+    ({ROUTES}, False, 31.0, {FULL}),
+])
+def test_pass_kinds(pending, first, now, want):
+    assert ev.pass_kinds(pending, first, now, 1.0, 30.0) == frozenset(want)
