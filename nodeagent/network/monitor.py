@@ -78,6 +78,8 @@ def to_event(msg):
                         table=msg.get_attr("RTA_TABLE") or msg["table"], dst=f"{dst}/{msg['dst_len']}")
     if msg["family"] == AF_BRIDGE:
         return ev.Event(ev.FDB, op, ifindex=msg["ifindex"], state=msg["state"])
+    if msg["family"] != socket.AF_INET:
+        return None     # IPv6 neighbour discovery on our devices (link-local) is not ours
     return ev.Event(ev.NEIGH, op, ifindex=msg["ifindex"], state=msg["state"])
 
 
