@@ -166,9 +166,11 @@ class Proxier:
             self.iptables.restore(text)
             for table, chain, spec in jump_rules():
                 self.iptables.ensure_jump(table, chain, spec)
-            if problems and drift.drifted(self.iptables.save(), text, jump_rules()):
+            still = drift.drifted(self.iptables.save(), text, jump_rules()) if problems else []
+            if still:
                 self._unverifiable = text
-                log.warning("event=proxy_drift_unverifiable node=%s", self.node_name)
+                log.warning("event=proxy_drift_unverifiable node=%s problems=%d first=%s", self.node_name,
+                            len(still), still[0].replace(" ", "_"))
             self._last_text = text
             self.syncs += 1
             applied = True

@@ -61,6 +61,16 @@ class FakeNodes:
         return True
 
 
+class FakeClient:
+    """Reads our own Node (the VTEP MAC is already published)."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+
+    def get(self, kind, name, namespace=""):
+        return self.nodes.get(name)
+
+
 class FakeInformers:
     def __init__(self, nodes):
         self.nodes = FakeNodes(nodes)
@@ -81,13 +91,19 @@ def lab():
 
 
 def manager(lab, backend):
-    mgr = NetworkManager(client=None, node_name="n0", address=NODE_IPS[0], data_dir=os.path.join(lab.dir, "m0"),
+    nodes = FakeInformers([node(0, backend), node(1, backend)])
+    mgr = NetworkManager(client=FakeClient(nodes.nodes), node_name="n0", address=NODE_IPS[0],
+                         data_dir=os.path.join(lab.dir, "m0"),
                          netns=lab.nodes[0], check_s=HOUR_S, host_config=False,
                          iptables=Iptables(f"/var/run/netns/{lab.nodes[0]}"),
-                         informers=FakeInformers([node(0, backend), node(1, backend)])).start()
-    assert mgr.monitor is not None and mgr.monitor.nft_available
-    assert mgr.wait_ready(10)
-    wait_until(lambda: mgr.full_checks == 1 and mgr._owned.ext is not None, 10, "the first full check")
+                         informers=nodes).start()
+    try:
+        assert mgr.monitor is not None and mgr.monitor.nft_available
+        assert mgr.wait_ready(10)
+        wait_until(lambda: mgr.full_checks == 1 and mgr._owned.ext is not None, 10, "the first full check")
+    except BaseException:
+        mgr.stop()
+        raise
     return mgr
 
 
