@@ -73,7 +73,11 @@ def drifted(saved: str, text: str, jumps=()) -> list:
             if chain not in live:
                 out.append(f"{table}/{chain}: missing")
             elif live[chain] != rules:
-                out.append(f"{table}/{chain}: rules differ")
+                first = next((i for i, (a, b) in enumerate(zip(live[chain], rules)) if a != b),
+                             min(len(live[chain]), len(rules)))
+                out.append(f"{table}/{chain}: rules differ (live {len(live[chain])}, applied {len(rules)}, "
+                           f"first at {first}: {(live[chain] + [''])[first][:160]!r} "
+                           f"vs {(rules + [''])[first][:160]!r})")
         for chain in sorted(set(live) - set(chains)):
             out.append(f"{table}/{chain}: not ours any more")
     for table, chain, spec in jumps:

@@ -50,6 +50,7 @@ from skiff.reconcile import BoundedFrequencyRunner
 log = logging.getLogger("skiff.proxy")
 
 RETRY_BASE_S = 0.5
+REPAIR_ATTEMPTS = 2     # re-applies of a drifted rule set before its drift check is distrusted
 
 
 class Proxier:
@@ -163,14 +164,18 @@ class Proxier:
                             len(problems), problems[0].replace(" ", "_"))
         applied = False
         if force or text != self._last_text or problems:
-            self.iptables.restore(text)
-            for table, chain, spec in jump_rules():
-                self.iptables.ensure_jump(table, chain, spec)
-            still = drift.drifted(self.iptables.save(), text, jump_rules()) if problems else []
-            if still:
+            for attempt in range(1, REPAIR_ATTEMPTS + 1 if problems else 2):
+                self.iptables.restore(text)
+                for table, chain, spec in jump_rules():
+                    self.iptables.ensure_jump(table, chain, spec)
+                still = drift.drifted(self.iptables.save(), text, jump_rules()) if problems else []
+                if not still:
+                    break
+                log.warning("event=proxy_drift_remains node=%s attempt=%d problems=%d first=%s", self.node_name,
+                            attempt, len(still), still[0].replace(" ", "_"))
+            else:
                 self._unverifiable = text
-                log.warning("event=proxy_drift_unverifiable node=%s problems=%d first=%s", self.node_name,
-                            len(still), still[0].replace(" ", "_"))
+                log.warning("event=proxy_drift_unverifiable node=%s", self.node_name)
             self._last_text = text
             self.syncs += 1
             applied = True
