@@ -153,7 +153,8 @@ def test_kernel_events_drive_repairs(lab, backend):
         assert timed_repairs("masquerade jump", lambda: sh("ip", "netns", "exec", lab.nodes[0], "iptables", "-w",
                                                            "-t", "nat", "-D", "POSTROUTING", "-j", NAT_CHAIN),
                              jump) < 1.0
-        chain = lambda: f"-A {FWD_CHAIN} -s {CLUSTER_CIDR} -j ACCEPT" in ns_out(lab, "iptables-save", "-t", "filter")  # noqa
+        fwd_rule = f"-A {FWD_CHAIN} -s {CLUSTER_CIDR} -j ACCEPT"
+        chain = lambda: fwd_rule in ns_out(lab, "iptables-save", "-t", "filter")  # noqa: E731
         assert timed_repairs("forward chain flushed", lambda: sh("ip", "netns", "exec", lab.nodes[0], "iptables",
                                                                  "-w", "-F", FWD_CHAIN), chain) < 1.0
         assert mgr.full_checks == 1            # every repair above came from an event
