@@ -182,8 +182,6 @@ def test_proxier_follows_the_api(net, cluster):
         wait_until(lambda: connect(net, ip, 80)[:2] == ["err", "ConnectionRefusedError"], 15, "REJECT rule")
         client.create(eps(name, net["srv_ip"], 8080))
         wait_until(lambda: connect(net, ip, 80)[:2] == ["ok", "srv:8080"], 15, "traffic through the ClusterIP")
-        drift_is_repaired_from_events(net, proxier, f"{ns}/{name}:p/tcp")
-        assert connect(net, ip, 80)[:2] == ["ok", "srv:8080"]
         # Churn: 10 endpoint updates in quick succession are batched (about one sync a second).
         before = proxier.syncs
         started = time.monotonic()
@@ -204,6 +202,30 @@ def test_proxier_follows_the_api(net, cluster):
             client.delete("endpoints", name, ns)
         except Exception:  # noqa: BLE001
             pass
+        client.close()
+
+
+def test_proxier_repairs_drift_from_nftables_events(net, cluster):
+    client = cluster.client()
+    ns, name = "default", f"skiff-pd-{uuid.uuid4().hex[:5]}"
+    proxier = Proxier(client, "skiff-node-x", iptables=Iptables(net["path"]), announce=False,
+                      min_sync_interval_s=1.0, resync_s=60)
+    try:
+        proxier.start()
+        s = svc(name, "")
+        s.spec.ports[0].target_port.int_val = 8080
+        ip = client.create(s).spec.cluster_ip
+        client.create(eps(name, net["srv_ip"], 8080))
+        wait_until(lambda: connect(net, ip, 80)[:2] == ["ok", "srv:8080"], 15, "traffic through the ClusterIP")
+        drift_is_repaired_from_events(net, proxier, f"{ns}/{name}:p/tcp")
+        assert connect(net, ip, 80)[:2] == ["ok", "srv:8080"]
+    finally:
+        proxier.stop()
+        for kind in ("services", "endpoints"):
+            try:
+                client.delete(kind, name, ns)
+            except Exception:  # noqa: BLE001
+                pass
         client.close()
 
 
