@@ -50,7 +50,7 @@ from skiff.reconcile import BoundedFrequencyRunner
 log = logging.getLogger("skiff.proxy")
 
 RETRY_BASE_S = 0.5
-REPAIR_ATTEMPTS = 2     # re-applies of a drifted rule set before its drift check is distrusted
+REPAIR_ATTEMPTS = 3     # re-applies of a drifted rule set before its drift check is distrusted (fact 15)
 
 
 class Proxier:
