@@ -28,9 +28,11 @@ What wakes it, and what that costs:
   resync, the safety net for the legacy iptables backend (no events) and lost events.
   Idle, that is one iptables-save every 30 s (a few ms of CPU), where it used to be a
   forced re-apply: save, restore and eight `iptables -C`.
-A failed sync is retried after 0.5 s doubling up to max_retry_s (30 s). If a re-apply
-does not make the drift go away (the check disagreeing with iptables' spelling), the
-text is marked unverifiable and only re-applied when it changes, never in a loop.
+A failed sync is retried after 0.5 s doubling up to max_retry_s (30 s). A drift repair
+is checked with one more iptables-save and re-applied up to REPAIR_ATTEMPTS times (the
+first restore after an outside change can leave a chain empty: docs/networking.md fact
+15); if the drift still shows, the text is marked unverifiable and re-applied every
+resync_s (the old way), never in a loop.
 """
 
 import logging
