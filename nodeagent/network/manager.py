@@ -24,8 +24,8 @@ What drives a pass (check(kinds)), and what it costs:
   syncPeriod): sysctls, bridge, VXLAN, iptables (one iptables-save), routes, and the
   GC below. It repairs what no event reports (sysctls, iptables with the legacy
   backend) and anything the monitor missed. A receive-buffer overrun (events lost)
-  asks for a FULL pass at once. Idle, that is the only work: about 30 ms of CPU
-  every 30 s. flannel re-checks every 10 s without events; with events the net is
+  asks for a FULL pass at once. Idle, that is the loop's only work (one iptables-save,
+  a few dumps, every 30 s). flannel re-checks every 10 s without events; with events the net is
   only for what slips through, and FALLBACK_CHECK_S (10 s, flannel's) is used when
   the monitor cannot start.
 A failed pass is retried after NOT_READY_S, doubling up to check_s; the repairs it
