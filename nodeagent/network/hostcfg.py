@@ -13,8 +13,10 @@ Forwarding (filter): chain SKIFFNET-FWD holds
 appended to FORWARD (after the Services proxy's jumps, which drop INVALID first), so pod
 traffic is forwarded even where the FORWARD policy is DROP (a Docker engine with its
 own iptables rules sets that), as flannel does.
-One iptables-save per check; when a chain or a jump differs, one iptables-restore
+ensure_chains: one iptables-save; when a chain or a jump differs, one iptables-restore
 --noflush refills our chains and appends the missing jumps, leaving every other chain alone.
+The pod network calls it on its FULL passes (every 30 s) and when nf_tables reports a
+change (docs/networking.md fact 13), not on a timer of its own.
 """
 
 import logging
@@ -105,8 +107,7 @@ def plan_chains(saved: str, chains: list) -> str | None:
 
 def ensure_chains(pod_cidr: str, cluster_cidr: str, iptables: Iptables | None = None) -> bool:
     """Make the masquerade and forward chains exact and jumped to; True if changed.
-    One iptables-save per check (this runs every few seconds on every node), and one
-    iptables-restore only when something differs."""
+    One iptables-save per call, and one iptables-restore only when something differs."""
     ipt = iptables or Iptables()
     text = plan_chains(ipt.save(), desired_chains(pod_cidr, cluster_cidr))
     if text is None:

@@ -26,7 +26,7 @@ FDB entries on our VXLAN device), so nothing of anyone else is ever deleted.
 import ipaddress
 from dataclasses import dataclass
 
-from nodeagent.network.names import VTEP_MAC_ANNOTATION, vtep_mac
+from nodeagent.network.names import BACKEND_ANNOTATION, CLUSTER_CIDR_ANNOTATION, VTEP_MAC_ANNOTATION, vtep_mac
 
 EXT = "ext"       # symbolic device names the applier resolves
 VXLAN = "vxlan"
@@ -86,6 +86,17 @@ def remote_nodes(nodes, self_name: str) -> list:
         mac = n.metadata.annotations.get(VTEP_MAC_ANNOTATION, "") or vtep_mac(ip)
         out.append(RemoteNode(n.metadata.name, ip, n.spec.pod_cidr, mac))
     return sorted(out)
+
+
+def node_key(node) -> tuple:
+    """Everything of a Node the pod network reads (its podCIDR, InternalIP, Ready status and
+    the network annotations), so that two Nodes with equal keys plan the same routes for
+    every node. A heartbeat that renews only timestamps leaves the key as it is: the
+    manager wakes only when the key changes."""
+    ann = node.metadata.annotations
+    ip = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
+    return (node.metadata.name, node.spec.pod_cidr, ip, is_ready(node), ann.get(VTEP_MAC_ANNOTATION, ""),
+            ann.get(BACKEND_ANNOTATION, ""), ann.get(CLUSTER_CIDR_ANNOTATION, ""))
 
 
 def is_ready(node) -> bool:

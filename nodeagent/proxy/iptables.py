@@ -17,6 +17,7 @@ class IptablesError(RuntimeError):
 class Iptables:
     def __init__(self, netns_path: str = ""):
         # netns_path: run the commands in that namespace (tests); "" = this process's.
+        self.netns_path = netns_path
         self._prefix = ["nsenter", f"--net={netns_path}"] if netns_path else []
 
     def _run(self, args, stdin=None, check=True):

@@ -6,22 +6,42 @@ tables. The informers come from the agent's InformerFactory (shared with DNS and
 pod network); without one the proxier makes and runs its own.
 
 The reconcile loop has a single key (the node's whole rule set), like kube-proxy's
-syncProxyRules, so it is the toolkit's bounded-frequency runner: informer handlers
-only ask for a sync; the sync renders the whole rule set with the pure render() and
-applies it with one `iptables-restore --noflush`, then ensures the jumps from the
-built-in chains, clears the UDP conntrack entries of removed endpoints and
-(re)places LoadBalancer addresses this node announces. Syncs start at most once per
-min_sync_interval_s (0.5 s: churn is batched, changes arriving meanwhile are taken by
-the next sync), plus a full re-apply every resync_s (30 s: repairs drift); a failed
-sync is retried after 0.5 s doubling up to max_retry_s (30 s). Identical text is not
-re-applied between resyncs. Only SKIFF- chains are touched.
+syncProxyRules, so it is the toolkit's bounded-frequency runner. A sync reads the
+rules once (iptables-save: the stale chains render() must delete, and the live rules),
+renders the whole rule set with the pure render() and applies it with one
+`iptables-restore --noflush`, then ensures the jumps from the built-in chains, only
+when the text differs from the last one applied OR the live rules drifted from it
+(drift.drifted: a deleted rule, chain or jump, a flushed table). Then it clears the
+UDP conntrack entries of removed endpoints and (re)places LoadBalancer addresses this
+node announces. Only SKIFF- chains are touched.
+
+What wakes it, and what that costs:
+- Service and Endpoints events, and Node events that change what the rules or the
+  announcements are made of (the node's Ready status, the cluster CIDR annotation;
+  not a heartbeat renewing timestamps): one sync, at most once per
+  min_sync_interval_s (0.5 s: churn is batched, changes arriving meanwhile are taken
+  by the next sync);
+- an nf_tables change in the node's namespace (network.monitor, nft group: someone,
+  or we, changed rules): one sync that re-applies only if the rules drifted. Our
+  own restore wakes it once more and finds nothing: no loop;
+- every resync_s (30 s, kube-proxy's syncPeriod) regardless: the bounded-frequency
+  resync, the safety net for the legacy iptables backend (no events) and lost events.
+  Idle, that is one iptables-save every 30 s (a few ms of CPU), where it used to be a
+  forced re-apply: save, restore and eight `iptables -C`.
+A failed sync is retried after 0.5 s doubling up to max_retry_s (30 s). A drift repair
+is checked with one more iptables-save and re-applied up to REPAIR_ATTEMPTS times (the
+first restore after an outside change can leave a chain empty: docs/networking.md fact
+15); if the drift still shows, the text is marked unverifiable and re-applied every
+resync_s (the old way), never in a loop.
 """
 
 import logging
 import math
 import time
 
-from nodeagent.proxy import conntrack
+from nodeagent.network import events as netevents
+from nodeagent.network.monitor import KernelMonitor
+from nodeagent.proxy import conntrack, drift
 from nodeagent.proxy.announce import Announcer, announcer, candidates
 from nodeagent.proxy.iptables import Iptables
 from nodeagent.proxy.render import Node, jump_rules, render_ports, service_ports, skiff_chains
@@ -32,12 +52,14 @@ from skiff.reconcile import BoundedFrequencyRunner
 log = logging.getLogger("skiff.proxy")
 
 RETRY_BASE_S = 0.5
+REPAIR_ATTEMPTS = 3     # re-applies of a drifted rule set before its drift check is distrusted (fact 15)
 
 
 class Proxier:
     def __init__(self, client, node_name: str, node_ip: str = "", *, cluster_cidr: str = "",
                  min_sync_interval_s: float = 0.5, resync_s: float = 30.0, iptables=None,
-                 announce: bool = True, max_retry_s: float = 30.0, informers: InformerFactory | None = None):
+                 announce: bool = True, max_retry_s: float = 30.0, informers: InformerFactory | None = None,
+                 monitor: bool = True):
         self.client = client
         self.node_name = node_name
         self.node_ip = node_ip
@@ -58,15 +80,27 @@ class Proxier:
             informers=(self.services, self.endpoints, self.nodes))
         self._last_full = -math.inf       # start of the last successful full sync (monotonic)
         self._last_text = None
+        self._unverifiable = None         # a text whose re-apply did not clear the drift check
         self._last_ports = []
+        self.use_monitor = monitor
+        self.monitor = None
         self.syncs = 0            # applied syncs (tests and logs)
+        self.drift_repairs = 0    # syncs that re-applied because the live rules drifted
         self.last_error = ""
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> "Proxier":
-        for inf in (self.services, self.endpoints, self.nodes):
+        for inf in (self.services, self.endpoints):
             inf.add_handler(self._changed, lambda old, new: self._changed(new), self._changed)
+        self.nodes.add_handler(self._changed, self._node_updated, self._changed)
+        if self.use_monitor:
+            try:
+                self.monitor = KernelMonitor(self._rules_changed, netns=self.iptables.netns_path or None,
+                                             rtnl=False, name="proxier-monitor").start()
+            except OSError as exc:
+                log.warning("event=nft_monitor_unavailable node=%s error=%s", self.node_name,
+                            str(exc).replace(" ", "_"))
         self.runner.start()
         if self._own_informers:
             self.informers.start()
@@ -75,21 +109,32 @@ class Proxier:
     def stop(self) -> None:
         """Stops the loop; the rules stay (traffic keeps flowing while the agent restarts)."""
         self.runner.stop(join_s=5.0)
+        if self.monitor is not None:
+            self.monitor.stop()
         if self._own_informers:
             self.informers.stop()
 
     def _changed(self, *_):
         self.runner.run()
 
+    def _node_updated(self, old, new):
+        if node_key(old) != node_key(new):
+            self.runner.run()
+
+    def _rules_changed(self, repairs):
+        if netevents.IPTABLES in repairs or netevents.FULL in repairs:
+            self.runner.run()
+
     # ------------------------------------------------------------ loop
 
     def _sync_once(self) -> float:
-        """The runner's sync: a full re-apply when resync_s has passed since the last
-        one; returns the seconds until the next full one is due."""
+        """The runner's sync (every sync checks for drift; a periodic one is simply due
+        resync_s after the last); returns the seconds until the next periodic one."""
         started = time.monotonic()
         full = started >= self._last_full + self.resync_s
         try:
-            self.sync(force=full)
+            # A text whose drift cannot be checked is re-applied every resync_s (the old way).
+            self.sync(force=full and self._last_text is not None and self._last_text == self._unverifiable)
         except Exception as exc:
             self.last_error = str(exc)
             raise
@@ -106,21 +151,38 @@ class Proxier:
         return Node(self.node_name, cluster_cidr=cidr)
 
     def sync(self, force: bool = False) -> bool:
-        """One level-triggered pass; True when rules were applied."""
+        """One level-triggered pass; True when rules were applied (force: even when the
+        live rules are exactly the text)."""
         started = time.monotonic()
         ports = service_ports(self.services.list(), self.endpoints.list())
-        existing = skiff_chains(self.iptables.save())
-        text = render_ports(ports, self._node(), existing)
+        saved = self.iptables.save()
+        text = render_ports(ports, self._node(), skiff_chains(saved))
+        problems = []
+        if text == self._last_text and text != self._unverifiable:
+            problems = drift.drifted(saved, text, jump_rules())
+            if problems:
+                self.drift_repairs += 1
+                log.warning("event=proxy_rules_drifted node=%s problems=%d first=%s", self.node_name,
+                            len(problems), problems[0].replace(" ", "_"))
         applied = False
-        if force or text != self._last_text:
-            self.iptables.restore(text)
-            for table, chain, spec in jump_rules():
-                self.iptables.ensure_jump(table, chain, spec)
+        if force or text != self._last_text or problems:
+            for attempt in range(1, REPAIR_ATTEMPTS + 1 if problems else 2):
+                self.iptables.restore(text)
+                for table, chain, spec in jump_rules():
+                    self.iptables.ensure_jump(table, chain, spec)
+                still = drift.drifted(self.iptables.save(), text, jump_rules()) if problems else []
+                if not still:
+                    break
+                log.warning("event=proxy_drift_remains node=%s attempt=%d problems=%d first=%s", self.node_name,
+                            attempt, len(still), still[0].replace(" ", "_"))
+            else:
+                self._unverifiable = text
+                log.warning("event=proxy_drift_unverifiable node=%s", self.node_name)
             self._last_text = text
             self.syncs += 1
             applied = True
-            log.info("event=proxy_rules_applied node=%s service_ports=%d endpoints=%d full=%s took_ms=%.0f",
-                     self.node_name, len(ports), sum(len(p.endpoints) for p in ports), force,
+            log.info("event=proxy_rules_applied node=%s service_ports=%d endpoints=%d drift=%s took_ms=%.0f",
+                     self.node_name, len(ports), sum(len(p.endpoints) for p in ports), bool(problems),
                      (time.monotonic() - started) * 1000)
         gone, fresh = conntrack.stale_udp(self._last_ports, ports)
         conntrack.clear_udp(gone, fresh)
@@ -133,6 +195,12 @@ class Proxier:
         ready = [n.metadata.name for n in self.nodes.list() if _ready(n)]
         ips = {ip for sp in ports for ip in sp.external_ips}
         return sorted(ip for ip in ips if announcer(ip, candidates(ip, ports, ready)) == self.node_name)
+
+
+def node_key(node) -> tuple:
+    """What the proxier reads of a Node: its Ready status (announcements) and the cluster
+    CIDR annotation (masquerade rules); a heartbeat renewing timestamps does not change it."""
+    return (node.metadata.name, _ready(node), node.metadata.annotations.get(CLUSTER_CIDR_ANNOTATION, ""))
 
 
 def _ready(node) -> bool:

@@ -205,6 +205,69 @@ def test_proxier_follows_the_api(net, cluster):
         client.close()
 
 
+def test_proxier_repairs_drift_from_nftables_events(net, cluster):
+    client = cluster.client()
+    ns, name = "default", f"skiff-pd-{uuid.uuid4().hex[:5]}"
+    proxier = Proxier(client, "skiff-node-x", iptables=Iptables(net["path"]), announce=False,
+                      min_sync_interval_s=1.0, resync_s=60)
+    try:
+        proxier.start()
+        s = svc(name, "")
+        s.spec.ports[0].target_port.int_val = 8080
+        ip = client.create(s).spec.cluster_ip
+        client.create(eps(name, net["srv_ip"], 8080))
+        wait_until(lambda: connect(net, ip, 80)[:2] == ["ok", "srv:8080"], 15, "traffic through the ClusterIP")
+        drift_is_repaired_from_events(net, proxier, f"{ns}/{name}:p/tcp")
+        assert connect(net, ip, 80)[:2] == ["ok", "srv:8080"]
+    finally:
+        proxier.stop()
+        for kind in ("services", "endpoints"):
+            try:
+                client.delete(kind, name, ns)
+            except Exception:  # noqa: BLE001
+                pass
+        client.close()
+
+
+def drift_is_repaired_from_events(net, proxier, port_key):
+    """resync_s is 60 s here: a jump deleted, a service chain flushed, our chains flushed
+    and deleted are put back within a second because nf_tables reported the change;
+    each repair timed (p50 printed for docs/networking.md)."""
+    assert proxier.monitor is not None and proxier.monitor.nft_available
+    svc_chain = r.chain_name("SVC", port_key)
+
+    def ipt(*args):
+        sh("ip", "netns", "exec", net["node"], "iptables", "-w", *args)
+
+    def intact():
+        saved = Iptables(net["path"]).save()
+        return ('-A OUTPUT -m comment --comment "skiff service portals" -j SKIFF-SERVICES' in saved
+                and f"-A {svc_chain} " in saved and "-A SKIFF-SERVICES " in saved)
+
+    def nuke():   # our nat chains and jumps gone in one transaction (a `-F; -X` by someone)
+        chains = sorted(r.skiff_chains(Iptables(net["path"]).save())["nat"])
+        lines = [f"-D {chain} {' '.join(repr(a) if ' ' in a else a for a in spec)}".replace("'", '"')
+                 for table, chain, spec in r.jump_rules() if table == "nat"]
+        text = "\n".join(["*nat"] + lines + [f"-F {c}" for c in chains] + [f"-X {c}" for c in chains] + ["COMMIT"])
+        sh("ip", "netns", "exec", net["node"], "iptables-restore", "-w", "5", "--noflush", input=text + "\n")
+
+    for what, damage in (
+            ("jump", lambda: ipt("-t", "nat", "-D", "OUTPUT", "-m", "comment", "--comment", "skiff service portals",
+                                 "-j", "SKIFF-SERVICES")),
+            ("service chain flushed", lambda: ipt("-t", "nat", "-F", svc_chain)),
+            ("nat chains deleted", nuke)):
+        took = []
+        for _ in range(3):
+            assert intact()
+            damage()
+            t0 = time.monotonic()
+            wait_until(intact, 5, f"proxier rules repaired after: {what}")
+            took.append(time.monotonic() - t0)
+        print(f"proxier repair {what}: p50={sorted(took)[1] * 1000:.0f}ms max={max(took) * 1000:.0f}ms")
+        assert sorted(took)[1] < 2.0
+    assert proxier.drift_repairs >= 3        # at least one drift repair per kind of damage
+
+
 def test_every_rendered_layout_is_accepted_and_saved_as_rendered(net):
     """Each golden scenario of the renderer goes through the real iptables-restore, and
     iptables-save prints exactly the rules rendered (the match order the renderer uses),

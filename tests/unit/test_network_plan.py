@@ -156,3 +156,28 @@ def E(routes=(), neighs=(), fdbs=()):
 ])
 def test_plan(want, have, expected):
     assert [(a.op, a.entry) for a in rp.plan(want, have)] == expected
+
+
+def _with(n, edit):
+    copy = pb.Node()
+    copy.CopyFrom(n)
+    edit(copy)
+    return copy
+
+
+BASE = node("n2", "10.244.2.0/24", "192.168.50.22", {VTEP_MAC_ANNOTATION: "0e:58:c0:a8:32:16"})
+
+
+@pytest.mark.parametrize("what,edit,changes", [
+    ("heartbeat timestamp", lambda n: setattr(n.status.conditions[0], "last_heartbeat_time", "2026-12-07T15:00:00Z"), False),
+    ("another label", lambda n: n.metadata.labels.update({"zone": "a"}), False),
+    ("resource version", lambda n: setattr(n.metadata, "resource_version", "42"), False),
+    ("podCIDR", lambda n: setattr(n.spec, "pod_cidr", "10.244.3.0/24"), True),
+    ("InternalIP", lambda n: setattr(n.status.addresses[0], "address", "192.168.50.23"), True),
+    ("not Ready", lambda n: setattr(n.status.conditions[0], "status", "Unknown"), True),
+    ("VTEP MAC", lambda n: n.metadata.annotations.update({VTEP_MAC_ANNOTATION: "0e:58:00:00:00:01"}), True),
+    ("backend", lambda n: n.metadata.annotations.update({BACKEND_ANNOTATION: "vxlan"}), True),
+    ("cluster CIDR", lambda n: n.metadata.annotations.update({CLUSTER_CIDR_ANNOTATION: "10.0.0.0/8"}), True),
+])
+def test_node_key_changes_only_with_what_routes_are_made_of(what, edit, changes):
+    assert (rp.node_key(_with(BASE, edit)) != rp.node_key(BASE)) is changes, what
