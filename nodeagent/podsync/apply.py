@@ -36,12 +36,13 @@ from nodeagent.dns import resolvconf
 from nodeagent.podsync import env as envmod
 from nodeagent.podsync import spechash, volumes
 from nodeagent.podsync.model import (
-    APP, INIT, SANDBOX, CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff)
+    CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff)
 from nodeagent.podsync.plan import MIN_GRACE_S, pod_grace_s
 from nodeagent.podsync.service_env import service_env
 from nodeagent.probes import handlers
 from nodeagent.runtime import labels as L
 from nodeagent.runtime import spec as specmod
+from nodeagent.runtime.container import APP, INIT, SANDBOX
 from nodeagent.runtime.docker import ImageError
 from skiff import client as clientmod
 from skiff.api.defaults import default_pull_policy

@@ -1,15 +1,11 @@
-"""The planner's vocabulary: what the engine has (Observed, from nodeagent/runtime/container.py),
-what to do (actions), back-off.
+"""The planner's vocabulary: what to do (actions) and back-off. What the engine has
+(Observed, the container kinds and states) is the runtime's: nodeagent/runtime/container.py.
 
 All of it is plain immutable data so the planner and the status computation stay
 pure functions that tests can drive with tables.
 """
 
 from dataclasses import dataclass
-
-# The runtime's container records and the probes' results, re-exported: the planner reads them.
-from nodeagent.probes.results import ProbeResults  # noqa: F401
-from nodeagent.runtime.container import APP, CREATED, EXITED, INIT, RUNNING, SANDBOX, Observed  # noqa: F401
 
 
 # ------------------------------------------------------------------ back-off

@@ -27,10 +27,12 @@ actions that follow each other in parallel and always before a sandbox's kill.
 """
 
 from nodeagent.podsync import spechash
-from nodeagent.runtime import timeutil
 from nodeagent.podsync.model import (
-    APP, CREATED, INIT, SANDBOX, BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, ProbeResults,
-    RemoveContainer, StartContainer, WaitBackoff, backoff_key, in_backoff, next_backoff)
+    BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff,
+    backoff_key, in_backoff, next_backoff)
+from nodeagent.probes.results import ProbeResults
+from nodeagent.runtime import timeutil
+from nodeagent.runtime.container import APP, CREATED, INIT, SANDBOX
 from skiff.api.wellknown import POD_FINISHED_PHASES
 
 TERMINAL_PHASES = POD_FINISHED_PHASES

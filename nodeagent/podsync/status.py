@@ -25,7 +25,8 @@ from skiff.api import quantity
 from skiff.api.wellknown import POD_FINISHED_PHASES
 
 from nodeagent.runtime import timeutil
-from nodeagent.podsync.model import APP, CREATED, INIT, SANDBOX, ProbeResults
+from nodeagent.probes.results import ProbeResults
+from nodeagent.runtime.container import APP, CREATED, INIT, SANDBOX
 
 TERMINAL_PHASES = POD_FINISHED_PHASES
 OWN_CONDITIONS = ("Initialized", "Ready", "ContainersReady", "PodScheduled")

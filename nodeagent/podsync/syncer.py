@@ -32,6 +32,7 @@ from nodeagent.podsync import plan as planmod
 from nodeagent.podsync import volumes
 from nodeagent.podsync.model import MUTATING, BackoffPolicy, WaitBackoff
 from nodeagent.podsync.status import compute_status
+from nodeagent.runtime.container import SANDBOX
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.informer import InformerFactory
@@ -179,7 +180,7 @@ class PodSyncer:
         restart, a crash in the middle of a setup) is checked and completed; True if that failed."""
         if pod.metadata.deletion_timestamp:
             return False
-        sandboxes = sorted((o for o in observed if o.kind == planmod.SANDBOX), key=lambda o: o.attempt)
+        sandboxes = sorted((o for o in observed if o.kind == SANDBOX), key=lambda o: o.attempt)
         if not sandboxes or not sandboxes[-1].running:
             return False
         try:

@@ -3,7 +3,8 @@
 import pytest
 
 from nodeagent.podsync.apply import Applier, StartError
-from nodeagent.podsync.model import APP, SANDBOX, FinalizePod, KillContainer, Observed
+from nodeagent.podsync.model import FinalizePod, KillContainer
+from nodeagent.runtime.container import APP, SANDBOX, Observed
 from nodeagent.runtime.docker import ImageError
 from tests.unit.test_podsync_plan import UID, make_pod
 

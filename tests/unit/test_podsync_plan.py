@@ -6,9 +6,10 @@ import dataclasses
 import pytest
 
 from nodeagent.podsync import spechash
+from nodeagent.probes.results import ProbeResults
 from nodeagent.podsync.model import (
-    APP, INIT, SANDBOX, BackoffEntry, BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, Observed,
-    ProbeResults, RemoveContainer, StartContainer, WaitBackoff, backoff_key)
+    BackoffEntry, BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff, backoff_key)
+from nodeagent.runtime.container import APP, INIT, SANDBOX, Observed
 from nodeagent.podsync.plan import plan, plan_orphan, termination_grace_s
 from nodeagent.runtime.timeutil import rfc3339
 from skiff.api import objects_pb2 as pb

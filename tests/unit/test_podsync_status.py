@@ -2,7 +2,8 @@
 
 import pytest
 
-from nodeagent.podsync.model import INIT, ProbeResults
+from nodeagent.probes.results import ProbeResults
+from nodeagent.runtime.container import INIT
 from nodeagent.podsync.status import compute_status, qos_class
 from nodeagent.runtime.timeutil import rfc3339
 from skiff.api import objects_pb2 as pb
