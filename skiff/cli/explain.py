@@ -14,7 +14,7 @@ from google.protobuf.descriptor import FieldDescriptor as FD
 
 from skiff.api import codec, kinds
 from skiff.api.descriptions import DESCRIPTIONS
-from skiff.cli import printers
+from skiff.api.display import format_rows
 from skiff.cli.errors import CliError
 
 _INT_OR_STRING = "skiff.api.IntOrString"
@@ -49,7 +49,7 @@ def cmd_api_resources(args) -> int:
         for row in rows[1:]:
             print(by_plural[row[0]].resource)
     else:
-        print(printers.format_rows(rows))
+        print(format_rows(rows))
     return 0
 
 

@@ -9,7 +9,9 @@ import sys
 
 from skiff import client as clientmod
 from skiff.api import kinds
+from skiff.api.display import format_rows
 from skiff.api.errors import ValidationError
+from skiff.api.kinds.event import event_order
 from skiff.cli import dry_run, explain, lab_cmds, node_cmds, printers
 from skiff.cli.common import client as _client
 from skiff.cli.common import server_error
@@ -258,7 +260,7 @@ def cmd_describe(args) -> int:
         mine = [e for e in events if e.involved_object.uid == obj.metadata.uid
                 or (e.involved_object.kind == kind.name and e.involved_object.name == obj.metadata.name
                     and e.involved_object.namespace == obj.metadata.namespace)]
-        mine.sort(key=printers.event_order)
+        mine.sort(key=event_order)
         pages.append(describe(kind, obj, mine))
     print("\n\n".join(pages))
     return 0
@@ -327,7 +329,7 @@ def cmd_cluster_status(args) -> int:
                 "appliedIndex": r.applied_index, "reachable": r.reachable} for r in st.replicas]
         print(yaml.safe_dump(doc, sort_keys=False), end="")
     else:
-        print(printers.format_rows(rows))
+        print(format_rows(rows))
         print(f"(answered by {st.answered_by})")
     return 0
 

@@ -10,9 +10,7 @@ import json
 import yaml
 
 from skiff.api import codec, kinds
-from skiff.api.display import age, format_rows, labels_text  # noqa: F401 - also the CLI's helpers
-from skiff.api.kinds.event import event_order  # noqa: F401 - describe lists events in this order
-from skiff.api.kinds.pod import pod_status  # noqa: F401 - a pod's STATUS, for the CLI
+from skiff.api.display import age, format_rows, labels_text
 
 
 def table(kind, items, *, wide=False, all_namespaces=False, show_labels=False,
