@@ -31,8 +31,10 @@ What wakes it, and what that costs:
 A failed sync is retried after 0.5 s doubling up to max_retry_s (30 s). A drift repair
 is checked with one more iptables-save and re-applied up to REPAIR_ATTEMPTS times (the
 first restore after an outside change can leave a chain empty: docs/networking.md fact
-15); if the drift still shows, the text is marked unverifiable and re-applied every
-resync_s (the old way), never in a loop.
+15); if the same drift still shows after every attempt, the text is marked unverifiable
+and re-applied every resync_s (the old way), never in a loop. Drift that changes between
+attempts is someone else writing at the same time, not an unverifiable text: the check
+stays on and their next nf_tables event brings another sync.
 """
 
 import logging
@@ -166,6 +168,7 @@ class Proxier:
                             len(problems), problems[0].replace(" ", "_"))
         applied = False
         if force or text != self._last_text or problems:
+            remaining = []
             for attempt in range(1, REPAIR_ATTEMPTS + 1 if problems else 2):
                 self.iptables.restore(text)
                 for table, chain, spec in jump_rules():
@@ -173,11 +176,18 @@ class Proxier:
                 still = drift.drifted(self.iptables.save(), text, jump_rules()) if problems else []
                 if not still:
                     break
+                remaining.append(still)
                 log.warning("event=proxy_drift_remains node=%s attempt=%d problems=%d first=%s", self.node_name,
                             attempt, len(still), still[0].replace(" ", "_"))
             else:
-                self._unverifiable = text
-                log.warning("event=proxy_drift_unverifiable node=%s", self.node_name)
+                if all(still == remaining[0] for still in remaining):
+                    # The kernel saves this text differently every time: stop checking it.
+                    self._unverifiable = text
+                    log.warning("event=proxy_drift_unverifiable node=%s", self.node_name)
+                else:
+                    # Different problems each attempt: someone else is writing right now;
+                    # their next nf_tables event (or the safety net) brings another sync.
+                    log.warning("event=proxy_drift_contended node=%s", self.node_name)
             self._last_text = text
             self.syncs += 1
             applied = True

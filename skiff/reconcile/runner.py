@@ -95,6 +95,14 @@ class BoundedFrequencyRunner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.runs = 0           # syncs started (tests, logs)
+        self._in_sync = False
+
+    @property
+    def idle(self) -> bool:
+        """True when no sync is running and none is asked for (tests wait on this
+        before changing what the sync watches, so a change does not land mid-sync)."""
+        with self._cond:
+            return not self._in_sync and not self.pacing.requested
 
     def run(self) -> None:
         """Ask for a sync soon (safe from any thread, e.g. an informer handler)."""
@@ -125,6 +133,7 @@ class BoundedFrequencyRunner:
                 if wait_s <= 0:
                     self.pacing.began(self._clock())
                     self.runs += 1
+                    self._in_sync = True
                     return True
                 self._cond.wait(None if math.isinf(wait_s) else wait_s)
         return False
@@ -143,6 +152,7 @@ class BoundedFrequencyRunner:
             except Exception as exc:  # noqa: BLE001 - retried; the loop must live on
                 ok, error = False, exc
             with self._cond:
+                self._in_sync = False
                 retry_s = self.pacing.finished(self._clock(), ok, again_s)
                 failures = self.pacing.failures
             if error is not None:

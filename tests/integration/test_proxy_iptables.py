@@ -231,7 +231,8 @@ def test_proxier_repairs_drift_from_nftables_events(net, cluster):
 
 def drift_is_repaired_from_events(net, proxier, port_key):
     """resync_s is 60 s here: a jump deleted, a service chain flushed, our chains flushed
-    and deleted are put back within a second because nf_tables reported the change;
+    and deleted are put back within min_sync_interval_s (1 s here) because nf_tables
+    reported the change (the next damage waits for the repair sync to end);
     each repair timed (p50 printed for docs/networking.md)."""
     assert proxier.monitor is not None and proxier.monitor.nft_available
     svc_chain = r.chain_name("SVC", port_key)
@@ -263,6 +264,9 @@ def drift_is_repaired_from_events(net, proxier, port_key):
             t0 = time.monotonic()
             wait_until(intact, 5, f"proxier rules repaired after: {what}")
             took.append(time.monotonic() - t0)
+            # The next damage must not land between a repair and its check (that is a
+            # concurrent writer, tested in the unit tests): wait for the sync to end.
+            wait_until(lambda: proxier.runner.idle and intact(), 5, "proxier idle after the repair")
         print(f"proxier repair {what}: p50={sorted(took)[1] * 1000:.0f}ms max={max(took) * 1000:.0f}ms")
         assert sorted(took)[1] < 2.0
     assert proxier.drift_repairs >= 3        # at least one drift repair per kind of damage

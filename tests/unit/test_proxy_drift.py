@@ -68,3 +68,48 @@ def test_normalize_and_jump_line():
         "-A X -m statistic --mode random --probability 0.333333 -j Y"
     assert drift.jump_line("PREROUTING", ["-m", "comment", "--comment", "skiff service portals", "-j", "S"]) == \
         '-A PREROUTING -m comment --comment "skiff service portals" -j S'
+
+
+# ---------------------------------------------------------------- the proxier's repair verdicts
+
+class ScriptedIptables:
+    """The iptables seam: records restores; save() is never parsed (drift.drifted is scripted)."""
+    def __init__(self):
+        self.restores = 0
+
+    def save(self):
+        return ""
+
+    def restore(self, text):
+        self.restores += 1
+
+    def ensure_jump(self, table, chain, spec):
+        pass
+
+
+@pytest.mark.parametrize("name, after_each_attempt, unverifiable", [
+    # the same drift after every re-apply: the kernel saves this text its own way
+    ("same drift every attempt", [["nat/X: differ"]] * 3, True),
+    # someone flushed again while we checked, then deleted chains: a concurrent writer
+    ("drift changes between attempts", [["nat/X: differ"], ["nat/X: differ"], ["nat/SKIFF-SERVICES: missing"]], False),
+    ("repaired on the second attempt", [["nat/X: differ"], []], False),
+])
+def test_repair_marks_a_text_unverifiable_only_when_the_same_drift_remains(monkeypatch, name, after_each_attempt,
+                                                                            unverifiable):
+    from nodeagent.proxy import proxier as mod
+    from skiff.informer import InformerFactory
+    from tests.unit.test_reconcile import FakeClient
+
+    ipt = ScriptedIptables()
+    px = mod.Proxier(None, "n1", announce=False, iptables=ipt, monitor=False,
+                     informers=InformerFactory(FakeClient({})))
+    assert px.sync() and ipt.restores == 1                      # first sync: applied, not checked
+    checks = iter([["nat/X: differ"]] + after_each_attempt)     # the drift seen, then after each re-apply
+    monkeypatch.setattr(mod.drift, "drifted", lambda saved, text, jumps: next(checks))
+    assert px.sync()
+    assert ipt.restores == 1 + len(after_each_attempt) and px.drift_repairs == 1
+    assert (px._unverifiable == px._last_text) is unverifiable
+    # An unverifiable text is not checked again (no re-apply loop); any other one is.
+    monkeypatch.setattr(mod.drift, "drifted", lambda saved, text, jumps: ["nat/Y: differ"])
+    px.sync()
+    assert px.drift_repairs == (1 if unverifiable else 2)
