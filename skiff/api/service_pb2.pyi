@@ -71,20 +71,22 @@ class ListResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[_objects_pb2.Object, _Mapping]]] = ..., resource_version: _Optional[str] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
-    __slots__ = ("ref", "request_id", "resource_version", "uid", "grace_period_seconds", "dry_run")
+    __slots__ = ("ref", "request_id", "resource_version", "uid", "grace_period_seconds", "dry_run", "propagation_policy")
     REF_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
     GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    PROPAGATION_POLICY_FIELD_NUMBER: _ClassVar[int]
     ref: ObjectRef
     request_id: str
     resource_version: str
     uid: str
     grace_period_seconds: int
     dry_run: bool
-    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., request_id: _Optional[str] = ..., resource_version: _Optional[str] = ..., uid: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    propagation_policy: str
+    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., request_id: _Optional[str] = ..., resource_version: _Optional[str] = ..., uid: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ..., dry_run: _Optional[bool] = ..., propagation_policy: _Optional[str] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
     __slots__ = ("object",)
