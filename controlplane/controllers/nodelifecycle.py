@@ -2,7 +2,10 @@
 
 Every tick (period_s: a tenth of the grace period, between 0.1 and 1 s, so a
 silent node is noticed within 10% of its grace period; a tick costs a walk over
-the informer caches, no API call unless something is to be done) it observes
+the informer caches, no API call unless something is to be done — and sooner
+when a grace period or an eviction time ends before the next period: the tick
+returns the time to the earliest such deadline, so evictions are not a period
+late) it observes
 each cached Node's Lease (kube-node-lease/<node>, spec.renewTime) and Ready
 lastHeartbeatTime against its monotonic clock (it records when it SAW a change,
 it never trusts the remote timestamps), asks the pure decide() what to do, and
@@ -21,17 +24,19 @@ Timing settings come from the replica config (controllers:); see
 controlplane.config.ControllersConfig for the lab and Kubernetes defaults.
 """
 
+import concurrent.futures
 import logging
 import time
 
 from controlplane.controllers.nodelifecycle_plan import (UNKNOWN_MESSAGE, UNKNOWN_REASON, UNREACHABLE_TAINT,
-                                                         decide, observe)
+                                                         decide, next_deadline_s, next_wakeup_s, observe)
 from controlplane.controllers.podutil import copy, get_condition, now_rfc3339, set_condition
 from skiff import client as clientmod
 from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE
 from skiff.reconcile import BoundedFrequencyRunner
 
 log = logging.getLogger("skiff.controllers.nodelifecycle")
+EVICTION_WORKERS = 8   # a dead node's pods are deleted this many at a time (the Raft batcher commits them together)
 
 
 class NodeLifecycleController:
@@ -70,10 +75,12 @@ class NodeLifecycleController:
         for pod in self.pods.list():
             if pod.spec.node_name:
                 by_node.setdefault(pod.spec.node_name, []).append(pod)
+        deadlines = []
         for name, node in sorted(nodes.items()):
             health = observe(self._health.get(name), node, now_s, self._lease_of(name))
             self._health[name] = health
             actions = decide(node, health, by_node.get(name, []), now_s, self.grace_s, self.eviction_s)
+            deadlines.append(next_deadline_s(health, by_node.get(name, []), now_s, self.grace_s, self.eviction_s))
             if actions.empty:
                 continue
             silent_s = now_s - health.changed_at_s
@@ -83,6 +90,7 @@ class NodeLifecycleController:
                 continue  # someone (the agent?) wrote first: look again next tick
             except clientmod.NotFound:
                 continue
+        return next_wakeup_s(deadlines, self._clock(), self.period_s)
 
     def _lease_of(self, node_name):
         if self.leases is None:
@@ -117,8 +125,10 @@ class NodeLifecycleController:
             log.info("event=node_untainted node=%s taint=%s:NoExecute", name, UNREACHABLE_TAINT)
         for key in actions.pods_not_ready:
             self._mark_pod_not_ready(key)
-        for key in actions.evict:
-            self._evict(key, name)
+        if actions.evict:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=EVICTION_WORKERS) as pool:
+                for f in [pool.submit(self._evict, key, name) for key in actions.evict]:
+                    f.result()
 
     def _mark_pod_not_ready(self, key):
         pod = self.pods.get(key)

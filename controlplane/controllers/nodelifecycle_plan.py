@@ -130,3 +130,26 @@ def decide(node: pb.Node, health: NodeHealth, pods_on_node, now_s: float,
                       and not _pod_marked_not_ready(p) and _key(p) not in evict)
     return Actions(mark_unknown=ready is None or ready.status != "Unknown", add_taint=not tainted,
                    pods_not_ready=not_ready, evict=tuple(evict))
+
+
+def next_deadline_s(health: NodeHealth, pods_on_node, now_s: float, grace_s: float,
+                    eviction_s: float) -> float | None:
+    """The first monotonic instant after now_s at which decide() answers differently if the
+    node stays silent: the end of its grace period, then each pod's eviction time (None:
+    nothing will change by itself). The controller wakes up just after it instead of at
+    its next period, so an eviction is not up to a period late."""
+    grace_end = health.changed_at_s + grace_s
+    times = [grace_end]
+    for pod in pods_on_node:
+        delay = eviction_delay_s(pod, eviction_s)
+        if delay is not None:
+            times.append(grace_end + delay)
+    ahead = [t for t in times if t >= now_s]
+    return min(ahead) if ahead else None
+
+
+def next_wakeup_s(deadlines, now_s: float, period_s: float, margin_s: float = 0.01) -> float:
+    """Seconds until the next tick: the earliest deadline still ahead (plus margin_s, since
+    decide() compares with >), never later than period_s."""
+    ahead = [d - now_s + margin_s for d in deadlines if d is not None and d >= now_s]
+    return min([period_s] + ahead)

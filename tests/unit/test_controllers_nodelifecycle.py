@@ -3,7 +3,7 @@
 import pytest
 
 from controlplane.controllers.nodelifecycle_plan import (Actions, NodeHealth, decide, eviction_delay_s,
-                                                         observe)
+                                                         next_deadline_s, next_wakeup_s, observe)
 from skiff.api import objects_pb2 as pb
 
 GRACE = 5.0
@@ -162,3 +162,49 @@ def test_eviction_delay():
     other = pod("b")
     other.spec.tolerations.add(key="something-else", operator="Exists")
     assert eviction_delay_s(other, 5.0) == 5.0
+
+
+# The node went silent at t=10 (changed_at_s); GRACE and EVICT are 5 s.
+DEADLINE_CASES = [
+    ("no pods: the end of the grace period", [], 12.0, 15.0),
+    ("a pod: the grace period still comes first", [pod("a")], 12.0, 15.0),
+    ("grace over: the pod's eviction", [pod("a")], 16.0, 20.0),
+    ("grace over, a pod tolerating 42 s too", [pod("a", tolerate=42), pod("b")], 16.0, 20.0),
+    ("default eviction over: the tolerating pod's", [pod("a", tolerate=42), pod("b")], 21.0, 57.0),
+    ("a pod tolerating forever adds nothing", [pod("a", tolerate="forever")], 16.0, None),
+    ("tolerationSeconds 0: evicted right at the end of grace", [pod("a", tolerate=0)], 12.0, 15.0),
+    ("everything past: nothing ahead", [pod("a")], 30.0, None),
+]
+
+
+@pytest.mark.parametrize("pods, now, want", [c[1:] for c in DEADLINE_CASES], ids=[c[0] for c in DEADLINE_CASES])
+def test_next_deadline(pods, now, want):
+    assert next_deadline_s(NodeHealth("t1", 10.0, True), pods, now, GRACE, EVICT) == want
+
+
+WAKEUP_CASES = [
+    # deadlines, now, period -> seconds to the next tick
+    ("nothing ahead: the period", [None], 12.0, 0.5, 0.5),
+    ("a deadline in 0.2 s: just after it", [12.2], 12.0, 0.5, 0.21),
+    ("a deadline after the period: the period", [13.0], 12.0, 0.5, 0.5),
+    ("passed deadlines do not make it spin", [11.0, 11.5], 12.0, 0.5, 0.5),
+    ("the earliest of several", [12.4, 12.1, None], 12.0, 0.5, 0.11),
+]
+
+
+@pytest.mark.parametrize("deadlines, now, period, want", [c[1:] for c in WAKEUP_CASES],
+                         ids=[c[0] for c in WAKEUP_CASES])
+def test_next_wakeup(deadlines, now, period, want):
+    assert next_wakeup_s(deadlines, now, period) == pytest.approx(want)
+
+
+def test_the_next_deadline_is_when_decide_changes_its_answer():
+    """Just before the deadline decide() still waits; just after it, it acts."""
+    health, pods = NodeHealth("t1", 10.0, True), [pod("a", marked=True)]
+    n = node("t1", "Unknown", tainted=True)
+    grace_end = next_deadline_s(health, [], 10.0, GRACE, EVICT)
+    assert decide(node("t1"), health, [], grace_end - 0.001, GRACE, EVICT).empty
+    assert decide(node("t1"), health, [], grace_end + 0.001, GRACE, EVICT).mark_unknown
+    evict_at = grace_end + EVICT
+    assert decide(n, health, pods, evict_at - 0.001, GRACE, EVICT).evict == ()
+    assert decide(n, health, pods, evict_at + 0.001, GRACE, EVICT).evict == ("ns/a",)
