@@ -7,6 +7,15 @@ the plan's order: adopt/release (pod updates, compare-and-swap), create pods by 
 delete pods gracefully with a uid precondition, restore identity labels, and write the
 status through the status subresource when it changed.
 
+Revision history. Kubernetes keeps every template of a set in ControllerRevision
+objects; skiff has no such kind yet. The controller remembers, per set, the templates it
+has seen (revision name -> template), always the current and update revisions plus at
+most spec.revisionHistoryLimit others, most recent first, and gives them to the planner:
+a pod below a RollingUpdate's partition that is deleted comes back with the template of
+the current revision even when no pod of that revision is left. The memory lasts one
+term of leadership; a new leader reads old templates back from live pods instead (see
+statefulset_plan.py).
+
 Idempotent without expectations: pods have fixed names, so a create the cache has not
 shown yet fails with AlreadyExists on the next round instead of making a twin, and a
 delete carries the pod's uid, so a repeated one never hits the pod that replaced it.
@@ -26,7 +35,8 @@ import logging
 
 from controlplane.controllers.podutil import controller_ref, copy, key_of, owner_reference
 from controlplane.controllers.replicaset_plan import without_owner
-from controlplane.controllers.statefulset_plan import CREATE, DELETE, RELABEL, ordinal_of, plan_statefulset
+from controlplane.controllers.statefulset_plan import (CREATE, DELETE, RELABEL, ordinal_of, plan_statefulset,
+                                                       revision_name)
 from skiff import client as clientmod
 from skiff.api import selectors
 from skiff.reconcile import Loop
@@ -44,7 +54,9 @@ class StatefulSetController:
         self.recorder = recorder
         self.loop = Loop("statefulset", self.sync, informers=(statefulsets, pods), workers=workers,
                          list_keys=statefulsets.keys, logger=log)
-        statefulsets.add_handler(self._enqueue, lambda old, new: self._enqueue(new), None)
+        self._history: dict = {}   # set key -> {revision name: template}, oldest first
+        statefulsets.add_handler(self._enqueue, lambda old, new: self._enqueue(new),
+                                 lambda sts: self._history.pop(key_of(sts), None))
         pods.add_handler(self._pod_changed, lambda old, new: self._pod_changed(old, new), self._pod_changed)
 
     def start(self):
@@ -85,7 +97,8 @@ class StatefulSetController:
             return None
         ns = sts.metadata.namespace
         pods = self.pods.list(ns)
-        plan = plan_statefulset(sts, pods)
+        history = self._remember(key, sts)
+        plan = plan_statefulset(sts, pods, history=history)
         by_name = {p.metadata.name: p for p in pods}
         if plan.adopt or plan.release:
             self._claim(sts, plan, by_name)
@@ -105,6 +118,19 @@ class StatefulSetController:
             except clientmod.NotFound:
                 return None
         return plan.recheck_s
+
+    def _remember(self, key, sts) -> dict:
+        """Add the set's template to its history; trim to revisionHistoryLimit old ones."""
+        history = self._history.setdefault(key, {})
+        rev = revision_name(sts, sts.spec.template)
+        history.pop(rev, None)
+        history[rev] = copy(sts.spec.template)
+        keep = {rev, sts.status.current_revision}
+        limit = sts.spec.revision_history_limit if sts.spec.HasField("revision_history_limit") else 10
+        old = [r for r in history if r not in keep]
+        for r in old[:max(0, len(old) - limit)]:
+            del history[r]
+        return dict(history)
 
     def _create(self, sts, pod):
         name, set_name = pod.metadata.name, sts.metadata.name

@@ -20,10 +20,11 @@ Deployment uses); currentRevision is status.currentRevision, or the updateRevisi
 there is none. A new pod at an ordinal below a RollingUpdate's partition is made at the
 currentRevision, every other one at the updateRevision (newVersionedStatefulSetPod).
 Kubernetes keeps each revision's template in a ControllerRevision object; skiff has no
-such kind yet, so the current revision's template is read back from a live pod labelled
-with it (its labels without the identity ones, its annotations, its spec without
-nodeName/hostname/subdomain). When no such pod is left, the updateRevision's template is
-used. Once a RollingUpdate has every pod updated and Ready, currentRevision becomes the
+such kind yet. The planner is given `history` (revision name -> template: what the
+controller has seen of this set's templates, see statefulset.py) and otherwise reads the
+current revision's template back from a live pod labelled with it (its labels without the
+identity ones, its annotations, its spec without nodeName/hostname/subdomain). When
+neither has it, the updateRevision's template is used and becomes the current one. Once a RollingUpdate has every pod updated and Ready, currentRevision becomes the
 updateRevision (completeRollingUpdate; as in Kubernetes, never under OnDelete).
 
 Ordinals 0..replicas-1 are processed in order; with podManagementPolicy OrderedReady
@@ -196,8 +197,10 @@ def _claim(sts, pods):
     return members, tuple(adopt), tuple(release)
 
 
-def plan_statefulset(sts: pb.StatefulSet, pods, *, now: datetime.datetime | None = None) -> StatefulSetPlan:
-    """pods: the pods of sts's namespace, from the cache."""
+def plan_statefulset(sts: pb.StatefulSet, pods, *, history=None,
+                     now: datetime.datetime | None = None) -> StatefulSetPlan:
+    """pods: the pods of sts's namespace, from the cache; history: revision name -> template
+    of revisions the caller remembers (a stand-in for ControllerRevisions)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     members, adopt, release = _claim(sts, pods)
     spec = sts.spec
@@ -211,7 +214,7 @@ def plan_statefulset(sts: pb.StatefulSet, pods, *, now: datetime.datetime | None
     current_rev = sts.status.current_revision or update_rev
     current_template = None
     if current_rev != update_rev:
-        current_template = _current_template(members.values(), current_rev)
+        current_template = (history or {}).get(current_rev) or _current_template(members.values(), current_rev)
         if current_template is None:
             current_rev = update_rev   # nothing left at the old revision to read it back from
 

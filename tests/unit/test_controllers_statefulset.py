@@ -189,6 +189,16 @@ def test_ondelete_recreates_at_the_update_revision():
     assert (action.pod.metadata.name, action.pod.metadata.labels[REVISION_LABEL]) == ("web-0", REV2)
 
 
+def test_the_remembered_history_wins_over_pods_and_needs_none():
+    """The only pod at the current revision was deleted: the history still has its template."""
+    s = sts(3, image="web:2", current=REV1, partition=1)
+    old_template = sts(image="web:1").spec.template
+    (action,) = plan_statefulset(s, [pod(1, rev=REV2, image="web:2"), pod(2, rev=REV2, image="web:2")],
+                                 history={REV1: old_template}, now=NOW).actions
+    assert (action.pod.metadata.name, action.pod.metadata.labels[REVISION_LABEL]) == ("web-0", REV1)
+    assert [c.image for c in action.pod.spec.containers] == ["web:1"]
+
+
 def test_template_read_back_from_a_pod_hashes_like_the_original():
     s = sts(1)
     p = pod(0)

@@ -17,9 +17,8 @@ pkg/apis/apps/validation (ValidateStatefulSetSpec / ValidateStatefulSetUpdate):
   and ordinals (not in skiff's API: the decoder says so, see unsupported.NOT_IN_API) and
   rollingUpdate.maxUnavailable (behind Kubernetes' alpha MaxUnavailableStatefulSet gate:
   updates go one pod at a time).
-revisionHistoryLimit is honoured trivially: skiff keeps no ControllerRevision objects
-(the controller's docstring says what stands in for them), so there is never more history
-than the limit.
+revisionHistoryLimit bounds the templates the controller remembers in place of
+ControllerRevision objects, which skiff does not have yet (controlplane's statefulset.py).
 """
 
 from skiff.api import objects_pb2 as pb
