@@ -283,3 +283,49 @@ def test_a_set_being_deleted_only_reports_status():
     ("web-1-2", None), ("web", None)])
 def test_ordinal_of(pod_name, ordinal):
     assert ordinal_of("web", pod_name) == ordinal
+
+
+class _View:
+    def __init__(self, services, endpoints):
+        self._svc = {(s.metadata.namespace, s.metadata.name): s for s in services}
+        self._ep = {(e.metadata.namespace, e.metadata.name): e for e in endpoints}
+
+    def service(self, ns, name):
+        return self._svc.get((ns, name))
+
+    def endpoints(self, ns, name):
+        return self._ep.get((ns, name))
+
+    def pod_ip_exists(self, ns, ip):
+        return False
+
+
+def _service(name, headless=True):
+    svc = pb.Service(metadata=pb.ObjectMeta(name=name, namespace="default"))
+    svc.spec.selector["app"] = "web"
+    svc.spec.cluster_ip = "None" if headless else "10.96.0.9"
+    svc.spec.ports.add(name="http", port=80)
+    return svc
+
+
+def test_stable_network_identity_through_the_headless_service():
+    """web-N.nginx.default.svc.cluster.local -> web-N's IP: the pod's hostname/subdomain
+    reach the headless Service's Endpoints (Kubernetes' rule: subdomain = the Service's
+    name) and cluster DNS answers them; a Service of another name gives no such record."""
+    from controlplane.controllers.endpoints_plan import plan_endpoints
+    from nodeagent.dns.resolver import answer
+
+    pods = []
+    for i, ip in enumerate(("10.244.1.5", "10.244.2.7")):
+        p = pod(i)
+        p.status.pod_ip = ip
+        pods.append(p)
+    nginx, other = _service("nginx"), _service("other")
+    view = _View([nginx, other], [plan_endpoints(nginx, pods), plan_endpoints(other, pods)])
+    got = answer("web-1.nginx.default.svc.cluster.local", "A", view)
+    assert (got.rcode, [r.value for r in got.records]) == ("NOERROR", ["10.244.2.7"])
+    assert answer("web-0.nginx.default.svc.cluster.local.", "A", view).records[0].value == "10.244.1.5"
+    assert answer("web-2.nginx.default.svc.cluster.local", "A", view).rcode == "NXDOMAIN"
+    assert answer("web-0.other.default.svc.cluster.local", "A", view).rcode == "NXDOMAIN"
+    assert sorted(r.value for r in answer("nginx.default.svc.cluster.local", "A", view).records) == \
+        ["10.244.1.5", "10.244.2.7"]
