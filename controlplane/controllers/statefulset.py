@@ -111,13 +111,26 @@ class StatefulSetController:
                 self.client.update(action.pod)
                 log.info("event=pod_identity_restored sts=%s pod=%s", key, action.pod.metadata.name)
         if plan.status != sts.status:
-            updated = copy(sts)
-            updated.status.CopyFrom(plan.status)
             try:
-                self.client.update_status(updated)
+                self._write_status(sts, plan.status)
             except clientmod.NotFound:
                 return None
         return plan.recheck_s
+
+    def _write_status(self, sts, status):
+        """Status through the status subresource; on a conflict (the cache is behind our own
+        last write, or the user's) once more on a fresh read, as Kubernetes'
+        updateStatefulSetStatus retries on conflict."""
+        updated = copy(sts)
+        updated.status.CopyFrom(status)
+        try:
+            self.client.update_status(updated)
+        except clientmod.Conflict:
+            fresh = self.client.get("statefulsets", sts.metadata.name, sts.metadata.namespace)
+            if fresh.metadata.uid != sts.metadata.uid or fresh.status == status:
+                return
+            fresh.status.CopyFrom(status)
+            self.client.update_status(fresh)
 
     def _remember(self, key, sts) -> dict:
         """Add the set's template to its history; trim to revisionHistoryLimit old ones."""
