@@ -329,3 +329,28 @@ def test_stable_network_identity_through_the_headless_service():
     assert answer("web-0.other.default.svc.cluster.local", "A", view).rcode == "NXDOMAIN"
     assert sorted(r.value for r in answer("nginx.default.svc.cluster.local", "A", view).records) == \
         ["10.244.1.5", "10.244.2.7"]
+
+
+class _Informer:
+    def add_handler(self, *handlers):
+        pass
+
+    def keys(self):
+        return []
+
+
+def test_the_controller_remembers_templates_bounded_by_revision_history_limit():
+    """In place of ControllerRevisions: the current and update revisions always, plus at
+    most revisionHistoryLimit others, the most recent ones."""
+    from controlplane.controllers.statefulset import StatefulSetController
+
+    ctl = StatefulSetController(None, _Informer(), _Informer(), None)
+    revs = []
+    for version in range(1, 6):
+        s = sts(image=f"web:{version}", current=revs[0] if revs else "")
+        s.spec.revision_history_limit = 2
+        revs.append(revision_name(s, s.spec.template))
+        history = ctl._remember("default/web", s)
+    # current (web:1) and update (web:5) kept, plus the two most recent others (web:3, web:4)
+    assert set(history) == {revs[0], revs[2], revs[3], revs[4]}
+    assert [c.image for c in history[revs[0]].spec.containers] == ["web:1"]
