@@ -22,6 +22,7 @@ plan_deployment() is pure. Its rules (Kubernetes' deployment controller, minus r
 import datetime
 from dataclasses import dataclass, field
 
+from controlplane.controllers.hashing import template_hash
 from controlplane.controllers.podutil import controller_ref, copy, get_condition, owner_reference, parse_rfc3339
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
@@ -29,27 +30,9 @@ from skiff.api.wellknown import rfc3339
 
 POD_TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString alphabet
 
 
-# ---------------------------------------------------------------- hashing and templates
-
-def _fnv32a(data: bytes) -> int:
-    h = 0x811C9DC5
-    for b in data:
-        h ^= b
-        h = (h * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def template_hash(template: pb.PodTemplateSpec, collision_count: int | None = None) -> str:
-    """A short stable name suffix for a pod template (FNV-32a of its deterministic encoding,
-    then the decimal digits mapped onto Kubernetes' vowel-free alphabet)."""
-    data = template.SerializeToString(deterministic=True)
-    if collision_count:
-        data += collision_count.to_bytes(4, "little")
-    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(_fnv32a(data)))
-
+# ---------------------------------------------------------------- templates
 
 def _without_hash(template: pb.PodTemplateSpec) -> pb.PodTemplateSpec:
     out = copy(template)

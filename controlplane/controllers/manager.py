@@ -27,6 +27,7 @@ from controlplane.controllers.guard import LeaderGuardedClient
 from controlplane.controllers.nodeipam import NodeIpamController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
+from controlplane.controllers.statefulset import StatefulSetController
 from controlplane.scheduler.scheduler import Scheduler
 from skiff import client as clientmod
 from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE
@@ -58,6 +59,7 @@ class ControllerManager:
         self.informers = InformerFactory(self.client)
         pods, nodes = self.informers.informer("pods"), self.informers.informer("nodes")
         rss, deploys = self.informers.informer("replicasets"), self.informers.informer("deployments")
+        stss = self.informers.informer("statefulsets")
         # Only kube-node-lease: node heartbeats (a Lease elsewhere is no node's business here).
         leases = self.informers.informer("leases", namespace=NODE_LEASE_NAMESPACE)
         ctl = cfg.controllers
@@ -69,7 +71,8 @@ class ControllerManager:
             DeploymentController(guarded, deploys, rss, recorder),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
                                     ctl.pod_eviction_timeout_s, leases=leases),
-            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases,)),
+            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases, stss)),
+            StatefulSetController(guarded, stss, pods, recorder),
         ]
         if getattr(cfg, "network", None) is not None:   # node IPAM only with a network: section
             self.loops.append(NodeIpamController(guarded, nodes, cfg.network))

@@ -114,6 +114,12 @@ NOT_IN_API = {
         "downwardAPI volumes are planned; env valueFrom.fieldRef works",
     ("skiff.api.ServiceSpec", "ipFamilyPolicy"):
         "skiff Services are IPv4 single-stack; remove it",
+    ("skiff.api.StatefulSetSpec", "volumeClaimTemplates"):
+        "persistent volumes are planned; until then a StatefulSet's pods use emptyDir or hostPath volumes",
+    ("skiff.api.StatefulSetSpec", "persistentVolumeClaimRetentionPolicy"):
+        "persistent volumes are planned, and with them the claims of a StatefulSet; remove it",
+    ("skiff.api.StatefulSetSpec", "ordinals"):
+        "a StatefulSet's pods are numbered from 0; remove ordinals",
 }
 
 
