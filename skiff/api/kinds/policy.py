@@ -107,7 +107,7 @@ def _describe(pdb) -> str:
             selector = "<invalid>"
     rows.append(("Selector", selector))
     status = kv([("Allowed disruptions", str(st.disruptions_allowed)), ("Current", str(st.current_healthy)),
-                 ("Desired", str(st.desired_healthy)), ("Total", str(st.expected_pods))])
+                 ("Desired", str(st.desired_healthy)), ("Total", str(st.expected_pods))], width=22)
     return "\n".join([kv(rows), "Status:", indent(status, 4)])
 
 
