@@ -158,3 +158,11 @@ def test_missing_pod_and_unbound_pod(st):
     gone = st.apply(Evict("eu", ("Pod", "default", "u"), None, LATER))
     assert gone[:2] == ("ok", "evicted") and st.get(("Pod", "default", "u")) is None
     assert [c.type for c in st.events_after(rv)] == ["DELETED"]
+
+
+def test_an_eviction_has_no_kind_record_so_it_cannot_be_read_back():
+    from skiff.api import kinds
+    for word in ("eviction", "evictions", "Eviction"):
+        with pytest.raises(KeyError):
+            kinds.lookup(word)
+    assert "Eviction" not in kinds.BY_NAME
