@@ -192,6 +192,8 @@ class StoreState:
         err = self._allocate(kind, key, msg, None, settings)
         if err:
             return err
+        if kind.store.status_from_controller_only:
+            msg.ClearField("status")
         meta = msg.metadata
         meta.uid = uid
         meta.creation_timestamp = now

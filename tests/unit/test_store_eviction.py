@@ -160,6 +160,12 @@ def test_missing_pod_and_unbound_pod(st):
     assert [c.type for c in st.events_after(rv)] == ["DELETED"]
 
 
+def test_a_budget_cannot_be_created_with_a_status_of_its_own(st):
+    rich = budget("rich", allowed=100, labels={"app": "other"})
+    assert obj(st.apply(Create("c-rich", env(rich), NOW, "uid-rich"))).status == pb.PodDisruptionBudgetStatus()
+    assert stored(st, "PodDisruptionBudget", "rich").status == pb.PodDisruptionBudgetStatus()
+
+
 def test_an_eviction_has_no_kind_record_so_it_cannot_be_read_back():
     from skiff.api import kinds
     for word in ("eviction", "evictions", "Eviction"):

@@ -12,7 +12,7 @@ Rules, as Kubernetes' (pkg/apis/policy/validation, pkg/registry/policy/poddisrup
 - spec.unhealthyPodEvictionPolicy: IfHealthyBudget or AlwaysAllow; unset stays unset
   and means IfHealthyBudget (Kubernetes does not default it either);
 - the spec may change (policy/v1); status belongs to the disruption controller and to
-  evictions (status.disruptionsAllowed, status.disruptedPods).
+  evictions (status.disruptionsAllowed, status.disruptedPods): a create stores none.
 
 Eviction (policy/v1) has no kind record on purpose: it is created, never stored, so
 it must not be gettable or listable. The API server recognises an Eviction in a
@@ -23,7 +23,7 @@ from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
 from skiff.api.display import indent, kv
 from skiff.api.errors import FieldError
-from skiff.api.kinds.registry import Kind, register
+from skiff.api.kinds.registry import Kind, StoreHooks, register
 from skiff.api.validation import enum, int_or_percent, int_or_string_set, int_or_string_value, invalid, \
     validate_label_selector
 
@@ -117,4 +117,5 @@ POD_DISRUPTION_BUDGET = register(Kind(
     validate=_validate,
     columns=("MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"), row=_row,
     describe=_describe,
+    store=StoreHooks(status_from_controller_only=True),
 ))
