@@ -6,7 +6,7 @@ generated once per call and reused on every retry, so a write retried on
 another replica is applied once.
 
 Errors are ApiError subclasses named after what happened (NotFound, Conflict,
-AlreadyExists, Invalid, Expired, Unavailable), with the server's message.
+AlreadyExists, Invalid, Expired, Unavailable, TooManyRequests), with the server's message.
 """
 
 import os
@@ -18,6 +18,7 @@ import yaml
 
 from skiff.api import kinds
 from skiff.api import node_pb2 as npb
+from skiff.api import objects_pb2 as pb
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
 
@@ -61,6 +62,10 @@ class Unavailable(ApiError):
     pass
 
 
+class TooManyRequests(ApiError):
+    """HTTP 429: e.g. an eviction a PodDisruptionBudget refuses now; retry later."""
+
+
 _ERRORS = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
@@ -69,6 +74,7 @@ _ERRORS = {
     grpc.StatusCode.OUT_OF_RANGE: Expired,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: TooManyRequests,
 }
 # Worth trying the next replica for.
 _FAILOVER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -183,6 +189,17 @@ class Client:
         req = api.WriteRequest(object=kinds.wrap(obj), request_id=request_id or uuid.uuid4().hex,
                                subresource=subresource, dry_run=dry_run)
         return kinds.unwrap(self._call(method, req).object)[1]
+
+    def evict(self, name, namespace="default", grace_period_s=None, request_id=None, dry_run=False):
+        """Evict a pod through its PodDisruptionBudget (policy/v1 Eviction); returns the pod as
+        the eviction left it (being deleted, or gone). TooManyRequests: the budget refuses now."""
+        ev = pb.Eviction(api_version="policy/v1", kind="Eviction")
+        ev.metadata.name, ev.metadata.namespace = name, namespace
+        if grace_period_s is not None:
+            ev.delete_options.grace_period_seconds = grace_period_s
+        req = api.WriteRequest(object=pb.Object(eviction=ev), request_id=request_id or uuid.uuid4().hex,
+                               dry_run=dry_run)
+        return kinds.unwrap(self._call("Create", req).object)[1]
 
     def get(self, kind, name, namespace="default", linearizable=False):
         k = kinds.lookup(kind) if isinstance(kind, str) else kind

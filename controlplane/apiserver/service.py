@@ -19,7 +19,7 @@ from concurrent import futures
 import grpc
 
 from controlplane.apiserver import admission
-from controlplane.store.commands import Apply, Barrier, Create, Delete, Update
+from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
 from controlplane.store.reader import Expired
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
 from skiff.api import fields, kinds, selectors
@@ -27,6 +27,7 @@ from skiff.api import node_pb2_grpc as node_grpc
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
 from skiff.api.errors import ValidationError
+from skiff.api.kinds.pod import POD
 from skiff.api.wellknown import now_rfc3339
 
 log = logging.getLogger("skiff.apiserver")
@@ -37,6 +38,7 @@ _CODES = {
     "conflict": grpc.StatusCode.ABORTED,
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
     "forbidden": grpc.StatusCode.FAILED_PRECONDITION,
+    "too_many_requests": grpc.StatusCode.RESOURCE_EXHAUSTED,   # HTTP 429: a refused eviction
     "internal": grpc.StatusCode.INTERNAL,
 }
 WRITE_TIMEOUT_S = 8.0
@@ -128,6 +130,8 @@ class ApiService(api_grpc.ApiServicer):
     # ------------------------------------------------------------ writes
 
     def Create(self, request, context):
+        if request.object.WhichOneof("object") == "eviction":
+            return self._evict(request, context)
         kind, msg = self._unwrap(request.object, context)
         msg = _copy(msg)
         if not msg.metadata.name and msg.metadata.generate_name:
@@ -135,6 +139,22 @@ class ApiService(api_grpc.ApiServicer):
         self._admit(kind, msg, context, old=None, creating=True)
         cmd = Create(self._request_id(request), kinds.encode(kinds.wrap(msg)), now_rfc3339(),
                      str(uuid.uuid4()), self._settings(kind))
+        return self._response(self._write(cmd, context, request.dry_run))
+
+    def _evict(self, request, context):
+        """Create of an Eviction: Kubernetes' POST pods/NAME/eviction. The Eviction names the
+        pod in its metadata and is never stored (it has no kind record, so it cannot be read
+        back); the state machine checks the pod's budget and starts its deletion at once."""
+        ev = request.object.eviction
+        name, ns = ev.metadata.name, ev.metadata.namespace or "default"
+        if not name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          'Eviction is invalid:\nmetadata.name: Required value: the pod to evict')
+        opts = ev.delete_options
+        grace = opts.grace_period_seconds if opts.HasField("grace_period_seconds") else None
+        if grace is not None and grace < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "deleteOptions.gracePeriodSeconds must be >= 0")
+        cmd = Evict(self._request_id(request), (POD.name, ns, name), grace, now_rfc3339())
         return self._response(self._write(cmd, context, request.dry_run))
 
     def Update(self, request, context):

@@ -26,6 +26,7 @@ from controlplane.controllers.hashing import template_hash
 from controlplane.controllers.podutil import controller_ref, copy, get_condition, owner_reference, parse_rfc3339
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
+from skiff.api.intstr import scaled_value
 from skiff.api.wellknown import rfc3339
 
 POD_TEMPLATE_HASH = "pod-template-hash"
@@ -92,23 +93,8 @@ def max_unavailable(d: pb.Deployment) -> int:
     if d.spec.strategy.type != "RollingUpdate":
         return 0
     ru = d.spec.strategy.rolling_update
-
-    def resolve(v: pb.IntOrString, round_up: bool, default: str) -> int:
-        if v.HasField("int_val"):
-            return v.int_val
-        text = v.str_val if v.HasField("str_val") else default
-        if text.endswith("%"):
-            try:
-                pct = int(text[:-1])
-            except ValueError:
-                return 0
-            return -(-replicas * pct // 100) if round_up else replicas * pct // 100
-        try:
-            return int(text)
-        except ValueError:
-            return 0
-    unavailable = resolve(ru.max_unavailable, False, "25%")
-    surge = resolve(ru.max_surge, True, "25%")
+    unavailable = scaled_value(ru.max_unavailable, replicas, round_up=False, default="25%")
+    surge = scaled_value(ru.max_surge, replicas, round_up=True, default="25%")
     if unavailable == 0 and surge == 0:
         unavailable = 1
     return min(unavailable, replicas)

@@ -1,6 +1,6 @@
 """Everything that runs while this replica leads: shared informers and the leader-only loops.
 
-The loops (scheduler, ReplicaSet, Deployment, Endpoints, node IPAM: keyed
+The loops (scheduler, ReplicaSet, Deployment, Endpoints, node IPAM, disruption: keyed
 reconcile Loops; node lifecycle and GC: bounded-frequency runners) all read one
 informer per kind from this manager's InformerFactory. Leases (kube-node-lease,
 renewed by every node every leaseDurationSeconds / 4) are read by the node
@@ -21,6 +21,7 @@ import logging
 import threading
 
 from controlplane.controllers.deployment import DeploymentController
+from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.gc import GarbageCollector
 from controlplane.controllers.guard import LeaderGuardedClient
@@ -30,6 +31,7 @@ from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.controllers.statefulset import StatefulSetController
 from controlplane.scheduler.scheduler import Scheduler
 from skiff import client as clientmod
+from skiff.api import kinds
 from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE
 from skiff.events import EventRecorder
 from skiff.informer import InformerFactory
@@ -79,6 +81,9 @@ class ControllerManager:
         # Services: Endpoints per selector.
         self.loops.append(EndpointsController(guarded, self.informers.informer("services"),
                                               self.informers.informer("endpoints"), pods))
+        # PodDisruptionBudgets: status from the pods and the scale of every scalable kind.
+        self.loops.append(DisruptionController(guarded, self.informers.informer("poddisruptionbudgets"), pods, {
+            k.name: self.informers.informer(k.plural) for k in kinds.KINDS if k.scale}, recorder))
         self._stop = threading.Event()
         self._starter = threading.Thread(target=self._start, name="controllers-start", daemon=True)
 

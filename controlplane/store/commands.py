@@ -9,9 +9,10 @@ allocation settings; the state machine never reads a clock or a file).
 
 Results stay plain tuples, as before:
     ("ok", outcome, env_bytes_or_None, rv)   outcome: created, updated, configured,
-                                             unchanged, deleted, deleting, barrier
+                                             unchanged, deleted, deleting, evicted, barrier
     ("error", code, message)                 code: already_exists, not_found,
-                                             conflict, invalid, internal
+                                             conflict, invalid, internal,
+                                             forbidden, too_many_requests (Evict)
 
 A command is pickled as its class and its field values in order (_Command), so
 the log holds no field names; journals written by an older skiff must still
@@ -84,6 +85,21 @@ class Delete(_Command):
 
 
 @dataclass(frozen=True)
+class Evict(_Command):
+    """Evict the pod at key = ("Pod", namespace, name) through its PodDisruptionBudget
+    (controlplane/store/eviction.py): the budget check, the budget's decrement and the
+    start of the pod's deletion in one step, or nothing at all.
+
+    grace_s as Delete's (the Eviction's deleteOptions.gracePeriodSeconds); now is the
+    time recorded in the budget's status.disruptedPods and the pod's deletionTimestamp.
+    """
+    request_id: str
+    key: tuple
+    grace_s: int | None = None
+    now: str = ""
+
+
+@dataclass(frozen=True)
 class Barrier(_Command):
     """Changes nothing; once applied, a replica has applied everything before it."""
     request_id: str
@@ -97,7 +113,7 @@ class Batch(_Command):
     request_id: str = ""   # a batch is never remembered itself, its commands are
 
 
-WRITES = (Create, Update, Apply, Delete)
+WRITES = (Create, Update, Apply, Delete, Evict)
 
 
 def payload_size(cmd) -> int:

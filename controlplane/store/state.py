@@ -17,7 +17,8 @@ Invariants (these are what clients may rely on):
   request ids) and answers as apply() would have.
 
 Commands are the named types of controlplane/store/commands.py (Create, Update,
-Apply, Delete, Barrier, Batch); positional tuples from older journals are read
+Apply, Delete, Evict, Barrier, Batch; Evict checks and charges the pod's
+PodDisruptionBudget, controlplane/store/eviction.py); positional tuples from older journals are read
 through commands.from_legacy. Results: ("ok", outcome, env_bytes_or_None, rv) or
 ("error", code, message).
 
@@ -38,10 +39,11 @@ from collections import OrderedDict, deque
 from itertools import islice
 from typing import NamedTuple
 
-from controlplane.store import binding
-from controlplane.store.commands import WRITES, Apply, Barrier, Batch, Create, Delete, Update, from_legacy
+from controlplane.store import binding, eviction
+from controlplane.store.commands import WRITES, Apply, Barrier, Batch, Create, Delete, Evict, Update, from_legacy
 from skiff.api import kinds, validation
 from skiff.api.assigned import carry_over_assigned
+from skiff.api.kinds.policy import POD_DISRUPTION_BUDGET
 from skiff.api import objects_pb2 as pb
 
 EVENT_LOG_SIZE = 20000
@@ -174,6 +176,8 @@ class StoreState:
             case Delete():
                 return self._delete(tuple(cmd.key), cmd.expected_rv, cmd.expected_uid,
                                     cmd.grace_s, cmd.now, dry)
+            case Evict():
+                return self._evict(tuple(cmd.key), cmd.grace_s, cmd.now, dry)
             case Barrier():
                 return ("ok", "barrier", None, self.rv)
         return ("error", "invalid", f"unknown store command {type(cmd).__name__}: {cmd!r:.80}")
@@ -188,6 +192,8 @@ class StoreState:
         err = self._allocate(kind, key, msg, None, settings)
         if err:
             return err
+        if kind.store.status_from_controller_only:
+            msg.ClearField("status")
         meta = msg.metadata
         meta.uid = uid
         meta.creation_timestamp = now
@@ -269,6 +275,23 @@ class StoreState:
             for inner in self._keys_in_namespace(key[2]):
                 self._remove(inner, dry)
         return self._remove(key, dry)
+
+    def _evict(self, key, grace_s, now, dry):
+        """The eviction subresource: the pod's budget charged and its deletion started in
+        one step, or a refusal that changes nothing (see controlplane/store/eviction.py)."""
+        current = self.objects.get(key)
+        if current is None:
+            return ("error", "not_found", f'pods "{key[2]}" not found')
+        _, pod = kinds.unwrap(current)
+        budgets = [kinds.unwrap(env)[1] for env in self.list(POD_DISRUPTION_BUDGET.name, key[1])]
+        refused, charged = eviction.check(pod, budgets, now)
+        if refused:
+            return ("error", *refused)
+        if charged is not None:
+            self._commit("MODIFIED", kinds.key_of(POD_DISRUPTION_BUDGET, charged), kinds.wrap(charged),
+                         "updated", dry)
+        result = self._delete(key, "", "", grace_s, now, dry)
+        return ("ok", "evicted", *result[2:]) if result[0] == "ok" else result
 
     def _mark_deleting(self, key, kind, obj, grace_s, now, dry):
         """Graceful deletion: the object's node stops it, then removes it (grace 0).

@@ -1,9 +1,7 @@
-"""Commands that reach pods and nodes: logs, exec, scale, cordon, uncordon, drain."""
+"""Commands that reach pods and nodes: logs, exec, scale, cordon, uncordon (drain: drain.py)."""
 
 import os
 import sys
-import threading
-import time
 
 from skiff import client as clientmod
 from skiff.cli.common import client as _client
@@ -133,7 +131,7 @@ def cmd_scale(args) -> int:
     return 0
 
 
-def _set_unschedulable(c, node, value):
+def set_unschedulable(c, node, value):
     def mutate(obj):
         if obj.spec.unschedulable == value:
             return False
@@ -145,70 +143,11 @@ def cmd_cordon(args, value=True) -> int:
     c = _client(args)
     try:
         before = c.get("node", args.node, "")
-        _set_unschedulable(c, args.node, value)
+        set_unschedulable(c, args.node, value)
     except clientmod.ApiError as exc:
         raise CliError(_server_error(exc)) from None
     word = "cordoned" if value else "uncordoned"
     print(f"node/{args.node} {word}" if before.spec.unschedulable != value else f"node/{args.node} already {word}")
-    return 0
-
-
-def _pod_controllers(pod) -> list:
-    """The kinds (registry records; None for a kind skiff does not know) of the controllers
-    that would bring this pod back: controller ownerReferences of a kind that owns pods
-    (Kind.owns) or of an unknown kind (given the benefit of the doubt)."""
-    from skiff.api import kinds
-    found = []
-    for ref in pod.metadata.owner_references:
-        kind = kinds.BY_NAME.get(ref.kind)
-        if ref.controller and (kind is None or "Pod" in kind.owns):
-            found.append((ref.kind, kind))
-    return found
-
-
-def cmd_drain(args) -> int:
-    c = _client(args)
-    try:
-        _set_unschedulable(c, args.node, True)
-        print(f"node/{args.node} cordoned")
-        pods, _ = c.list("pods", field_selector=f"spec.nodeName={args.node}")
-        victims = []
-        for p in pods:
-            owners = _pod_controllers(p)
-            # A pod that runs on every node (Kind.daemon: a DaemonSet's) would come straight back.
-            daemon = next((name for name, kind in owners if kind is not None and kind.daemon), None)
-            if daemon:
-                if not args.ignore_daemonsets:
-                    raise CliError(f"cannot delete {daemon}-managed pod {p.metadata.namespace}/{p.metadata.name} "
-                                   "(use --ignore-daemonsets)")
-                continue
-            if not owners and not args.force:
-                raise CliError(f"cannot delete pod {p.metadata.namespace}/{p.metadata.name}: not managed by a "
-                               "controller, it would not come back (use --force)")
-            victims.append(p)
-        for p in victims:
-            print(f"evicting pod {p.metadata.namespace}/{p.metadata.name}")
-            try:
-                c.delete("pods", p.metadata.name, p.metadata.namespace,
-                         grace_period_seconds=args.grace_period if args.grace_period >= 0 else None)
-            except clientmod.NotFound:
-                pass
-        deadline = time.monotonic() + args.timeout
-        remaining = {(p.metadata.namespace, p.metadata.name, p.metadata.uid) for p in victims}
-        while remaining and time.monotonic() < deadline:
-            left, _ = c.list("pods", field_selector=f"spec.nodeName={args.node}")
-            alive = {(p.metadata.namespace, p.metadata.name, p.metadata.uid) for p in left}
-            for ns, name, uid in sorted(remaining - alive):
-                print(f"pod/{name} evicted")
-            remaining &= alive
-            if remaining:
-                threading.Event().wait(0.2)
-        if remaining:
-            raise CliError(f"drain did not complete within {args.timeout}s: "
-                           + ", ".join(f"{ns}/{n}" for ns, n, _ in sorted(remaining)))
-    except clientmod.ApiError as exc:
-        raise CliError(_server_error(exc)) from None
-    print(f"node/{args.node} drained")
     return 0
 
 
@@ -240,11 +179,3 @@ def add_parsers(sub, common, ns) -> None:
                            help="mark a node unschedulable" if value else "mark a node schedulable")
         p.add_argument("node")
         p.set_defaults(func=(lambda v: lambda args: cmd_cordon(args, v))(value))
-
-    p = sub.add_parser("drain", parents=[common], help="cordon a node and evict its pods")
-    p.add_argument("node")
-    p.add_argument("--ignore-daemonsets", action="store_true")
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--grace-period", type=int, default=-1)
-    p.add_argument("--timeout", type=float, default=120.0)
-    p.set_defaults(func=cmd_drain)

@@ -6,7 +6,7 @@ import pytest
 
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
-from skiff.cli import main, node_cmds
+from skiff.cli import drain, main, node_cmds
 from skiff.cli.errors import CliError
 
 
@@ -25,11 +25,11 @@ def test_scale_refuses_a_kind_without_a_scale_subresource():
 def test_drain_counts_controllers_that_own_pods():
     pod = pb.Pod(metadata=pb.ObjectMeta(name="p", namespace="ns"))
     pod.metadata.owner_references.add(kind="ReplicaSet", name="rs", uid="1", controller=True)
-    assert node_cmds._pod_controllers(pod) == [("ReplicaSet", kinds.lookup("rs"))]
+    assert drain._pod_controllers(pod) == [("ReplicaSet", kinds.lookup("rs"))]
     pod.metadata.owner_references[0].controller = False   # an owner, not the controller
-    assert node_cmds._pod_controllers(pod) == []
+    assert drain._pod_controllers(pod) == []
     stray = pb.Pod(metadata=pb.ObjectMeta(name="q", namespace="ns"))
     stray.metadata.owner_references.add(kind="Service", name="s", uid="2", controller=True)
     stray.metadata.owner_references.add(kind="Unknown", name="u", uid="3", controller=True)
     # Services own no pods; a kind skiff does not know gets the benefit of the doubt.
-    assert node_cmds._pod_controllers(stray) == [("Unknown", None)]
+    assert drain._pod_controllers(stray) == [("Unknown", None)]

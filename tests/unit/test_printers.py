@@ -92,3 +92,20 @@ def test_describe_pod_has_its_section_and_a_generic_page_for_others():
     page = describe(kind, n)
     assert page.startswith("Name:               n1\nLabels:") and "Namespace:" not in page
     assert "Spec:\n  unschedulable: true" in page and page.endswith("Events:  <none>")
+
+
+def test_pdb_table_and_describe_as_kubectl():
+    kind, by_min = obj("pdb", {
+        "metadata": {"name": "web", "namespace": "ns", "creationTimestamp": YESTERDAY},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
+        "status": {"disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2, "expectedPods": 3}})
+    _, by_max = obj("poddisruptionbudgets", {
+        "metadata": {"name": "db", "namespace": "ns", "creationTimestamp": YESTERDAY},
+        "spec": {"maxUnavailable": "25%", "selector": {}}})
+    assert printers.table(kind, [by_min, by_max], now=NOW).splitlines() == [
+        "NAME   MIN AVAILABLE   MAX UNAVAILABLE   ALLOWED DISRUPTIONS   AGE",
+        "web    2               N/A               1                     24h",
+        "db     N/A             25%               0                     24h"]
+    page = describe(kind, by_min)
+    for line in ("Min available:", "Selector:", "app=web", "Allowed disruptions:  1", "Current:", "Total:"):
+        assert line in page, page

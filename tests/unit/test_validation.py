@@ -67,6 +67,10 @@ BASES = {
         "spec": {"holderIdentity": "node1", "leaseDurationSeconds": 40,
                  "renewTime": "2024-05-01T12:00:00.123456Z"},
     },
+    "PodDisruptionBudget": {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
+    },
 }
 
 
@@ -422,6 +426,20 @@ INVALID = [
     ("Lease", put("spec.leaseTransitions", -1), "spec.leaseTransitions", "greater than or equal to 0"),
     ("Lease", put("spec.renewTime", "yesterday"), "spec.renewTime", "RFC 3339"),
     ("Lease", put("spec.acquireTime", "2024-13-01T00:00:00Z"), "spec.acquireTime", "RFC 3339"),
+    # ---- PodDisruptionBudget
+    ("PodDisruptionBudget", put("spec.maxUnavailable", 1), "spec", "cannot be both set"),
+    ("PodDisruptionBudget", drop("spec.minAvailable"), "spec", "one of minAvailable or maxUnavailable"),
+    ("PodDisruptionBudget", put("spec.minAvailable", -1), "spec.minAvailable", "greater than or equal to 0"),
+    ("PodDisruptionBudget", put("spec.minAvailable", "101%"), "spec.minAvailable", "not be greater than 100%"),
+    ("PodDisruptionBudget", put("spec.minAvailable", "half"), "spec.minAvailable", "integer or a percentage"),
+    ("PodDisruptionBudget", both(drop("spec.minAvailable"), put("spec.maxUnavailable", "1.5%")),
+     "spec.maxUnavailable", "integer or a percentage"),
+    ("PodDisruptionBudget", put("spec.selector.matchLabels", {"app": "-bad-"}), "spec.selector.matchLabels[app]",
+     "Invalid value"),
+    ("PodDisruptionBudget", put("spec.selector.matchExpressions", [{"key": "app", "operator": "In"}]),
+     "spec.selector.matchExpressions[0].values", "Required value"),
+    ("PodDisruptionBudget", put("spec.unhealthyPodEvictionPolicy", "Sometimes"), "spec.unhealthyPodEvictionPolicy",
+     "Unsupported value"),
 ]
 
 
@@ -522,6 +540,13 @@ VALID_VARIANTS = [
     ("Secret", put("type", "example.com/custom")),
     ("Node", put("spec.taints", [{"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "NoExecute"}])),
     ("Endpoints", put("subsets", [])),
+    ("PodDisruptionBudget", put("spec.minAvailable", "100%")),
+    ("PodDisruptionBudget", put("spec.minAvailable", 0)),
+    ("PodDisruptionBudget", both(drop("spec.minAvailable"), put("spec.maxUnavailable", "25%"))),
+    ("PodDisruptionBudget", put("spec.selector", {})),
+    ("PodDisruptionBudget", drop("spec.selector")),
+    ("PodDisruptionBudget", put("spec.unhealthyPodEvictionPolicy", "AlwaysAllow")),
+    ("PodDisruptionBudget", put("spec.unhealthyPodEvictionPolicy", "IfHealthyBudget")),
 ]
 
 

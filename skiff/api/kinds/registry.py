@@ -43,6 +43,10 @@ class StoreHooks:
     cascade_namespace
         Deleting this object (a Namespace) removes every object in the namespace it names,
         in the same step.
+    status_from_controller_only
+        A create stores no status (Kubernetes' PrepareForCreate): the status belongs to the
+        kind's controller and to checks that trust it (a PodDisruptionBudget's
+        disruptionsAllowed, which evictions spend), so a manifest cannot bring its own.
     """
 
     allocate: Callable | None = None
@@ -50,6 +54,7 @@ class StoreHooks:
     keep_on_status_write: Callable | None = None
     graceful_delete_s: Callable | None = None
     cascade_namespace: bool = False
+    status_from_controller_only: bool = False
 
 
 @dataclass(frozen=True)
