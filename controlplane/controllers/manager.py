@@ -20,6 +20,7 @@ never acts on a state older than its predecessor's last write.
 import logging
 import threading
 
+from controlplane.controllers.cronjob import CronJobController
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.gc import GarbageCollector
@@ -58,6 +59,7 @@ class ControllerManager:
         self.informers = InformerFactory(self.client)
         pods, nodes = self.informers.informer("pods"), self.informers.informer("nodes")
         rss, deploys = self.informers.informer("replicasets"), self.informers.informer("deployments")
+        jobs, cronjobs = self.informers.informer("jobs"), self.informers.informer("cronjobs")
         # Only kube-node-lease: node heartbeats (a Lease elsewhere is no node's business here).
         leases = self.informers.informer("leases", namespace=NODE_LEASE_NAMESPACE)
         ctl = cfg.controllers
@@ -69,13 +71,14 @@ class ControllerManager:
             DeploymentController(guarded, deploys, rss, recorder),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
                                     ctl.pod_eviction_timeout_s, leases=leases),
-            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases,)),
+            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases, jobs, cronjobs)),
         ]
         if getattr(cfg, "network", None) is not None:   # node IPAM only with a network: section
             self.loops.append(NodeIpamController(guarded, nodes, cfg.network))
         # Services: Endpoints per selector.
         self.loops.append(EndpointsController(guarded, self.informers.informer("services"),
                                               self.informers.informer("endpoints"), pods))
+        self.loops.append(CronJobController(guarded, cronjobs, jobs, recorder))
         self._stop = threading.Event()
         self._starter = threading.Thread(target=self._start, name="controllers-start", daemon=True)
 
