@@ -39,6 +39,7 @@ MACROS = {
     "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
 }
 _FIELDS = ("minute", "hour", "day of month", "month", "day of week")
+_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 _NAMES = {
     3: ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
     4: ("sun", "mon", "tue", "wed", "thu", "fri", "sat"),
@@ -132,10 +133,14 @@ def _check_field(i: int, value: str) -> None:
         for word in re.findall(r"[a-z]+", term):
             if word not in _NAMES.get(i, ()):
                 raise ValueError(f"{_FIELDS[i]}: unknown name {word!r}")
-        if i == 4:
-            for number in re.findall(r"[0-9]+", term.split("/")[0]):
-                if int(number) > 6:
-                    raise ValueError(f"day of week: end of range ({number}) above maximum (6)")
+        lo, hi = _BOUNDS[i]
+        for number in re.findall(r"[0-9]+", term.split("/")[0]):
+            if int(number) > hi:
+                raise ValueError(f"{_FIELDS[i]}: end of range ({number}) above maximum ({hi})")
+            if int(number) < lo:
+                raise ValueError(f"{_FIELDS[i]}: beginning of range ({number}) below minimum ({lo})")
+        if "/" in term and int(term.split("/")[1]) == 0:
+            raise ValueError(f"{_FIELDS[i]}: step of range should be a positive number")
 
 
 def _every_seconds(text: str) -> int:
