@@ -25,6 +25,7 @@ from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.gc import GarbageCollector
 from controlplane.controllers.guard import LeaderGuardedClient
+from controlplane.controllers.job import JobController
 from controlplane.controllers.nodeipam import NodeIpamController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
@@ -73,6 +74,8 @@ class ControllerManager:
                                     ctl.pod_eviction_timeout_s, leases=leases),
             GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases, jobs, cronjobs)),
         ]
+        self.loops.append(JobController(guarded, jobs, pods, recorder,
+                                        backoff_base_s=ctl.job_backoff_base_s))
         if getattr(cfg, "network", None) is not None:   # node IPAM only with a network: section
             self.loops.append(NodeIpamController(guarded, nodes, cfg.network))
         # Services: Endpoints per selector.
