@@ -94,7 +94,7 @@ def test_runs_every_minute_and_history_limits_prune(lab):
     assert "ran-ok" in lab.out("logs", f"job/{newest}", "-n", NS)
 
     row = next(line for line in lab.out("get", "cj", "ok", "-n", NS).splitlines()[1:])
-    assert row.split()[6] != "<none>"                 # LAST SCHEDULE
+    assert row.split()[9] != "<none>"                 # LAST SCHEDULE (the schedule is five words)
     cj = json.loads(lab.out("get", "cj", "ok", "-n", NS, "-o", "json"))
     assert cj["status"]["lastSuccessfulTime"] and cj["status"]["lastScheduleTime"]
 
