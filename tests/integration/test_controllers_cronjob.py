@@ -76,7 +76,8 @@ def complete(client, ns, name):
 
 
 def events(client, ns, reason):
-    return [e for e in client.list("events", ns)[0] if e.reason == reason]
+    """The CronJobs' events with that reason (the Job controller writes SuccessfulCreate too)."""
+    return [e for e in client.list("events", ns)[0] if e.reason == reason and e.involved_object.kind == "CronJob"]
 
 
 def wait_for_wall_clock(epoch_s: float, what: str):
