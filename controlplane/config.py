@@ -71,10 +71,13 @@ class ControllersConfig:
       Kubernetes' default is 300 s (the tolerationSeconds of the default
       not-ready/unreachable NoExecute tolerations; formerly --pod-eviction-timeout).
     enabled: false runs the replica without any leader-only loop (API and store only).
+    job_backoff_base_s: the Job controller's delay before replacing a failed pod, doubled
+      per further failure up to 6 min; Kubernetes' value, 10 s, by default (tests shorten it).
     """
     enabled: bool = True
     node_monitor_grace_period_s: float = 5.0
     pod_eviction_timeout_s: float = 5.0
+    job_backoff_base_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -220,20 +223,22 @@ def _controllers(doc, path) -> ControllersConfig:
     if doc is None:
         return ControllersConfig()
     where = f"{path}: controllers"
-    _check_mapping(doc, where, {"enabled", "nodeMonitorGracePeriodS", "podEvictionTimeoutS"})
+    _check_mapping(doc, where, {"enabled", "nodeMonitorGracePeriodS", "podEvictionTimeoutS", "jobBackoffBaseS"})
     enabled = doc.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError(f"{where}: enabled must be true or false")
     values = {}
     for key, default in (("nodeMonitorGracePeriodS", ControllersConfig.node_monitor_grace_period_s),
-                         ("podEvictionTimeoutS", ControllersConfig.pod_eviction_timeout_s)):
+                         ("podEvictionTimeoutS", ControllersConfig.pod_eviction_timeout_s),
+                         ("jobBackoffBaseS", ControllersConfig.job_backoff_base_s)):
         value = doc.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"{where}: {key} must be a number of seconds > 0")
         values[key] = float(value)
     return ControllersConfig(enabled=enabled,
                              node_monitor_grace_period_s=values["nodeMonitorGracePeriodS"],
-                             pod_eviction_timeout_s=values["podEvictionTimeoutS"])
+                             pod_eviction_timeout_s=values["podEvictionTimeoutS"],
+                             job_backoff_base_s=values["jobBackoffBaseS"])
 
 
 def _services(doc, path) -> ServicesConfig:
@@ -309,7 +314,8 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
         doc["controllers"] = {
             "enabled": cfg.controllers.enabled,
             "nodeMonitorGracePeriodS": cfg.controllers.node_monitor_grace_period_s,
-            "podEvictionTimeoutS": cfg.controllers.pod_eviction_timeout_s}
+            "podEvictionTimeoutS": cfg.controllers.pod_eviction_timeout_s,
+            "jobBackoffBaseS": cfg.controllers.job_backoff_base_s}
     if cfg.services != ServicesConfig():
         doc["services"] = {"serviceCIDR": cfg.services.service_cidr,
                            "nodePortRange": cfg.services.node_port_range,

@@ -1,6 +1,7 @@
 """Everything that runs while this replica leads: shared informers and the leader-only loops.
 
-The loops (scheduler, ReplicaSet, Deployment, Endpoints, node IPAM, disruption: keyed
+The loops (scheduler, ReplicaSet, Deployment, StatefulSet, Job, CronJob, Endpoints, node IPAM,
+disruption: keyed
 reconcile Loops; node lifecycle and GC: bounded-frequency runners) all read one
 informer per kind from this manager's InformerFactory. Leases (kube-node-lease,
 renewed by every node every leaseDurationSeconds / 4) are read by the node
@@ -20,11 +21,13 @@ never acts on a state older than its predecessor's last write.
 import logging
 import threading
 
+from controlplane.controllers.cronjob import CronJobController
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.gc import GarbageCollector
 from controlplane.controllers.guard import LeaderGuardedClient
+from controlplane.controllers.job import JobController
 from controlplane.controllers.nodeipam import NodeIpamController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
@@ -62,6 +65,7 @@ class ControllerManager:
         pods, nodes = self.informers.informer("pods"), self.informers.informer("nodes")
         rss, deploys = self.informers.informer("replicasets"), self.informers.informer("deployments")
         stss = self.informers.informer("statefulsets")
+        jobs, cronjobs = self.informers.informer("jobs"), self.informers.informer("cronjobs")
         # Only kube-node-lease: node heartbeats (a Lease elsewhere is no node's business here).
         leases = self.informers.informer("leases", namespace=NODE_LEASE_NAMESPACE)
         ctl = cfg.controllers
@@ -73,9 +77,11 @@ class ControllerManager:
             DeploymentController(guarded, deploys, rss, recorder),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
                                     ctl.pod_eviction_timeout_s, leases=leases),
-            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases, stss)),
+            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases, stss, jobs, cronjobs)),
             StatefulSetController(guarded, stss, pods, recorder),
         ]
+        self.loops.append(JobController(guarded, jobs, pods, recorder,
+                                        backoff_base_s=ctl.job_backoff_base_s))
         if getattr(cfg, "network", None) is not None:   # node IPAM only with a network: section
             self.loops.append(NodeIpamController(guarded, nodes, cfg.network))
         # Services: Endpoints per selector.
@@ -84,6 +90,7 @@ class ControllerManager:
         # PodDisruptionBudgets: status from the pods and the scale of every scalable kind.
         self.loops.append(DisruptionController(guarded, self.informers.informer("poddisruptionbudgets"), pods, {
             k.name: self.informers.informer(k.plural) for k in kinds.KINDS if k.scale}, recorder))
+        self.loops.append(CronJobController(guarded, cronjobs, jobs, recorder))
         self._stop = threading.Event()
         self._starter = threading.Thread(target=self._start, name="controllers-start", daemon=True)
 

@@ -189,13 +189,13 @@ class StoreState:
             return ("error", "already_exists", f'{kind.resource} "{key[2]}" already exists')
         if kind.namespaced and ("Namespace", "", key[1]) not in self.objects:
             return ("error", "not_found", f'namespaces "{key[1]}" not found')
+        meta = msg.metadata
+        meta.uid = uid   # before allocation: a Job's generated selector is its uid
         err = self._allocate(kind, key, msg, None, settings)
         if err:
             return err
         if kind.store.status_from_controller_only:
             msg.ClearField("status")
-        meta = msg.metadata
-        meta.uid = uid
         meta.creation_timestamp = now
         meta.generation = 1 if kind.has_spec else 0
         meta.ClearField("deletion_timestamp")

@@ -16,6 +16,8 @@ It follows kubelet's computePodActions:
   after a crash-loop back-off (0, base, 2*base, ... cap);
 - nothing to keep running and nothing to start -> the pod is done: stop its sandbox
   (containers are kept for their logs until the pod is deleted);
+- spec.activeDeadlineSeconds passed since status.startTime -> stop every container,
+  as for a finished pod (deadline.py; the status says Failed, DeadlineExceeded);
 - deletionTimestamp set -> stop every container (preStop hook, SIGTERM, the rest of
   the grace period, SIGKILL), then the sandbox, then FinalizePod(delete_from_api);
 - old exited instances beyond the latest two of a container are removed.
@@ -26,7 +28,7 @@ actions; a pod whose containers all run with the right hash gets no action
 actions that follow each other in parallel and always before a sandbox's kill.
 """
 
-from nodeagent.podsync import spechash
+from nodeagent.podsync import deadline, spechash
 from nodeagent.podsync.model import (
     BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff,
     backoff_key, in_backoff, next_backoff)
@@ -58,6 +60,9 @@ def plan(pod, observed, now: float, probe_results=None, backoff_state=None,
     if pod.status.phase in TERMINAL_PHASES:
         # A terminal pod never runs again; stop whatever still runs of it.
         return _kill_all(mine, ctx.grace_s, "PodCompleted") + _gc(mine)
+    if deadline.passed(pod, now):
+        # spec.activeDeadlineSeconds: stopped like a finished pod; status makes it Failed.
+        return _kill_all(mine, ctx.grace_s, deadline.REASON) + _gc(mine)
     actions = [_kill_sandbox(sb) for sb in sandboxes[:-1] if sb.running]
 
     sandbox_ok = (latest_sb is not None and latest_sb.running

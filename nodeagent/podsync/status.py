@@ -11,6 +11,7 @@ compute_status(pod, observed, now, probe_results, waiting, host_ip) -> PodStatus
 - ready: running, started (startup probe passed, or none) and the readiness
   probe passed (or none); init containers are ready once they exited 0;
 - phase like kubelet's getPhase; a terminal phase (Succeeded/Failed) never changes;
+  past spec.activeDeadlineSeconds: Failed, reason DeadlineExceeded (deadline.py);
 - conditions Initialized, Ready, ContainersReady (lastTransitionTime kept while
   the status stays the same), PodScheduled kept (added as True when missing),
   any other condition kept as is;
@@ -24,6 +25,7 @@ from skiff.api import objects_pb2 as pb
 from skiff.api import quantity
 from skiff.api.wellknown import POD_FINISHED_PHASES
 
+from nodeagent.podsync import deadline
 from nodeagent.runtime import timeutil
 from nodeagent.probes.results import ProbeResults
 from nodeagent.runtime.container import APP, CREATED, INIT, SANDBOX
@@ -66,6 +68,8 @@ def compute_status(pod, observed, now: float, probe_results=None, waiting=None, 
     status.phase = phase
     status.reason = old.reason
     status.message = old.message
+    if phase not in TERMINAL_PHASES and deadline.passed(pod, now):
+        status.phase, status.reason, status.message = "Failed", deadline.REASON, deadline.MESSAGE
     status.host_ip = host_ip
     if pod_ip:
         status.pod_ip = pod_ip

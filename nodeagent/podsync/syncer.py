@@ -28,6 +28,7 @@ import os
 import threading
 import time
 
+from nodeagent.podsync import deadline
 from nodeagent.podsync import plan as planmod
 from nodeagent.podsync import volumes
 from nodeagent.podsync.model import MUTATING, BackoffPolicy, WaitBackoff
@@ -172,7 +173,9 @@ class PodSyncer:
         waiting = {a.container: ("CrashLoopBackOff", a.message) for a in waits}
         waiting.update(self.applier.waiting_reasons(uid))
         self._write_status(pod, observed, waiting)
-        after = min((a.remaining_s for a in waits), default=None)
+        # Look again when a back-off ends or the pod's activeDeadlineSeconds comes.
+        left = deadline.remaining_s(pod, time.time())
+        after = min([a.remaining_s for a in waits] + ([max(0.0, left)] if left is not None else []), default=None)
         return (max(0.05, after + 0.05) if after is not None else None), failed
 
     def _adopt_network(self, pod, observed) -> bool:

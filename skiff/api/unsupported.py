@@ -45,8 +45,6 @@ POD_SPEC_RULES = (
          "pod affinity is planned; remove it to run this pod"),
     Rule("affinity.podAntiAffinity", lambda s, _: s.affinity.HasField("pod_anti_affinity"),
          "pod anti-affinity is planned; remove it to run this pod"),
-    Rule("activeDeadlineSeconds", _has("active_deadline_seconds"),
-         "nothing stops a pod at its deadline yet; remove it to run this pod"),
     Rule("serviceAccountName", lambda s, _: s.service_account_name not in ("", "default"),
          "service accounts are planned; every pod runs as service account \"default\" for now"),
     Rule("priority", _has("priority"),
@@ -120,6 +118,18 @@ NOT_IN_API = {
         "persistent volumes are planned, and with them the claims of a StatefulSet; remove it",
     ("skiff.api.StatefulSetSpec", "ordinals"):
         "a StatefulSet's pods are numbered from 0; remove ordinals",
+    ("skiff.api.JobSpec", "podFailurePolicy"):
+        "pod failure policies are planned; every failed pod counts toward backoffLimit",
+    ("skiff.api.JobSpec", "backoffLimitPerIndex"):
+        "per-index backoff limits are planned; backoffLimit counts the failures of all indexes",
+    ("skiff.api.JobSpec", "maxFailedIndexes"):
+        "maxFailedIndexes comes with backoffLimitPerIndex, which is planned",
+    ("skiff.api.JobSpec", "podReplacementPolicy"):
+        "replacement policies are planned; a failed pod is replaced once it is Failed (TerminatingOrFailed)",
+    ("skiff.api.JobSpec", "successPolicy"):
+        "success policies are planned; an Indexed Job succeeds when every index has succeeded",
+    ("skiff.api.JobSpec", "managedBy"):
+        "external Job controllers are not supported; skiff's job controller runs every Job",
 }
 
 

@@ -24,3 +24,15 @@ def client(args) -> clientmod.Client:
         return clientmod.Client.from_config(args.server)
     except clientmod.ApiError as exc:
         raise CliError(exc.message) from None
+
+
+def create_forms(sub, common, ns):
+    """The sub-forms of `create` (`create job NAME ...`), kubectl's generators: the
+    subparsers of the `create` command, made on first use so that every topic module
+    adds its own form (`create -f FILE` keeps working without one)."""
+    create = sub.choices["create"]
+    forms = getattr(create, "skiff_forms", None)
+    if forms is None:
+        forms = create.add_subparsers(dest="create_form", metavar="KIND", required=False)
+        create.skiff_forms = forms
+    return forms

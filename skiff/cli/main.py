@@ -12,7 +12,7 @@ from skiff.api import kinds
 from skiff.api.display import format_rows
 from skiff.api.errors import ValidationError
 from skiff.api.kinds.event import event_order
-from skiff.cli import drain, dry_run, explain, lab_cmds, node_cmds, printers
+from skiff.cli import batch_cmds, drain, dry_run, explain, lab_cmds, node_cmds, printers
 from skiff.cli.common import client as _client
 from skiff.cli.common import server_error
 from skiff.cli.describe import describe
@@ -389,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_parsers(sub, common)
     node_cmds.add_parsers(sub, common, ns)
     drain.add_parsers(sub, common)
+    batch_cmds.add_parsers(sub, common, ns)
     lab_cmds.add_parsers(sub, common)
     return p
 
@@ -396,10 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    # kubectl's `exec POD [flags] -- CMD ...`: everything after "--" is the command,
-    # whatever flags stand between (argparse alone cannot mix them).
+    # kubectl's `exec POD [flags] -- CMD ...` and `create job NAME --image I -- CMD ...`:
+    # everything after "--" is the command, whatever flags stand between (argparse alone
+    # cannot mix them).
     command = None
-    if "exec" in argv and "--" in argv and argv.index("exec") < argv.index("--"):
+    if "--" in argv and {"exec", "create"} & set(argv[:argv.index("--")]):
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1:]
     # kubectl accepts names after flags (`describe pod -n demo web-1`); argparse stops

@@ -6,6 +6,7 @@ import sys
 from skiff import client as clientmod
 from skiff.cli.common import client as _client
 from skiff.cli.common import server_error as _server_error
+from skiff.cli import logs_target
 from skiff.cli.errors import CliError
 
 
@@ -22,7 +23,10 @@ def cmd_logs(args) -> int:
     c = _client(args)
     out = sys.stdout.buffer
     try:
-        for data in c.logs(_pod_name(args.pod), namespace=args.namespace or "default",
+        pod, note = logs_target.resolve(c, args.pod, args.namespace or "default")
+        if note:
+            print(note, file=sys.stderr)
+        for data in c.logs(pod, namespace=args.namespace or "default",
                            container=args.container or "", follow=args.follow,
                            tail_lines=args.tail if args.tail is not None and args.tail >= 0 else None,
                            previous=args.previous, timestamps=args.timestamps):

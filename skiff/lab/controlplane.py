@@ -36,13 +36,15 @@ class ControlPlane:
       network:  {"backend": "vxlan", "clusterCIDR": "10.244.0.0/16", ...}  (None: no section, no node IPAM)
       services: {"loadBalancerPool": "10.200.0.200-10.200.0.220", ...}
       watch_history: watchHistory (None: the replica's default)
+      controllers: {"jobBackoffBaseS": 1, ...}  (the leader-only loops' settings)
     """
 
     def __init__(self, lab_dir: str, *, replicas: int = 3, host: str = "127.0.0.1",
                  api_base_port: int = 7100, raft_base_port: int = 7200,
                  raft: dict | None = None, watch_history: int | None = None,
                  addresses: list[str] | None = None, netns: list[str] | None = None,
-                 network: dict | None = None, services: dict | None = None):
+                 network: dict | None = None, services: dict | None = None,
+                 controllers: dict | None = None):
         for what, items in (("addresses", addresses), ("netns", netns)):
             if items is not None and len(items) != replicas:
                 raise ValueError(f"{what}: one per replica ({replicas}), got {len(items)}")
@@ -57,6 +59,7 @@ class ControlPlane:
         self.watch_history = watch_history
         self.network = dict(network) if network is not None else None   # network: section; None = none
         self.services = dict(services or {})    # the replicas' services: section
+        self.controllers = dict(controllers or {})    # the replicas' controllers: section
         self.pids: dict[str, int] = {}
 
     # ------------------------------------------------------------ layout
@@ -115,6 +118,8 @@ class ControlPlane:
             doc["services"] = dict(self.services)
         if self.network is not None:
             doc["network"] = dict(self.network)
+        if self.controllers:
+            doc["controllers"] = dict(self.controllers)
         return doc
 
     # ------------------------------------------------------------ processes

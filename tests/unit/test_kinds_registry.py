@@ -113,13 +113,15 @@ def test_schema_fields_exist(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_store_hooks_are_consistent(kind):
     hooks = kind.store
-    assert bool(hooks.allocate) == bool(hooks.settings_section), "allocation rides on its settings"
+    if hooks.settings_section:
+        assert hooks.allocate, "settings ride in a write only for an allocator"
     if hooks.cascade_namespace:
         assert not kind.namespaced
 
 
 def test_get_all_is_kubectls_order():
-    assert [k.plural for k in kinds.get_all()] == ["pods", "services", "deployments", "replicasets", "statefulsets"]
+    assert [k.plural for k in kinds.get_all()] == ["pods", "services", "deployments", "replicasets", "statefulsets",
+                                                  "cronjobs", "jobs"]
 
 
 def test_field_selectors_per_kind():

@@ -52,7 +52,6 @@ REFUSED = [
     ({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
         {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}},
      "affinity.podAntiAffinity", "anti-affinity"),
-    ({"activeDeadlineSeconds": 60}, "activeDeadlineSeconds", "deadline"),
     ({"serviceAccountName": "builder"}, "serviceAccountName", "service account"),
     ({"priority": 0}, "priority", "priority"),
     ({"containers": [dict(CONTAINER, resources={"requests": {"ephemeral-storage": "1Gi"}})]},
@@ -102,11 +101,11 @@ def test_honoured_fields_pass(changes, at, holder):
 
 
 def test_every_refusal_is_reported_at_once():
-    spec = spec_with(priority=1, activeDeadlineSeconds=5,
+    spec = spec_with(priority=1,
                      volumes=[{"name": "a", "persistentVolumeClaim": {"claimName": "x"}},
                               {"name": "b", "emptyDir": {"sizeLimit": "1Gi"}}])
     assert [e.path for e in check(pod(spec))] == [
-        "spec.activeDeadlineSeconds", "spec.priority",
+        "spec.priority",
         "spec.volumes[0].persistentVolumeClaim", "spec.volumes[1].emptyDir.sizeLimit"]
 
 
@@ -148,3 +147,29 @@ def test_a_typo_is_still_an_unknown_field():
     with pytest.raises(ValidationError) as exc:
         codec.decode(kinds.BY_NAME["Pod"].message, pod(spec_with(serviceAcountName="x")))
     assert [str(e) for e in exc.value.errors] == ["spec.serviceAcountName: unknown field"]
+
+
+def test_pod_active_deadline_is_honoured_now():
+    """Lifted: the node agent stops a pod at spec.activeDeadlineSeconds (reason DeadlineExceeded)."""
+    assert check(pod(spec_with(activeDeadlineSeconds=60))) == []
+
+
+JOB_SPEC_NOT_IN_API = [
+    ("podFailurePolicy", {"rules": []}, "backoffLimit"),
+    ("backoffLimitPerIndex", 1, "per-index"),
+    ("maxFailedIndexes", 1, "backoffLimitPerIndex"),
+    ("podReplacementPolicy", "Failed", "TerminatingOrFailed"),
+    ("successPolicy", {"rules": []}, "every index"),
+    ("managedBy", "example.com/x", "job controller"),
+]
+
+
+@pytest.mark.parametrize("field,value,why", JOB_SPEC_NOT_IN_API, ids=[r[0] for r in JOB_SPEC_NOT_IN_API])
+def test_job_fields_skiff_lacks_are_not_supported_yet(field, value, why):
+    doc = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+           "spec": {field: value, "template": {"spec": dict(POD_SPEC, restartPolicy="Never")}}}
+    with pytest.raises(ValidationError) as exc:
+        codec.decode(kinds.BY_NAME["Job"].message, doc)
+    [error] = exc.value.errors
+    assert error.path == f"spec.{field}"
+    assert error.detail.startswith("Forbidden: not supported yet by skiff (") and why in error.detail

@@ -12,5 +12,5 @@ from skiff.api.kinds.registry import (  # noqa: F401 - the registry's public fac
 )
 from skiff.api.kinds import (  # noqa: F401,E402 - registers, in this order
     cluster, pod, service, config, workloads, event, coordination,
-    job, statefulset, policy,
+    job, cronjob, statefulset, policy,
 )

@@ -28,7 +28,9 @@ class StoreHooks:
 
     allocate(new, old_or_None, others, settings) -> error text or None
         Assign what the cluster allocates (a Service's clusterIP, nodePorts, LB ingress)
-        on create and on spec update; mutates `new` only. `others` are the stored objects
+        or derives from the new object's uid (a Job's generated selector: metadata.uid
+        is set before the hook runs on create) on create and on spec update; mutates
+        `new` only. `others` are the stored objects
         of the same kind except this one; `settings` is the plain data the proposer put
         in the command (see settings_section).
     settings_section
