@@ -207,3 +207,12 @@ def test_columns_as_kubectl():
     suspended = decoded(BASE)
     suspended.status.conditions.add(type="Suspended", status="True")
     assert row(suspended)[0][0] == "Suspended"
+
+
+def test_describe_section_as_kubectl():
+    job = decoded(with_(completions=3, parallelism=2, completionMode="Indexed"))
+    job.status.active, job.status.ready, job.status.succeeded, job.status.failed = 1, 1, 2, 1
+    job.status.completed_indexes = "0,2"
+    text = JOB.describe(job)
+    assert "Pods Statuses:           1 Active (1 Ready) / 2 Succeeded / 1 Failed" in text
+    assert "Completion Mode:         Indexed" in text and "Completed Indexes:       0,2" in text
