@@ -107,5 +107,5 @@ def test_logs_of_a_kind_with_a_plain_map_selector():
     rc = pb.ReplicationController(metadata=pb.ObjectMeta(name="old", uid="rc-uid"))
     rc.spec.selector["app"] = "old"
     c = FakeClient(rc, [a_pod("old-1", owner="rc-uid")])
-    assert logs_target.resolve(c, "rc/old", "default") == ("old-1", "")
+    assert logs_target.resolve(c, "replicationcontrollers/old", "default") == ("old-1", "")
     assert c.selectors == ["app=old"]
