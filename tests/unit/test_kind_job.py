@@ -42,7 +42,8 @@ def errors(doc):
 def test_defaults():
     job = decoded(with_(template={"metadata": {"labels": {"app": "pi"}}, "spec": BASE["spec"]["template"]["spec"]}))
     s = job.spec
-    assert (s.completions, s.parallelism, s.backoff_limit, s.completion_mode, s.suspend) == (1, 1, 6, "NonIndexed", False)
+    assert (s.completions, s.parallelism, s.backoff_limit, s.completion_mode, s.suspend) == (
+        1, 1, 6, "NonIndexed", False)
     assert not s.HasField("manual_selector")
     assert dict(job.metadata.labels) == {"app": "pi"}, "the Job's labels default to the template's"
     again = pb.Job()

@@ -96,7 +96,8 @@ def _validate_job(job: pb.Job, errs) -> None:
     validate_pod_spec(tspec, "spec.template.spec", errs)
     if tspec.restart_policy not in ("Never", "OnFailure"):
         errs.append(FieldError("spec.template.spec.restartPolicy",
-                               f'Unsupported value: {show(tspec.restart_policy)}: supported values: "OnFailure", "Never"'))
+                               f"Unsupported value: {show(tspec.restart_policy)}: "
+                               'supported values: "OnFailure", "Never"'))
 
 
 def _validate_manual_selector(spec: pb.JobSpec, errs) -> None:
