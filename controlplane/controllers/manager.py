@@ -1,6 +1,6 @@
 """Everything that runs while this replica leads: shared informers and the leader-only loops.
 
-The loops (scheduler, ReplicaSet, Deployment, Endpoints, node IPAM: keyed
+The loops (scheduler, ReplicaSet, Deployment, Job, Endpoints, node IPAM: keyed
 reconcile Loops; node lifecycle and GC: bounded-frequency runners) all read one
 informer per kind from this manager's InformerFactory. Leases (kube-node-lease,
 renewed by every node every leaseDurationSeconds / 4) are read by the node
