@@ -7,11 +7,14 @@ and manageJob, backoff_utils.go, indexed_job_utils.go):
   finished (phase Succeeded/Failed), not being deleted, not asked by us to be deleted;
   a pod being deleted counts in status.terminating, never as active, so it is replaced
   at once (podReplacementPolicy TerminatingOrFailed, Kubernetes' default);
-- counting: succeeded and failed are pods in phase Succeeded / Failed. Kubernetes keeps
-  finished pods with a finalizer until counted; skiff never deletes a finished pod of a
-  Job, so the counts are the pods present, and never go down (max with the previous
-  status: a user who deletes a finished pod does not undo its count). Indexed Jobs count
-  distinct completed indexes (status.completedIndexes, "1,3-5"), kept in status too;
+- counting: succeeded and failed are the Job's pods present in phase Succeeded / Failed,
+  Kubernetes' legacy tracking (before JobTrackingWithFinalizers, "the number of failed
+  Pods is only based on Pods that are still present in the API"). skiff never deletes a
+  finished pod of a running Job, and a count never goes down (max with the previous
+  status: deleting a finished pod does not undo its count). Not done: Kubernetes'
+  finalizer tracking (pods deleted before they finish counted as failed, active pods of
+  a Job that fails counted as failed). Indexed Jobs count distinct completed indexes
+  (status.completedIndexes, "1,3-5"), kept in status too;
 - failure: failed > backoffLimit, or (restartPolicy OnFailure) the container restarts of
   the active pods reach backoffLimit (> 0 when backoffLimit is 0: pastBackoffLimitOnFailure)
   -> condition Failed reason BackoffLimitExceeded; activeDeadlineSeconds passed since
@@ -25,7 +28,8 @@ and manageJob, backoff_utils.go, indexed_job_utils.go):
   (Kubernetes' ActivePods order); missing ones created, but not before the back-off
   after failures ends: base * 2^(n-1) capped at max, n = failed pods that finished
   after the last succeeded one, counted from the last failure (newBackoffRecord and
-  getRemainingTime: 10 s doubling to 6 min in Kubernetes); Indexed: the lowest indexes
+  getRemainingTime: 10 s doubling, capped at 6 min as Kubernetes' Job documentation
+  states; its controller's MaxJobPodFailureBackOff is 10 min today); Indexed: the lowest indexes
   neither completed nor held by an active pod; a second active pod of one index, or one
   with an index out of range, is deleted;
 - suspend: active pods deleted, condition Suspended=True reason JobSuspended; resuming

@@ -125,7 +125,8 @@ NOT_IN_API = {
     ("skiff.api.JobSpec", "maxFailedIndexes"):
         "maxFailedIndexes comes with backoffLimitPerIndex, which is planned",
     ("skiff.api.JobSpec", "podReplacementPolicy"):
-        "replacement policies are planned; a failed pod is replaced once it is Failed (TerminatingOrFailed)",
+        "replacement policies are planned; a pod is replaced as soon as it is terminating or Failed "
+        "(TerminatingOrFailed, the default)",
     ("skiff.api.JobSpec", "successPolicy"):
         "success policies are planned; an Indexed Job succeeds when every index has succeeded",
     ("skiff.api.JobSpec", "managedBy"):

@@ -36,10 +36,13 @@ def resolve(client, word: str, namespace: str):
         return name, ""
     obj = client.get(kind, name, namespace)
     spec = getattr(obj, "spec", None)
-    if spec is None or "selector" not in spec.DESCRIPTOR.fields_by_name \
-            or spec.DESCRIPTOR.fields_by_name["selector"].message_type is None:
+    field = spec.DESCRIPTOR.fields_by_name.get("selector") if spec is not None else None
+    if field is None or field.message_type is None:
         raise CliError(f"cannot get the logs of a {kind.name}: it selects no pods")
-    selector = str(selectors.from_label_selector(spec.selector))
+    if field.message_type.GetOptions().map_entry:      # a ReplicationController's plain map
+        selector = str(selectors.from_map(dict(spec.selector)))
+    else:
+        selector = str(selectors.from_label_selector(spec.selector))
     pods, _ = client.list("pods", namespace, label_selector=selector)
     owned = [p for p in pods if any(r.uid == obj.metadata.uid for r in p.metadata.owner_references)] or pods
     if not owned:

@@ -2,7 +2,7 @@
 
 The test plays the node agent's part that matters to the Job controller: it writes the
 pods' status (phase Succeeded / Failed, the container's terminated state with its
-finishedAt), as an agent does when a container exits. The replicas run with a 1 s Job
+finishedAt), as an agent does when a container exits. The replicas run with a 2 s Job
 back-off base (controllers: jobBackoffBaseS), so retries come quickly.
 """
 
@@ -26,7 +26,7 @@ INDEX = "batch.kubernetes.io/job-completion-index"
 def cluster(request):
     base = free_port_block(6)
     cp = ControlPlane(temp_dir("test_controllers_job"), replicas=3, api_base_port=base, raft_base_port=base + 3,
-                      watch_history=2000, controllers={"jobBackoffBaseS": 1})
+                      watch_history=2000, controllers={"jobBackoffBaseS": 2})
     cp.write_configs()
     cp.start_all()
     try:
@@ -148,7 +148,8 @@ def test_failures_back_off_then_backoff_limit_exceeded(client, ns):
     finish(client, p1, "Failed")
     t0 = time.monotonic()
     [p2] = wait_running(client, ns, job, 1)
-    assert time.monotonic() - t0 >= 0.5, "the replacement waited for the back-off"
+    # 2 s from the failure's finishedAt, which has whole seconds: at least 1 s from now.
+    assert time.monotonic() - t0 >= 0.9, "the replacement waited for the back-off"
     finish(client, p2, "Failed")
     failed = wait_condition(client, ns, "flaky", "Failed", "BackoffLimitExceeded")
     assert (failed.status.failed, failed.status.succeeded, failed.status.active) == (2, 0, 0)

@@ -90,3 +90,22 @@ def test_logs_of_a_job_read_its_first_pod(pods, expected):
 def test_logs_of_a_pod_by_name():
     assert logs_target.resolve(None, "web-1", "default") == ("web-1", "")
     assert logs_target.resolve(None, "pod/web-1", "default") == ("web-1", "")
+
+
+def test_logs_of_a_deployment_read_a_pod_its_selector_matches():
+    d = pb.Deployment(metadata=pb.ObjectMeta(name="web", uid="d-uid"))
+    d.spec.selector.match_labels["app"] = "web"
+    c = FakeClient(d, [a_pod("web-1", owner="rs-uid")])
+    assert logs_target.resolve(c, "deploy/web", "default") == ("web-1", "")
+    assert c.selectors == ["app=web"]
+
+
+def test_logs_of_a_kind_with_a_plain_map_selector():
+    from skiff.api import kinds
+    if "ReplicationController" not in kinds.BY_NAME:
+        pytest.skip("ReplicationController is not registered on this branch")
+    rc = pb.ReplicationController(metadata=pb.ObjectMeta(name="old", uid="rc-uid"))
+    rc.spec.selector["app"] = "old"
+    c = FakeClient(rc, [a_pod("old-1", owner="rc-uid")])
+    assert logs_target.resolve(c, "replicationcontrollers/old", "default") == ("old-1", "")
+    assert c.selectors == ["app=old"]

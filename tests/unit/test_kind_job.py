@@ -42,7 +42,8 @@ def errors(doc):
 def test_defaults():
     job = decoded(with_(template={"metadata": {"labels": {"app": "pi"}}, "spec": BASE["spec"]["template"]["spec"]}))
     s = job.spec
-    assert (s.completions, s.parallelism, s.backoff_limit, s.completion_mode, s.suspend) == (1, 1, 6, "NonIndexed", False)
+    assert (s.completions, s.parallelism, s.backoff_limit, s.completion_mode, s.suspend) == (
+        1, 1, 6, "NonIndexed", False)
     assert not s.HasField("manual_selector")
     assert dict(job.metadata.labels) == {"app": "pi"}, "the Job's labels default to the template's"
     again = pb.Job()
@@ -207,3 +208,12 @@ def test_columns_as_kubectl():
     suspended = decoded(BASE)
     suspended.status.conditions.add(type="Suspended", status="True")
     assert row(suspended)[0][0] == "Suspended"
+
+
+def test_describe_section_as_kubectl():
+    job = decoded(with_(completions=3, parallelism=2, completionMode="Indexed"))
+    job.status.active, job.status.ready, job.status.succeeded, job.status.failed = 1, 1, 2, 1
+    job.status.completed_indexes = "0,2"
+    text = JOB.describe(job)
+    assert "Pods Statuses:           1 Active (1 Ready) / 2 Succeeded / 1 Failed" in text
+    assert "Completion Mode:         Indexed" in text and "Completed Indexes:       0,2" in text

@@ -2,7 +2,8 @@
 
 Importing this package registers every kind: one module per kind or small family
 (cluster: Namespace, Node; pod; service: Service, Endpoints; config: ConfigMap,
-Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease; policy: PodDisruptionBudget). The import order below is the
+Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease; job: Job; cronjob: CronJob;
+statefulset: StatefulSet; policy: PodDisruptionBudget). The import order below is the
 order of KINDS.
 """
 

@@ -21,7 +21,7 @@ are the model:
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
 from skiff.api.defaults import default_pod_spec
-from skiff.api.display import age
+from skiff.api.display import age, kv
 from skiff.api.errors import FieldError
 from skiff.api.kinds.registry import Kind, StoreHooks, register
 from skiff.api.kinds.workloads import _selector_shown  # kubectl's SELECTOR column, one copy
@@ -96,7 +96,8 @@ def _validate_job(job: pb.Job, errs) -> None:
     validate_pod_spec(tspec, "spec.template.spec", errs)
     if tspec.restart_policy not in ("Never", "OnFailure"):
         errs.append(FieldError("spec.template.spec.restartPolicy",
-                               f'Unsupported value: {show(tspec.restart_policy)}: supported values: "OnFailure", "Never"'))
+                               f"Unsupported value: {show(tspec.restart_policy)}: "
+                               'supported values: "OnFailure", "Never"'))
 
 
 def _validate_manual_selector(spec: pb.JobSpec, errs) -> None:
@@ -222,6 +223,29 @@ def _duration(job: pb.Job) -> str:
     return age(job.status.start_time, parse_rfc3339(job.status.completion_time))
 
 
+def _describe(job) -> str:
+    """kubectl describe job's summary: parallelism, completions, mode, times, pod counts."""
+    spec, st = job.spec, job.status
+    rows = [("Selector", _selector_shown(spec.selector)),
+            ("Parallelism", str(spec.parallelism)),
+            ("Completions", str(spec.completions) if spec.HasField("completions") else "<unset>"),
+            ("Completion Mode", spec.completion_mode or "NonIndexed"),
+            ("Suspend", "true" if spec.suspend else "false"),
+            ("Backoff Limit", str(spec.backoff_limit)),
+            ("Start Time", st.start_time or "<none>")]
+    if st.completion_time:
+        rows.append(("Completed At", st.completion_time))
+    if st.start_time:
+        rows.append(("Duration", _duration(job)))
+    if spec.HasField("active_deadline_seconds"):
+        rows.append(("Active Deadline Seconds", f"{spec.active_deadline_seconds}s"))
+    rows.append(("Pods Statuses", f"{st.active} Active ({st.ready} Ready) / {st.succeeded} Succeeded / "
+                                  f"{st.failed} Failed"))
+    if is_indexed(job):
+        rows.append(("Completed Indexes", st.completed_indexes or "<none>"))
+    return kv(rows, width=25)
+
+
 def _job_row(job):
     cs = job.spec.template.spec.containers
     return ([job_status_word(job), _completions(job), _duration(job)],
@@ -233,7 +257,7 @@ JOB = register(Kind(
     defaults=_defaults, validate=_validate_job, validate_update=_validate_update, carry_over=_carry_over,
     owns=("Pod",),
     columns=("STATUS", "COMPLETIONS", "DURATION", "AGE"), wide_columns=("CONTAINERS", "IMAGES", "SELECTOR"),
-    row=_job_row,
+    row=_job_row, describe=_describe,
     in_get_all=True,
     store=StoreHooks(allocate=_allocate),
 ))
