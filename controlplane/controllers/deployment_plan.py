@@ -22,34 +22,18 @@ plan_deployment() is pure. Its rules (Kubernetes' deployment controller, minus r
 import datetime
 from dataclasses import dataclass, field
 
-from controlplane.controllers.podutil import controller_ref, copy, get_condition, owner_reference, parse_rfc3339
+from controlplane.controllers.podutil import (controller_ref, copy, get_condition, owner_reference, parse_rfc3339,
+                                              template_hash)
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
+from skiff.api.intstr import scaled_value
 from skiff.api.wellknown import rfc3339
 
 POD_TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString alphabet
 
 
 # ---------------------------------------------------------------- hashing and templates
-
-def _fnv32a(data: bytes) -> int:
-    h = 0x811C9DC5
-    for b in data:
-        h ^= b
-        h = (h * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def template_hash(template: pb.PodTemplateSpec, collision_count: int | None = None) -> str:
-    """A short stable name suffix for a pod template (FNV-32a of its deterministic encoding,
-    then the decimal digits mapped onto Kubernetes' vowel-free alphabet)."""
-    data = template.SerializeToString(deterministic=True)
-    if collision_count:
-        data += collision_count.to_bytes(4, "little")
-    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(_fnv32a(data)))
-
 
 def _without_hash(template: pb.PodTemplateSpec) -> pb.PodTemplateSpec:
     out = copy(template)
@@ -110,22 +94,8 @@ def max_unavailable(d: pb.Deployment) -> int:
         return 0
     ru = d.spec.strategy.rolling_update
 
-    def resolve(v: pb.IntOrString, round_up: bool, default: str) -> int:
-        if v.HasField("int_val"):
-            return v.int_val
-        text = v.str_val if v.HasField("str_val") else default
-        if text.endswith("%"):
-            try:
-                pct = int(text[:-1])
-            except ValueError:
-                return 0
-            return -(-replicas * pct // 100) if round_up else replicas * pct // 100
-        try:
-            return int(text)
-        except ValueError:
-            return 0
-    unavailable = resolve(ru.max_unavailable, False, "25%")
-    surge = resolve(ru.max_surge, True, "25%")
+    unavailable = scaled_value(ru.max_unavailable, replicas, round_up=False, default="25%")
+    surge = scaled_value(ru.max_surge, replicas, round_up=True, default="25%")
     if unavailable == 0 and surge == 0:
         unavailable = 1
     return min(unavailable, replicas)

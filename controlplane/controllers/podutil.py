@@ -10,6 +10,7 @@ from skiff.api import objects_pb2 as pb
 from skiff.api.wellknown import POD_FINISHED_PHASES, now_rfc3339, parse_rfc3339  # noqa: F401 - re-exported
 
 TERMINATED_PHASES = POD_FINISHED_PHASES
+_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString alphabet
 
 
 def copy(msg):
@@ -96,3 +97,24 @@ def owner_reference(owner, kind_name: str, api_version: str) -> pb.OwnerReferenc
     """A controller reference to owner (blockOwnerDeletion as Kubernetes' controllers set it)."""
     return pb.OwnerReference(api_version=api_version, kind=kind_name, name=owner.metadata.name,
                              uid=owner.metadata.uid, controller=True, block_owner_deletion=True)
+
+
+# ---------------------------------------------------------------- templates
+
+def _fnv32a(data: bytes) -> int:
+    h = 0x811C9DC5
+    for b in data:
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def template_hash(template: pb.PodTemplateSpec, collision_count: int | None = None) -> str:
+    """A short stable name suffix for a pod template (FNV-32a of its deterministic encoding,
+    then the decimal digits mapped onto Kubernetes' vowel-free alphabet). The Deployment's
+    pod-template-hash and the DaemonSet's controller-revision-hash both come from here, so
+    one template always hashes the same way whichever controller asks."""
+    data = template.SerializeToString(deterministic=True)
+    if collision_count:
+        data += collision_count.to_bytes(4, "little")
+    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(_fnv32a(data)))

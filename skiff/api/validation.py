@@ -46,6 +46,7 @@ LABEL_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 _CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _PORT_NAME = re.compile(r"[-a-z0-9]+")
+_PERCENT = re.compile(r"([0-9]+)%")
 
 
 # ---------------------------------------------------------------- messages
@@ -160,6 +161,22 @@ def int_or_string_set(v: pb.IntOrString) -> bool:
 
 def int_or_string_value(v: pb.IntOrString):
     return v.str_val if v.HasField("str_val") else v.int_val
+
+
+def int_or_percent(v: pb.IntOrString, path, errs):
+    """(number, is_percent) for an int >= 0 or an "N%" string; None if unset or invalid (error recorded)."""
+    if v.HasField("int_val"):
+        if v.int_val < 0:
+            invalid(errs, path, v.int_val, "must be greater than or equal to 0")
+            return None
+        return v.int_val, False
+    if v.HasField("str_val"):
+        match = _PERCENT.fullmatch(v.str_val)
+        if not match:
+            invalid(errs, path, v.str_val, "must be an integer or a percentage (e.g. 1 or '25%')")
+            return None
+        return int(match.group(1)), True
+    return None
 
 
 def validate_port_ref(port: pb.IntOrString, path, errs) -> None:

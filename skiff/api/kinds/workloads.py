@@ -5,8 +5,6 @@ Both keep a number of pods from one template; they share the template's rules
 immutability of the selector. A Deployment owns ReplicaSets, a ReplicaSet owns Pods.
 """
 
-import re
-
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
 from skiff.api.defaults import default_pod_spec
@@ -14,15 +12,14 @@ from skiff.api.errors import FieldError, join
 from skiff.api.kinds.registry import Kind, register
 from skiff.api.podspec_validation import validate_pod_spec
 from skiff.api.validation import (
-    enum, forbidden, immutable, int_or_string_set, int_or_string_value, invalid, non_negative, required, show,
-    validate_label_selector, validate_template_meta,
+    enum, forbidden, immutable, int_or_percent, int_or_string_set, int_or_string_value, invalid, non_negative,
+    required, show, validate_label_selector, validate_template_meta,
 )
 
 
 # ---------------------------------------------------------------- admission
 
 STRATEGY_TYPES = ("RollingUpdate", "Recreate")
-_PERCENT = re.compile(r"([0-9]+)%")
 
 
 def _validate_workload(spec, kind_name: str, errs) -> None:
@@ -83,29 +80,13 @@ def _validate_strategy(st: pb.DeploymentStrategy, path, errs) -> None:
     if st.type != "RollingUpdate":
         return
     ru = st.rolling_update
-    unavailable = _int_or_percent(ru.max_unavailable, join(rpath, "maxUnavailable"), errs)
-    surge = _int_or_percent(ru.max_surge, join(rpath, "maxSurge"), errs)
+    unavailable = int_or_percent(ru.max_unavailable, join(rpath, "maxUnavailable"), errs)
+    surge = int_or_percent(ru.max_surge, join(rpath, "maxSurge"), errs)
     if unavailable is not None and unavailable[1] and unavailable[0] > 100:
         invalid(errs, join(rpath, "maxUnavailable"), ru.max_unavailable.str_val, "must not be greater than 100%")
     if unavailable is not None and surge is not None and unavailable[0] == 0 and surge[0] == 0:
         invalid(errs, join(rpath, "maxUnavailable"), int_or_string_value(ru.max_unavailable),
                 "may not be 0 when `maxSurge` is 0")
-
-
-def _int_or_percent(v: pb.IntOrString, path, errs):
-    """(number, is_percent) for an int >= 0 or an "N%" string; None if unset or invalid (error recorded)."""
-    if v.HasField("int_val"):
-        if v.int_val < 0:
-            invalid(errs, path, v.int_val, "must be greater than or equal to 0")
-            return None
-        return v.int_val, False
-    if v.HasField("str_val"):
-        match = _PERCENT.fullmatch(v.str_val)
-        if not match:
-            invalid(errs, path, v.str_val, "must be an integer or a percentage (e.g. 1 or '25%')")
-            return None
-        return int(match.group(1)), True
-    return None
 
 
 def _validate_workload_update(new, old, errs) -> None:
