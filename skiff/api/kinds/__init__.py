@@ -10,4 +10,4 @@ from skiff.api.kinds.registry import (  # noqa: F401 - the registry's public fac
     BY_NAME, KINDS, Kind, StoreHooks, encode, for_manifest, get_all, key_of, lookup, of_message,
     register, unwrap, wrap,
 )
-from skiff.api.kinds import cluster, pod, service, config, workloads, event, coordination, job  # noqa: F401,E402 - registers
+from skiff.api.kinds import cluster, pod, service, config, workloads, event, coordination, job, daemonset  # noqa: F401,E402 - registers
