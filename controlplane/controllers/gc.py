@@ -10,7 +10,7 @@ planners (gc_plan) for candidates from the informer caches, then confirms each o
 with a live read before deleting: an owner the caches have not shown yet (just
 created) must not cost its dependents their lives.
 - dependents (ReplicaSets, Pods, Deployments with owners, and the objects of the
-  `dependents` informers: node Leases, owned by their Node): deleted normally
+  `dependents` informers: node Leases, owned by their Node; DaemonSets): deleted normally
   (pods gracefully: their node stops them first), with a uid precondition;
 - pods bound to a node that no longer exists, for ORPHAN_POD_QUARANTINE_S:
   force-deleted (grace 0) since no agent will ever finish them.
@@ -33,8 +33,9 @@ ORPHAN_POD_QUARANTINE_S = 5.0  # Kubernetes' pod GC quarantine is 40 s
 
 class GarbageCollector:
     def __init__(self, client, pods, replicasets, deployments, nodes, clock=time.monotonic, dependents=()):
-        """dependents: informers of further kinds whose objects may have owners (they are
-        only deleted by GC, never owners of what GC watches: Leases)."""
+        """dependents: informers of further kinds whose objects may have owners or own the
+        objects GC watches (node Leases; DaemonSets, which own pods): their uids count as
+        existing owners, and those with owners are collected like the rest."""
         self.client = client
         self.pods = pods
         # (informer, kind name): the informer's word resolved through the registry

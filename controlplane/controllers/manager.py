@@ -1,6 +1,6 @@
 """Everything that runs while this replica leads: shared informers and the leader-only loops.
 
-The loops (scheduler, ReplicaSet, Deployment, Endpoints, node IPAM: keyed
+The loops (scheduler, ReplicaSet, Deployment, DaemonSet, Endpoints, node IPAM: keyed
 reconcile Loops; node lifecycle and GC: bounded-frequency runners) all read one
 informer per kind from this manager's InformerFactory. Leases (kube-node-lease,
 renewed by every node every leaseDurationSeconds / 4) are read by the node
@@ -20,6 +20,7 @@ never acts on a state older than its predecessor's last write.
 import logging
 import threading
 
+from controlplane.controllers.daemonset import DaemonSetController
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.gc import GarbageCollector
@@ -58,6 +59,7 @@ class ControllerManager:
         self.informers = InformerFactory(self.client)
         pods, nodes = self.informers.informer("pods"), self.informers.informer("nodes")
         rss, deploys = self.informers.informer("replicasets"), self.informers.informer("deployments")
+        dss = self.informers.informer("daemonsets")
         # Only kube-node-lease: node heartbeats (a Lease elsewhere is no node's business here).
         leases = self.informers.informer("leases", namespace=NODE_LEASE_NAMESPACE)
         ctl = cfg.controllers
@@ -69,7 +71,8 @@ class ControllerManager:
             DeploymentController(guarded, deploys, rss, recorder),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
                                     ctl.pod_eviction_timeout_s, leases=leases),
-            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases,)),
+            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases, dss)),
+            DaemonSetController(guarded, dss, pods, nodes, recorder),
         ]
         if getattr(cfg, "network", None) is not None:   # node IPAM only with a network: section
             self.loops.append(NodeIpamController(guarded, nodes, cfg.network))
