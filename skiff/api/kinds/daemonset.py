@@ -107,7 +107,8 @@ def _describe(ds) -> str:
             ("Number of Nodes Scheduled with Available Pods", str(st.number_available)),
             ("Number of Nodes Misscheduled", str(st.number_misscheduled))]
     names, images = template_containers(ds.spec.template)
-    return "\n".join([kv(rows), "Pod Template:", indent(kv([("Containers", names), ("Images", images)]), 2)])
+    width = max(len(k) for k, _ in rows) + 2    # kubectl pads every label to the longest one
+    return "\n".join([kv(rows, width), "Pod Template:", indent(kv([("Containers", names), ("Images", images)]), 2)])
 
 
 DAEMON_SET = register(Kind(
