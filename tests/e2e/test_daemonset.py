@@ -67,7 +67,9 @@ def test_a_pod_on_every_node_and_kubectls_columns(lab):
     wait_until(lambda: sorted(ready_by_node(lab, "agent")) == list(NODES), 120, "a ready agent pod on every node")
     wait_until(lambda: ds_row(lab, "agent")[1:6] == ["3"] * 5, 30, "DESIRED..AVAILABLE 3")
     assert ds_row(lab, "agent")[6] == "<none>"
-    assert "daemonset.apps/agent" in lab.out("get", "all")
+    every = lab.out("get", "all").splitlines()
+    header = next(i for i, line in enumerate(every) if "NODE SELECTOR" in line)   # the DaemonSets' table
+    assert every[header + 1].split()[:2] == ["agent", "3"], every
     described = lab.out("describe", "ds", "agent")
     assert re.search(r"^Desired Number of Nodes Scheduled:\s+3$", described, re.M), described
     assert "SuccessfulCreate" in lab.out("get", "events")
