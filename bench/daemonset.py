@@ -52,18 +52,22 @@ def wait_rollout(c, nodes, revision_of, timeout_s):
     names (None until the controller has created one) and nothing else runs. Returns
     {node: seconds until its new pod was first seen Running}."""
     t0 = time.monotonic()
-    first_seen = {}
+    first_seen, created = {}, {}
     while time.monotonic() - t0 < timeout_s:
         pods = live(c)
         rev = revision_of(pods)
         for p in pods:
-            if rev and p.metadata.labels.get(HASH) == rev and running(p):
-                first_seen.setdefault(p.spec.node_name, time.monotonic() - t0)
+            if rev and p.metadata.labels.get(HASH) == rev:
+                created.setdefault(p.spec.node_name, time.monotonic() - t0)
+                if running(p):
+                    first_seen.setdefault(p.spec.node_name, time.monotonic() - t0)
         done = (rev is not None and len(pods) == len(nodes)
                 and sorted(p.spec.node_name for p in pods) == sorted(nodes)
                 and all(p.metadata.labels.get(HASH) == rev and running(p) for p in pods))
         if done:
-            return first_seen, time.monotonic() - t0
+            starts = [first_seen[n] - created[n] for n in first_seen]
+            return first_seen, {"created_all_s": max(created.values()), "start_p50_s": pct(starts, 50),
+                                "start_max_s": max(starts)}
         time.sleep(0.05)
     raise TimeoutError(f"rollout not done in {timeout_s}s: {len(first_seen)}/{len(nodes)} nodes")
 
@@ -101,6 +105,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=20)
     ap.add_argument("--timeout", type=float, default=600.0, help="per phase, seconds")
+    ap.add_argument("--settle", type=float, default=20.0,
+                    help="seconds to let the freshly started agents settle before the DaemonSet is created")
     ap.add_argument("--json", default="", help="write the raw figures to this file")
     ap.add_argument("--keep", action="store_true", help="leave the lab up")
     args = ap.parse_args()
@@ -120,13 +126,15 @@ def main() -> int:
         while sorted(ready_nodes()) != sorted(nodes) and time.monotonic() < deadline:
             time.sleep(0.5)
 
-        log("create")
+        time.sleep(args.settle)
+        results["load_at_create"] = load_avg()
+        log(f"create (load {results['load_at_create']})")
         t = time.monotonic()
         c.create(daemonset("1"))
-        seen, total = wait_rollout(c, nodes, lambda pods: next((p.metadata.labels.get(HASH) for p in pods), None),
+        seen, split = wait_rollout(c, nodes, lambda pods: next((p.metadata.labels.get(HASH) for p in pods), None),
                                    args.timeout)
         results["create"] = {"first_s": min(seen.values()), "p50_s": pct(list(seen.values()), 50),
-                             "all_s": time.monotonic() - t}
+                             "all_s": time.monotonic() - t, **split}
         log(f"create: {results['create']}")
         rev = live(c)[0].metadata.labels[HASH]
 
@@ -136,22 +144,25 @@ def main() -> int:
             log(f"update: {label}")
             t = time.monotonic()
             update(c, version, unavailable, surge)
-            seen, total = wait_rollout(c, nodes, new_revision(rev), args.timeout)
+            seen, split = wait_rollout(c, nodes, new_revision(rev), args.timeout)
             results[f"update {label}"] = {"first_s": min(seen.values()), "p50_s": pct(list(seen.values()), 50),
-                                          "all_s": time.monotonic() - t}
+                                          "all_s": time.monotonic() - t, **split}
             log(f"update {label}: {results[f'update {label}']}")
             rev = live(c)[0].metadata.labels[HASH]
         results["load_after"] = load_avg()
         c.close()
 
     n = args.nodes
-    print(f"\nDaemonSet on {n} nodes ({results['cpus']} CPUs, load {results['load_before']} -> "
-          f"{results['load_after']}; lab up {results['lab up (s)']:.0f} s)\n")
-    print("| phase | first node (s) | half the nodes (s) | all nodes (s) |")
-    print("|---|---:|---:|---:|")
+    print(f"\nDaemonSet on {n} nodes ({results['cpus']} CPUs, load {results['load_before']} before the lab, "
+          f"{results['load_at_create']} at create, {results['load_after']} at the end; "
+          f"lab up {results['lab up (s)']:.0f} s)\n")
+    print("| phase | first node Running (s) | half the nodes (s) | all nodes (s) | last new pod created (s) "
+          "| pod created -> Running p50 / max (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for key in ("create", *(k for k in results if k.startswith("update "))):
         r = results[key]
-        print(f"| {key} | {r['first_s']:.1f} | {r['p50_s']:.1f} | {r['all_s']:.1f} |")
+        print(f"| {key} | {r['first_s']:.1f} | {r['p50_s']:.1f} | {r['all_s']:.1f} | {r['created_all_s']:.1f} "
+              f"| {r['start_p50_s']:.1f} / {r['start_max_s']:.1f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
