@@ -2,7 +2,7 @@
 
 Importing this package registers every kind: one module per kind or small family
 (cluster: Namespace, Node; pod; service: Service, Endpoints; config: ConfigMap,
-Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease). The import order below is the
+Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease; job; daemonset). The import order below is the
 order of KINDS.
 """
 
