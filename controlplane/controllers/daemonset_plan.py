@@ -43,7 +43,7 @@ against the number of nodes that should run the pod, both rounding UP
   goes as soon as the new one is available.
 Candidates are taken in node-name order (deterministic; Kubernetes walks a map).
 
-Revisions: the template's hash (podutil.template_hash, with status.collisionCount)
+Revisions: the template's hash (hashing.template_hash, with status.collisionCount)
 is the pods' controller-revision-hash label. Kubernetes stores the template in
 ControllerRevision objects; skiff keeps the hash label only (no rollback history).
 
@@ -55,8 +55,9 @@ are misscheduled; numberUnavailable = desired - available.
 import datetime
 from dataclasses import dataclass, field
 
+from controlplane.controllers.hashing import template_hash
 from controlplane.controllers.podutil import (claim_pods, copy, is_pod_available, is_pod_ready, next_available_s,
-                                              owner_reference, template_hash)
+                                              owner_reference)
 from controlplane.scheduler import filters
 from controlplane.scheduler.nodeinfo import NodeInfo
 from skiff.api import objects_pb2 as pb

@@ -22,8 +22,8 @@ plan_deployment() is pure. Its rules (Kubernetes' deployment controller, minus r
 import datetime
 from dataclasses import dataclass, field
 
-from controlplane.controllers.podutil import (controller_ref, copy, get_condition, owner_reference, parse_rfc3339,
-                                              template_hash)
+from controlplane.controllers.hashing import template_hash
+from controlplane.controllers.podutil import controller_ref, copy, get_condition, owner_reference, parse_rfc3339
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
 from skiff.api.intstr import scaled_value
@@ -33,7 +33,7 @@ POD_TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 
 
-# ---------------------------------------------------------------- hashing and templates
+# ---------------------------------------------------------------- templates
 
 def _without_hash(template: pb.PodTemplateSpec) -> pb.PodTemplateSpec:
     out = copy(template)

@@ -10,7 +10,6 @@ from skiff.api import objects_pb2 as pb
 from skiff.api.wellknown import POD_FINISHED_PHASES, now_rfc3339, parse_rfc3339  # noqa: F401 - re-exported
 
 TERMINATED_PHASES = POD_FINISHED_PHASES
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString alphabet
 
 
 def copy(msg):
@@ -132,23 +131,3 @@ def claim_pods(owner, selector, pods) -> tuple:
             owned.append(pod)
     return owned, adopt, release
 
-
-# ---------------------------------------------------------------- templates
-
-def _fnv32a(data: bytes) -> int:
-    h = 0x811C9DC5
-    for b in data:
-        h ^= b
-        h = (h * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def template_hash(template: pb.PodTemplateSpec, collision_count: int | None = None) -> str:
-    """A short stable name suffix for a pod template (FNV-32a of its deterministic encoding,
-    then the decimal digits mapped onto Kubernetes' vowel-free alphabet). The Deployment's
-    pod-template-hash and the DaemonSet's controller-revision-hash both come from here, so
-    one template always hashes the same way whichever controller asks."""
-    data = template.SerializeToString(deterministic=True)
-    if collision_count:
-        data += collision_count.to_bytes(4, "little")
-    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(_fnv32a(data)))

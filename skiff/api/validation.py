@@ -29,6 +29,7 @@ import re
 
 from skiff.api import objects_pb2 as pb
 from skiff.api.errors import FieldError, join
+from skiff.api.intstr import PERCENT
 from skiff.api.quantity import parse_quantity
 from skiff.api.selectors import (
     validate_dns1123_label,
@@ -46,7 +47,6 @@ LABEL_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 _CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _PORT_NAME = re.compile(r"[-a-z0-9]+")
-_PERCENT = re.compile(r"([0-9]+)%")
 
 
 # ---------------------------------------------------------------- messages
@@ -164,14 +164,15 @@ def int_or_string_value(v: pb.IntOrString):
 
 
 def int_or_percent(v: pb.IntOrString, path, errs):
-    """(number, is_percent) for an int >= 0 or an "N%" string; None if unset or invalid (error recorded)."""
+    """(number, is_percent) for an int >= 0 or an "N%" string; None if unset or invalid
+    (error recorded). Kubernetes' ValidatePositiveIntOrPercent."""
     if v.HasField("int_val"):
         if v.int_val < 0:
             invalid(errs, path, v.int_val, "must be greater than or equal to 0")
             return None
         return v.int_val, False
     if v.HasField("str_val"):
-        match = _PERCENT.fullmatch(v.str_val)
+        match = PERCENT.fullmatch(v.str_val)
         if not match:
             invalid(errs, path, v.str_val, "must be an integer or a percentage (e.g. 1 or '25%')")
             return None

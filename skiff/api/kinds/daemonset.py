@@ -3,7 +3,7 @@
 Admission follows Kubernetes' apps validation (pkg/apis/apps/validation,
 ValidateDaemonSetSpec / ValidateRollingUpdateDaemonSet):
 - the selector must be non-empty and match the template's labels, and may not
-  change (shared with ReplicaSet and Deployment: workloads.py);
+  change (shared with ReplicaSet and Deployment: workloads._validate_workload);
 - the template's restartPolicy must be Always (defaulted);
 - updateStrategy.type is RollingUpdate (default) or OnDelete; rollingUpdate only
   with RollingUpdate;
@@ -21,8 +21,7 @@ from skiff.api.defaults import default_pod_spec
 from skiff.api.display import indent, kv
 from skiff.api.errors import join
 from skiff.api.kinds.registry import Kind, register
-from skiff.api.kinds.workloads import (selector_shown, template_containers, validate_selector_and_template,
-                                       validate_selector_immutable)
+from skiff.api.kinds.workloads import _containers, _selector_shown, _validate_workload, _validate_workload_update
 from skiff.api.validation import (enum, forbidden, int_or_percent, int_or_string_set, int_or_string_value,
                                   invalid, non_negative, required)
 
@@ -48,7 +47,7 @@ def _defaults(ds: pb.DaemonSet) -> None:
 
 def _validate(ds: pb.DaemonSet, errs) -> None:
     spec = ds.spec
-    validate_selector_and_template(spec, "DaemonSet", errs)
+    _validate_workload(spec, "DaemonSet", errs)
     if spec.HasField("revision_history_limit"):
         non_negative(errs, "spec.revisionHistoryLimit", spec.revision_history_limit)
     _validate_strategy(spec.update_strategy, "spec.updateStrategy", errs)
@@ -89,16 +88,16 @@ def _node_selector_shown(template) -> str:
 
 def _row(ds):
     st = ds.status
-    names, images = template_containers(ds.spec.template)
+    names, images = _containers(ds.spec.template)
     return ([str(st.desired_number_scheduled), str(st.current_number_scheduled), str(st.number_ready),
              str(st.updated_number_scheduled), str(st.number_available), _node_selector_shown(ds.spec.template)],
-            [names, images, selector_shown(ds.spec.selector)])
+            [names, images, _selector_shown(ds.spec.selector)])
 
 
 def _describe(ds) -> str:
     """kubectl describe daemonset's counts (its Pods Status line needs the pods: not here)."""
     st = ds.status
-    rows = [("Selector", selector_shown(ds.spec.selector)),
+    rows = [("Selector", _selector_shown(ds.spec.selector)),
             ("Node-Selector", _node_selector_shown(ds.spec.template)),
             ("Update Strategy", ds.spec.update_strategy.type or "RollingUpdate"),
             ("Desired Number of Nodes Scheduled", str(st.desired_number_scheduled)),
@@ -106,14 +105,14 @@ def _describe(ds) -> str:
             ("Number of Nodes Scheduled with Up-to-date Pods", str(st.updated_number_scheduled)),
             ("Number of Nodes Scheduled with Available Pods", str(st.number_available)),
             ("Number of Nodes Misscheduled", str(st.number_misscheduled))]
-    names, images = template_containers(ds.spec.template)
+    names, images = _containers(ds.spec.template)
     width = max(len(k) for k, _ in rows) + 2    # kubectl pads every label to the longest one
     return "\n".join([kv(rows, width), "Pod Template:", indent(kv([("Containers", names), ("Images", images)]), 2)])
 
 
 DAEMON_SET = register(Kind(
     "DaemonSet", "apps/v1", "daemonsets", ("ds",), True, pb.DaemonSet, "daemon_set", True,
-    defaults=_defaults, validate=_validate, validate_update=validate_selector_immutable,
+    defaults=_defaults, validate=_validate, validate_update=_validate_workload_update,
     owns=("Pod",), daemon=True,
     columns=("DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"),
     wide_columns=("CONTAINERS", "IMAGES", "SELECTOR"),

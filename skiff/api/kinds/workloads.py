@@ -13,7 +13,8 @@ from skiff.api.kinds.registry import Kind, register
 from skiff.api.podspec_validation import validate_pod_spec
 from skiff.api.validation import (
     enum, forbidden, immutable, int_or_percent, int_or_string_set, int_or_string_value, invalid, non_negative,
-    required, show, validate_label_selector, validate_template_meta,
+    required, show,
+    validate_label_selector, validate_template_meta,
 )
 
 
@@ -23,16 +24,10 @@ STRATEGY_TYPES = ("RollingUpdate", "Recreate")
 
 
 def _validate_workload(spec, kind_name: str, errs) -> None:
-    """What ReplicaSet and Deployment specs share: replicas, selector, template."""
-    if spec.HasField("replicas"):
+    """What ReplicaSet, Deployment and DaemonSet specs share: replicas (when the kind has
+    them), minReadySeconds, selector, template."""
+    if "replicas" in spec.DESCRIPTOR.fields_by_name and spec.HasField("replicas"):
         non_negative(errs, "spec.replicas", spec.replicas)
-    validate_selector_and_template(spec, kind_name, errs)
-
-
-def validate_selector_and_template(spec, kind_name: str, errs) -> None:
-    """What every pod-keeping controller's spec shares (ReplicaSet, Deployment, DaemonSet):
-    minReadySeconds, a selector that matches the template's labels, the template's pod
-    spec with restartPolicy Always."""
     non_negative(errs, "spec.minReadySeconds", spec.min_ready_seconds)
     sel = spec.selector
     template_labels = dict(spec.template.metadata.labels)
@@ -96,7 +91,7 @@ def _validate_strategy(st: pb.DeploymentStrategy, path, errs) -> None:
                 "may not be 0 when `maxSurge` is 0")
 
 
-def validate_selector_immutable(new, old, errs) -> None:
+def _validate_workload_update(new, old, errs) -> None:
     if new.spec.selector != old.spec.selector:
         immutable(errs, "spec.selector", str(_selector_text(new.spec.selector)))
 
@@ -137,12 +132,12 @@ def _default_deployment(d: pb.Deployment) -> None:
 
 # ---------------------------------------------------------------- presentation
 
-def template_containers(template):
+def _containers(template):
     cs = template.spec.containers
     return ",".join(c.name for c in cs), ",".join(c.image for c in cs)
 
 
-def selector_shown(sel) -> str:
+def _selector_shown(sel) -> str:
     """kubectl's SELECTOR column: app=web,tier in (a,b)."""
     parts = [f"{k}={v}" for k, v in sorted(sel.match_labels.items())]
     for e in sel.match_expressions:
@@ -152,21 +147,21 @@ def selector_shown(sel) -> str:
 
 def _deployment_row(d):
     want = d.spec.replicas if d.spec.HasField("replicas") else 1
-    names, images = template_containers(d.spec.template)
+    names, images = _containers(d.spec.template)
     return ([f"{d.status.ready_replicas}/{want}", str(d.status.updated_replicas),
-             str(d.status.available_replicas)], [names, images, selector_shown(d.spec.selector)])
+             str(d.status.available_replicas)], [names, images, _selector_shown(d.spec.selector)])
 
 
 def _replica_set_row(r):
     want = r.spec.replicas if r.spec.HasField("replicas") else 1
-    names, images = template_containers(r.spec.template)
+    names, images = _containers(r.spec.template)
     return ([str(want), str(r.status.replicas), str(r.status.ready_replicas)],
-            [names, images, selector_shown(r.spec.selector)])
+            [names, images, _selector_shown(r.spec.selector)])
 
 
 REPLICA_SET = register(Kind(
     "ReplicaSet", "apps/v1", "replicasets", ("rs",), True, pb.ReplicaSet, "replica_set", True,
-    defaults=_default_replica_set, validate=_validate_replica_set, validate_update=validate_selector_immutable,
+    defaults=_default_replica_set, validate=_validate_replica_set, validate_update=_validate_workload_update,
     scale=True, owns=("Pod",),
     columns=("DESIRED", "CURRENT", "READY", "AGE"), wide_columns=("CONTAINERS", "IMAGES", "SELECTOR"),
     row=_replica_set_row,
@@ -175,7 +170,7 @@ REPLICA_SET = register(Kind(
 
 DEPLOYMENT = register(Kind(
     "Deployment", "apps/v1", "deployments", ("deploy",), True, pb.Deployment, "deployment", True,
-    defaults=_default_deployment, validate=_validate_deployment, validate_update=validate_selector_immutable,
+    defaults=_default_deployment, validate=_validate_deployment, validate_update=_validate_workload_update,
     scale=True, owns=("ReplicaSet",),
     columns=("READY", "UP-TO-DATE", "AVAILABLE", "AGE"), wide_columns=("CONTAINERS", "IMAGES", "SELECTOR"),
     row=_deployment_row,
