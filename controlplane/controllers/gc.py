@@ -11,7 +11,7 @@ with a live read before deleting: an owner the caches have not shown yet (just
 created) must not cost its dependents their lives.
 - dependents (ReplicaSets, Pods, Deployments with owners, and the objects of the
   `dependents` informers: node Leases, owned by their Node; Jobs, owned by CronJobs;
-  CronJobs, listed so that their uids count as live owners): deleted normally
+  CronJobs, StatefulSets and DaemonSets, listed so that their uids count as live owners): deleted normally
   (pods gracefully: their node stops them first), with a uid precondition;
 - pods bound to a node that no longer exists, for ORPHAN_POD_QUARANTINE_S:
   force-deleted (grace 0) since no agent will ever finish them.
@@ -35,8 +35,8 @@ ORPHAN_POD_QUARANTINE_S = 5.0  # Kubernetes' pod GC quarantine is 40 s
 class GarbageCollector:
     def __init__(self, client, pods, replicasets, deployments, nodes, clock=time.monotonic, dependents=()):
         """dependents: informers of further kinds whose objects may have owners or own
-        objects of the kinds GC watches (Leases, Jobs, CronJobs): every object of every
-        watched kind counts as a live owner."""
+        objects of the kinds GC watches (Leases, Jobs, CronJobs, StatefulSets, DaemonSets): every
+        object of every watched kind counts as a live owner."""
         self.client = client
         self.pods = pods
         # (informer, kind name): the informer's word resolved through the registry

@@ -1,7 +1,7 @@
 """Everything that runs while this replica leads: shared informers and the leader-only loops.
 
-The loops (scheduler, ReplicaSet, Deployment, StatefulSet, Job, CronJob, Endpoints, node IPAM,
-disruption: keyed
+The loops (scheduler, ReplicaSet, Deployment, DaemonSet, StatefulSet, Job, CronJob, Endpoints,
+node IPAM, disruption: keyed
 reconcile Loops; node lifecycle and GC: bounded-frequency runners) all read one
 informer per kind from this manager's InformerFactory. Leases (kube-node-lease,
 renewed by every node every leaseDurationSeconds / 4) are read by the node
@@ -22,6 +22,7 @@ import logging
 import threading
 
 from controlplane.controllers.cronjob import CronJobController
+from controlplane.controllers.daemonset import DaemonSetController
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.endpoints import EndpointsController
@@ -66,6 +67,7 @@ class ControllerManager:
         rss, deploys = self.informers.informer("replicasets"), self.informers.informer("deployments")
         stss = self.informers.informer("statefulsets")
         jobs, cronjobs = self.informers.informer("jobs"), self.informers.informer("cronjobs")
+        dss = self.informers.informer("daemonsets")
         # Only kube-node-lease: node heartbeats (a Lease elsewhere is no node's business here).
         leases = self.informers.informer("leases", namespace=NODE_LEASE_NAMESPACE)
         ctl = cfg.controllers
@@ -77,8 +79,9 @@ class ControllerManager:
             DeploymentController(guarded, deploys, rss, recorder),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
                                     ctl.pod_eviction_timeout_s, leases=leases),
-            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases, stss, jobs, cronjobs)),
+            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases, stss, jobs, cronjobs, dss)),
             StatefulSetController(guarded, stss, pods, recorder),
+            DaemonSetController(guarded, dss, pods, nodes, recorder),
         ]
         self.loops.append(JobController(guarded, jobs, pods, recorder,
                                         backoff_base_s=ctl.job_backoff_base_s))

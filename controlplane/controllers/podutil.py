@@ -59,6 +59,19 @@ def is_pod_available(pod: pb.Pod, min_ready_seconds: int, now: datetime.datetime
     return since is not None and (now - since).total_seconds() >= min_ready_seconds
 
 
+def next_available_s(pods, min_ready_seconds: int, now: datetime.datetime):
+    """Seconds until the first ready-but-not-yet-available pod becomes available."""
+    waits = []
+    for p in pods:
+        cond = get_condition(p.status.conditions, "Ready")
+        since = parse_rfc3339(cond.last_transition_time) if cond is not None and cond.status == "True" else None
+        if since is not None:
+            left = min_ready_seconds - (now - since).total_seconds()
+            if left > 0:
+                waits.append(left)
+    return min(waits) + 0.05 if waits else None
+
+
 def set_condition(conditions, ctype: str, status: str, reason: str = "", message: str = "",
                   now: str = "", heartbeat: bool = False) -> bool:
     """Set a condition in a repeated Condition field, in place; True when something changed.
@@ -96,3 +109,25 @@ def owner_reference(owner, kind_name: str, api_version: str) -> pb.OwnerReferenc
     """A controller reference to owner (blockOwnerDeletion as Kubernetes' controllers set it)."""
     return pb.OwnerReference(api_version=api_version, kind=kind_name, name=owner.metadata.name,
                              uid=owner.metadata.uid, controller=True, block_owner_deletion=True)
+
+
+def claim_pods(owner, selector, pods) -> tuple:
+    """(owned, adopt, release) among pods for a controller owner (Kubernetes' PodControllerRefManager):
+    a pod is owner's when its controller reference has owner's uid; an orphan (no controller
+    reference) in owner's namespace whose labels match selector and that is not being deleted
+    is adopted (and counts as owned); an owned pod whose labels stopped matching is released
+    (and does not count)."""
+    uid = owner.metadata.uid
+    owned, adopt, release = [], [], []
+    for pod in pods:
+        if pod.metadata.namespace != owner.metadata.namespace:
+            continue
+        ref = controller_ref(pod.metadata)
+        matches = selector.matches(pod.metadata.labels)
+        if ref is not None and ref.uid == uid:
+            (owned if matches else release).append(pod)
+        elif ref is None and matches and not pod.metadata.deletion_timestamp:
+            adopt.append(pod)
+            owned.append(pod)
+    return owned, adopt, release
+

@@ -19,9 +19,8 @@ plan_replicaset() is pure. Its rules (Kubernetes' ReplicaSet controller):
 import datetime
 from dataclasses import dataclass, field
 
-from controlplane.controllers.podutil import (controller_ref, copy, get_condition, is_active,
-                                              is_pod_available, is_pod_ready, owner_reference,
-                                              parse_rfc3339)
+from controlplane.controllers.podutil import (claim_pods, copy, is_active, is_pod_available, is_pod_ready,
+                                              next_available_s, owner_reference, parse_rfc3339)
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
 
@@ -63,19 +62,6 @@ def deletion_order(pods) -> list:
         p.metadata.name))
 
 
-def _next_available_s(pods, min_ready_seconds: int, now: datetime.datetime):
-    """Seconds until the first ready-but-not-yet-available pod becomes available."""
-    waits = []
-    for p in pods:
-        cond = get_condition(p.status.conditions, "Ready")
-        since = parse_rfc3339(cond.last_transition_time) if cond is not None and cond.status == "True" else None
-        if since is not None:
-            left = min_ready_seconds - (now - since).total_seconds()
-            if left > 0:
-                waits.append(left)
-    return min(waits) + 0.05 if waits else None
-
-
 def plan_replicaset(rs: pb.ReplicaSet, pods, *, pending_creates: int = 0,
                     pending_deletes=frozenset(), now: datetime.datetime | None = None,
                     burst: int = BURST) -> ReplicaSetPlan:
@@ -83,18 +69,7 @@ def plan_replicaset(rs: pb.ReplicaSet, pods, *, pending_creates: int = 0,
     but not in the cache yet; pending_deletes: uids we asked to delete."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     selector = selector_of(rs)
-    uid = rs.metadata.uid
-    owned, adopt, release = [], [], []
-    for pod in pods:
-        if pod.metadata.namespace != rs.metadata.namespace:
-            continue
-        ref = controller_ref(pod.metadata)
-        matches = selector.matches(pod.metadata.labels)
-        if ref is not None and ref.uid == uid:
-            (owned if matches else release).append(pod)
-        elif ref is None and matches and not pod.metadata.deletion_timestamp:
-            adopt.append(pod)
-            owned.append(pod)
+    owned, adopt, release = claim_pods(rs, selector, pods)
     active = [p for p in owned if is_active(p) and p.metadata.uid not in pending_deletes]
     want = rs.spec.replicas if rs.spec.HasField("replicas") else 1
     diff = len(active) + pending_creates - want
@@ -112,7 +87,7 @@ def plan_replicaset(rs: pb.ReplicaSet, pods, *, pending_creates: int = 0,
     status.ready_replicas = sum(1 for p in active if is_pod_ready(p))
     status.available_replicas = sum(1 for p in active if is_pod_available(p, min_ready, now))
     status.observed_generation = rs.metadata.generation
-    recheck = _next_available_s(active, min_ready, now) if min_ready > 0 else None
+    recheck = next_available_s(active, min_ready, now) if min_ready > 0 else None
     return ReplicaSetPlan(adopt=tuple(p.metadata.name for p in adopt),
                           release=tuple(p.metadata.name for p in release),
                           create=create, delete=delete, status=status, recheck_s=recheck)

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from controlplane.controllers.hashing import template_hash
 from controlplane.controllers.podutil import (controller_ref, copy, is_pod_available, is_pod_ready,
                                               is_terminated, owner_reference)
-from controlplane.controllers.replicaset_plan import _next_available_s
+from controlplane.controllers.podutil import next_available_s
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
 from skiff.api.kinds.statefulset import ORDERED_READY, ROLLING_UPDATE
@@ -235,7 +235,7 @@ def plan_statefulset(sts: pb.StatefulSet, pods, *, history=None,
         _rolling_update(replicas, update_rev, partition, min_ready, now, actions)
 
     status = _status(sts, list(members.values()), current_rev, update_rev, now)
-    recheck = _next_available_s(list(members.values()), min_ready, now) if min_ready > 0 else None
+    recheck = next_available_s(list(members.values()), min_ready, now) if min_ready > 0 else None
     return StatefulSetPlan(adopt=adopt, release=release, actions=tuple(actions), status=status,
                            recheck_s=recheck)
 

@@ -12,8 +12,8 @@ from skiff.cli.errors import CliError
 
 def test_get_all_expands_to_kubectls_kinds_in_order():
     assert [(k.plural, n) for k, n in main._split_kind_names(["all"])] == [
-        ("pods", None), ("services", None), ("deployments", None), ("replicasets", None), ("statefulsets", None),
-        ("cronjobs", None), ("jobs", None)]
+        ("pods", None), ("services", None), ("daemonsets", None), ("deployments", None), ("replicasets", None),
+        ("statefulsets", None), ("cronjobs", None), ("jobs", None)]
     assert [k.plural for k, _ in main._split_kind_names(["cm,all"])][:2] == ["configmaps", "pods"]
 
 

@@ -31,6 +31,13 @@ BASES = {
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [copy.deepcopy(CONTAINER)]}}},
     },
+    "DaemonSet": {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent", "namespace": "kube-system"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                 "template": {"metadata": {"labels": {"app": "agent"}},
+                              "spec": {"containers": [copy.deepcopy(CONTAINER)]}}},
+    },
     "Service": {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web", "namespace": "default"},

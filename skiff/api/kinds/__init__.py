@@ -3,7 +3,7 @@
 Importing this package registers every kind: one module per kind or small family
 (cluster: Namespace, Node; pod; service: Service, Endpoints; config: ConfigMap,
 Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease; job: Job; cronjob: CronJob;
-statefulset: StatefulSet; policy: PodDisruptionBudget). The import order below is the
+daemonset: DaemonSet; statefulset: StatefulSet; policy: PodDisruptionBudget). The import order below is the
 order of KINDS.
 """
 
@@ -13,5 +13,5 @@ from skiff.api.kinds.registry import (  # noqa: F401 - the registry's public fac
 )
 from skiff.api.kinds import (  # noqa: F401,E402 - registers, in this order
     cluster, pod, service, config, workloads, event, coordination,
-    job, cronjob, statefulset, policy,
+    job, cronjob, daemonset, statefulset, policy,
 )

@@ -24,8 +24,9 @@ STRATEGY_TYPES = ("RollingUpdate", "Recreate")
 
 
 def _validate_workload(spec, kind_name: str, errs) -> None:
-    """What ReplicaSet and Deployment specs share: replicas, selector, template."""
-    if spec.HasField("replicas"):
+    """What ReplicaSet, Deployment and DaemonSet specs share: replicas (when the kind has
+    them), minReadySeconds, selector, template."""
+    if "replicas" in spec.DESCRIPTOR.fields_by_name and spec.HasField("replicas"):
         non_negative(errs, "spec.replicas", spec.replicas)
     non_negative(errs, "spec.minReadySeconds", spec.min_ready_seconds)
     sel = spec.selector
