@@ -22,11 +22,12 @@ import threading
 
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.endpoints import EndpointsController
-from controlplane.controllers.gc import GarbageCollector
+from controlplane.controllers.gc import GarbageCollector, gc_kinds
 from controlplane.controllers.guard import LeaderGuardedClient
 from controlplane.controllers.nodeipam import NodeIpamController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
+from controlplane.controllers.replicationcontroller import replication_controller_controller
 from controlplane.scheduler.scheduler import Scheduler
 from skiff import client as clientmod
 from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE
@@ -66,10 +67,12 @@ class ControllerManager:
         self.loops = [
             self.scheduler,
             ReplicaSetController(guarded, rss, pods, recorder),
+            replication_controller_controller(guarded, self.informers.informer("replicationcontrollers"), pods, recorder),
             DeploymentController(guarded, deploys, rss, recorder),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
                                     ctl.pod_eviction_timeout_s, leases=leases),
-            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases,)),
+            GarbageCollector(guarded, pods, rss, deploys, nodes,
+                             dependents=(leases, *(self.informers.informer(k.plural) for k in gc_kinds()))),
         ]
         if getattr(cfg, "network", None) is not None:   # node IPAM only with a network: section
             self.loops.append(NodeIpamController(guarded, nodes, cfg.network))

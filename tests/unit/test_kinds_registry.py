@@ -119,7 +119,7 @@ def test_store_hooks_are_consistent(kind):
 
 
 def test_get_all_is_kubectls_order():
-    assert [k.plural for k in kinds.get_all()] == ["pods", "services", "deployments", "replicasets"]
+    assert [k.plural for k in kinds.get_all()] == ["pods", "replicationcontrollers", "services", "deployments", "replicasets"]
 
 
 def test_field_selectors_per_kind():

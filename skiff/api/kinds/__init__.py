@@ -2,7 +2,7 @@
 
 Importing this package registers every kind: one module per kind or small family
 (cluster: Namespace, Node; pod; service: Service, Endpoints; config: ConfigMap,
-Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease). The import order below is the
+Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease; replicationcontroller). The import order below is the
 order of KINDS.
 """
 
@@ -10,4 +10,4 @@ from skiff.api.kinds.registry import (  # noqa: F401 - the registry's public fac
     BY_NAME, KINDS, Kind, StoreHooks, encode, for_manifest, get_all, key_of, lookup, of_message,
     register, unwrap, wrap,
 )
-from skiff.api.kinds import cluster, pod, service, config, workloads, event, coordination, job  # noqa: F401,E402 - registers
+from skiff.api.kinds import cluster, pod, service, config, workloads, event, coordination, job, replicationcontroller  # noqa: F401,E402 - registers
