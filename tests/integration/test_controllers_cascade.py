@@ -136,3 +136,10 @@ def test_replication_controller_keeps_and_scales_its_pods(client, ns):
     client.delete("rc", "legacy", ns, propagation_policy="Foreground")
     wait_until(lambda: gone(client, "rc", "legacy", ns), 15, "the RC to go after its pods")
     assert not pods_of(client, ns, "legacy")
+
+
+def test_unknown_propagation_policy_is_refused(client, ns):
+    client.create(replicaset("odd", ns, 0))
+    with pytest.raises(clientmod.Invalid, match='propagationPolicy: Unsupported value: "Sideways"'):
+        client.delete("replicasets", "odd", ns, propagation_policy="Sideways")
+    assert not gone(client, "replicasets", "odd", ns)
