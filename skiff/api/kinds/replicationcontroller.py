@@ -11,7 +11,7 @@ from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
 from skiff.api.defaults import default_pod_spec
 from skiff.api.kinds.registry import Kind, register
-from skiff.api.kinds.workloads import template_containers, validate_template
+from skiff.api.kinds.workloads import _containers, validate_template
 from skiff.api.validation import non_negative, required, validate_labels
 
 
@@ -46,7 +46,7 @@ def _validate(rc: pb.ReplicationController, errs) -> None:
 
 def _row(rc):
     want = rc.spec.replicas if rc.spec.HasField("replicas") else 1
-    names, images = template_containers(rc.spec.template)
+    names, images = _containers(rc.spec.template)
     shown = ",".join(f"{k}={v}" for k, v in sorted(rc.spec.selector.items())) or "<none>"
     return ([str(want), str(rc.status.replicas), str(rc.status.ready_replicas)], [names, images, shown])
 

@@ -157,7 +157,7 @@ def _default_deployment(d: pb.Deployment) -> None:
 
 # ---------------------------------------------------------------- presentation
 
-def template_containers(template):
+def _containers(template):
     """(names, images) of a pod template's containers, comma-separated: the wide columns."""
     cs = template.spec.containers
     return ",".join(c.name for c in cs), ",".join(c.image for c in cs)
@@ -173,14 +173,14 @@ def _selector_shown(sel) -> str:
 
 def _deployment_row(d):
     want = d.spec.replicas if d.spec.HasField("replicas") else 1
-    names, images = template_containers(d.spec.template)
+    names, images = _containers(d.spec.template)
     return ([f"{d.status.ready_replicas}/{want}", str(d.status.updated_replicas),
              str(d.status.available_replicas)], [names, images, _selector_shown(d.spec.selector)])
 
 
 def _replica_set_row(r):
     want = r.spec.replicas if r.spec.HasField("replicas") else 1
-    names, images = template_containers(r.spec.template)
+    names, images = _containers(r.spec.template)
     return ([str(want), str(r.status.replicas), str(r.status.ready_replicas)],
             [names, images, _selector_shown(r.spec.selector)])
 
