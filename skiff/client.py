@@ -218,14 +218,16 @@ class Client:
         return [kinds.unwrap(e)[1] for e in resp.items], resp.resource_version
 
     def delete(self, kind, name, namespace="default", resource_version="", uid="", request_id=None,
-               grace_period_seconds=None, dry_run=False):
+               grace_period_seconds=None, dry_run=False, propagation_policy=""):
         """Delete; a pod bound to a node is stopped gracefully first unless grace is 0.
-        dry_run: the server checks the delete would succeed and removes nothing."""
+        dry_run: the server checks the delete would succeed and removes nothing.
+        propagation_policy: "" (Background), Background, Foreground or Orphan (what
+        becomes of the objects it owns; skiff/api/deletion.py)."""
         k = kinds.lookup(kind) if isinstance(kind, str) else kind
         req = api.DeleteRequest(
             ref=api.ObjectRef(kind=k.name, namespace=namespace if k.namespaced else "", name=name),
             request_id=request_id or uuid.uuid4().hex, resource_version=resource_version, uid=uid,
-            dry_run=dry_run)
+            dry_run=dry_run, propagation_policy=propagation_policy)
         if grace_period_seconds is not None:
             req.grace_period_seconds = grace_period_seconds
         resp = self._call("Delete", req)

@@ -22,7 +22,7 @@ from controlplane.apiserver import admission
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
 from controlplane.store.reader import Expired
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
-from skiff.api import fields, kinds, selectors
+from skiff.api import deletion, fields, kinds, selectors
 from skiff.api import node_pb2_grpc as node_grpc
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
@@ -198,8 +198,11 @@ class ApiService(api_grpc.ApiServicer):
         grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
         if grace is not None and grace < 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "gracePeriodSeconds must be >= 0")
+        bad_policy = deletion.check_policy(request.propagation_policy)
+        if bad_policy:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, bad_policy)
         cmd = Delete(self._request_id(request), key, request.resource_version, request.uid,
-                     grace, now_rfc3339())
+                     grace, now_rfc3339(), request.propagation_policy)
         result = self._write(cmd, context, request.dry_run)
         resp = api.DeleteResponse()
         if result[2] is not None:

@@ -26,13 +26,14 @@ from controlplane.controllers.daemonset import DaemonSetController
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.endpoints import EndpointsController
-from controlplane.controllers.gc import GarbageCollector
+from controlplane.controllers.gc import GarbageCollector, gc_kinds
 from controlplane.controllers.guard import LeaderGuardedClient
 from controlplane.controllers.job import JobController
 from controlplane.controllers.nodeipam import NodeIpamController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.controllers.statefulset import StatefulSetController
+from controlplane.controllers.replicationcontroller import replication_controller_controller
 from controlplane.scheduler.scheduler import Scheduler
 from skiff import client as clientmod
 from skiff.api import kinds
@@ -76,10 +77,12 @@ class ControllerManager:
         self.loops = [
             self.scheduler,
             ReplicaSetController(guarded, rss, pods, recorder),
+            replication_controller_controller(guarded, self.informers.informer("replicationcontrollers"), pods, recorder),
             DeploymentController(guarded, deploys, rss, recorder),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
                                     ctl.pod_eviction_timeout_s, leases=leases),
-            GarbageCollector(guarded, pods, rss, deploys, nodes, dependents=(leases, stss, jobs, cronjobs, dss)),
+            GarbageCollector(guarded, pods, rss, deploys, nodes,
+                             dependents=(leases, *(self.informers.informer(k.plural) for k in gc_kinds()))),
             StatefulSetController(guarded, stss, pods, recorder),
             DaemonSetController(guarded, dss, pods, nodes, recorder),
         ]

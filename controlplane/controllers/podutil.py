@@ -115,9 +115,10 @@ def claim_pods(owner, selector, pods) -> tuple:
     """(owned, adopt, release) among pods for a controller owner (Kubernetes' PodControllerRefManager):
     a pod is owner's when its controller reference has owner's uid; an orphan (no controller
     reference) in owner's namespace whose labels match selector and that is not being deleted
-    is adopted (and counts as owned); an owned pod whose labels stopped matching is released
-    (and does not count)."""
+    is adopted (and counts as owned) unless the owner itself is being deleted (Kubernetes'
+    canAdopt); an owned pod whose labels stopped matching is released (and does not count)."""
     uid = owner.metadata.uid
+    can_adopt = not owner.metadata.deletion_timestamp
     owned, adopt, release = [], [], []
     for pod in pods:
         if pod.metadata.namespace != owner.metadata.namespace:
@@ -126,7 +127,7 @@ def claim_pods(owner, selector, pods) -> tuple:
         matches = selector.matches(pod.metadata.labels)
         if ref is not None and ref.uid == uid:
             (owned if matches else release).append(pod)
-        elif ref is None and matches and not pod.metadata.deletion_timestamp:
+        elif ref is None and matches and not pod.metadata.deletion_timestamp and can_adopt:
             adopt.append(pod)
             owned.append(pod)
     return owned, adopt, release

@@ -7,6 +7,9 @@ delete surplus pods (graceful delete with a uid precondition), and write the
 status through the status subresource when it changed. Events:
 SuccessfulCreate / SuccessfulDelete on the ReplicaSet.
 Duplicates are avoided by Expectations (pods created but not yet in the cache count).
+The same class runs the ReplicationController controller (replicationcontroller.py):
+the kind comes from the informer it is given, as in Kubernetes where one
+controller serves both.
 """
 
 import logging
@@ -16,19 +19,21 @@ from controlplane.controllers.podutil import controller_ref, copy, key_of
 from controlplane.controllers.replicaset_plan import (plan_replicaset, pod_from_template, selector_of,
                                                       with_owner, without_owner)
 from skiff import client as clientmod
+from skiff.api import kinds
 from skiff.reconcile import Loop
 
 log = logging.getLogger("skiff.controllers.replicaset")
 
 
 class ReplicaSetController:
-    def __init__(self, client, replicasets, pods, recorder, workers: int = 2):
+    def __init__(self, client, replicasets, pods, recorder, workers: int = 2, name: str = "replicaset"):
         self.client = client
         self.replicasets = replicasets
+        self.kind = kinds.lookup(replicasets.kind)   # ReplicaSet, or ReplicationController
         self.pods = pods
         self.recorder = recorder
         self.expectations = Expectations()
-        self.loop = Loop("replicaset", self.sync, informers=(replicasets, pods), workers=workers,
+        self.loop = Loop(name, self.sync, informers=(replicasets, pods), workers=workers,
                          list_keys=replicasets.keys)
         replicasets.add_handler(self._rs_changed, lambda old, new: self._rs_changed(new), self._rs_deleted)
         pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
@@ -52,7 +57,7 @@ class ReplicaSetController:
         orphan, every RS in its namespace whose selector matches it."""
         ref = controller_ref(pod.metadata)
         if ref is not None:
-            return [f"{pod.metadata.namespace}/{ref.name}"] if ref.kind == "ReplicaSet" else []
+            return [f"{pod.metadata.namespace}/{ref.name}"] if ref.kind == self.kind.name else []
         keys = []
         for rs in self.replicasets.list(pod.metadata.namespace):
             try:
@@ -119,7 +124,7 @@ class ReplicaSetController:
         canAdopt check): a cache may still show a ReplicaSet that is already gone."""
         ns = rs.metadata.namespace
         if plan.adopt:
-            fresh = self.client.get("replicasets", rs.metadata.name, ns)
+            fresh = self.client.get(self.kind, rs.metadata.name, ns)
             if fresh.metadata.uid != rs.metadata.uid:
                 return
             for name in plan.adopt:

@@ -1,5 +1,9 @@
 """The ReplicaSet planner: from a ReplicaSet and the pods of its namespace, what to do.
 
+It plans for ReplicationControllers too (the same controller in Kubernetes: an RC is a
+ReplicaSet with an equality-only selector map; selector_of() reads either, the owner
+reference names the object's own kind).
+
 plan_replicaset() is pure. Its rules (Kubernetes' ReplicaSet controller):
 - a pod is the RS's when its controller ownerReference has the RS's uid; an
   orphan (no controller reference) whose labels match the selector and that is
@@ -11,6 +15,9 @@ plan_replicaset() is pure. Its rules (Kubernetes' ReplicaSet controller):
   `burst` per sync), too many -> delete the surplus, worst first: unscheduled,
   then Pending/Unknown before Running, not ready before ready, more restarts,
   newest; pod name breaks ties;
+- a ReplicaSet being deleted (deletionTimestamp: a Foreground or Orphan delete keeps it
+  until the garbage collector is done) neither adopts, creates nor deletes pods (the
+  garbage collector decides what becomes of them); it still releases and reports status;
 - status counts what the cache shows now: replicas (active), fullyLabeledReplicas
   (active with every template label), readyReplicas (Ready=True),
   availableReplicas (Ready for minReadySeconds), observedGeneration.
@@ -21,8 +28,8 @@ from dataclasses import dataclass, field
 
 from controlplane.controllers.podutil import (claim_pods, copy, is_active, is_pod_available, is_pod_ready,
                                               next_available_s, owner_reference, parse_rfc3339)
+from skiff.api import kinds, selectors
 from skiff.api import objects_pb2 as pb
-from skiff.api import selectors
 
 BURST = 100  # Kubernetes' burstReplicas is 500; the lab's Raft log prefers smaller bites
 _PHASE_RANK = {"": 0, "Pending": 0, "Unknown": 1, "Running": 2}
@@ -39,7 +46,16 @@ class ReplicaSetPlan:
 
 
 def selector_of(rs) -> selectors.Selector:
-    return selectors.from_label_selector(rs.spec.selector)
+    """A ReplicaSet's LabelSelector, or a ReplicationController's equality-only map."""
+    sel = rs.spec.selector
+    if isinstance(sel, pb.LabelSelector):
+        return selectors.from_label_selector(sel)
+    return selectors.from_map(sel)
+
+
+def _owner_ref(rs) -> pb.OwnerReference:
+    kind = kinds.of_message(rs)
+    return owner_reference(rs, kind.name, kind.api_version)
 
 
 def _restarts(pod: pb.Pod) -> int:
@@ -62,7 +78,7 @@ def deletion_order(pods) -> list:
         p.metadata.name))
 
 
-def plan_replicaset(rs: pb.ReplicaSet, pods, *, pending_creates: int = 0,
+def plan_replicaset(rs, pods, *, pending_creates: int = 0,
                     pending_deletes=frozenset(), now: datetime.datetime | None = None,
                     burst: int = BURST) -> ReplicaSetPlan:
     """pods: the pods of rs's namespace (from the cache); pending_creates: pods created
@@ -72,7 +88,7 @@ def plan_replicaset(rs: pb.ReplicaSet, pods, *, pending_creates: int = 0,
     owned, adopt, release = claim_pods(rs, selector, pods)
     active = [p for p in owned if is_active(p) and p.metadata.uid not in pending_deletes]
     want = rs.spec.replicas if rs.spec.HasField("replicas") else 1
-    diff = len(active) + pending_creates - want
+    diff = 0 if rs.metadata.deletion_timestamp else len(active) + pending_creates - want
     create = min(-diff, burst) if diff < 0 else 0
     delete = ()
     if diff > 0:
@@ -93,7 +109,7 @@ def plan_replicaset(rs: pb.ReplicaSet, pods, *, pending_creates: int = 0,
                           create=create, delete=delete, status=status, recheck_s=recheck)
 
 
-def pod_from_template(rs: pb.ReplicaSet) -> pb.Pod:
+def pod_from_template(rs) -> pb.Pod:
     """A new pod of rs: <rs-name>-<5 random chars> (generateName), the template's labels,
     annotations and spec, and a controller reference to rs."""
     tmpl = rs.spec.template
@@ -101,15 +117,15 @@ def pod_from_template(rs: pb.ReplicaSet) -> pb.Pod:
                                         namespace=rs.metadata.namespace,
                                         labels=dict(tmpl.metadata.labels),
                                         annotations=dict(tmpl.metadata.annotations)))
-    pod.metadata.owner_references.append(owner_reference(rs, "ReplicaSet", "apps/v1"))
+    pod.metadata.owner_references.append(_owner_ref(rs))
     pod.spec.CopyFrom(tmpl.spec)
     return pod
 
 
-def with_owner(pod: pb.Pod, rs: pb.ReplicaSet) -> pb.Pod:
+def with_owner(pod: pb.Pod, rs) -> pb.Pod:
     """A copy of pod adopted by rs."""
     out = copy(pod)
-    out.metadata.owner_references.append(owner_reference(rs, "ReplicaSet", "apps/v1"))
+    out.metadata.owner_references.append(_owner_ref(rs))
     return out
 
 

@@ -75,13 +75,16 @@ class Delete(_Command):
 
     grace_s: None = the kind's default (a bound pod: terminationGracePeriodSeconds),
     0 = remove at once, > 0 = how long a bound pod's node gets to stop it.
+    propagation: "" (the default: Background), Background, Foreground or Orphan; the
+    last two add their finalizer (skiff/api/deletion.py) to a kind that owns others.
     """
     request_id: str
     key: tuple
     expected_rv: str = ""
     expected_uid: str = ""
     grace_s: int | None = None
-    now: str = ""          # deletionTimestamp of a pod marked deleting
+    now: str = ""          # deletionTimestamp of an object marked deleting
+    propagation: str = ""
 
 
 @dataclass(frozen=True)

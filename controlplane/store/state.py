@@ -28,7 +28,9 @@ ingress, from the settings the proposer put in the command, so every replica
 decides the same; race-free because this apply is the one total order), what a
 status write must keep (the allocator's status.loadBalancer), graceful deletion (a
 bound pod is marked deleting and its node removes it), and cascade (a Namespace
-takes everything in it along); see skiff/api/kinds/registry.py (StoreHooks). Pods can be bound (controlplane/store/binding.py).
+takes everything in it along). Finalizers are generic (skiff/api/deletion.py): a
+delete marks an object that has some (or gets one from its propagation policy) with
+deletionTimestamp instead of removing it, and the update that empties them removes it; see skiff/api/kinds/registry.py (StoreHooks). Pods can be bound (controlplane/store/binding.py).
 
 Objects are indexed by kind and namespace (self._index, derived from self.objects,
 never pickled: rebuilt when a dump is loaded), so listing one kind or emptying one
@@ -41,7 +43,7 @@ from typing import NamedTuple
 
 from controlplane.store import binding, eviction
 from controlplane.store.commands import WRITES, Apply, Barrier, Batch, Create, Delete, Evict, Update, from_legacy
-from skiff.api import kinds, validation
+from skiff.api import deletion, kinds, validation
 from skiff.api.assigned import carry_over_assigned
 from skiff.api.kinds.policy import POD_DISRUPTION_BUDGET
 from skiff.api import objects_pb2 as pb
@@ -175,7 +177,7 @@ class StoreState:
                                     cmd.settings, cmd.now, dry)
             case Delete():
                 return self._delete(tuple(cmd.key), cmd.expected_rv, cmd.expected_uid,
-                                    cmd.grace_s, cmd.now, dry)
+                                    cmd.grace_s, cmd.now, dry, cmd.propagation)
             case Evict():
                 return self._evict(tuple(cmd.key), cmd.grace_s, cmd.now, dry)
             case Barrier():
@@ -236,7 +238,7 @@ class StoreState:
                 return ("error", "invalid", f'{kind.name} "{key[2]}" is invalid:\n'
                         + "\n".join(str(e) for e in errors))
             _merge_content(merged, msg)
-            err = self._allocate(kind, key, merged, old, settings)
+            err = self._finalizers_update(kind, key, merged, old) or self._allocate(kind, key, merged, old, settings)
             if err:
                 return err
         elif subresource == "binding" and binding.supports(kind):
@@ -249,9 +251,25 @@ class StoreState:
             return ("ok", "unchanged", kinds.encode(current), self.rv)
         if kind.has_spec and merged.spec != old.spec:
             merged.metadata.generation = old.metadata.generation + 1
+        meta = merged.metadata
+        if meta.deletion_timestamp and not meta.finalizers and not meta.deletion_grace_period_seconds:
+            # The last finalizer of an object being deleted is gone: it goes now.
+            return self._remove_object(kind, key, dry, kinds.wrap(merged))
         return self._commit("MODIFIED", key, kinds.wrap(merged), outcome, dry)
 
-    def _delete(self, key, expected_rv, expected_uid, grace_s, now, dry):
+    @staticmethod
+    def _finalizers_update(kind, key, merged, old):
+        """Kubernetes' rule: no new finalizers on an object being deleted."""
+        if not old.metadata.deletion_timestamp:
+            return None
+        added = [f for f in merged.metadata.finalizers if f not in old.metadata.finalizers]
+        if not added:
+            return None
+        shown = ", ".join(f'"{f}"' for f in added)
+        return ("error", "invalid", f'{kind.name} "{key[2]}" is invalid: metadata.finalizers: Forbidden: '
+                f"no new finalizers can be added if the object is being deleted, found new finalizers [{shown}]")
+
+    def _delete(self, key, expected_rv, expected_uid, grace_s, now, dry, propagation=""):
         current = self.objects.get(key)
         kind = kinds.BY_NAME.get(key[0])
         if current is None or kind is None:
@@ -265,16 +283,13 @@ class StoreState:
         if expected_uid and expected_uid != obj.metadata.uid:
             return ("error", "conflict", f'{kind.resource} "{key[2]}": uid precondition failed; not deleted')
         hooks = kind.store
-        if hooks.graceful_delete_s is not None:
-            grace_s = hooks.graceful_delete_s(obj, grace_s)
-            if grace_s:
-                return self._mark_deleting(key, kind, obj, grace_s, now, dry)
-        if hooks.cascade_namespace and not dry:
-            # A namespace takes everything in it along (Kubernetes does this in a
-            # controller; here it is one atomic step with one event per object).
-            for inner in self._keys_in_namespace(key[2]):
-                self._remove(inner, dry)
-        return self._remove(key, dry)
+        # Propagation finalizers only on kinds that own others: nothing can wait on the
+        # dependents of a kind whose controller creates none (the GC watches no others).
+        finalizers = deletion.finalizers_for(obj.metadata.finalizers, propagation if kind.owns else "")
+        grace_s = hooks.graceful_delete_s(obj, grace_s) if hooks.graceful_delete_s is not None else 0
+        if grace_s or finalizers:
+            return self._mark_deleting(key, kind, obj, grace_s, finalizers, now, dry)
+        return self._remove_object(kind, key, dry)
 
     def _evict(self, key, grace_s, now, dry):
         """The eviction subresource: the pod's budget charged and its deletion started in
@@ -293,20 +308,38 @@ class StoreState:
         result = self._delete(key, "", "", grace_s, now, dry)
         return ("ok", "evicted", *result[2:]) if result[0] == "ok" else result
 
-    def _mark_deleting(self, key, kind, obj, grace_s, now, dry):
-        """Graceful deletion: the object's node stops it, then removes it (grace 0).
+    def _mark_deleting(self, key, kind, obj, grace_s, finalizers, now, dry):
+        """Graceful deletion and finalizers: the object stays, marked with deletionTimestamp,
+        until its node stopped it (a delete with grace 0) and its finalizers are gone.
 
-        A second delete may shorten the grace period, never lengthen it.
+        A second delete may shorten the grace period, never lengthen it, and may change
+        the propagation finalizers (skiff/api/deletion.finalizers_for).
         """
         meta = obj.metadata
-        if meta.deletion_timestamp and meta.deletion_grace_period_seconds <= grace_s:
+        if (meta.deletion_timestamp and meta.deletion_grace_period_seconds <= grace_s
+                and list(meta.finalizers) == finalizers):
             return ("ok", "deleting", kinds.encode(self.objects[key]), self.rv)
         marked = kind.message()
         marked.CopyFrom(obj)
         if not marked.metadata.deletion_timestamp:
             marked.metadata.deletion_timestamp = now
-        marked.metadata.deletion_grace_period_seconds = grace_s
+            marked.metadata.deletion_grace_period_seconds = grace_s
+        else:
+            marked.metadata.deletion_grace_period_seconds = min(grace_s, meta.deletion_grace_period_seconds)
+        del marked.metadata.finalizers[:]
+        marked.metadata.finalizers.extend(finalizers)
+        if not finalizers and not marked.metadata.deletion_grace_period_seconds:
+            return self._remove_object(kind, key, dry, kinds.wrap(marked))
         return self._commit("MODIFIED", key, kinds.wrap(marked), "deleting", dry)
+
+    def _remove_object(self, kind, key, dry, final=None):
+        """Remove key (as `final` when given: the last state with its finalizers emptied)."""
+        if kind.store.cascade_namespace and not dry:
+            # A namespace takes everything in it along (Kubernetes does this in a
+            # controller; here it is one atomic step with one event per object).
+            for inner in self._keys_in_namespace(key[2]):
+                self._remove(inner, dry)
+        return self._remove(key, dry, final)
 
     def _allocate(self, kind, key, new, old, settings):
         """What the cluster assigns to new (a fresh message, not stored state), if the kind
@@ -331,14 +364,14 @@ class StoreState:
 
     # ------------------------------------------------------------ mutation
 
-    def _remove(self, key, dry):
+    def _remove(self, key, dry, last=None):
         if dry:
-            return ("ok", "deleted", kinds.encode(self.objects[key]), self.rv)
+            return ("ok", "deleted", kinds.encode(last or self.objects[key]), self.rv)
         env = self.objects.pop(key)
         self._index_drop(key)
         self.rv += 1
         final = pb.Object()
-        final.CopyFrom(env)
+        final.CopyFrom(last or env)
         _, msg = kinds.unwrap(final)
         msg.metadata.resource_version = str(self.rv)
         self.events.append(Change(self.rv, "DELETED", key, final, None))

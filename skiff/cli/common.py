@@ -1,7 +1,9 @@
-"""Helpers every command module shares: the client from the CLI's flags, and the one-line
-form of a server error. Command modules import this, never each other or main.py."""
+"""Helpers every command module shares: the client from the CLI's flags, the one-line
+form of a server error, and KIND NAME / KIND/NAME arguments resolved to kinds.
+Command modules import this, never each other or main.py."""
 
 from skiff import client as clientmod
+from skiff.api import kinds
 from skiff.cli.errors import CliError
 
 _ERROR_NAMES = {
@@ -36,3 +38,36 @@ def create_forms(sub, common, ns):
         forms = create.add_subparsers(dest="create_form", metavar="KIND", required=False)
         create.skiff_forms = forms
     return forms
+
+
+def kind_of(word: str) -> kinds.Kind:
+    try:
+        return kinds.lookup(word)
+    except KeyError as exc:
+        raise CliError(exc.args[0]) from None
+
+
+def split_kind_names(args_names):
+    """'pod x y' or 'pod/x deploy/y' -> [(Kind, name or None)]."""
+    if not args_names:
+        raise CliError("you must specify the type of resource (for example: skiff get pods)")
+    if "/" in args_names[0]:
+        out = []
+        for item in args_names:
+            if "/" not in item:
+                raise CliError(f"there is no need to specify a resource type as a separate argument "
+                               f"when passing arguments in resource/name form ({item!r})")
+            k, _, n = item.partition("/")
+            out.append((kind_of(k), n))
+        return out
+    words = args_names[0].split(",")
+    if len(words) > 1 or words[0] == "all":
+        if len(args_names) > 1:
+            raise CliError("names cannot be given with several resource types (use TYPE/NAME)")
+        expanded = []
+        for w in words:
+            expanded += [k.plural for k in kinds.get_all()] if w == "all" else [w]
+        return [(kind_of(w), None) for w in expanded]
+    kind = kind_of(words[0])
+    names = args_names[1:]
+    return [(kind, n) for n in names] or [(kind, None)]

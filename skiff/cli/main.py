@@ -8,13 +8,13 @@ import argparse
 import sys
 
 from skiff import client as clientmod
-from skiff.api import kinds
 from skiff.api.display import format_rows
 from skiff.api.errors import ValidationError
 from skiff.api.kinds.event import event_order
-from skiff.cli import batch_cmds, drain, dry_run, explain, lab_cmds, node_cmds, printers
+from skiff.cli import batch_cmds, drain, dry_run, explain, lab_cmds, meta_cmds, node_cmds, printers, wait_cmds
 from skiff.cli.common import client as _client
 from skiff.cli.common import server_error
+from skiff.cli.common import split_kind_names as _split_kind_names
 from skiff.cli.describe import describe
 from skiff.cli.errors import CliError
 
@@ -22,39 +22,6 @@ OUTPUTS = ("wide", "yaml", "json", "name")
 
 
 # ------------------------------------------------------------------ helpers
-
-def _kind(word: str) -> kinds.Kind:
-    try:
-        return kinds.lookup(word)
-    except KeyError as exc:
-        raise CliError(exc.args[0]) from None
-
-
-def _split_kind_names(args_names):
-    """'pod x y' or 'pod/x deploy/y' -> [(Kind, name or None)]."""
-    if not args_names:
-        raise CliError("you must specify the type of resource (for example: skiff get pods)")
-    if "/" in args_names[0]:
-        out = []
-        for item in args_names:
-            if "/" not in item:
-                raise CliError(f"there is no need to specify a resource type as a separate argument "
-                               f"when passing arguments in resource/name form ({item!r})")
-            k, _, n = item.partition("/")
-            out.append((_kind(k), n))
-        return out
-    words = args_names[0].split(",")
-    if len(words) > 1 or words[0] == "all":
-        if len(args_names) > 1:
-            raise CliError("names cannot be given with several resource types (use TYPE/NAME)")
-        expanded = []
-        for w in words:
-            expanded += [k.plural for k in kinds.get_all()] if w == "all" else [w]
-        return [(_kind(w), None) for w in expanded]
-    kind = _kind(words[0])
-    names = args_names[1:]
-    return [(kind, n) for n in names] or [(kind, None)]
-
 
 def _load_manifests(files, recursive=False):
     """[(where, Kind, message)] from -f arguments; all parse errors at once."""
@@ -266,8 +233,27 @@ def cmd_describe(args) -> int:
     return 0
 
 
+_CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
+            "true": "Background", "false": "Orphan"}
+
+
+def cascade_policy(value) -> str:
+    """--cascade as a propagation policy ("" when not given: the server's default, Background).
+    kubectl's booleans still work, with its deprecation warning."""
+    if value is None:
+        return ""
+    policy = _CASCADE.get(value.lower())
+    if policy is None:
+        raise CliError(f'invalid cascade value ({value}). Must be "background", "foreground", or "orphan".')
+    if value.lower() in ("true", "false"):
+        print(f"warning: --cascade={value} is deprecated (boolean value) and can be replaced with "
+              f"--cascade={policy.lower()}.", file=sys.stderr)
+    return policy
+
+
 def cmd_delete(args) -> int:
     mode = dry_run.mode(args)
+    policy = cascade_policy(getattr(args, "cascade", None))
     c = _client(args)
     targets = []
     if args.filename:
@@ -300,13 +286,15 @@ def cmd_delete(args) -> int:
             if mode == "client":  # read it: a delete of a missing object fails
                 obj = c.get(kind, name, namespace=ns)
             else:
-                obj = c.delete(kind, name, namespace=ns, dry_run=mode == "server")
+                obj = c.delete(kind, name, namespace=ns, dry_run=mode == "server", propagation_policy=policy)
         except clientmod.ApiError as exc:
             print(server_error(exc), file=sys.stderr)
             status = 1
             continue
         shown = printers.as_name(obj) if obj else kind.name.lower() + '/' + name
         print(f"{shown} deleted{dry_run.SUFFIX[mode]}")
+        if args.wait and mode == "none":
+            status = max(status, wait_cmds.wait_deleted(c, kind, name, ns, args.timeout))
     return status
 
 
@@ -377,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("names", nargs="*", metavar="KIND [NAME...]")
     x.add_argument("-l", "--selector", default=None)
     x.add_argument("--all", action="store_true")
+    x.add_argument("--cascade", default=None, metavar="background|foreground|orphan",
+                   help="what becomes of the objects it owns (default background)")
+    x.add_argument("--wait", action="store_true", help="return once the objects are gone (finalizers)")
+    x.add_argument("--timeout", default="0s", help="with --wait: how long (0 = a week)")
     dry_run.add_flag(x)
     x.set_defaults(func=cmd_delete)
 
@@ -387,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     cs.set_defaults(func=cmd_cluster_status)
 
     explain.add_parsers(sub, common)
+    meta_cmds.add_parsers(sub, common, ns)
+    wait_cmds.add_parsers(sub, common, ns)
     node_cmds.add_parsers(sub, common, ns)
     drain.add_parsers(sub, common)
     batch_cmds.add_parsers(sub, common, ns)

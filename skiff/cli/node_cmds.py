@@ -8,6 +8,7 @@ from skiff.cli.common import client as _client
 from skiff.cli.common import server_error as _server_error
 from skiff.cli import logs_target
 from skiff.cli.errors import CliError
+from skiff.retry import GaveUp, update_on_conflict
 
 
 def _pod_name(word: str) -> str:
@@ -91,17 +92,11 @@ def cmd_exec(args) -> int:
     return code
 
 
-def _update_with_retry(c, kind, name, namespace, mutate, attempts=10):
-    for attempt in range(attempts):
-        # After a conflict, read through the log: this replica's copy may lag.
-        obj = c.get(kind, name, namespace, linearizable=attempt > 0)
-        if mutate(obj) is False:
-            return obj
-        try:
-            return c.update(obj)
-        except clientmod.Conflict:
-            continue
-    raise CliError(f"{kind}/{name}: kept conflicting with other writers; try again")
+def _update_with_retry(c, kind, name, namespace, mutate):
+    try:
+        return update_on_conflict(c, kind, name, namespace, mutate)
+    except GaveUp as exc:
+        raise CliError(exc.message) from None
 
 
 def cmd_scale(args) -> int:

@@ -12,14 +12,14 @@ from skiff.cli.errors import CliError
 
 def test_get_all_expands_to_kubectls_kinds_in_order():
     assert [(k.plural, n) for k, n in main._split_kind_names(["all"])] == [
-        ("pods", None), ("services", None), ("daemonsets", None), ("deployments", None), ("replicasets", None),
-        ("statefulsets", None), ("cronjobs", None), ("jobs", None)]
+        ("pods", None), ("replicationcontrollers", None), ("services", None), ("daemonsets", None),
+        ("deployments", None), ("replicasets", None), ("statefulsets", None), ("cronjobs", None), ("jobs", None)]
     assert [k.plural for k, _ in main._split_kind_names(["cm,all"])][:2] == ["configmaps", "pods"]
 
 
 def test_scale_refuses_a_kind_without_a_scale_subresource():
     args = argparse.Namespace(target=["svc/web"], replicas=2, namespace=None, server=None)
-    with pytest.raises(CliError, match="cannot scale services: only replicasets and deployments and statefulsets scale"):
+    with pytest.raises(CliError, match="cannot scale services: only replicasets and deployments and replicationcontrollers and statefulsets scale"):
         node_cmds.cmd_scale(args)
 
 

@@ -1,4 +1,4 @@
-"""Garbage collection decisions: dangling dependents and pods of deleted nodes."""
+"""Garbage collection decisions: dangling dependents, the propagation policies, pods of deleted nodes."""
 
 import pytest
 
@@ -44,3 +44,87 @@ def test_orphaned_pods_wait_out_the_quarantine():
     # The node shows up after all: forgotten.
     delete, seen = orphaned_pods(pods, {"n1", "gone"}, seen, 200.0, 5.0)
     assert delete == [] and seen == {}
+
+
+# ---------------------------------------------------------------- propagation policies (plan)
+
+from controlplane.controllers.gc_plan import DELETE, FINALIZE, UNREF, plan  # noqa: E402
+
+
+def owner(name, uid, finalizers=(), owners=()):
+    r = pb.ReplicaSet(metadata=pb.ObjectMeta(name=name, namespace="ns", uid=uid))
+    for owner_uid in owners:
+        r.metadata.owner_references.add(kind="Deployment", name="d", uid=owner_uid, controller=True,
+                                        block_owner_deletion=True)
+    if finalizers:
+        r.metadata.deletion_timestamp = "2024-01-01T00:00:00Z"
+        r.metadata.finalizers.extend(finalizers)
+    return r
+
+
+def dep(name, uid, owners=(), block=True, deleting=False):
+    p = obj(name, uid, deleting=deleting)
+    for owner_uid in owners:
+        p.metadata.owner_references.add(kind="ReplicaSet", name="o", uid=owner_uid, controller=True,
+                                        block_owner_deletion=block)
+    return p
+
+
+def _shown(actions):
+    out = []
+    for a in actions:
+        extra = a.policy or ",".join(a.owner_uids) or a.finalizer
+        out.append(f"{a.verb} {a.obj.metadata.name} {extra}")
+    return out
+
+
+FG, ORPH = "foregroundDeletion", "orphan"
+PLAN_CASES = [
+    ("background: owner gone, dependents deleted in the background",
+     [owner("rs", "r", owners=["gone"]), dep("p1", "1", owners=["r"])], {"r", "1"},
+     ["delete rs Background"]),
+    ("nothing to do while owners are solid",
+     [owner("rs", "r"), dep("p1", "1", owners=["r"])], {"r", "1"}, []),
+    ("orphan: each dependent loses the reference, then the owner its finalizer",
+     [owner("rs", "r", finalizers=[ORPH]), dep("p1", "1", owners=["r"]), dep("p2", "2", owners=["r"])],
+     {"r", "1", "2"},
+     ["unref p1 r", "unref p2 r", "finalize rs orphan"]),
+    ("orphan without dependents: finalizer at once",
+     [owner("rs", "r", finalizers=[ORPH])], {"r"}, ["finalize rs orphan"]),
+    ("orphan: dependents of an orphaning owner are never deleted",
+     [owner("rs", "r", finalizers=[ORPH]), dep("p1", "1", owners=["r"], deleting=False)], {"r", "1"},
+     ["unref p1 r", "finalize rs orphan"]),
+    ("foreground: dependents deleted, owner keeps its finalizer while they exist",
+     [owner("rs", "r", finalizers=[FG]), dep("p1", "1", owners=["r"])], {"r", "1"},
+     ["delete p1 Background"]),
+    ("foreground: a dependent being deleted still blocks",
+     [owner("rs", "r", finalizers=[FG]), dep("p1", "1", owners=["r"], deleting=True)], {"r", "1"}, []),
+    ("foreground: non-blocking dependents are deleted but do not block",
+     [owner("rs", "r", finalizers=[FG]), dep("p1", "1", owners=["r"], block=False)], {"r", "1"},
+     ["delete p1 Background", "finalize rs foregroundDeletion"]),
+    ("foreground: no dependents left, finalizer goes",
+     [owner("rs", "r", finalizers=[FG])], {"r"}, ["finalize rs foregroundDeletion"]),
+    ("foreground chain: a dependent with dependents of its own goes in the foreground",
+     [owner("deploy", "d", finalizers=[FG]), owner("rs", "r", owners=["d"]), dep("p1", "1", owners=["r"])],
+     {"d", "r", "1"}, ["delete rs Foreground"]),
+    ("foreground: a dependent with another solid owner only loses the waiting reference",
+     [owner("rs", "r", finalizers=[FG]), owner("rs2", "r2"), dep("p1", "1", owners=["r", "r2"])],
+     {"r", "r2", "1"}, ["unref p1 r"]),
+    ("an owner known outside the caches (a Node) is solid",
+     [dep("lease", "1", owners=["node-uid"])], {"node-uid", "1"}, []),
+]
+
+
+@pytest.mark.parametrize("objects, known, want", [c[1:] for c in PLAN_CASES], ids=[c[0] for c in PLAN_CASES])
+def test_plan(objects, known, want):
+    kinds_of = [("ReplicaSet" if isinstance(o, pb.ReplicaSet) else "Pod", o) for o in objects]
+    assert _shown(plan(kinds_of, known)) == want
+
+
+def test_plan_never_modifies_the_cached_objects():
+    objects = [owner("rs", "r", finalizers=[ORPH]), dep("p1", "1", owners=["r"])]
+    before = [o.SerializeToString(deterministic=True) for o in objects]
+    actions = plan([("ReplicaSet", objects[0]), ("Pod", objects[1])], {"r", "1"})
+    assert [a.verb for a in actions] == [UNREF, FINALIZE]
+    assert [o.SerializeToString(deterministic=True) for o in objects] == before
+    assert DELETE not in [a.verb for a in actions]

@@ -41,6 +41,24 @@ def pod(name, owner=RS_UID, labels=None, node="n1", phase="Running", ready=True,
     return p
 
 
+def deleting_rs(replicas=3):
+    r = rs(replicas)
+    r.metadata.deletion_timestamp = "2024-05-01T11:59:30Z"
+    r.metadata.finalizers.append("orphan")
+    return r
+
+
+def rc(replicas=3):
+    """A ReplicationController planned by the same planner: an equality-only selector map."""
+    r = pb.ReplicationController(metadata=pb.ObjectMeta(name="web-abc", namespace="default", uid=RS_UID,
+                                                        generation=4))
+    r.spec.replicas = replicas
+    r.spec.selector["app"] = "web"
+    r.spec.template.metadata.labels.update({"app": "web", "tier": "fe"})
+    r.spec.template.spec.containers.add(name="main", image="busybox")
+    return r
+
+
 def names(pods):
     return [p.metadata.name for p in pods]
 
@@ -71,6 +89,16 @@ CASES = [
      1, (), (), ()),
     ("an owned pod whose labels stopped matching is released and replaced", rs(1),
      [pod("relabelled", labels={"app": "debug"})], {}, 1, (), (), ("relabelled",)),
+    ("a ReplicaSet being deleted neither creates, deletes nor adopts", deleting_rs(2),
+     [pod("a", ready=False), pod("b"), pod("c"), pod("orphan", owner="")], {}, 0, (), (), ()),
+    ("a ReplicaSet being deleted with too few pods does not replace them", deleting_rs(3), [pod("a")], {},
+     0, (), (), ()),
+    ("a ReplicaSet being deleted still releases", deleting_rs(1), [pod("relabelled", labels={"app": "x"})], {},
+     0, (), (), ("relabelled",)),
+    ("a ReplicationController: its selector map selects", rc(3),
+     [pod("a"), pod("orphan", owner=""), pod("stranger", owner="", labels={"app": "db"})], {},
+     1, (), ("orphan",), ()),
+    ("a ReplicationController scales down", rc(1), [pod("a"), pod("b", ready=False)], {}, 0, ("b",), (), ()),
 ]
 
 
@@ -119,6 +147,20 @@ def test_pod_from_template():
     assert (ref.kind, ref.name, ref.uid, ref.controller, ref.block_owner_deletion, ref.api_version) == \
         ("ReplicaSet", "web-abc", RS_UID, True, True, "apps/v1")
     assert p.spec == r.spec.template.spec
+
+
+def test_pod_from_a_replication_controller_names_it_as_owner():
+    ref = pod_from_template(rc(1)).metadata.owner_references[0]
+    assert (ref.kind, ref.api_version, ref.uid, ref.controller, ref.block_owner_deletion) == \
+        ("ReplicationController", "v1", RS_UID, True, True)
+    assert with_owner(pod("o", owner=""), rc(1)).metadata.owner_references[0].kind == "ReplicationController"
+
+
+def test_replication_controller_status():
+    plan = plan_replicaset(rc(2), [pod("a"), pod("b", ready=False)], now=NOW)
+    assert isinstance(plan.status, pb.ReplicationControllerStatus)
+    assert (plan.status.replicas, plan.status.ready_replicas, plan.status.fully_labeled_replicas,
+            plan.status.observed_generation) == (2, 1, 2, 4)
 
 
 def test_adopt_and_release_copy_the_pod():

@@ -137,6 +137,29 @@ def test_replica_set_defaults():
     assert spec["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
 
 
+def replication_controller(**spec) -> dict:
+    spec.setdefault("template", {"metadata": {"labels": {"app": "web"}},
+                                 "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    return {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "web"}, "spec": spec}
+
+
+def test_replication_controller_defaults_selector_and_labels_from_the_template():
+    doc = defaulted(replication_controller())
+    assert doc["spec"]["selector"] == {"app": "web"}
+    assert doc["metadata"]["labels"] == {"app": "web"}
+    assert doc["spec"]["replicas"] == 1
+    assert doc["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
+
+
+def test_replication_controller_keeps_what_is_set():
+    rc = replication_controller(selector={"app": "web"}, replicas=0)
+    rc["metadata"]["labels"] = {"team": "a"}
+    rc["spec"]["template"]["metadata"]["labels"]["v"] = "1"
+    doc = defaulted(rc)
+    assert doc["spec"]["selector"] == {"app": "web"} and doc["spec"]["replicas"] == 0
+    assert doc["metadata"]["labels"] == {"team": "a"}
+
+
 def service(**spec) -> dict:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": spec}
 

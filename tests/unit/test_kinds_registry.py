@@ -120,8 +120,8 @@ def test_store_hooks_are_consistent(kind):
 
 
 def test_get_all_is_kubectls_order():
-    assert [k.plural for k in kinds.get_all()] == ["pods", "services", "daemonsets", "deployments", "replicasets",
-                                                  "statefulsets", "cronjobs", "jobs"]
+    assert [k.plural for k in kinds.get_all()] == ["pods", "replicationcontrollers", "services", "daemonsets",
+                                                  "deployments", "replicasets", "statefulsets", "cronjobs", "jobs"]
 
 
 def test_field_selectors_per_kind():

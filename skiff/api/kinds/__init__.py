@@ -2,8 +2,9 @@
 
 Importing this package registers every kind: one module per kind or small family
 (cluster: Namespace, Node; pod; service: Service, Endpoints; config: ConfigMap,
-Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease; job: Job; cronjob: CronJob;
-daemonset: DaemonSet; statefulset: StatefulSet; policy: PodDisruptionBudget). The import order below is the
+Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease; replicationcontroller;
+job: Job; cronjob: CronJob; daemonset: DaemonSet; statefulset: StatefulSet; policy: PodDisruptionBudget).
+The import order below is the
 order of KINDS.
 """
 
@@ -12,6 +13,6 @@ from skiff.api.kinds.registry import (  # noqa: F401 - the registry's public fac
     register, unwrap, wrap,
 )
 from skiff.api.kinds import (  # noqa: F401,E402 - registers, in this order
-    cluster, pod, service, config, workloads, event, coordination,
+    cluster, pod, service, config, workloads, event, coordination, replicationcontroller,
     job, cronjob, daemonset, statefulset, policy,
 )

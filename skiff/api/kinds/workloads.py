@@ -30,8 +30,7 @@ def _validate_workload(spec, kind_name: str, errs) -> None:
         non_negative(errs, "spec.replicas", spec.replicas)
     non_negative(errs, "spec.minReadySeconds", spec.min_ready_seconds)
     sel = spec.selector
-    template_labels = dict(spec.template.metadata.labels)
-    validate_template_meta(spec.template.metadata, "spec.template.metadata", errs)
+    selector = None
     if not sel.match_labels and not sel.match_expressions:
         required(errs, "spec.selector", f"a {kind_name} needs a non-empty selector that matches "
                  "spec.template.metadata.labels (e.g. matchLabels: {app: web})")
@@ -40,11 +39,20 @@ def _validate_workload(spec, kind_name: str, errs) -> None:
         validate_label_selector(sel, "spec.selector", errs)
         if len(errs) == before:
             selector = selectors.from_label_selector(sel)
-            if not selector.matches(template_labels):
-                shown = ",".join(f"{k}={v}" for k, v in sorted(template_labels.items()))
-                invalid(errs, "spec.selector", str(selector),
-                        f"`selector` does not match template `labels` ({shown or 'none'})")
-    tspec = spec.template.spec
+    validate_template(spec.template, selector, kind_name, errs)
+
+
+def validate_template(template, selector, kind_name: str, errs) -> None:
+    """The pod template rules every replicating kind shares: the template's metadata, a
+    selector (None: missing or invalid, already reported) that matches its labels, the pod
+    spec, restartPolicy Always, no activeDeadlineSeconds."""
+    template_labels = dict(template.metadata.labels)
+    validate_template_meta(template.metadata, "spec.template.metadata", errs)
+    if selector is not None and not selector.matches(template_labels):
+        shown = ",".join(f"{k}={v}" for k, v in sorted(template_labels.items()))
+        invalid(errs, "spec.selector", str(selector),
+                f"`selector` does not match template `labels` ({shown or 'none'})")
+    tspec = template.spec
     validate_pod_spec(tspec, "spec.template.spec", errs)
     if tspec.restart_policy and tspec.restart_policy != "Always":
         errs.append(FieldError("spec.template.spec.restartPolicy",
@@ -133,6 +141,7 @@ def _default_deployment(d: pb.Deployment) -> None:
 # ---------------------------------------------------------------- presentation
 
 def _containers(template):
+    """(names, images) of a pod template's containers, comma-separated: the wide columns."""
     cs = template.spec.containers
     return ",".join(c.name for c in cs), ",".join(c.image for c in cs)
 
