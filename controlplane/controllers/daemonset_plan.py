@@ -334,7 +334,9 @@ def plan_daemonset(ds: pb.DaemonSet, nodes, pods, *, node_pods=None, pending: bo
     recheck = next_available_s(owned, ds.spec.min_ready_seconds, now) if ds.spec.min_ready_seconds > 0 else None
     base = DaemonSetPlan(revision=revision, adopt=tuple(p.metadata.name for p in adopt),
                          release=tuple(p.metadata.name for p in release), status=status, recheck_s=recheck)
-    if pending:
+    if pending or ds.metadata.deletion_timestamp:
+        # Being deleted (Foreground/Orphan): no pod is created or deleted, the garbage
+        # collector decides; status still reported (Kubernetes' syncDaemonSet).
         return base
     surge = (ds.spec.update_strategy.type == "RollingUpdate"
              and max_counts(ds, status.desired_number_scheduled)[0] > 0)

@@ -153,6 +153,17 @@ def test_adopts_orphans_and_releases_strays():
     assert plan.create == ("n2",)
 
 
+def test_a_daemonset_being_deleted_neither_creates_deletes_nor_adopts():
+    """Foreground/Orphan deletion keeps the DaemonSet with deletionTimestamp: the garbage
+    collector decides about its pods, the controller only reports status."""
+    d = ds()
+    d.metadata.deletion_timestamp = "2024-05-01T12:00:00Z"
+    stale = pod("old", "n1", rev=OLD)
+    plan = plan_daemonset(d, N3, [stale, pod("o", "n2", owner="")], now=NOW)
+    assert plan.create == () and plan.delete == () and plan.adopt == ()
+    assert plan.status.desired_number_scheduled == 3
+
+
 # ---------------------------------------------------------------- rolling updates
 
 def olds(nodes, **kw):
