@@ -37,7 +37,7 @@ log = logging.getLogger("skiff.controllers")
 
 COMPONENT_SCHEDULER = "default-scheduler"
 COMPONENT_CONTROLLERS = "controller-manager"
-CLOSE_AFTER_S = 6.0       # informers watch in 5 s slices; close their channels after that
+CLOSE_AFTER_S = 6.0       # informers cancel their watches on stop; loops' in-flight calls end within this
 
 
 def api_endpoints(cfg) -> list:
@@ -98,8 +98,9 @@ class ControllerManager:
         log.info("event=controllers_started replica=%s", self.cfg.name)
 
     def stop(self) -> None:
-        """Stop everything without blocking the caller; the client is closed once the
-        informers' current watch slices (at most ~5 s) have ended."""
+        """Stop everything without blocking the caller: the informers cancel their watches
+        at once; the client is closed CLOSE_AFTER_S later, once the loops' in-flight calls
+        (5 s call timeout) have ended."""
         self._stop.set()
         for loop in self.loops:
             loop.stop()
