@@ -10,6 +10,11 @@ stops them. Between polls the loops' own writes re-check leadership
 supervisor notices. A flapping replica gets a new set per term; nothing carries
 over from one term to the next, by design (a new leader gives every node a fresh
 grace period).
+
+Period and cost: every replica polls every PERIOD_S (0.1 s): how soon a new leader
+starts its loops after winning an election (elections take 0.4-0.8 s), and how soon
+a deposed one stops them (its writes are refused at once anyway). A poll reads two
+of PySyncObj's fields: about 0.1 % of a core per replica (profiled at 20 nodes).
 """
 
 from skiff.reconcile.leader import LeaderSupervisor as _Supervisor

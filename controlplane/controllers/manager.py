@@ -15,6 +15,13 @@ own API first and the peers after, and whose writes re-check leadership (guard).
 Before its informers list anything it makes one linearizable read, so this
 replica has applied everything committed before it took over: a new leader
 never acts on a state older than its predecessor's last write.
+
+Periods and costs (each loop's own docstring has the details): scheduler and the
+keyed controllers are event-driven with a 30 s resync; node lifecycle ticks every
+grace/10 (lab: 0.5 s), GC every 1 s, bootstrap every 1 s: each an idle walk of the
+informer caches, no API call. The steady idle cost is the seven informers' watches on
+this replica, mostly the Lease informer's 16 events a second at 20 nodes (a decode
+and a cache update each, no handler runs a loop).
 """
 
 import logging

@@ -19,6 +19,11 @@ a tick: only time makes a node silent); a failed tick is retried after period_s.
 
 Timing settings come from the replica config (controllers:); see
 controlplane.config.ControllersConfig for the lab and Kubernetes defaults.
+
+Period and cost: period_s as above (lab: grace 5 s -> a tick every 0.5 s;
+Kubernetes' --node-monitor-period is 5 s for its 40 s grace: the same tenth). An
+idle tick at 20 nodes walks 20 Nodes, their Leases and the pod cache: well under a
+millisecond, about 0.1 % of a core.
 """
 
 import logging

@@ -7,6 +7,10 @@ delete surplus pods (graceful delete with a uid precondition), and write the
 status through the status subresource when it changed. Events:
 SuccessfulCreate / SuccessfulDelete on the ReplicaSet.
 Duplicates are avoided by Expectations (pods created but not yet in the cache count).
+
+Period and cost: event-driven (ReplicaSet and pod changes), plus the keyed Loop's
+resync of every ReplicaSet every 30 s (the toolkit's default resync_s); an idle sync
+reads the caches and finds nothing to do (no API call).
 """
 
 import logging

@@ -8,6 +8,9 @@ starts from fresh caches and clocks. leads() raising counts as not leading (a
 store being closed leads nothing). Between polls the loops should re-check
 leadership on every write themselves (the control plane's guarded client), so a
 deposed leader stops acting at once.
+
+Period and cost: the caller's period_s (the control plane's: 0.1 s); a poll is one
+leads() call, nothing else, and starts or stops the loops only on a change.
 """
 
 import logging
