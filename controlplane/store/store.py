@@ -158,6 +158,11 @@ class Store(StoreReader):
             except Exception:  # noqa: BLE001
                 log.exception("event=state_listener_failed")
 
+    def add_state_listener(self, listener) -> None:
+        """listener(old, new) on every Raft state change (follower/candidate/leader, as
+        PySyncObj's numbers); it runs on the Raft tick thread and must not block."""
+        self._listeners.append(listener)
+
     def close(self):
         self._closed.set()
         self.batcher.close()
