@@ -10,11 +10,18 @@ stops them. Between polls the loops' own writes re-check leadership
 supervisor notices. A flapping replica gets a new set per term; nothing carries
 over from one term to the next, by design (a new leader gives every node a fresh
 grace period).
+
+Period and cost: every Raft state change (the store's state listener, called on the
+Raft tick thread) wakes the supervisor at once, so a new leader starts its loops and
+a deposed one stops them without waiting for a poll; besides, it polls every
+PERIOD_S (1 s) for what comes without a state change (a leader that catches up with
+the log after it won). A poll reads two of PySyncObj's fields. Polling every 0.1 s,
+as it did, cost about 0.1 % of a core per replica (profiled at 20 nodes).
 """
 
 from skiff.reconcile.leader import LeaderSupervisor as _Supervisor
 
-PERIOD_S = 0.1
+PERIOD_S = 1.0
 
 
 def store_leads(store):
@@ -26,3 +33,4 @@ class LeaderSupervisor(_Supervisor):
     def __init__(self, store, factory, period_s: float = PERIOD_S):
         super().__init__(store_leads(store), factory, period_s=period_s)
         self.store = store
+        store.add_state_listener(lambda _old, _new: self.wake())

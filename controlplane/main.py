@@ -1,4 +1,12 @@
-"""skiff-controlplane: one replica of the control plane (API server + Raft store)."""
+"""skiff-controlplane: one replica of the control plane (API server + Raft store).
+
+What runs periodically in a replica, each with its period and idle cost in its own
+docstring: the Raft tick (controlplane/store/raft.py: every heartbeat, 50 ms, and
+every message), the open watches' waits (controlplane/apiserver/service.py: 1 s), the
+leader supervisor (controlplane/leader.py: woken by Raft state changes, else every
+1 s), and, while this replica leads, the bootstrapper and the controllers
+(controlplane/controllers/manager.py).
+"""
 
 import os
 

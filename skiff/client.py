@@ -234,10 +234,12 @@ class Client:
         return kinds.unwrap(resp.object)[1] if resp.object.WhichOneof("object") else None
 
     def watch(self, kind, namespace="", label_selector="", resource_version="", timeout_s=None,
-              field_selector=""):
+              field_selector="", on_stream=None):
         """Yield (type, object, resourceVersion). Resumes on another replica after a
         failure from the last version seen: no gap, no duplicate. Raises Expired
-        when the version is too old to resume from (re-list)."""
+        when the version is too old to resume from (re-list). on_stream(call), if
+        given, gets each gRPC stream as it is opened: call.cancel() from another
+        thread ends the watch (the generator returns)."""
         k = kinds.lookup(kind) if isinstance(kind, str) else kind
         cursor = resource_version
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -248,6 +250,8 @@ class Client:
                 api.WatchRequest(kind=k.name, namespace=namespace, label_selector=label_selector,
                                  resource_version=cursor, field_selector=field_selector),
                 timeout=remaining)
+            if on_stream is not None:
+                on_stream(stream)
             try:
                 for ev in stream:
                     failures = 0

@@ -14,6 +14,14 @@ Invariants:
 
 InformerFactory hands out one Informer per kind per process: every loop of a
 process that reads a kind reads the same cache, fed by one watch.
+
+Period and cost: no timer of its own beyond the watch slice. The watch is
+re-opened every WATCH_SLICE_S (30 s; Kubernetes' reflectors use 5-10 min) from
+the last version seen, so a periodic resync (resync_s) is noticed at the end of
+a slice; stop() cancels the open stream, so stopping never waits for a slice
+to end. Idle, an informer costs one Watch call per slice on its replica and
+nothing else; each event costs its decode and the handlers. (Slices were 5 s:
+the 80 watches of 20 agents re-opened 16 Watch calls a second on a replica.)
 """
 
 import logging
@@ -23,6 +31,8 @@ import time
 from skiff import client as clientmod
 
 log = logging.getLogger("skiff.informer")
+
+WATCH_SLICE_S = 30.0
 
 
 def key_of(obj) -> str:
@@ -47,6 +57,7 @@ class Informer:
         self._dispatch = threading.RLock()   # handlers run one event at a time, in order
         self._synced = threading.Event()
         self._stop = threading.Event()
+        self._stream = None                  # the open watch call (stop() cancels it)
         self._thread = threading.Thread(target=self._run, name=name or f"informer-{kind}", daemon=True)
 
     # ------------------------------------------------------------ handlers
@@ -105,6 +116,14 @@ class Informer:
 
     def stop(self) -> None:
         self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()
+
+    def _on_stream(self, stream) -> None:
+        self._stream = stream
+        if self._stop.is_set():      # stop() ran between the check and the call: end it
+            stream.cancel()
 
     def _relist(self) -> str:
         items, rv = self.client.list(self.kind, namespace=self.namespace,
@@ -134,10 +153,11 @@ class Informer:
                 if rv is None:
                     rv = self._relist()
                     last_resync = time.monotonic()
-                # Watch in slices so stop() and periodic resyncs are noticed.
+                # Watch in slices so periodic resyncs are noticed (stop() cancels the stream).
                 for typ, obj, ev_rv in self.client.watch(
                         self.kind, namespace=self.namespace, label_selector=self.label_selector,
-                        field_selector=self.field_selector, resource_version=rv, timeout_s=5.0):
+                        field_selector=self.field_selector, resource_version=rv, timeout_s=WATCH_SLICE_S,
+                        on_stream=self._on_stream):
                     rv = ev_rv
                     self._apply(typ, obj)
                     if self._stop.is_set():

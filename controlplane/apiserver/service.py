@@ -7,6 +7,17 @@ DeleteRequest.dry_run) runs admission and the state machine's own checks against
 replica's applied state and answers as the write would, storing nothing.
 
 Status codes: see proto/skiff/api/service.proto.
+
+Periods and costs: the servicer has no loop of its own except each open Watch's
+wait. A Watch sleeps on its kind's condition (woken only by changes of that kind,
+controlplane/store/reader.py) for at most WATCH_POLL_S (1 s) at a time: that bounds
+how long a cancelled or expired stream holds its pool thread and how late a replica
+without a Raft leader ends its watches (after WATCH_NO_LEADER_S, 2 s: within 3 s).
+An idle watch therefore costs one wake-up a second (a condition wait, an is_active()
+and a has_leader() check); a replica serving all 80 watches of 20 agents woke 80
+times a second for them, and its API pool threads (which also served the agents'
+Lease writes) measured 0.1-0.4 % of a core.
+Informers re-open their watches every 30 s (skiff/informer.py), each a new call.
 """
 
 import logging

@@ -19,7 +19,7 @@ started, and only its record in status.active is (re)written.
 Pacing: handlers only enqueue (a CronJob change, a change of a Job it controls);
 after each sync the key comes back at the next scheduled time (+100 ms), so an idle
 `*/5 * * * *` CronJob costs one cache-only sync per five minutes and no API call
-unless its status changes. The resync (RESYNC_S = 300 s) only repairs a missed event.
+unless its status changes. The resync period (RESYNC_S = 300 s) only repairs a missed event.
 `clock` (an aware-datetime callable) is injectable for tests.
 """
 

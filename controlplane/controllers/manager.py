@@ -16,6 +16,13 @@ own API first and the peers after, and whose writes re-check leadership (guard).
 Before its informers list anything it makes one linearizable read, so this
 replica has applied everything committed before it took over: a new leader
 never acts on a state older than its predecessor's last write.
+
+Periods and costs (each loop's own docstring has the details): scheduler and the
+keyed controllers are event-driven with a 30 s resync; node lifecycle ticks every
+grace/10 (lab: 0.5 s), GC every 1 s, bootstrap every 1 s: each an idle walk of the
+informer caches, no API call. The steady idle cost is the seven informers' watches on
+this replica, mostly the Lease informer's 16 events a second at 20 nodes (a decode
+and a cache update each, no handler runs a loop).
 """
 
 import logging
@@ -45,7 +52,7 @@ log = logging.getLogger("skiff.controllers")
 
 COMPONENT_SCHEDULER = "default-scheduler"
 COMPONENT_CONTROLLERS = "controller-manager"
-CLOSE_AFTER_S = 6.0       # informers watch in 5 s slices; close their channels after that
+CLOSE_AFTER_S = 6.0       # informers cancel their watches on stop; loops' in-flight calls end within this
 
 
 def api_endpoints(cfg) -> list:
@@ -119,8 +126,9 @@ class ControllerManager:
         log.info("event=controllers_started replica=%s", self.cfg.name)
 
     def stop(self) -> None:
-        """Stop everything without blocking the caller; the client is closed once the
-        informers' current watch slices (at most ~5 s) have ended."""
+        """Stop everything without blocking the caller: the informers cancel their watches
+        at once; the client is closed CLOSE_AFTER_S later, once the loops' in-flight calls
+        (5 s call timeout) have ended."""
         self._stop.set()
         for loop in self.loops:
             loop.stop()

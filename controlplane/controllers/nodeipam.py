@@ -14,6 +14,9 @@ makes a write based on a stale view fail instead of doubling a block.
 
 Annotations written on every Node: skiff.io/network-backend (host-gw|vxlan) and
 skiff.io/cluster-cidr; agents read them (nodeagent/network).
+
+Period and cost: event-driven (Node adds and changes), plus a resync of every Node
+every resync_s (30 s); a Node that has its block costs a cache read and nothing else.
 """
 
 import logging

@@ -22,6 +22,11 @@ a tick: only time makes a node silent); a failed tick is retried after period_s.
 
 Timing settings come from the replica config (controllers:); see
 controlplane.config.ControllersConfig for the lab and Kubernetes defaults.
+
+Period and cost: period_s as above (lab: grace 5 s -> a tick every 0.5 s;
+Kubernetes' --node-monitor-period is 5 s against a 40 s grace, an eighth). An
+idle tick at 20 nodes walks 20 Nodes, their Leases and the pod cache, no API call:
+its thread measured 0.1 % of a core (about half a millisecond per tick).
 """
 
 import concurrent.futures

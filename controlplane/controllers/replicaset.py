@@ -10,6 +10,10 @@ Duplicates are avoided by Expectations (pods created but not yet in the cache co
 The same class runs the ReplicationController controller (replicationcontroller.py):
 the kind comes from the informer it is given, as in Kubernetes where one
 controller serves both.
+
+Period and cost: event-driven (ReplicaSet and pod changes), plus the keyed Loop's
+resync of every ReplicaSet every 30 s (the toolkit's default resync_s); an idle sync
+reads the caches and finds nothing to do (no API call).
 """
 
 import logging

@@ -27,7 +27,7 @@ RecreatingFailedPod (Warning) before a failed pod is deleted to be made again.
 
 The loop is woken by StatefulSet changes and by changes of the pods they own (orphans:
 of every set in the namespace whose selector matches). Resync every 30 s (the Loop's
-default): idle, that is one plan per StatefulSet over the cached pods of its namespace
+default): idle, its cost is one plan per StatefulSet over the cached pods of its namespace
 and no API call, since status is written only when it changed.
 """
 

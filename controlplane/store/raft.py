@@ -11,7 +11,20 @@ What this module adds to PySyncObj, and why (see docs/store.md):
 - loading keeps journal entries newer than the dump: if the process died after
   the dump was renamed into place but before the journal was trimmed, PySyncObj
   would throw the whole journal away (acknowledged writes lost). We trim the
-  journal to the dump's position first, so only entries the dump covers go.
+  journal to the dump's position first, so only entries the dump covers go;
+- the tick thread sleeps until its next Raft timer instead of waking on a fixed
+  short period (see tick_wait_s and TICK_MAX_WAIT_S).
+
+The Raft tick (PySyncObj's autoTick thread) is the one periodic loop here. It runs
+on every socket event (a message, a proposal: PySyncObj's pipe notifier wakes it)
+and otherwise when its next timer is due: the leader's heartbeat (heartbeatS,
+50 ms), a follower's election deadline (0.4-0.8 s), at most TICK_MAX_WAIT_S apart
+(connection retries, the leader's step-down check). Idle, that is about 20 ticks
+a second on the leader (one per heartbeat) plus one per message (each follower's
+reply), and on a follower one per received message; a tick with nothing to do
+costs some 50-100 us of Python. Before, PySyncObj polled every 10 ms
+(autoTickPeriod 0.01): 100 empty ticks a second per replica, about 3 % of a core
+each at 20 idle nodes (bench/README.md, idle_cost).
 """
 
 import _socket
@@ -23,6 +36,8 @@ import socket
 import threading
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated  # noqa: F401 - FAIL_REASON re-exported
+# PySyncObj's own clock (CLOCK_MONOTONIC_RAW): its timers are on it, so tick waits must be too.
+from pysyncobj.monotonic import monotonic as raft_clock
 
 # pysyncobj/win_inet_pton.py (imported by its TCP transport) sets socket.inet_ntop,
 # for the whole process and on every platform, to a Windows-only shim that raises
@@ -37,6 +52,47 @@ from controlplane.store.state import StoreState
 log = logging.getLogger("skiff.store")
 
 _PR_SET_PDEATHSIG = 1
+_LEADER = 2                 # PySyncObj's _RAFT_STATE.LEADER
+# The longest the tick thread sleeps with no socket event and no timer due: bounds how
+# late a connection retry (connectionRetryTime 0.2 s) or the leader's step-down check
+# (leaderFallbackTimeout) can run. It is PySyncObj's autoTickPeriod.
+TICK_MAX_WAIT_S = 0.1
+# The shortest: a timer already due (a follower that cannot start an election because
+# it reaches no peer keeps a past deadline) must not turn the tick into a busy loop.
+TICK_MIN_WAIT_S = 0.01
+
+
+def tick_wait_s(leader: bool, now: float, append_at: float, election_at: float,
+                max_wait_s: float = TICK_MAX_WAIT_S, min_wait_s: float = TICK_MIN_WAIT_S) -> float:
+    """How long the Raft tick thread may wait for a socket event before its next timer.
+
+    The leader's next timer is its next heartbeat (append_at, PySyncObj's
+    newAppendEntriesTime); a follower's or candidate's is its election deadline
+    (election_at). Clamped to [min_wait_s, max_wait_s]. Pure (tests/unit).
+    """
+    due = append_at if leader else election_at
+    return max(min_wait_s, min(max_wait_s, due - now))
+
+
+class _TimerPoller:
+    """PySyncObj's poller, whose poll() waits no longer than until the next Raft timer.
+
+    PySyncObj calls poll(autoTickPeriod) at the end of every tick, after the tick
+    acted on its timers, so the wait computed here sees the timers the tick just set.
+    Everything else (subscribe, unsubscribe) goes to the real poller.
+    """
+
+    def __init__(self, inner, next_wait_s):
+        self._inner = inner
+        self._next_wait_s = next_wait_s
+
+    def poll(self, timeout):
+        if timeout > 0:
+            timeout = min(timeout, self._next_wait_s())
+        return self._inner.poll(timeout)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
 
 
 def die_with_parent_on_fork() -> None:
@@ -106,7 +162,8 @@ class StoreConsumer(SyncObjConsumer):
 
 
 class SkiffSyncObj(SyncObj):
-    """SyncObj with two fixes of its own behaviour (pinned to pysyncobj 0.3.17):
+    """SyncObj with two fixes of its own behaviour (pinned to pysyncobj 0.3.17), and a
+    tick that sleeps until its next timer (_TimerPoller, tick_wait_s):
 
     - a load path that never discards journal entries newer than the dump;
     - a leader that does not move a follower's nextIndex backwards on a success
@@ -117,6 +174,16 @@ class SkiffSyncObj(SyncObj):
       CRITICAL), costing CPU and stalls under load. Failure replies (reset) still
       move nextIndex back, so a lost append is repaired as before.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The tick thread started inside the constructor; it reads self._poller on every
+        # tick, so from its next poll on it waits through the wrapper.
+        self._poller = _TimerPoller(self._poller, self._tick_wait_s)
+
+    def _tick_wait_s(self) -> float:
+        return tick_wait_s(self._SyncObj__raftState == _LEADER, raft_clock(),
+                           self._SyncObj__newAppendEntriesTime, self._SyncObj__raftElectionDeadline)
 
     def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802 - overrides a mangled name
         if (isinstance(message, dict) and message.get("type") == "next_node_idx"
@@ -167,7 +234,8 @@ def make_conf(data_dir: str, password: str, *, min_timeout_s: float, max_timeout
         # Unbatched appends: ~1 ms commits instead of one append period (100 ms default).
         appendEntriesUseBatch=False,
         appendEntriesPeriod=heartbeat_s,
-        autoTickPeriod=0.01,
+        # The longest tick wait; SkiffSyncObj waits less when a Raft timer is due sooner.
+        autoTickPeriod=TICK_MAX_WAIT_S,
         raftMinTimeout=min_timeout_s,
         raftMaxTimeout=max_timeout_s,
         connectionTimeout=max(max_timeout_s, 1.0),

@@ -7,6 +7,13 @@ the same request id, which the state machine applies at most once. Reads come fr
 this replica's applied state (StoreReader: get, list, watch, the admission view,
 dry runs), or, when asked for, after a barrier through the log (linearizable).
 Nothing outside controlplane/store touches the state, its lock or its change log.
+
+Periods and costs: the batcher thread has no period (it sleeps until a proposal
+arrives); the one periodic loop of a replica's store is PySyncObj's tick thread
+(controlplane/store/raft.py: every Raft timer and socket event). Idle, a replica's
+Raft cost is set by the writes that go through it: at 20 nodes, 16 Lease renewals a
+second, each a log entry that costs every replica a few Raft messages (bench/README.md,
+idle_cost, for the figures).
 """
 
 import logging
@@ -150,6 +157,11 @@ class Store(StoreReader):
                 listener(old, new)
             except Exception:  # noqa: BLE001
                 log.exception("event=state_listener_failed")
+
+    def add_state_listener(self, listener) -> None:
+        """listener(old, new) on every Raft state change (follower/candidate/leader, as
+        PySyncObj's numbers); it runs on the Raft tick thread and must not block."""
+        self._listeners.append(listener)
 
     def close(self):
         self._closed.set()

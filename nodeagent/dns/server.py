@@ -7,6 +7,11 @@ upstream gives SERVFAIL. An answer ending in a CNAME (ExternalName) is followed,
 CoreDNS does: a target inside the zone from the view, one outside from the upstream,
 its records appended (at most MAX_CNAME_HOPS; a failed lookup leaves the bare CNAME).
 dnslib's DNSServer runs one thread per protocol.
+
+Period and cost: no periodic work. The runner starts the server once the node has a
+pod CIDR (retried every retry_s, 1 s, until then) and never runs again; the server
+threads sleep in recv() until a query arrives. The view is the agent's shared
+Services/Endpoints informers.
 """
 
 import logging

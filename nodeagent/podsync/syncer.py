@@ -21,6 +21,12 @@ resync_s (5 s). The loop is the reconcile toolkit's keyed Loop (workers: sync_wo
 8 by default); a failed sync is retried per uid after 0.5 s doubling up to 30 s. The
 pods informer (this node's pods only: a field selector) comes from the agent's
 InformerFactory; without one the syncer makes and runs its own.
+
+Period and cost: the resync above (resync_s, 5 s: kubelet's PLEG relists every 1 s,
+its pod workers resync every syncFrequency, 1 min) costs one sync per known pod: an
+engine read of the pod's containers and a status computed, no API write when nothing
+changed. With no pods it costs nothing (an idle agent with 10 pods takes about 0.5 %
+of a core more than without: bench/README.md, idle_cost).
 """
 
 import logging

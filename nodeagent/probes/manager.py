@@ -22,6 +22,10 @@ the container's start), period and thresholds, lives exactly as long as its
 container, and reports through on_change into the pod sync loop, which is where
 the reconciling happens. A shared runner would only add a queue between a timer
 and its one probe.
+
+Period and cost: each worker runs every periodSeconds of its probe (the pod's
+choice; Kubernetes' default 10 s) and costs one probe (an exec, a TCP connect or an
+HTTP GET in the pod's network namespace) per period; a pod without probes has none.
 """
 
 import logging

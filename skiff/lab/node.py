@@ -19,6 +19,7 @@ never matches node10, and nothing outside this node's own directories matches.
 
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +34,22 @@ from skiff.lab.plan import Member, NodePaths
 AGENT_PORT = 10250   # the kubelet's port: logs, exec and image load are served there
 _SHIM_TASKS = ("containerd", "daemon", "io.containerd.runtime.v2.task", "moby")
 _TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def spread_servers(node_name: str, servers) -> list[str]:
+    """The control-plane endpoints in node `node_name`'s order of preference: rotated by the
+    node's number (node1 dials the first replica first, node2 the second, ...), so the agents'
+    watches and Lease renewals spread over the replicas as they would behind a load balancer.
+    In the same order every agent dialled the first replica: at 20 nodes it served 80 watches
+    and 16 Lease writes a second, 10 % of a core idle, against 3.7 % for a replica serving no
+    agent (bench/README.md, idle_cost). A name without a trailing number keeps the order; the
+    agent still fails over to the others in turn."""
+    servers = list(servers)
+    digits = re.search(r"(\d+)$", node_name)
+    if not servers or digits is None:
+        return servers
+    k = (int(digits.group(1)) - 1) % len(servers)
+    return servers[k:] + servers[:k]
 
 
 class NodeError(RuntimeError):
@@ -176,7 +193,7 @@ class LabNode:
         return self._ours(self.agent_pid(), self.paths.agent_config)
 
     def write_agent_config(self, servers: list[str], extra: dict | None = None) -> None:
-        doc = {"nodeName": self.name, "servers": list(servers), "address": self.m.address,
+        doc = {"nodeName": self.name, "servers": spread_servers(self.name, servers), "address": self.m.address,
                "listen": f"{self.m.address}:{AGENT_PORT}", "dockerHost": self.paths.docker_host,
                "dataDir": self.paths.agent_data}
         doc.update(extra or {})

@@ -14,6 +14,10 @@
   else takes over" (the control plane's NotLeader is one); never logged, never
   retried.
 
+Periods are the caller's: every module that builds a Loop, a runner or a
+supervisor states in its docstring how often it runs and what a pass costs idle
+(tests/unit/test_loop_periods.py checks that the statement is there).
+
 skiff/ imports nothing from controlplane/ or nodeagent/: both import this.
 """
 

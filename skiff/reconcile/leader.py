@@ -8,6 +8,12 @@ starts from fresh caches and clocks. leads() raising counts as not leading (a
 store being closed leads nothing). Between polls the loops should re-check
 leadership on every write themselves (the control plane's guarded client), so a
 deposed leader stops acting at once.
+
+Period and cost: the caller's period_s; a poll is one leads() call, nothing else,
+and starts or stops the loops only on a change. wake() (safe from any thread, never
+blocks: e.g. from a Raft state-change callback) makes it poll at once, so a process
+told about leadership changes can poll rarely (the control plane: every 1 s) and
+still react at once.
 """
 
 import logging
@@ -43,7 +49,12 @@ class LeaderSupervisor:
         self.terms = 0           # how many times this process started the loops
         self._current = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def wake(self) -> None:
+        """Poll leads() now rather than at the end of the period."""
+        self._wake.set()
 
     @property
     def leading(self) -> bool:
@@ -55,6 +66,7 @@ class LeaderSupervisor:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(5.0)
         self._stop_current("shutdown")
@@ -79,7 +91,8 @@ class LeaderSupervisor:
                     self._current = None
             elif not leads and self._current is not None:
                 self._stop_current("lost_leadership")
-            self._stop.wait(self.period_s)
+            self._wake.wait(self.period_s)
+            self._wake.clear()
 
     def _stop_current(self, reason: str) -> None:
         current, self._current = self._current, None

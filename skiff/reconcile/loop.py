@@ -14,6 +14,10 @@ Invariants:
   missed event (level-triggered: a sync never depends on what event caused
   it); with resync_at_start also once as soon as the informers have synced;
 - nothing runs before the informers it reads have synced.
+
+Period and cost: the caller's resync_s (default 30 s; 0 = none); between resyncs
+the workers sleep on the queue and cost nothing; a resync costs list_keys() plus one
+sync per key.
 """
 
 import logging

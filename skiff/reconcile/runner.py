@@ -21,6 +21,9 @@ work queue buys nothing; what it needs is pacing:
 Pacing is the pure part (every method takes `now`), tested with a fake clock;
 BoundedFrequencyRunner is the thread around it. Periods are measured on the
 monotonic clock from the end of a sync, min_interval_s from the start of one.
+
+Period and cost: the caller's max_interval_s (None: only on request); between syncs
+the thread sleeps on a condition until the next one is due and costs nothing.
 """
 
 import logging

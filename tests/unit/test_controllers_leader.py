@@ -16,6 +16,16 @@ from tests.helpers import wait_until, write_replica_config
 class FakeStore:
     def __init__(self):
         self.leader = False
+        self.listeners = []
+
+    def add_state_listener(self, listener):
+        self.listeners.append(listener)
+
+    def become(self, leader: bool):
+        """A Raft state change: the flag, then the listeners (as Store._state_changed)."""
+        self.leader = leader
+        for listener in self.listeners:
+            listener(0, 2 if leader else 0)
 
     def is_leader(self):
         return self.leader
@@ -52,6 +62,22 @@ def test_supervisor_runs_the_loops_only_while_leading():
     finally:
         sup.stop()
     assert log[-1] == "stop"
+
+
+def test_a_raft_state_change_wakes_the_supervisor_at_once():
+    store, log = FakeStore(), []
+    sup = LeaderSupervisor(store, lambda: FakeManager(log), period_s=30.0)   # polls would be too late
+    sup.start()
+    try:
+        time.sleep(0.05)
+        t = time.monotonic()
+        store.become(True)
+        wait_until(lambda: log == ["start"], 2, "loops started on the state change")
+        store.become(False)
+        wait_until(lambda: log == ["start", "stop"], 2, "loops stopped on the state change")
+        assert time.monotonic() - t < 2.0
+    finally:
+        sup.stop()
 
 
 def test_guarded_client_refuses_writes_once_not_leader():

@@ -8,7 +8,7 @@ from controlplane import config as cpconfig
 from nodeagent import config as agentconfig
 from skiff.lab.controlplane import ControlPlane, services_for_subnet
 from skiff.lab.lab import agent_network
-from skiff.lab.node import AGENT_PORT, LabNode
+from skiff.lab.node import AGENT_PORT, LabNode, spread_servers
 from skiff.lab.plan import CLUSTER_CIDR, make_plan
 
 
@@ -75,6 +75,20 @@ def test_agent_config_as_the_lab_writes_it(tmp_path):
     node.write_agent_config(["10.200.0.11:7100", "10.200.0.12:7100"], agent_network(plan))
     cfg = agentconfig.load(node.paths.agent_config)
     assert cfg == agentconfig.AgentConfig(
-        node_name="node2", servers=("10.200.0.11:7100", "10.200.0.12:7100"), address="10.200.0.22",
+        # node2 dials the second replica first (spread_servers)
+        node_name="node2", servers=("10.200.0.12:7100", "10.200.0.11:7100"), address="10.200.0.22",
         listen=f"10.200.0.22:{AGENT_PORT}", docker_host=node.paths.docker_host,
         data_dir=node.paths.agent_data, pod_network=True, dns_upstream=f"{plan.gateway}:53")
+
+
+@pytest.mark.parametrize("name, want", [
+    ("node1", ["a", "b", "c"]),
+    ("node2", ["b", "c", "a"]),
+    ("node3", ["c", "a", "b"]),
+    ("node4", ["a", "b", "c"]),
+    ("node20", ["b", "c", "a"]),
+    ("worker", ["a", "b", "c"]),          # no number: the order as given
+])
+def test_agents_spread_over_the_replicas(name, want):
+    assert spread_servers(name, ["a", "b", "c"]) == want
+    assert spread_servers(name, []) == []

@@ -9,7 +9,7 @@ import pytest
 
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
-from skiff.informer import InformerFactory
+from skiff.informer import WATCH_SLICE_S, Informer, InformerFactory
 from skiff.reconcile import BACKOFF, BoundedFrequencyRunner, Group, LeaderSupervisor, Loop, Pacing, Quiet
 from skiff.workqueue import WorkQueue
 from tests.helpers import wait_until
@@ -312,6 +312,46 @@ def test_factory_starts_and_syncs_all_and_replays_the_cache_to_late_handlers():
         assert sorted({k for k, _ in client.lists}) == ["endpoints", "services"]
     finally:
         factory.stop()
+
+
+class _BlockingCall:
+    """A watch stream that yields nothing until cancelled (like a quiet gRPC stream)."""
+
+    def __init__(self):
+        self.cancelled = threading.Event()
+
+    def cancel(self):
+        self.cancelled.set()
+
+
+class BlockingWatchClient(FakeClient):
+    def __init__(self):
+        super().__init__({})
+        self.calls = []
+        self.timeouts = []
+
+    def watch(self, kind, on_stream=None, timeout_s=None, **kwargs):
+        call = _BlockingCall()
+        self.calls.append(call)
+        self.timeouts.append(timeout_s)
+        on_stream(call)
+        call.cancelled.wait(timeout_s)   # a slice that ends early only when cancelled
+        return iter(())
+
+
+def test_informer_stop_cancels_its_open_watch_instead_of_waiting_for_the_slice():
+    client = BlockingWatchClient()
+    inf = Informer(client, "services").start()
+    assert inf.wait_synced(5)
+    deadline = time.monotonic() + 5
+    while not client.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.timeouts == [WATCH_SLICE_S]
+    t = time.monotonic()
+    inf.stop()
+    inf._thread.join(5)
+    assert not inf._thread.is_alive() and time.monotonic() - t < 1.0
+    assert client.calls[-1].cancelled.is_set() and len(client.calls) == 1
 
 
 # ---------------------------------------------------------------- the agent's loops share informers
