@@ -174,7 +174,7 @@ def test_drain_ignore_daemonsets_leaves_them(lab):
     ds_pod = ready_by_node(lab, "agent")["node1"]["metadata"]["uid"]
     try:
         refused = lab.run("drain", "node1", check=False)
-        assert refused.returncode != 0 and "DaemonSet-managed pod" in refused.stderr, refused.stderr
+        assert refused.returncode != 0 and "cannot delete DaemonSet-managed Pods" in refused.stderr, refused.stderr
         out = lab.out("drain", "node1", "--ignore-daemonsets", timeout=120)
         assert "node/node1 drained" in out and "agent-" not in out, out
         web_nodes = [p["spec"]["nodeName"] for p in pods(lab, "web")]
