@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 
 from controlplane.controllers import deployment_progress as progress
 from controlplane.controllers import deployment_rollout as rollout
-from controlplane.controllers.deployment_history import (REVISION, copy_deployment_annotations,  # noqa: F401
-                                                          history_to_delete, max_revision, revision_of,
-                                                          set_new_rs_revision)
-from controlplane.controllers.deployment_rollout import desired_replicas, max_surge, max_unavailable  # noqa: F401
+from controlplane.controllers.deployment_history import (REVISION, copy_deployment_annotations, history_to_delete,
+                                                          max_revision, set_new_rs_revision)
+from controlplane.controllers.deployment_rollout import desired_replicas
 from controlplane.controllers.podutil import controller_ref, copy, get_condition, owner_reference
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors

@@ -12,7 +12,7 @@ from skiff.api import kinds
 from skiff.api.display import format_rows
 from skiff.api.errors import ValidationError
 from skiff.api.kinds.event import event_order
-from skiff.cli import dry_run, explain, lab_cmds, node_cmds, printers
+from skiff.cli import dry_run, explain, lab_cmds, node_cmds, printers, rollout_cmds
 from skiff.cli.common import client as _client
 from skiff.cli.common import server_error
 from skiff.cli.describe import describe
@@ -388,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain.add_parsers(sub, common)
     node_cmds.add_parsers(sub, common, ns)
+    rollout_cmds.add_parsers(sub, common, ns)
     lab_cmds.add_parsers(sub, common)
     return p
 

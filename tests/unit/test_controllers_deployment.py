@@ -4,9 +4,10 @@ import datetime
 
 import pytest
 
-from controlplane.controllers.deployment_plan import (POD_TEMPLATE_HASH, REVISION, deployment_status,
-                                                      max_unavailable, new_replica_set, plan_deployment,
-                                                      template_hash)
+from controlplane.controllers.deployment_history import REVISION
+from controlplane.controllers.deployment_plan import (POD_TEMPLATE_HASH, deployment_status, new_replica_set,
+                                                      plan_deployment, template_hash)
+from controlplane.controllers.deployment_rollout import max_unavailable
 from skiff.api import objects_pb2 as pb
 
 NOW = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
