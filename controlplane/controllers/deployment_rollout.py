@@ -10,8 +10,10 @@ The rules, with the Kubernetes function each follows:
   UP, maxUnavailable rounding DOWN; if both come out 0, maxUnavailable is 1;
   MaxUnavailable is never more than spec.replicas; both are 0 for Recreate;
 - new RS (NewRSNewReplicas, reconcileNewReplicaSet): the new RS grows up to
-  replicas+maxSurge pods in total (sum of spec.replicas of every RS) and never past
-  spec.replicas; if it is above spec.replicas it is scaled down to it;
+  replicas+maxSurge pods in total (sum of spec.replicas of every RS; skiff takes an
+  RS's status.replicas where that is larger, so an old RS's pods still waiting to be
+  deleted are not overlooked) and never past spec.replicas; if it is above
+  spec.replicas it is scaled down to it;
 - old RSs (reconcileOldReplicaSets): with minAvailable = replicas - maxUnavailable,
   at most allPods - minAvailable - (new RS's unavailable pods) old pods may go; the
   old RSs' unhealthy pods (spec.replicas - status.availableReplicas) go first,
@@ -151,7 +153,10 @@ def new_rs_new_replicas(d: pb.Deployment, sizes: Sizes, new_size: int) -> int:
     if not is_rolling(d):
         return replicas
     max_total = replicas + max_surge(d)
-    current = sizes.total()
+    # An RS counts with the pods it still reports when that is more than its size: an old RS
+    # just scaled down whose controller has not deleted the pods yet. Kubernetes counts the
+    # sizes only, so for a moment there can be more than replicas+maxSurge pods.
+    current = sum(max(sizes.size(rs), rs.status.replicas) for rs in sizes.all())
     if current >= max_total:
         return new_size
     return new_size + min(max_total - current, replicas - new_size)

@@ -308,3 +308,15 @@ def test_min_ready_seconds_reaches_the_new_replicaset():
     rs.spec.min_ready_seconds = 0
     plan = plan_deployment(d, [rs], NOW)
     assert [r.spec.min_ready_seconds for r in plan.update] == [5]
+
+
+def test_new_replicaset_waits_for_the_old_pods_to_be_deleted():
+    """The old RS was just scaled 8 -> 3 but still reports 8 pods: growing the new RS now
+    would exceed replicas+maxSurge pods (13) until they are deleted; skiff waits."""
+    d = deploy(replicas=10)
+    old = rs_of(d, "app:1", 3, 1, 0, sized_for=(10, 13))
+    old.status.replicas = 8
+    new = rs_of(d, "app:2", 5, 2, 1, sized_for=(10, 13))
+    assert plan_deployment(d, [old, new], NOW).scale == ()
+    old.status.replicas = 3
+    assert plan_deployment(d, [old, new], NOW).scale == ((new.metadata.name, 10),)
