@@ -9,9 +9,9 @@ fed by a watch.
 - The "new version" is the same busybox image under another tag
   (`skiff/busybox:v2`), written as a docker-save archive and streamed to every node
   with `skiff lab load`, as a user would load an image they built.
-- ClientLoop runs `wget` against the ClusterIP in a loop inside the client pod
-  (`skiff exec`), one request at a time, 2 s timeout each, until told to stop; a
-  line per request ("ok <pod>" / "fail <error>").
+- ClientLoop runs an HTTP GET (busybox nc) against the ClusterIP in a loop inside the
+  client pod (`skiff exec`), one request at a time, 2 s timeout each, until told to
+  stop; a line per request ("ok <pod>" / "fail <error>").
 - PodSampler watches the Deployment's pods and after every event records how many
   are active (no deletionTimestamp, not finished) and how many of those are Ready:
   the figures maxSurge and maxUnavailable bound.
@@ -81,9 +81,12 @@ def web_manifests(ns: str, replicas: int, surge, unavailable, pre_stop_s: int = 
     return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, web, svc, client]
 
 
-def loop_script(ip: str, stop_file: str = "/tmp/stop") -> str:
+def loop_script(ip: str, prefix: str = "web-", stop_file: str = "/tmp/stop") -> str:
+    """One HTTP request at a time with busybox nc (its wget -T crashes in Debian's static
+    busybox); an answer is good when its last line is a pod name starting with prefix."""
     return (f"rm -f {stop_file}; while [ ! -f {stop_file} ]; do "
-            f"if r=$(wget -q -T 2 -O - http://{ip}/ 2>&1); then echo \"ok $r\"; else echo \"fail $r\"; fi; "
+            f"r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 80 2>&1 | tail -n 1); "
+            f"case \"$r\" in {prefix}*) echo \"ok $r\";; *) echo \"fail $r\";; esac; "
             "done; echo finished")
 
 
