@@ -75,7 +75,7 @@ def run_variant(cli, c, slug, name, replicas, pre_stop_s) -> dict:
     result = {"variant": name, "replicas": replicas, "pre_stop_s": pre_stop_s, "rollout_s": round(took, 1),
               "requests": ok + failed, "failed": failed, "failed_during_rollout": during[1],
               "most_pods": sampler.most_pods, "fewest_ready": sampler.fewest_ready,
-              "errors": sorted({e for _, e in loop.errors})[:5]}
+              "errors": sorted({e for _, e in loop.errors})[:5], "ready_drops": sampler.drops[:10]}
     log(f"{name}: {result}")
     cli.run("delete", "namespace", ns)
     return result

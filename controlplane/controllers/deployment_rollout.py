@@ -18,8 +18,9 @@ The rules, with the Kubernetes function each follows:
   at most allPods - minAvailable - (new RS's unavailable pods) old pods may go; the
   old RSs' unhealthy pods (spec.replicas - status.availableReplicas) go first,
   oldest RS first (cleanupUnhealthyReplicas), then available old pods, but only
-  while the available pods (status.availableReplicas summed) stay above
-  minAvailable (scaleDownOldReplicaSetsForRollingUpdate);
+  while the available pods (status.availableReplicas summed, each RS counting at most
+  its size: see available()) stay above minAvailable
+  (scaleDownOldReplicaSetsForRollingUpdate);
 - Recreate (rolloutRecreate): every old RS to 0; the new RS is created and scaled to
   spec.replicas only when no pod of an old RS is left that is not Succeeded/Failed
   (a terminating pod still counts: its containers may still run);
@@ -141,8 +142,16 @@ def _by_age(rss) -> list:
     return sorted(rss, key=lambda r: (r.metadata.creation_timestamp, r.metadata.name))
 
 
-def available(rss) -> int:
-    return sum(rs.status.available_replicas for rs in rss)
+def available(sizes: "Sizes") -> int:
+    """Available pods of the Deployment, an RS counting at most its planned size.
+
+    Kubernetes sums status.availableReplicas. A ReplicaSet's status is computed from the
+    pods it had before its last scale-down (its controller writes it right after asking
+    for the deletions), so an old RS just scaled from 30 to 22 may still report 30
+    available; summing that would let the next step remove pods that are already going,
+    and the ready pods would dip below replicas - maxUnavailable. Capping at the size
+    closes that window."""
+    return sum(min(rs.status.available_replicas, sizes.size(rs)) for rs in sizes.all())
 
 
 # ---------------------------------------------------------------- RollingUpdate
@@ -211,7 +220,7 @@ def _cleanup_unhealthy(sizes: Sizes, old_active, limit: int) -> int:
 def _scale_down_available(d: pb.Deployment, sizes: Sizes, old_active) -> int:
     """scaleDownOldReplicaSetsForRollingUpdate: old pods go while availability allows."""
     min_available = desired_replicas(d) - max_unavailable(d)
-    avail = available(sizes.all())
+    avail = available(sizes)
     if avail <= min_available:
         return 0
     budget = avail - min_available

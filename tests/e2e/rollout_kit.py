@@ -148,6 +148,7 @@ class PodSampler:
         items, rv = client.list("pods", ns, label_selector=selector)
         self.pods = {p.metadata.uid: p for p in items}
         self.samples = [self._sample()]
+        self.drops = []     # (event, pod, why) for every event that lowered the ready count
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(client, ns, selector, rv), daemon=True)
         self.thread.start()
@@ -160,11 +161,17 @@ class PodSampler:
         for typ, pod, _ in client.watch("pods", ns, label_selector=selector, resource_version=rv):
             if self._stop.is_set():
                 return
+            before = self.pods.get(pod.metadata.uid)
             if typ == "DELETED":
                 self.pods.pop(pod.metadata.uid, None)
             else:
                 self.pods[pod.metadata.uid] = pod
-            self.samples.append(self._sample())
+            sample = self._sample()
+            if sample[1] < self.samples[-1][1]:
+                why = "deleted" if pod.metadata.deletion_timestamp and before is not None \
+                    and not before.metadata.deletion_timestamp else "not ready"
+                self.drops.append((typ, pod.metadata.name, why, sample))
+            self.samples.append(sample)
 
     def stop(self):
         self._stop.set()

@@ -64,8 +64,11 @@ def test_set_image_rolls_out_with_zero_downtime(lab):
     assert ok >= 50 and before_stop > 20, f"only {ok} requests made"
     assert sampler.most_pods <= REPLICAS + MAX_SURGE, \
         f"{sampler.most_pods} pods at once (replicas {REPLICAS} + maxSurge {MAX_SURGE})"
+    print(f"requests ok={ok} failed={failed} most_pods={sampler.most_pods} fewest_ready={sampler.fewest_ready} "
+          f"samples={len(sampler.samples)}")
     assert sampler.fewest_ready >= REPLICAS - MAX_UNAVAILABLE, \
-        f"only {sampler.fewest_ready} ready pods (replicas {REPLICAS} - maxUnavailable {MAX_UNAVAILABLE})"
+        f"only {sampler.fewest_ready} ready pods (replicas {REPLICAS} - maxUnavailable {MAX_UNAVAILABLE}): " \
+        f"{sampler.drops}"
     assert len(sampler.samples) > 20, "the watch saw the rollout"
 
 

@@ -320,3 +320,14 @@ def test_new_replicaset_waits_for_the_old_pods_to_be_deleted():
     assert plan_deployment(d, [old, new], NOW).scale == ()
     old.status.replicas = 3
     assert plan_deployment(d, [old, new], NOW).scale == ((new.metadata.name, 10),)
+
+
+def test_an_old_replicaset_counts_at_most_its_size_as_available():
+    """The old RS was scaled 30 -> 22 and its status still says 30 available (written just
+    after it asked for the deletions). 16 new pods are available: 22 + 16 = 38 pods may go
+    down to 30, so 8 old pods go, not 16."""
+    d = deploy(replicas=30, unavailable=0)
+    old = rs_of(d, "app:1", 22, 1, 0, available=30, sized_for=(30, 38))
+    old.status.replicas = 30
+    new = rs_of(d, "app:2", 16, 2, 1, sized_for=(30, 38))
+    assert plan_deployment(d, [old, new], NOW).scale == ((old.metadata.name, 14),)
