@@ -228,3 +228,19 @@ def test_unchanged_status_is_equal_so_nothing_is_written():
     later = NOW + datetime.timedelta(seconds=3600)
     assert deployment_status(d, rs, [rs], later) == d.status
     assert NOW_S in {c.last_update_time for c in d.status.conditions}
+
+
+def test_a_reapplied_manifest_keeps_the_revision_annotation():
+    """The controller's deployment.kubernetes.io/revision survives `apply` of a manifest
+    without it (kubectl's merge keeps it), so re-applying is `unchanged`; a value the
+    manifest does give wins."""
+    from skiff.api import kinds
+    from skiff.api.assigned import carry_over_assigned
+    stored = deploy()
+    stored.metadata.annotations.update({REVISION: "4", "note": "old"})
+    manifest = deploy()
+    carry_over_assigned(kinds.lookup("deployments"), manifest, stored)
+    assert dict(manifest.metadata.annotations) == {REVISION: "4"}
+    manifest.metadata.annotations[REVISION] = "9"
+    carry_over_assigned(kinds.lookup("deployments"), manifest, stored)
+    assert manifest.metadata.annotations[REVISION] == "9"

@@ -120,6 +120,18 @@ def _selector_text(sel: pb.LabelSelector) -> str:
         return "(invalid)"
 
 
+# ---------------------------------------------------------------- carry-over
+
+DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
+
+
+def _carry_over_deployment(new: pb.Deployment, old: pb.Deployment) -> None:
+    """The controller records the current revision in an annotation; a re-applied manifest
+    does not carry it, and kubectl's merge keeps it (else every apply would be a change)."""
+    if DEPLOYMENT_REVISION in old.metadata.annotations and DEPLOYMENT_REVISION not in new.metadata.annotations:
+        new.metadata.annotations[DEPLOYMENT_REVISION] = old.metadata.annotations[DEPLOYMENT_REVISION]
+
+
 # ---------------------------------------------------------------- defaults
 
 def _default_replica_set(rs: pb.ReplicaSet) -> None:
@@ -188,7 +200,7 @@ REPLICA_SET = register(Kind(
 DEPLOYMENT = register(Kind(
     "Deployment", "apps/v1", "deployments", ("deploy",), True, pb.Deployment, "deployment", True,
     defaults=_default_deployment, validate=_validate_deployment, validate_update=_validate_workload_update,
-    scale=True, owns=("ReplicaSet",),
+    carry_over=_carry_over_deployment, scale=True, owns=("ReplicaSet",),
     columns=("READY", "UP-TO-DATE", "AVAILABLE", "AGE"), wide_columns=("CONTAINERS", "IMAGES", "SELECTOR"),
     row=_deployment_row,
     in_get_all=True,
