@@ -124,3 +124,17 @@ def test_parser_takes_names_after_flags():
 def test_rollout_refuses_kinds_without_a_viewer(capsys):
     assert climain.main(["rollout", "history", "service/web", "--server", "127.0.0.1:1"]) == 1
     assert "no history viewer has been implemented for services" in capsys.readouterr().err
+
+
+def test_describe_deployment_shows_kubectls_rollout_lines():
+    from skiff.api import kinds
+    d = deploy(updated=2, total=4, available=3)
+    d.spec.strategy.type = "RollingUpdate"
+    d.spec.strategy.rolling_update.max_unavailable.str_val = "25%"
+    d.spec.strategy.rolling_update.max_surge.int_val = 1
+    d.status.unavailable_replicas = 1
+    d.status.conditions.add(type="Progressing", status="True", reason="ReplicaSetUpdated")
+    lines = kinds.lookup("deploy").describe(d).splitlines()
+    assert lines[0] == "Replicas:               3 desired | 2 updated | 4 total | 3 available | 1 unavailable"
+    assert lines[3] == "RollingUpdateStrategy:  25% max unavailable, 1 max surge"
+    assert lines[-1].split() == ["Progressing", "True", "ReplicaSetUpdated"]

@@ -10,6 +10,7 @@ import re
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
 from skiff.api.defaults import default_pod_spec
+from skiff.api.display import format_rows, indent, kv
 from skiff.api.errors import FieldError, join
 from skiff.api.kinds.registry import Kind, register
 from skiff.api.podspec_validation import validate_pod_spec
@@ -181,6 +182,25 @@ def _deployment_row(d):
              str(d.status.available_replicas)], [names, images, _selector_shown(d.spec.selector)])
 
 
+def _describe_deployment(d) -> str:
+    """kubectl's lines: Replicas, StrategyType, MinReadySeconds, RollingUpdateStrategy, Conditions."""
+    want = d.spec.replicas if d.spec.HasField("replicas") else 1
+    st = d.status
+    rows = [("Replicas", f"{want} desired | {st.updated_replicas} updated | {st.replicas} total | "
+                         f"{st.available_replicas} available | {st.unavailable_replicas} unavailable"),
+            ("StrategyType", d.spec.strategy.type), ("MinReadySeconds", str(d.spec.min_ready_seconds))]
+    if d.spec.strategy.type == "RollingUpdate":
+        ru = d.spec.strategy.rolling_update
+        rows.append(("RollingUpdateStrategy", f"{int_or_string_value(ru.max_unavailable)} max unavailable, "
+                                              f"{int_or_string_value(ru.max_surge)} max surge"))
+    out = kv(rows, width=24)
+    if st.conditions:
+        table = [["Type", "Status", "Reason"], ["----", "------", "------"]]
+        table += [[c.type, c.status, c.reason] for c in st.conditions]
+        out += "\nConditions:\n" + indent(format_rows(table))
+    return out
+
+
 def _replica_set_row(r):
     want = r.spec.replicas if r.spec.HasField("replicas") else 1
     names, images = _containers(r.spec.template)
@@ -202,6 +222,6 @@ DEPLOYMENT = register(Kind(
     defaults=_default_deployment, validate=_validate_deployment, validate_update=_validate_workload_update,
     carry_over=_carry_over_deployment, scale=True, owns=("ReplicaSet",),
     columns=("READY", "UP-TO-DATE", "AVAILABLE", "AGE"), wide_columns=("CONTAINERS", "IMAGES", "SELECTOR"),
-    row=_deployment_row,
+    row=_deployment_row, describe=_describe_deployment,
     in_get_all=True,
 ))
