@@ -3,7 +3,8 @@
 plan_deployment() is pure and, like Kubernetes' syncDeployment, takes one step per
 sync; the RS controller's status writes wake the next one. Its rules:
 - the Deployment's ReplicaSets are those whose controller reference has its uid;
-  orphans whose labels match its selector are adopted;
+  orphans whose labels match its selector are adopted, unless the Deployment is
+  being deleted (Kubernetes' canAdopt);
 - the "new" ReplicaSet is the oldest whose pod template equals the Deployment's
   ignoring the pod-template-hash label; when a rollout needs one and there is none,
   one is created, named <deployment>-<hash of the template>, with
@@ -114,7 +115,8 @@ def _classify(d: pb.Deployment, replica_sets):
         ref = controller_ref(rs.metadata)
         if ref is not None and ref.uid == d.metadata.uid:
             owned.append(rs)
-        elif ref is None and selector.matches(rs.metadata.labels) and not rs.metadata.deletion_timestamp:
+        elif ref is None and selector.matches(rs.metadata.labels) and not rs.metadata.deletion_timestamp \
+                and not d.metadata.deletion_timestamp:     # a Deployment being deleted adopts nothing
             adopt.append(rs)
             owned.append(rs)
     return _sorted_by_age(owned), adopt

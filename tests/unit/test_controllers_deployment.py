@@ -244,3 +244,13 @@ def test_a_reapplied_manifest_keeps_the_revision_annotation():
     manifest.metadata.annotations[REVISION] = "9"
     carry_over_assigned(kinds.lookup("deployments"), manifest, stored)
     assert manifest.metadata.annotations[REVISION] == "9"
+
+
+def test_a_deployment_being_deleted_adopts_nothing_and_only_writes_status():
+    d = deploy(replicas=3, image="busybox:2")
+    d.metadata.deletion_timestamp = "2024-05-01T11:00:00Z"
+    orphan = replica_set(d, 3, 1, owner=False)
+    old = replica_set(d, 3, 1, image="busybox:old")
+    plan = plan_deployment(d, [orphan, old], NOW)
+    assert plan.adopt == () and plan.create is None and plan.update == () and plan.delete == ()
+    assert plan.status.observed_generation == 7
