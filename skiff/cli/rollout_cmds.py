@@ -347,7 +347,7 @@ def _set_paused(args, value: bool) -> int:
 
 def cmd_restart(args) -> int:
     k, name = _target(args.names)
-    if not hasattr(k.message().spec, "template"):
+    if not hasattr(getattr(k.message(), "spec", None), "template"):
         raise CliError(f"no restarter has been implemented for {k.resource}")
     c = _client(args)
 
@@ -370,7 +370,8 @@ def cmd_set_image(args) -> int:
     c = _client(args)
 
     def mutate(obj):
-        spec = obj.spec.template.spec if hasattr(obj.spec, "template") else obj.spec
+        spec = getattr(obj, "spec", None)
+        spec = spec.template.spec if hasattr(spec, "template") else spec
         if not hasattr(spec, "containers"):
             raise CliError(f"{k.resource} have no containers to set an image in")
         if set_images(spec, images) is False:

@@ -138,3 +138,8 @@ def test_describe_deployment_shows_kubectls_rollout_lines():
     assert lines[0] == "Replicas:               3 desired | 2 updated | 4 total | 3 available | 1 unavailable"
     assert lines[3] == "RollingUpdateStrategy:  25% max unavailable, 1 max surge"
     assert lines[-1].split() == ["Progressing", "True", "ReplicaSetUpdated"]
+
+
+def test_restart_refuses_kinds_without_a_pod_template(capsys):
+    assert climain.main(["rollout", "restart", "configmap/x", "--server", "127.0.0.1:1"]) == 1
+    assert "no restarter has been implemented for configmaps" in capsys.readouterr().err
