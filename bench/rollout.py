@@ -18,11 +18,15 @@ update). A benchmark: it reports, it never fails on a figure.
 """
 
 import argparse
+import datetime
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,7 +53,77 @@ class Cli:
                                 text=True, env=self.env)
 
 
-def run_variant(cli, c, slug, name, replicas, pre_stop_s) -> dict:
+class EndpointsLeaving:
+    """Watches the Service's Endpoints; the wall time each pod left its ready addresses."""
+
+    def __init__(self, c, ns, name):
+        items, rv = c.list("endpoints", ns, field_selector=f"metadata.name={name}")
+        self.current = self._names(items[0]) if items else set()
+        self.left = {}
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, args=(c, ns, name, rv), daemon=True).start()
+
+    @staticmethod
+    def _names(ep):
+        return {a.target_ref.name for s in ep.subsets for a in s.addresses}
+
+    def _run(self, c, ns, name, rv):
+        for typ, ep, _ in c.watch("endpoints", ns, resource_version=rv, field_selector=f"metadata.name={name}"):
+            if self._stop.is_set():
+                return
+            now = time.time()
+            names = self._names(ep) if typ != "DELETED" else set()
+            for gone in self.current - names:
+                self.left.setdefault(gone, now)
+            self.current = names
+
+    def stop(self):
+        self._stop.set()
+
+
+_LOG_TIME = re.compile(r"^time=(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def _log_time(line):
+    m = _LOG_TIME.match(line)
+    return datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
+
+
+def sigterm_margins(lab_dir, ns, left) -> list:
+    """Per old pod: when its stop began minus when the client's node (node1) had rules without it.
+
+    From the agents' logs (one host, one clock): the first `proxy_rules_applied` of node1 after
+    the pod left the Endpoints (watched), and on the pod's node `container_stopped` minus its
+    duration_s (the stop began then, just before the Killing event: the preStop hook, else
+    SIGTERM). Positive: the rules were first."""
+    logs = os.path.join(lab_dir, "logs")
+    applied = []
+    stops = {}
+    for fname in sorted(os.listdir(logs)):
+        if not fname.endswith("-agent.log"):
+            continue
+        with open(os.path.join(logs, fname), errors="replace") as f:
+            for line in f:
+                t = _log_time(line)
+                if t is None:
+                    continue
+                if fname == "node1-agent.log" and "event=proxy_rules_applied" in line:
+                    applied.append(t)
+                m = re.search(rf"event=container_stopped pod={re.escape(ns)}/(\S+) container=httpd .* "
+                              r"duration_s=([0-9.]+)", line)
+                if m:
+                    stops[m.group(1)] = t - float(m.group(2))
+    margins = []
+    for pod, t_left in left.items():
+        if pod not in stops:
+            continue
+        rules = next((t for t in applied if t >= t_left), None)
+        if rules is not None:
+            margins.append(round(stops[pod] - rules, 3))
+    return margins
+
+
+def run_variant(cli, c, slug, name, replicas, pre_stop_s, lab_dir) -> dict:
     ns = f"bench-{slug}"
     cli.run("apply", "-f", "-", input=yaml.safe_dump_all(web_manifests(ns, replicas, "25%", 0, pre_stop_s=pre_stop_s)))
     cli.run("rollout", "status", "deployment/web", "-n", ns, "--timeout", "10m", timeout=700)
@@ -60,6 +134,7 @@ def run_variant(cli, c, slug, name, replicas, pre_stop_s) -> dict:
         time.sleep(0.5)
     loop = ClientLoop(cli.popen, cli.run, ns, cluster_ip(c, ns, "web"))
     sampler = PodSampler(c, ns, "app=web")
+    leaving = EndpointsLeaving(c, ns, "web")
     try:
         loop.wait_requests(20)
         log(f"{name}: rolling out {replicas} replicas")
@@ -72,10 +147,14 @@ def run_variant(cli, c, slug, name, replicas, pre_stop_s) -> dict:
     finally:
         ok, failed = loop.stop()
         sampler.stop()
+        leaving.stop()
+    time.sleep(1.0)   # the agents' log lines of the last stops
+    margins = sigterm_margins(lab_dir, ns, leaving.left)
     result = {"variant": name, "replicas": replicas, "pre_stop_s": pre_stop_s, "rollout_s": round(took, 1),
               "requests": ok + failed, "failed": failed, "failed_during_rollout": during[1],
               "most_pods": sampler.most_pods, "fewest_ready": sampler.fewest_ready,
-              "errors": sorted({e for _, e in loop.errors})[:5], "ready_drops": sampler.drops[:10]}
+              "errors": sorted({e for _, e in loop.errors})[:5], "ready_drops": sampler.drops[:10],
+              "sigterm_after_rules_s": margins}
     log(f"{name}: {result}")
     cli.run("delete", "namespace", ns)
     return result
@@ -90,6 +169,15 @@ def report(results, args, started_load, nodes):
     for r in results:
         print(f"| {r['variant']} | {r['rollout_s']} s | {r['requests']} | {r['failed']} | "
               f"{r['most_pods']} ({args.replicas + surge}) | {r['fewest_ready']} ({args.replicas}) |")
+    print("\nThe container's stop began (the preStop hook, else SIGTERM) this long after the client node's "
+          "rules dropped the pod (s; negative: the stop came first):")
+    for r in results:
+        m = r["sigterm_after_rules_s"]
+        if m:
+            print(f"- {r['variant']}: {len(m)} pods, min {min(m):.3f}, median {statistics.median(m):.3f}, "
+                  f"max {max(m):.3f}, the stop first for {sum(1 for x in m if x < 0)}")
+        else:
+            print(f"- {r['variant']}: n/a (no matching log lines)")
     for r in results:
         if r["errors"]:
             print(f"\n{r['variant']}: errors seen: {'; '.join(r['errors'])}")
@@ -110,8 +198,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="skiff-bench-img-") as tmp:
             cli.run("lab", "load", retagged_busybox(os.path.join(tmp, "v2.tar")), "--lab-dir", session.lab_dir)
         c = session.client()
-        results = [run_variant(cli, c, "prestop", "preStop 2 s", args.replicas, 2),
-                   run_variant(cli, c, "no-prestop", "no preStop", args.replicas, 0)]
+        results = [run_variant(cli, c, "prestop", "preStop 2 s", args.replicas, 2, session.lab_dir),
+                   run_variant(cli, c, "no-prestop", "no preStop", args.replicas, 0, session.lab_dir)]
         c.close()
     report(results, args, started_load, args.nodes)
     if args.json:
