@@ -3,8 +3,9 @@ ClusterIP with a client pod on another node, a second image tag made without a
 registry, a client loop that counts failed requests, and a sampler of pod counts
 fed by a watch.
 
-- The web pods run busybox httpd (answers its pod name) with a tcpSocket readiness
-  probe every second, optionally a preStop `sleep`, and never on node1; the client
+- The web pods run busybox httpd (answers its pod name; it stops at once on SIGTERM, as
+  an application should) with a tcpSocket readiness probe every second, optionally a
+  preStop `sleep`, and never on node1; the client
   pod runs on node1, so every request crosses nodes through the Service rules.
 - The "new version" is the same busybox image under another tag
   (`skiff/busybox:v2`), written as a docker-save archive and streamed to every node
@@ -27,7 +28,11 @@ import time
 from skiff.lab import images
 
 V1, V2 = "skiff/busybox:latest", "skiff/busybox:v2"
-SERVER = ["sh", "-c", "hostname > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"]
+# httpd runs under a shell that stops it on SIGTERM: as PID 1 of its container httpd itself
+# would ignore SIGTERM (no handler) and serve on until the grace period's SIGKILL, which
+# would hide every termination race this kit is there to measure.
+SERVER = ["sh", "-c", "hostname > /tmp/index.html; httpd -f -p 8080 -h /tmp & pid=$!; "
+          "trap 'kill $pid; exit 0' TERM; wait $pid"]
 
 
 def retagged_busybox(path: str, tag: str = V2) -> str:
