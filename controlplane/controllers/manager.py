@@ -85,7 +85,7 @@ class ControllerManager:
             self.scheduler,
             ReplicaSetController(guarded, rss, pods, recorder),
             replication_controller_controller(guarded, self.informers.informer("replicationcontrollers"), pods, recorder),
-            DeploymentController(guarded, deploys, rss, recorder),
+            DeploymentController(guarded, deploys, rss, recorder, pods=pods),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
                                     ctl.pod_eviction_timeout_s, leases=leases),
             GarbageCollector(guarded, pods, rss, deploys, nodes,

@@ -304,26 +304,150 @@ def test_deployment_creates_replicaset_spreads_and_scales(client, ns):
     assert condition(d_now, "Available").status == "False"  # 2 available < 8 - 25%
 
 
-def test_template_change_replaces_the_replicaset(client, ns):
-    client.create(deployment("app", ns, 3))
-    old_pods = wait_active_bound(client, ns, 3)
-    old_rs = client.list("replicasets", ns)[0][0]
+def rollout_deployment(name, ns, replicas, strategy="RollingUpdate", surge=1, unavailable=0):
+    d = deployment(name, ns, replicas, cpu="10m")
+    d.spec.strategy.type = strategy
+    if strategy == "RollingUpdate":
+        d.spec.strategy.rolling_update.max_surge.int_val = surge
+        d.spec.strategy.rolling_update.max_unavailable.int_val = unavailable
+    return d
 
-    def new_image(d):
-        d.spec.template.spec.containers[0].image = "skiff/busybox:v2"
-    mutate(client, "deployments", "app", new_image, namespace=ns)
+
+def set_image(client, ns, name, image, cause=None):
+    def fn(d):
+        d.spec.template.spec.containers[0].image = image
+        if cause:
+            d.metadata.annotations["kubernetes.io/change-cause"] = cause
+    return mutate(client, "deployments", name, fn, namespace=ns)
+
+
+def owned_rss(client, ns, d_uid):
+    return {r.spec.template.spec.containers[0].image: r for r in client.list("replicasets", ns)[0]
+            if r.metadata.owner_references and r.metadata.owner_references[0].uid == d_uid}
+
+
+def wait_rolled_out(client, ns, name, replicas, timeout_s=20):
+    def done():
+        d = client.get("deployments", name, ns)
+        st = d.status
+        return (st.observed_generation == d.metadata.generation and st.updated_replicas == replicas
+                and st.replicas == replicas and st.available_replicas == replicas
+                and condition(d, "Progressing").reason == "NewReplicaSetAvailable") and d
+    return wait_until(done, timeout_s, f"{name} rolled out")
+
+
+def test_rolling_update_keeps_surge_and_availability_then_rolls_back(client, ns):
+    """maxSurge 1, maxUnavailable 0 on 4 replicas: never more than 5 pods, never fewer than 4
+    ready ones, while the test plays the agents and reports each new pod ready."""
+    d = client.create(rollout_deployment("app", ns, 4))
+    set_ready(client, wait_active_bound(client, ns, 4))
+    wait_rolled_out(client, ns, "app", 4)
+    set_image(client, ns, "app", "skiff/busybox:v2", cause="skiff set image deployment/app main=skiff/busybox:v2")
+    most, fewest_ready = 0, 4
+
+    def step():
+        nonlocal most, fewest_ready
+        pods = active(pods_of(client, ns))
+        most = max(most, len(pods))
+        fewest_ready = min(fewest_ready, sum(1 for p in pods if condition(p, "Ready")
+                                             and condition(p, "Ready").status == "True"))
+        set_ready(client, [p for p in pods if p.spec.node_name and not condition(p, "Ready")])
+        new = owned_rss(client, ns, d.metadata.uid).get("skiff/busybox:v2")
+        return (new is not None and len(pods) == 4
+                and all(p.spec.containers[0].image == "skiff/busybox:v2" for p in pods)) and new
+    new_rs = wait_until(step, 30, "every pod replaced by a ready v2 pod", interval_s=0.05)
+    assert most <= 5, f"{most} pods at once (replicas 4 + maxSurge 1)"
+    assert fewest_ready >= 4, f"only {fewest_ready} ready pods (replicas 4 - maxUnavailable 0)"
+    d_now = wait_rolled_out(client, ns, "app", 4)
+    assert d_now.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+    assert new_rs.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+    assert new_rs.metadata.annotations["kubernetes.io/change-cause"].endswith("main=skiff/busybox:v2")
+    assert new_rs.metadata.annotations["deployment.kubernetes.io/desired-replicas"] == "4"
+    assert new_rs.metadata.annotations["deployment.kubernetes.io/max-replicas"] == "5"
+    scaled = [e.message for e in events(client, ns, "ScalingReplicaSet", "app")]
+    assert f"Scaled up replica set {new_rs.metadata.name} from 0 to 1" in scaled
+    assert len(scaled) >= 8, scaled       # one pod at a time: 4 up, 4 down (events may merge)
+
+    # Undo: the old ReplicaSet's template comes back; that RS is the new one, revision 3.
+    from skiff.cli.rollout_cmds import rollback
+    old_rs = owned_rss(client, ns, d.metadata.uid)["skiff/busybox:latest"]
+    mutate(client, "deployments", "app", lambda dd: rollback(dd, old_rs), namespace=ns)
+
+    def back():
+        pods = active(pods_of(client, ns))
+        set_ready(client, [p for p in pods if p.spec.node_name and not condition(p, "Ready")])
+        return len(pods) == 4 and all(p.spec.containers[0].image == "skiff/busybox:latest" for p in pods)
+    wait_until(back, 30, "rolled back to the first template", interval_s=0.05)
+    wait_rolled_out(client, ns, "app", 4)
+    rss = owned_rss(client, ns, d.metadata.uid)
+    assert len(rss) == 2, "the old ReplicaSet was reused, not recreated"
+    first = rss["skiff/busybox:latest"]
+    assert (first.metadata.name, first.metadata.annotations["deployment.kubernetes.io/revision"],
+            first.metadata.annotations["deployment.kubernetes.io/revision-history"]) == \
+        (old_rs.metadata.name, "3", "1")
+
+
+def test_recreate_starts_new_pods_only_when_the_old_ones_are_gone(client, ns):
+    d = client.create(rollout_deployment("rc", ns, 3, strategy="Recreate"))
+    set_ready(client, wait_active_bound(client, ns, 3))
+    wait_rolled_out(client, ns, "rc", 3)
+    set_image(client, ns, "rc", "skiff/busybox:v2")
+    overlaps = []
 
     def replaced():
-        rss = {r.metadata.name: r for r in client.list("replicasets", ns)[0]}
-        pods = active(pods_of(client, ns))
-        new = [r for n, r in rss.items() if n != old_rs.metadata.name]
-        return (len(new) == 1 and rss[old_rs.metadata.name].spec.replicas == 0 and len(pods) == 3
-                and all(p.spec.containers[0].image == "skiff/busybox:v2" for p in pods)) and new[0]
-    new_rs = wait_until(replaced, 20, "a new ReplicaSet with the new template, the old one at 0")
-    assert new_rs.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
-    assert new_rs.metadata.labels["pod-template-hash"] != old_rs.metadata.labels["pod-template-hash"]
-    assert not {p.metadata.uid for p in old_pods} & {p.metadata.uid for p in active(pods_of(client, ns))}
-    wait_until(lambda: client.get("deployments", "app", ns).status.updated_replicas == 3, 10, "updatedReplicas")
+        pods = pods_of(client, ns)       # terminating ones included
+        images = {p.spec.containers[0].image for p in pods}
+        if len(images) > 1:
+            overlaps.append(sorted(p.metadata.name for p in pods))
+        return len(pods) == 3 and images == {"skiff/busybox:v2"}
+    wait_until(replaced, 30, "3 pods, all v2", interval_s=0.05)
+    assert overlaps == [], f"old and new pods side by side: {overlaps[:3]}"
+    rss = owned_rss(client, ns, d.metadata.uid)
+    assert rss["skiff/busybox:latest"].spec.replicas == 0 and rss["skiff/busybox:v2"].spec.replicas == 3
+
+
+def test_paused_deployment_scales_but_does_not_roll_out(client, ns):
+    d = client.create(rollout_deployment("pz", ns, 2))
+    wait_active_bound(client, ns, 2)
+
+    def pause_and_change(dd):
+        dd.spec.paused = True
+        dd.spec.template.spec.containers[0].image = "skiff/busybox:v2"
+        dd.spec.replicas = 3
+    changed = mutate(client, "deployments", "pz", pause_and_change, namespace=ns)
+    pods = wait_active_bound(client, ns, 3)
+    assert {p.spec.containers[0].image for p in pods} == {"skiff/busybox:latest"}
+
+    def observed():
+        now = client.get("deployments", "pz", ns)
+        return now.status.observed_generation == changed.metadata.generation and now
+    d_now = wait_until(observed, 10, "the paused spec observed")
+    assert (condition(d_now, "Progressing").status, condition(d_now, "Progressing").reason) == \
+        ("Unknown", "DeploymentPaused")
+    assert list(owned_rss(client, ns, d.metadata.uid)) == ["skiff/busybox:latest"]
+
+    mutate(client, "deployments", "pz", lambda dd: setattr(dd.spec, "paused", False), namespace=ns)
+    wait_until(lambda: "skiff/busybox:v2" in owned_rss(client, ns, d.metadata.uid), 10, "resumed: a new RS")
+
+
+def test_a_stuck_rollout_passes_its_progress_deadline(client, ns):
+    """New pods that never get ready: Progressing goes False/ProgressDeadlineExceeded about
+    progressDeadlineSeconds after the last progress, with no other event to wake the controller."""
+    d = rollout_deployment("stuck", ns, 2)
+    d.spec.progress_deadline_seconds = 3
+    client.create(d)
+    set_ready(client, wait_active_bound(client, ns, 2))
+    wait_rolled_out(client, ns, "stuck", 2)
+    set_image(client, ns, "stuck", "skiff/busybox:broken")
+    started = time.monotonic()
+
+    def timed_out():
+        cond = condition(client.get("deployments", "stuck", ns), "Progressing")
+        return cond.status == "False" and cond.reason == "ProgressDeadlineExceeded" and cond
+    cond = wait_until(timed_out, 15, "Progressing=False ProgressDeadlineExceeded")
+    assert time.monotonic() - started >= 2.5
+    assert cond.message.endswith("has timed out progressing.")
+    assert len(active(pods_of(client, ns))) == 3     # 2 old ones kept, 1 surge pod
 
 
 def test_unschedulable_pod_says_why_once_and_is_retried_on_node_change(client, ns):

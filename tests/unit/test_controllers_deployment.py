@@ -4,9 +4,10 @@ import datetime
 
 import pytest
 
-from controlplane.controllers.deployment_plan import (POD_TEMPLATE_HASH, REVISION, deployment_status,
-                                                      max_unavailable, new_replica_set, plan_deployment,
-                                                      template_hash)
+from controlplane.controllers.deployment_history import REVISION
+from controlplane.controllers.deployment_plan import (POD_TEMPLATE_HASH, deployment_status, new_replica_set,
+                                                      plan_deployment, template_hash)
+from controlplane.controllers.deployment_rollout import max_unavailable
 from skiff.api import objects_pb2 as pb
 
 NOW = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -83,8 +84,11 @@ SCALE_CASES = [
     ("scale up the current RS", 5, [("cur", 3, 1)], None, [("cur", 5)]),
     ("scale down the current RS", 1, [("cur", 3, 1)], None, [("cur", 1)]),
     ("already right", 3, [("cur", 3, 1)], None, []),
-    ("template changed: new RS, old to zero", 3, [("old", 3, 1)], 3, [("old", 0)]),
-    ("back to an old template: reuse it", 3, [("cur", 0, 1), ("old", 3, 2)], None, [("cur", 3), ("old", 0)]),
+    # A rollout's first step: the new RS surges by maxSurge (25% of 4 = 1); the old RS
+    # may lose maxUnavailable (1) of its available pods at once.
+    ("template changed: new RS surges, old loses maxUnavailable", 4, [("old", 4, 1)], 1, [("old", 3)]),
+    # Back to an old template: that RS is the new one again and grows first.
+    ("back to an old template: reuse it", 4, [("cur", 0, 1), ("old", 4, 2)], None, [("cur", 1)]),
 ]
 
 
@@ -95,7 +99,10 @@ def test_scaling(replicas, existing, create, scale):
     rss, names = [], {}
     for which, rs_replicas, revision in existing:
         rs = replica_set(d, rs_replicas, revision, image=None if which == "cur" else "busybox:old",
-                         created=f"2024-05-01T10:0{revision}:00Z")
+                         created=f"2024-05-01T10:0{revision}:00Z",
+                         status=(rs_replicas, rs_replicas, rs_replicas))
+        rs.metadata.annotations["deployment.kubernetes.io/desired-replicas"] = str(rs_replicas if which == "cur"
+                                                                                  else replicas)
         names[rs.metadata.name] = which
         rss.append(rs)
     plan = plan_deployment(d, rss, NOW)
@@ -116,19 +123,34 @@ def test_foreign_and_orphan_replicasets():
     assert plan.scale == ()
 
 
-def test_paused_deployment_is_left_alone():
+def test_paused_deployment_rolls_nothing_out_but_scales():
+    """A paused Deployment gets no new RS for its new template; spec.replicas still
+    reaches its only active RS (Kubernetes' sync() for paused Deployments)."""
     d = deploy(replicas=5, paused=True)
-    plan = plan_deployment(d, [replica_set(d, 3, 1, image="busybox:old")], NOW)
-    assert plan.create is None and plan.scale == ()
+    old = replica_set(d, 3, 1, image="busybox:old")
+    plan = plan_deployment(d, [old], NOW)
+    assert plan.create is None and plan.scale == ((old.metadata.name, 5),)
+    assert conditions(plan.status)["Progressing"][:2] == ("Unknown", "DeploymentPaused")
 
 
-def test_old_replicasets_beyond_the_history_limit_are_deleted_oldest_first():
+def test_old_replicasets_beyond_the_history_limit_are_deleted_lowest_revision_first():
+    """cleanupDeployment: the excess over revisionHistoryLimit counts every old RS, and one
+    that still has pods is skipped, not replaced by the next."""
     d = deploy(history=1)
-    current = replica_set(d, 3, 4)
-    old = [replica_set(d, 0, rev, image=f"busybox:old{rev}") for rev in (1, 2, 3)]
-    still_running = replica_set(d, 0, 0, status=(1, 1, 1), image="busybox:draining")
-    plan = plan_deployment(d, [current, *old, still_running], NOW)
+    current = replica_set(d, 3, 5, status=(3, 3, 3))
+    old = [replica_set(d, 0, rev, image=f"busybox:old{rev}") for rev in (1, 3, 4)]
+    unobserved = replica_set(d, 0, 2, image="busybox:draining")   # its controller has not seen size 0 yet
+    unobserved.metadata.generation, unobserved.status.observed_generation = 2, 1
+    d.status.CopyFrom(deployment_status(d, current, [current, *old, unobserved], NOW))
+    plan = plan_deployment(d, [current, *old, unobserved], NOW)
     assert plan.delete == (old[0].metadata.name, old[1].metadata.name)
+
+
+def test_history_is_kept_while_a_rollout_is_incomplete():
+    d = deploy(history=0)
+    current = replica_set(d, 3, 2, status=(3, 2, 2))
+    old = replica_set(d, 0, 1, image="busybox:old")
+    assert plan_deployment(d, [current, old], NOW).delete == ()
 
 
 def test_status_sums_over_replicasets():
@@ -159,23 +181,29 @@ def conditions(st):
 
 def test_conditions_through_a_rollout():
     d = deploy(replicas=4)
-    rs = replica_set(d, 4, 1)
-    name = rs.metadata.name
+    plan = plan_deployment(d, [], NOW)
+    name = plan.new_rs
+    assert conditions(plan.status)["Progressing"] == ("True", "NewReplicaSetCreated",
+                                                      f'Created new replica set "{name}"')
+    d.status.CopyFrom(plan.status)
+    rs = plan.create
+    rs.metadata.uid, rs.metadata.creation_timestamp = "uid-new", "2024-05-01T11:00:00Z"
     # Pods coming up: progressing, not available (0 < 4 - 1).
-    st = deployment_status(d, rs, [rs], NOW)
+    rs.status.replicas = 4
+    st = plan_deployment(d, [rs], NOW).status
     assert conditions(st)["Available"] == ("False", "MinimumReplicasUnavailable",
                                            "Deployment does not have minimum availability.")
     assert conditions(st)["Progressing"] == ("True", "ReplicaSetUpdated", f'ReplicaSet "{name}" is progressing.')
     # 3 of 4 available: minimum availability reached (maxUnavailable 1), still progressing.
     d.status.CopyFrom(st)
-    rs.status.replicas, rs.status.ready_replicas, rs.status.available_replicas = 4, 3, 3
-    st = deployment_status(d, rs, [rs], NOW)
+    rs.status.ready_replicas, rs.status.available_replicas = 3, 3
+    st = plan_deployment(d, [rs], NOW).status
     assert conditions(st)["Available"][0:2] == ("True", "MinimumReplicasAvailable")
     assert conditions(st)["Progressing"][1] == "ReplicaSetUpdated"
     # All available: complete.
     d.status.CopyFrom(st)
     rs.status.ready_replicas, rs.status.available_replicas = 4, 4
-    st = deployment_status(d, rs, [rs], NOW)
+    st = plan_deployment(d, [rs], NOW).status
     assert conditions(st)["Progressing"] == ("True", "NewReplicaSetAvailable",
                                              f'ReplicaSet "{name}" has successfully progressed.')
 
@@ -186,6 +214,8 @@ def test_no_progress_past_the_deadline_times_out():
     d.status.CopyFrom(deployment_status(d, rs, [rs], NOW))
     later = NOW + datetime.timedelta(seconds=30)
     assert conditions(deployment_status(d, rs, [rs], later))["Progressing"][0] == "True"
+    # The controller looks again when the deadline would pass (requeueStuckDeployment).
+    assert plan_deployment(d, [rs], later).recheck_s == pytest.approx(30.5)
     much_later = NOW + datetime.timedelta(seconds=61)
     assert conditions(deployment_status(d, rs, [rs], much_later))["Progressing"] == (
         "False", "ProgressDeadlineExceeded", f'ReplicaSet "{rs.metadata.name}" has timed out progressing.')
@@ -198,3 +228,29 @@ def test_unchanged_status_is_equal_so_nothing_is_written():
     later = NOW + datetime.timedelta(seconds=3600)
     assert deployment_status(d, rs, [rs], later) == d.status
     assert NOW_S in {c.last_update_time for c in d.status.conditions}
+
+
+def test_a_reapplied_manifest_keeps_the_revision_annotation():
+    """The controller's deployment.kubernetes.io/revision survives `apply` of a manifest
+    without it (kubectl's merge keeps it), so re-applying is `unchanged`; a value the
+    manifest does give wins."""
+    from skiff.api import kinds
+    from skiff.api.assigned import carry_over_assigned
+    stored = deploy()
+    stored.metadata.annotations.update({REVISION: "4", "note": "old"})
+    manifest = deploy()
+    carry_over_assigned(kinds.lookup("deployments"), manifest, stored)
+    assert dict(manifest.metadata.annotations) == {REVISION: "4"}
+    manifest.metadata.annotations[REVISION] = "9"
+    carry_over_assigned(kinds.lookup("deployments"), manifest, stored)
+    assert manifest.metadata.annotations[REVISION] == "9"
+
+
+def test_a_deployment_being_deleted_adopts_nothing_and_only_writes_status():
+    d = deploy(replicas=3, image="busybox:2")
+    d.metadata.deletion_timestamp = "2024-05-01T11:00:00Z"
+    orphan = replica_set(d, 3, 1, owner=False)
+    old = replica_set(d, 3, 1, image="busybox:old")
+    plan = plan_deployment(d, [orphan, old], NOW)
+    assert plan.adopt == () and plan.create is None and plan.update == () and plan.delete == ()
+    assert plan.status.observed_generation == 7

@@ -8,6 +8,7 @@ immutability of the selector. A Deployment owns ReplicaSets, a ReplicaSet owns P
 from skiff.api import objects_pb2 as pb
 from skiff.api import selectors
 from skiff.api.defaults import default_pod_spec
+from skiff.api.display import format_rows, indent, kv
 from skiff.api.errors import FieldError, join
 from skiff.api.kinds.registry import Kind, register
 from skiff.api.podspec_validation import validate_pod_spec
@@ -111,6 +112,18 @@ def _selector_text(sel: pb.LabelSelector) -> str:
         return "(invalid)"
 
 
+# ---------------------------------------------------------------- carry-over
+
+DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
+
+
+def _carry_over_deployment(new: pb.Deployment, old: pb.Deployment) -> None:
+    """The controller records the current revision in an annotation; a re-applied manifest
+    does not carry it, and kubectl's merge keeps it (else every apply would be a change)."""
+    if DEPLOYMENT_REVISION in old.metadata.annotations and DEPLOYMENT_REVISION not in new.metadata.annotations:
+        new.metadata.annotations[DEPLOYMENT_REVISION] = old.metadata.annotations[DEPLOYMENT_REVISION]
+
+
 # ---------------------------------------------------------------- defaults
 
 def _default_replica_set(rs: pb.ReplicaSet) -> None:
@@ -161,6 +174,25 @@ def _deployment_row(d):
              str(d.status.available_replicas)], [names, images, _selector_shown(d.spec.selector)])
 
 
+def _describe_deployment(d) -> str:
+    """kubectl's lines: Replicas, StrategyType, MinReadySeconds, RollingUpdateStrategy, Conditions."""
+    want = d.spec.replicas if d.spec.HasField("replicas") else 1
+    st = d.status
+    rows = [("Replicas", f"{want} desired | {st.updated_replicas} updated | {st.replicas} total | "
+                         f"{st.available_replicas} available | {st.unavailable_replicas} unavailable"),
+            ("StrategyType", d.spec.strategy.type), ("MinReadySeconds", str(d.spec.min_ready_seconds))]
+    if d.spec.strategy.type == "RollingUpdate":
+        ru = d.spec.strategy.rolling_update
+        rows.append(("RollingUpdateStrategy", f"{int_or_string_value(ru.max_unavailable)} max unavailable, "
+                                              f"{int_or_string_value(ru.max_surge)} max surge"))
+    out = kv(rows, width=24)
+    if st.conditions:
+        table = [["Type", "Status", "Reason"], ["----", "------", "------"]]
+        table += [[c.type, c.status, c.reason] for c in st.conditions]
+        out += "\nConditions:\n" + indent(format_rows(table))
+    return out
+
+
 def _replica_set_row(r):
     want = r.spec.replicas if r.spec.HasField("replicas") else 1
     names, images = _containers(r.spec.template)
@@ -180,8 +212,8 @@ REPLICA_SET = register(Kind(
 DEPLOYMENT = register(Kind(
     "Deployment", "apps/v1", "deployments", ("deploy",), True, pb.Deployment, "deployment", True,
     defaults=_default_deployment, validate=_validate_deployment, validate_update=_validate_workload_update,
-    scale=True, owns=("ReplicaSet",),
+    carry_over=_carry_over_deployment, scale=True, owns=("ReplicaSet",),
     columns=("READY", "UP-TO-DATE", "AVAILABLE", "AGE"), wide_columns=("CONTAINERS", "IMAGES", "SELECTOR"),
-    row=_deployment_row,
+    row=_deployment_row, describe=_describe_deployment,
     in_get_all=True,
 ))
