@@ -1,11 +1,13 @@
 """Shared test helpers: free ports, temp dirs with the skiff- prefix, waiting with deadlines."""
 
+import contextlib
 import os
 import random
 import shutil
 import socket
 import tempfile
 import time
+import uuid
 
 
 def free_port_block(count: int) -> int:
@@ -64,3 +66,20 @@ def write_replica_config(tmp_path, extra: str = "", file_name: str = "cp.yaml") 
     path.write_text(f"name: cp1\ndataDir: {tmp_path}/d\napiAddress: 127.0.0.1:7100\n"
                     f"raftAddress: 127.0.0.1:7200\nraftPasswordFile: {pw}\n{extra}")
     return str(path), str(pw)
+
+
+@contextlib.contextmanager
+def scratch_namespace(client, prefix: str):
+    """A namespace named prefix-<random> for one test, deleted afterwards (with everything
+    in it), also after a failure."""
+    from skiff import client as clientmod
+    from skiff.api import objects_pb2 as pb
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    client.create(pb.Namespace(metadata=pb.ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        try:
+            client.delete("namespaces", name)
+        except clientmod.NotFound:
+            pass

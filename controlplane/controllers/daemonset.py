@@ -32,7 +32,8 @@ import time
 
 from controlplane.controllers.daemonset_plan import daemon_pod, plan_daemonset, with_owner
 from controlplane.controllers.expectations import Expectations
-from controlplane.controllers.podutil import controller_ref, copy, key_of
+from controlplane.controllers.podowners import PodOwnerHandlers
+from controlplane.controllers.podutil import copy, key_of
 from controlplane.controllers.replicaset_plan import without_owner
 from skiff import client as clientmod
 from skiff.api import selectors
@@ -66,7 +67,8 @@ class DaemonSetController:
         self.loop = Loop("daemonset", self.sync, informers=(daemonsets, pods, nodes), workers=workers,
                          list_keys=daemonsets.keys, resync_s=RESYNC_S, logger=log)
         daemonsets.add_handler(self._ds_changed, lambda old, new: self._ds_changed(new), self._ds_deleted)
-        pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.pod_handlers = PodOwnerHandlers("DaemonSet", daemonsets, lambda ds: selectors.from_label_selector(ds.spec.selector), self.loop, self.expectations)
+        self.pod_handlers.attach(pods)
         nodes.add_handler(self._all, self._node_updated, self._all)
 
     def start(self):
@@ -95,32 +97,6 @@ class DaemonSetController:
     def _node_updated(self, old, new):
         if _node_shape(old) != _node_shape(new):
             self._all()
-
-    def _owners_of(self, pod):
-        ref = controller_ref(pod.metadata)
-        if ref is not None:
-            return [f"{pod.metadata.namespace}/{ref.name}"] if ref.kind == "DaemonSet" else []
-        keys = []
-        for ds in self.daemonsets.list(pod.metadata.namespace):
-            try:
-                if selectors.from_label_selector(ds.spec.selector).matches(pod.metadata.labels):
-                    keys.append(key_of(ds))
-            except ValueError:
-                continue
-        return keys
-
-    def _pod_added(self, pod):
-        for key in self._owners_of(pod):
-            self.loop.enqueue(key)
-
-    def _pod_updated(self, old, new):
-        for key in set(self._owners_of(old)) | set(self._owners_of(new)):
-            self.loop.enqueue(key)
-
-    def _pod_deleted(self, pod):
-        for key in self._owners_of(pod):
-            self.expectations.observed_deleted(key, pod.metadata.name)
-            self.loop.enqueue(key)
 
     # ------------------------------------------------------------ sync
 

@@ -19,7 +19,8 @@ reads the caches and finds nothing to do (no API call).
 import logging
 
 from controlplane.controllers.expectations import Expectations
-from controlplane.controllers.podutil import controller_ref, copy, key_of
+from controlplane.controllers.podowners import PodOwnerHandlers
+from controlplane.controllers.podutil import copy, key_of
 from controlplane.controllers.replicaset_plan import (plan_replicaset, pod_from_template, selector_of,
                                                       with_owner, without_owner)
 from skiff import client as clientmod
@@ -40,7 +41,8 @@ class ReplicaSetController:
         self.loop = Loop(name, self.sync, informers=(replicasets, pods), workers=workers,
                          list_keys=replicasets.keys)
         replicasets.add_handler(self._rs_changed, lambda old, new: self._rs_changed(new), self._rs_deleted)
-        pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.pod_handlers = PodOwnerHandlers(self.kind.name, replicasets, selector_of, self.loop, self.expectations)
+        self.pod_handlers.attach(pods)
 
     def start(self):
         self.loop.start()
@@ -55,34 +57,6 @@ class ReplicaSetController:
 
     def _rs_deleted(self, rs):
         self.expectations.forget(key_of(rs))
-
-    def _owners_of(self, pod):
-        """Keys of the ReplicaSets that care about pod: its controller, or if it is an
-        orphan, every RS in its namespace whose selector matches it."""
-        ref = controller_ref(pod.metadata)
-        if ref is not None:
-            return [f"{pod.metadata.namespace}/{ref.name}"] if ref.kind == self.kind.name else []
-        keys = []
-        for rs in self.replicasets.list(pod.metadata.namespace):
-            try:
-                if selector_of(rs).matches(pod.metadata.labels):
-                    keys.append(key_of(rs))
-            except ValueError:
-                continue
-        return keys
-
-    def _pod_added(self, pod):
-        for key in self._owners_of(pod):
-            self.loop.enqueue(key)
-
-    def _pod_updated(self, old, new):
-        for key in set(self._owners_of(old)) | set(self._owners_of(new)):
-            self.loop.enqueue(key)
-
-    def _pod_deleted(self, pod):
-        for key in self._owners_of(pod):
-            self.expectations.observed_deleted(key, pod.metadata.name)
-            self.loop.enqueue(key)
 
     # ------------------------------------------------------------ sync
 

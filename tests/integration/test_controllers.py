@@ -23,7 +23,7 @@ from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE, micro_time
 from skiff.informer import Informer
-from tests.helpers import wait_until
+from tests.helpers import scratch_namespace, wait_until
 
 GRACE_S = ControllersConfig.node_monitor_grace_period_s
 EVICTION_S = ControllersConfig.pod_eviction_timeout_s
@@ -156,13 +156,8 @@ def nodes(cluster):
 
 @pytest.fixture
 def ns(client, nodes):
-    name = f"skiff-ct-{uuid.uuid4().hex[:8]}"
-    client.create(pb.Namespace(metadata=pb.ObjectMeta(name=name)))
-    yield name
-    try:
-        client.delete("namespaces", name)
-    except clientmod.NotFound:
-        pass
+    with scratch_namespace(client, "skiff-ct") as name:
+        yield name
 
 
 # ---------------------------------------------------------------- helpers

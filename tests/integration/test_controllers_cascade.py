@@ -10,20 +10,15 @@ import pytest
 
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
-from tests.helpers import wait_until
+from tests.helpers import scratch_namespace, wait_until
 
 HOLD = "skiff.test/hold"
 
 
 @pytest.fixture
 def ns(client):
-    name = f"skiff-gc-{uuid.uuid4().hex[:8]}"
-    client.create(pb.Namespace(metadata=pb.ObjectMeta(name=name)))
-    yield name
-    try:
-        client.delete("namespaces", name)
-    except clientmod.NotFound:
-        pass
+    with scratch_namespace(client, "skiff-gc") as name:
+        yield name
 
 
 def replicaset(name, ns, replicas):

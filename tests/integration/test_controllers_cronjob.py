@@ -11,13 +11,12 @@ for real minute boundaries.
 
 import datetime
 import time
-import uuid
 
 import pytest
 
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
-from tests.helpers import wait_until
+from tests.helpers import scratch_namespace, wait_until
 
 ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 UTC = datetime.timezone.utc
@@ -25,13 +24,8 @@ UTC = datetime.timezone.utc
 
 @pytest.fixture
 def ns(client):
-    name = f"skiff-cj-{uuid.uuid4().hex[:8]}"
-    client.create(pb.Namespace(metadata=pb.ObjectMeta(name=name)))
-    yield name
-    try:
-        client.delete("namespaces", name)
-    except clientmod.NotFound:
-        pass
+    with scratch_namespace(client, "skiff-cj") as name:
+        yield name
 
 
 def cronjob(name, ns, succeeded=1, policy="Allow"):

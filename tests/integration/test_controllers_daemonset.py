@@ -8,38 +8,22 @@ report them, which is how rollouts are paced.
 
 import threading
 import time
-import uuid
 
 import pytest
 
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
-from tests.helpers import wait_until
-from tests.integration.test_controllers import (EVICTION_S, GRACE_S, NODES, FakeNodes, condition, events, mutate,
-                                                now_rfc3339)
+from tests.helpers import scratch_namespace, wait_until
+from tests.integration.test_controllers import (EVICTION_S, GRACE_S, NODES, condition, events, mutate,  # noqa: F401
+                                                nodes, now_rfc3339)  # nodes: the fake nodes fixture
 
 HASH = "controller-revision-hash"
 
 
-@pytest.fixture(scope="module")
-def nodes(cluster):
-    c = cluster.client()
-    fake = FakeNodes(c)
-    fake.register()
-    yield fake
-    fake.close()
-    c.close()
-
-
 @pytest.fixture
 def ns(client, nodes):
-    name = f"skiff-ds-{uuid.uuid4().hex[:8]}"
-    client.create(pb.Namespace(metadata=pb.ObjectMeta(name=name)))
-    yield name
-    try:
-        client.delete("namespaces", name)
-    except clientmod.NotFound:
-        pass
+    with scratch_namespace(client, "skiff-ds") as name:
+        yield name
 
 
 def daemonset(name, ns, image="skiff/busybox:1", node_selector=None, unavailable=1, surge=0, strategy=None):

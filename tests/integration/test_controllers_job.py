@@ -8,14 +8,13 @@ back-off base (controllers: jobBackoffBaseS), so retries come quickly.
 
 import datetime
 import time
-import uuid
 
 import pytest
 
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.lab.controlplane import ControlPlane
-from tests.helpers import free_port_block, remove, temp_dir, wait_until
+from tests.helpers import free_port_block, remove, scratch_namespace, temp_dir, wait_until
 from tests.integration.conftest import dump_logs
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
@@ -48,13 +47,8 @@ def client(cluster):
 
 @pytest.fixture
 def ns(client):
-    name = f"skiff-job-{uuid.uuid4().hex[:8]}"
-    client.create(pb.Namespace(metadata=pb.ObjectMeta(name=name)))
-    yield name
-    try:
-        client.delete("namespaces", name)
-    except clientmod.NotFound:
-        pass
+    with scratch_namespace(client, "skiff-job") as name:
+        yield name
 
 
 def now_rfc3339() -> str:
