@@ -7,7 +7,7 @@ The order, for a pod with deletionTimestamp set and app containers still running
      Endpoints that listed it (it does so as soon as deletionTimestamp is set);
   2. this agent sees that drop on its endpoints informer (the agent's shared one, the
      proxier's) and waits one more proxier sync interval (settle_s: the agents'
-     min_sync_interval_s plus the time an iptables-restore takes), so the proxier of
+     min_sync_interval_s plus RESTORE_MARGIN_S for the restore), so the proxier of
      every node, the client's included, has removed the pod from its rules;
   3. only then the preStop hooks run and SIGTERM is sent (plan_termination).
 The wait is bounded by cap_s(grace) = min(CAP_S, CAP_FRACTION * grace) from the moment
@@ -41,7 +41,10 @@ log = logging.getLogger("skiff.agent.podsync")
 
 CAP_S = 2.0            # a pod never waits longer than this for its endpoints to drain
 CAP_FRACTION = 0.25    # ... nor longer than this share of its grace period
-RESTORE_MARGIN_S = 0.25  # an iptables-restore and the watch delivering the event to another node
+# After its minimum sync interval a proxier still needs the restore itself and the watch
+# needs to bring the event to its node: 0.06-0.14 s on a quiet lab, up to ~0.45 s at a load
+# of 20 on 2 CPUs (bench/README.md, rollout: rules dropped up to 0.95 s after the deletion).
+RESTORE_MARGIN_S = 0.5
 REMEMBER_S = 30.0      # removal times older than this are forgotten (the pod left long ago)
 
 
