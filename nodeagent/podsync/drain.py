@@ -10,7 +10,7 @@ The order, for a pod with deletionTimestamp set and app containers still running
      min_sync_interval_s plus RESTORE_MARGIN_S for the restore), so the proxier of
      every node, the client's included, has removed the pod from its rules;
   3. only then the preStop hooks run and SIGTERM is sent (plan_termination).
-The wait is bounded by cap_s(grace) = min(CAP_S, CAP_FRACTION * grace) from the moment
+The wait is bounded by drain_cap_s(grace) = min(CAP_S, CAP_FRACTION * grace) from the moment
 this agent first saw the pod deleting, so a pod never waits long (an endpoints
 controller that is down costs at most that); grace 0 (a forced delete) waits not at
 all. The wait counts against terminationGracePeriodSeconds as Kubernetes' preStop does:
@@ -48,20 +48,20 @@ RESTORE_MARGIN_S = 0.5
 REMEMBER_S = 30.0      # removal times older than this are forgotten (the pod left long ago)
 
 
-def cap_s(grace_s: float) -> float:
+def drain_cap_s(grace_s: float) -> float:
     """The longest a pod with this grace period waits for its endpoints to drain."""
     return max(0.0, min(CAP_S, CAP_FRACTION * float(grace_s)))
 
 
-def wait_s(*, listed: bool, removed_at, first_seen: float, now: float, settle_s: float, cap: float) -> float:
+def wait_s(*, listed: bool, removed_at, first_seen: float, now: float, settle_s: float, cap_s: float) -> float:
     """Seconds the pod still waits before its preStop hooks and SIGTERM; 0: stop it now.
 
     listed: its IP is in the ready addresses of some Endpoints now; removed_at: when
     (monotonic) this agent saw its IP leave the last Endpoints that listed it, or None
     if none did lately; first_seen: when this agent first saw the pod deleting
     (monotonic; the cap counts from there); settle_s: how long after the drop every
-    proxier has applied it; cap: cap_s(grace)."""
-    cap_left = first_seen + cap - now
+    proxier has applied it; cap_s: drain_cap_s(grace)."""
+    cap_left = first_seen + cap_s - now
     if cap_left <= 0:
         return 0.0
     if listed:
@@ -147,7 +147,7 @@ class EndpointsDrain:
             else:
                 first = self._first_seen.setdefault(uid, now)
                 left = wait_s(listed=listed, removed_at=self._removed.get(ip), first_seen=first, now=now,
-                              settle_s=self.settle_s, cap=cap_s(grace_s))
+                              settle_s=self.settle_s, cap_s=drain_cap_s(grace_s))
             if left > 0:
                 self._waiting[uid] = ip
             else:

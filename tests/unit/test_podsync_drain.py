@@ -6,7 +6,7 @@ import pytest
 
 from nodeagent.podsync import drain
 from nodeagent.podsync.apply import Outcome
-from nodeagent.podsync.drain import EndpointsDrain, cap_s, wait_s
+from nodeagent.podsync.drain import EndpointsDrain, drain_cap_s, wait_s
 from nodeagent.podsync.model import KillContainer
 from nodeagent.podsync.syncer import PodSyncer
 from skiff.api import objects_pb2 as pb
@@ -17,7 +17,7 @@ from tests.unit.test_reconcile import FakeClient
 SETTLE = 0.75
 
 
-@pytest.mark.parametrize("name,listed,removed_at,first_seen,now,cap,expected", [
+@pytest.mark.parametrize("name,listed,removed_at,first_seen,now,cap_s,expected", [
     ("listed: wait for the drop, up to the cap", True, None, 100.0, 100.0, 2.0, 2.0),
     ("listed, part of the cap used", True, None, 100.0, 101.5, 2.0, 0.5),
     ("listed past the cap: stop it anyway", True, None, 100.0, 102.0, 2.0, 0.0),
@@ -29,14 +29,14 @@ SETTLE = 0.75
     ("dropped late: the cap still bounds it", False, 101.8, 100.0, 101.8, 2.0, 0.2),
     ("grace 0 (forced delete): cap 0", True, None, 100.0, 100.0, 0.0, 0.0),
 ])
-def test_wait_s(name, listed, removed_at, first_seen, now, cap, expected):
-    got = wait_s(listed=listed, removed_at=removed_at, first_seen=first_seen, now=now, settle_s=SETTLE, cap=cap)
+def test_wait_s(name, listed, removed_at, first_seen, now, cap_s, expected):
+    got = wait_s(listed=listed, removed_at=removed_at, first_seen=first_seen, now=now, settle_s=SETTLE, cap_s=cap_s)
     assert got == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("grace,expected", [(30, 2.0), (8, 2.0), (4, 1.0), (2, 0.5), (0, 0.0)])
 def test_cap_is_bounded_by_a_share_of_the_grace_period(grace, expected):
-    assert cap_s(grace) == expected
+    assert drain_cap_s(grace) == expected
 
 
 # ---------------------------------------------------------------- the drain state over events
