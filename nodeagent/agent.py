@@ -9,7 +9,8 @@ Every loop is built on the reconcile toolkit (skiff.reconcile): pod sync is a ke
 Loop; heartbeats, the pod network, the service proxy and DNS start-up are
 bounded-frequency runners. They read one informer per kind from the agent's
 InformerFactory: Services, Endpoints and Nodes (proxier, DNS, pod network), and
-this node's Pods (pod sync); started once every loop has registered its handlers.
+this node's Pods (pod sync; the Endpoints one also orders a deleted pod's drain before
+its SIGTERM: podsync/drain.py); started once every loop has registered its handlers.
 """
 
 import logging
@@ -105,7 +106,8 @@ class Agent:
                                 applier=applier, probes=probes,
                                 node_name=cfg.node_name, host_ip=cfg.address, data_dir=cfg.data_dir,
                                 policy=BackoffPolicy(cfg.restart_backoff_base_s, cfg.restart_backoff_cap_s),
-                                workers=cfg.sync_workers, resync_s=cfg.resync_s, informers=self.informers)
+                                workers=cfg.sync_workers, resync_s=cfg.resync_s, informers=self.informers,
+                                drain=self._endpoints_drain())
         probes.on_change = self.syncer.enqueue
         if self.network is not None:   # IP garbage collection once the node's pods are known
             self.network.live_uids = lambda: self.syncer._all_uids() if self.syncer.informer.synced else None
@@ -113,6 +115,16 @@ class Agent:
         self.informers.start()      # every loop has its handlers: one watch per kind from here on
         log.info("event=agent_started node=%s listen=%s", cfg.node_name, cfg.listen)
         return self
+
+    def _endpoints_drain(self):
+        """A deleted pod leaves the Endpoints before SIGTERM (podsync/drain.py): over the
+        proxier's endpoints informer, settling one proxier sync interval; an agent
+        without a proxier (no pod network) stops deleted pods at once."""
+        if self.proxier is None:
+            return None
+        from nodeagent.podsync.drain import RESTORE_MARGIN_S, EndpointsDrain
+        return EndpointsDrain(self.informers.informer("endpoints"),
+                              settle_s=self.proxier.min_sync_interval_s + RESTORE_MARGIN_S)
 
     def _start_server(self):
         try:

@@ -9,6 +9,11 @@ sync(uid), level-triggered:
   4. status: compute_status() (pure), written with update_status (compare and
      swap; on a conflict re-read and recompute) only when it differs.
 
+A pod being deleted first waits, bounded, until its IP has left every Endpoints and
+every node's proxier has had a sync interval to apply that (drain.py, when the agent
+gives the syncer an EndpointsDrain); the sync returns early and the pod's key comes
+back when the drop is seen or the wait ends. Then its preStop hooks and SIGTERM run.
+
 A uid that is not in the cache is an orphan: its containers are stopped and
 removed and its directory deleted - but only once the informer has synced, so a
 restarted agent that has not heard from the API yet never removes anything.
@@ -39,7 +44,7 @@ from nodeagent.podsync import plan as planmod
 from nodeagent.podsync import volumes
 from nodeagent.podsync.model import MUTATING, BackoffPolicy, WaitBackoff
 from nodeagent.podsync.status import compute_status
-from nodeagent.runtime.container import SANDBOX
+from nodeagent.runtime.container import APP, SANDBOX
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.informer import InformerFactory
@@ -55,7 +60,7 @@ ENGINE_EVENTS = ("die", "oom", "destroy")
 class PodSyncer:
     def __init__(self, *, client, runtime, applier, probes, node_name: str, host_ip: str, data_dir: str,
                  policy: BackoffPolicy = BackoffPolicy(), workers: int = 8, resync_s: float = 5.0,
-                 informer_client=None, informers: InformerFactory | None = None):
+                 informer_client=None, informers: InformerFactory | None = None, drain=None):
         self.client = client            # status writes: give it a short failover budget
         informer_client = informer_client or client
         self.runtime = runtime
@@ -67,6 +72,7 @@ class PodSyncer:
         self.policy = policy
         self.workers = workers
         self.resync_s = resync_s
+        self.drain = drain              # EndpointsDrain, or None: stop deleted pods at once
         self._own_informers = informers is None
         self.informers = informers if informers is not None else InformerFactory(informer_client)
         self.informer = self.informers.informer("pods", field_selector=f"spec.nodeName={node_name}")
@@ -85,6 +91,9 @@ class PodSyncer:
     def start(self) -> "PodSyncer":
         self.informer.add_handler(on_add=self._on_pod, on_update=lambda old, new: self._on_update(old, new),
                                   on_delete=self._on_pod)
+        if self.drain is not None:
+            self.drain.wake = self.enqueue
+            self.drain.start()
         self.loop.start()
         if self._own_informers:
             self.informers.start()
@@ -153,6 +162,10 @@ class PodSyncer:
             return self._sync_orphan(uid)
         pod = pb.Pod()
         pod.CopyFrom(cached)
+        if pod.metadata.deletion_timestamp:
+            left = self._drain_left_s(pod)
+            if left > 0:
+                return left + 0.01, False   # woken earlier by the endpoints drop
         failed = False
         waits = []
         observed = []
@@ -183,6 +196,26 @@ class PodSyncer:
         left = deadline.remaining_s(pod, time.time())
         after = min([a.remaining_s for a in waits] + ([max(0.0, left)] if left is not None else []), default=None)
         return (max(0.05, after + 0.05) if after is not None else None), failed
+
+    def _drain_left_s(self, pod) -> float:
+        """Seconds a deleted pod with running app containers still waits for its IP to
+        leave the Endpoints before its preStop hooks and SIGTERM (drain.py); 0: go."""
+        if self.drain is None:
+            return 0.0
+        uid, meta = pod.metadata.uid, pod.metadata
+        if not any(o.running and o.kind == APP for o in self.runtime.list(uid)):
+            return 0.0
+        grace = meta.deletion_grace_period_seconds if meta.HasField("deletion_grace_period_seconds") \
+            else planmod.pod_grace_s(pod)
+        ip = self.applier.pod_ip(pod) or ""
+        left, was_waiting = self.drain.remaining_s(uid, ip, grace)
+        if left > 0 and not was_waiting:
+            log.info("event=endpoints_drain_wait pod=%s/%s ip=%s wait_s=%.2f", meta.namespace, meta.name, ip,
+                     left)
+        elif left <= 0 and was_waiting:
+            log.info("event=endpoints_drained pod=%s/%s ip=%s waited_s=%.2f", meta.namespace, meta.name, ip,
+                     self.drain.waited_s(uid))
+        return left
 
     def _adopt_network(self, pod, observed) -> bool:
         """A running sandbox whose network this agent has not verified yet (an agent
@@ -222,6 +255,8 @@ class PodSyncer:
         with self._lock:
             self._last_written.pop(uid, None)
         self.probes.remove_pod(uid)
+        if self.drain is not None:
+            self.drain.forget(uid)
 
     # ------------------------------------------------------------ status
 

@@ -131,3 +131,55 @@ def test_pause_resume_and_restart(lab):
                 if not p.metadata.deletion_timestamp]
         return len(pods) == REPLICAS and not before & {p.metadata.name for p in pods}
     wait_until(replaced, 60, "every pod replaced by the restart")
+
+
+# A pod that traps SIGTERM and prints the host's uptime (one kernel for the lab's nodes and
+# this test: /proc/uptime is a clock both sides read), then lingers so its log can be read.
+TRAP = ["sh", "-c", "trap 'cat /proc/uptime; sleep 5; exit 0' TERM; echo started; sleep 100000 & wait"]
+
+
+def uptime_s() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def ready_ips(client, ns, name) -> set:
+    try:
+        ep = client.get("endpoints", name, ns)
+    except clientmod.NotFound:
+        return set()
+    return {a.ip for s in ep.subsets for a in s.addresses}
+
+
+def test_deleted_pod_leaves_the_endpoints_before_sigterm(lab):
+    """Without a preStop hook, a deleted pod's SIGTERM comes only after its IP left the
+    Endpoints and the proxiers had a sync interval to apply that (nodeagent/podsync/drain.py:
+    settle 0.5 s + 0.5 s, capped at 2 s); Kubernetes' kubelet would send it at once."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "drain", "namespace": NS, "labels": {"app": "drain"}},
+           "spec": {"nodeName": "node2", "terminationGracePeriodSeconds": 10,
+                    "containers": [{"name": "c", "image": V1, "imagePullPolicy": "Never", "command": TRAP}]}}
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "drain", "namespace": NS},
+           "spec": {"selector": {"app": "drain"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    lab.run("apply", "-f", "-", input=yaml.safe_dump_all([svc, pod]))
+    ip = wait_until(lambda: lab.client.get("pods", "drain", NS).status.pod_ip, 60, "the drain pod's IP")
+    wait_until(lambda: ip in ready_ips(lab.client, NS, "drain"), 60, "the pod in the Service's Endpoints")
+    wait_until(lambda: "started" in lab.out("logs", "drain", "-n", NS), 30, "the trap set")
+
+    deleted_at = uptime_s()
+    lab.client.delete("pods", "drain", NS)
+    wait_until(lambda: ip not in ready_ips(lab.client, NS, "drain"), 10, "the pod gone from the Endpoints",
+               interval_s=0.02)
+    dropped_at = uptime_s()
+
+    def term_line():
+        r = lab.run("logs", "drain", "-n", NS, check=False)
+        lines = r.stdout.split()
+        return float(lines[1]) if r.returncode == 0 and len(lines) > 1 and lines[0] == "started" else None
+    term_at = wait_until(term_line, 15, "SIGTERM trapped", interval_s=0.2)
+    print(f"endpoints dropped {dropped_at - deleted_at:.2f}s after the delete, SIGTERM {term_at - dropped_at:.2f}s "
+          f"after the drop")
+    # Settle is 1 s after the agent saw the drop; this test sees it a little later than the agent.
+    assert term_at - dropped_at >= 0.5, (deleted_at, dropped_at, term_at)
+    assert term_at - deleted_at < 2.0 + 3.0, "the drain wait is capped (2 s) plus the agent's own latency"
+    wait_until(lambda: "drain" not in lab.out("get", "pods", "-n", NS), 30, "the pod finalized")
+    lab.run("delete", "service", "drain", "-n", NS)
