@@ -71,3 +71,23 @@ def split_kind_names(args_names):
     kind = kind_of(words[0])
     names = args_names[1:]
     return [(kind, n) for n in names] or [(kind, None)]
+
+
+def named_or_selected(c, names, namespace: str, selector: str, every: bool) -> list:
+    """[(Kind, name, namespace)] for `KIND NAME...`, `KIND/NAME...`, or a kind with -l
+    SELECTOR or --all (kubectl's resource builder for label, annotate, wait): the named
+    objects as given, the others listed from the API."""
+    out = []
+    for kind, name in split_kind_names(names):
+        ns = (namespace or "default") if kind.namespaced else ""
+        if name is not None:
+            out.append((kind, name, ns))
+            continue
+        if not selector and not every:
+            raise CliError("resource(s) were provided, but no name was specified (give NAME, -l SELECTOR or --all)")
+        try:
+            items, _ = c.list(kind, namespace=ns, label_selector=selector or "")
+        except clientmod.ApiError as exc:
+            raise CliError(server_error(exc)) from None
+        out += [(kind, o.metadata.name, o.metadata.namespace) for o in items]
+    return out

@@ -18,7 +18,7 @@ from skiff import client as clientmod
 from skiff.api.selectors import validate_label_value
 from skiff.cli import printers
 from skiff.cli.common import client as _client
-from skiff.cli.common import server_error, split_kind_names
+from skiff.cli.common import named_or_selected, server_error
 from skiff.cli.errors import CliError
 from skiff.retry import GaveUp, update_on_conflict
 
@@ -97,19 +97,7 @@ def _targets(args, c):
         raise CliError(f"at least one {args.what} update is required")
     if args.all and args.selector:
         raise CliError("cannot set --all and --selector at the same time")
-    out = []
-    for kind, name in split_kind_names(resources):
-        ns = (args.namespace or "default") if kind.namespaced else ""
-        if name is not None:
-            out.append((kind, name, ns))
-            continue
-        if not args.all and not args.selector:
-            raise CliError("resource(s) were provided, but no name was specified (give NAME, -l SELECTOR or --all)")
-        try:
-            items, _ = c.list(kind, namespace=ns, label_selector=args.selector or "")
-        except clientmod.ApiError as exc:
-            raise CliError(server_error(exc)) from None
-        out += [(kind, o.metadata.name, o.metadata.namespace) for o in items]
+    out = named_or_selected(c, resources, args.namespace, args.selector, args.all)
     return out, pairs
 
 

@@ -20,7 +20,7 @@ from skiff import client as clientmod
 from skiff.api import codec, kinds
 from skiff.cli import printers
 from skiff.cli.common import client as _client
-from skiff.cli.common import server_error, split_kind_names
+from skiff.cli.common import named_or_selected, server_error
 from skiff.cli.errors import CliError
 
 WEEK_S = 7 * 24 * 3600.0
@@ -142,19 +142,7 @@ def cmd_wait(args) -> int:
     predicate, deleting = parse_for(args.for_)
     timeout_s = parse_duration_s(args.timeout)
     c = _client(args)
-    targets = []
-    for kind, name in split_kind_names(args.names):
-        ns = (args.namespace or "default") if kind.namespaced else ""
-        if name is not None:
-            targets.append((kind, name, ns))
-            continue
-        if not args.selector and not args.all:
-            raise CliError("resource(s) were provided, but no name was specified (give NAME, -l SELECTOR or --all)")
-        try:
-            items, _ = c.list(kind, namespace=ns, label_selector=args.selector or "")
-        except clientmod.ApiError as exc:
-            raise CliError(server_error(exc)) from None
-        targets += [(kind, o.metadata.name, o.metadata.namespace) for o in items]
+    targets = named_or_selected(c, args.names, args.namespace, args.selector, args.all)
     if not targets:
         raise CliError("no matching resources found")
     status = 0
