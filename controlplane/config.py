@@ -27,16 +27,29 @@ without importing this module; load() parses and validates it when a replica sta
       serviceCIDR: 10.96.0.0/12
       nodePortRange: 30000-32767
       loadBalancerPool: 10.200.0.200-10.200.0.220
+    encryptionConfigFile: /etc/skiff/encryption-config.yaml   # optional, see below
     network:                        # optional: the pod network (absent = no node IPAM; pods get loopback only)
       clusterCIDR: 10.244.0.0/16    # every pod IP comes from here
       nodeCIDRMaskSize: 24          # each Node gets one such block (spec.podCIDR)
       backend: host-gw              # host-gw | vxlan (agents learn it from the Node annotation skiff.io/network-backend)
+
+encryptionConfigFile: Secrets encrypted at rest. The file is Kubernetes'
+EncryptionConfiguration (format and providers: controlplane/store/encryption.py; operator
+guide, key rotation: docs/secrets-encryption.md). Every replica of a cluster needs the same
+keys (the file is the cluster's, like the Raft password; mode 0600, owned by the replica's
+user); the first provider's first key encrypts, every listed key decrypts. Absent: Secrets
+are stored in clear (the replica logs a warning at start), and a Secret stored encrypted
+cannot be read. A relative path is relative to this config file. An invalid file stops the
+replica at start with a message naming the field.
 """
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 
 import yaml
+
+from controlplane.store import encryption as encmod
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,9 @@ class ControlPlaneConfig:
     services: ServicesConfig = field(default_factory=ServicesConfig)
     # None: no node IPAM (no network: section), like kube-controller-manager without --allocate-node-cidrs.
     network: NetworkConfig | None = None
+    # Secrets at rest (encryptionConfigFile); None: stored in clear.
+    encryption: encmod.Encryption | None = None
+    encryption_config_file: str = ""
 
     @property
     def self_peer(self) -> Peer:
@@ -177,7 +193,7 @@ def load(path: str) -> ControlPlaneConfig:
         doc = yaml.safe_load(f) or {}
     _check_mapping(doc, path, {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
                                "raftPasswordFile", "peers", "raft", "watchHistory", "controllers",
-                               "services", "network"})
+                               "services", "network", "encryptionConfigFile"})
     pw_file = _need(doc, "raftPasswordFile", path)
     try:
         with open(pw_file, encoding="utf-8") as f:
@@ -203,7 +219,9 @@ def load(path: str) -> ControlPlaneConfig:
     )
     if not tuning.heartbeat_s * 3 < tuning.min_timeout_s < tuning.max_timeout_s:
         raise ConfigError(f"{path}: raft: need heartbeatS*3 < minTimeoutS < maxTimeoutS")
+    enc_file, encryption = _encryption(doc.get("encryptionConfigFile"), path)
     return ControlPlaneConfig(
+        encryption=encryption, encryption_config_file=enc_file,
         controllers=_controllers(doc.get("controllers"), path),
         network=_network(doc.get("network"), path) if "network" in doc else None,
         services=_services(doc.get("services"), path),
@@ -217,6 +235,19 @@ def load(path: str) -> ControlPlaneConfig:
         raft=tuning,
         watch_history=int(doc.get("watchHistory", 20000)),
     )
+
+
+def _encryption(value, path) -> tuple:
+    """(the encryption config file's path, its Encryption) or ("", None) when not set."""
+    if value is None or value == "":
+        return "", None
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: encryptionConfigFile must be a path")
+    file = os.path.join(os.path.dirname(os.path.abspath(path)), value)
+    try:
+        return file, encmod.load(file)
+    except encmod.EncryptionConfigError as exc:
+        raise ConfigError(f"{path}: encryptionConfigFile: {exc}") from None
 
 
 def _controllers(doc, path) -> ControllersConfig:
@@ -320,6 +351,8 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
         doc["services"] = {"serviceCIDR": cfg.services.service_cidr,
                            "nodePortRange": cfg.services.node_port_range,
                            "loadBalancerPool": cfg.services.load_balancer_pool}
+    if cfg.encryption_config_file:
+        doc["encryptionConfigFile"] = cfg.encryption_config_file
     if cfg.network is not None:
         doc["network"] = {"clusterCIDR": cfg.network.cluster_cidr,
                           "nodeCIDRMaskSize": cfg.network.node_cidr_mask_size,

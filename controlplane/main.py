@@ -55,6 +55,11 @@ def main(argv=None) -> int:
         return Group(Bootstrapper(store, cfg), manager)
 
     leader_loops = LeaderSupervisor(store, leader_only).start()
+    if cfg.encryption is None:
+        log.warning("event=secrets_not_encrypted reason=no_encryptionConfigFile")
+    else:
+        log.info("event=secrets_encryption file=%s write=%s", cfg.encryption_config_file,
+                 cfg.encryption.describe_write().replace(" ", "_"))
     log.info("event=started name=%s api=%s raft=%s peers=%s", cfg.name, cfg.api_address,
              cfg.raft_address, ",".join(p.name for p in cfg.peers))
     stopping = threading.Event()

@@ -20,6 +20,8 @@ Lease writes) measured 0.1-0.4 % of a core.
 Informers re-open their watches every 30 s (skiff/informer.py), each a new call.
 """
 
+import functools
+import inspect
 import logging
 import os
 import threading
@@ -31,6 +33,7 @@ import grpc
 
 from controlplane.apiserver import admission
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
+from controlplane.store.encryption import DecryptError
 from controlplane.store.reader import Expired
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
 from skiff.api import deletion, fields, kinds, selectors
@@ -59,6 +62,31 @@ WATCH_NO_LEADER_S = 2.0
 # an unreachable replica (and do not fail over to another replica for them).
 AGENT_ERROR_PREFIX = "node agent: "
 PEER_STATUS_TIMEOUT_S = 0.7
+
+
+def _loud(method):
+    """A Secret this replica cannot decrypt (controlplane/store/encryption.py) ends the call
+    with INTERNAL and the reason, and is logged: never served, never a bare UNKNOWN."""
+    def fail(context, exc):
+        log.error("event=secret_undecryptable reason=%r", str(exc))
+        context.abort(grpc.StatusCode.INTERNAL, str(exc))
+
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def streaming(self, request, context):
+            try:
+                yield from method(self, request, context)
+            except DecryptError as exc:
+                fail(context, exc)
+        return streaming
+
+    @functools.wraps(method)
+    def unary(self, request, context):
+        try:
+            return method(self, request, context)
+        except DecryptError as exc:
+            fail(context, exc)
+    return unary
 
 
 class ApiService(api_grpc.ApiServicer):
@@ -140,6 +168,7 @@ class ApiService(api_grpc.ApiServicer):
 
     # ------------------------------------------------------------ writes
 
+    @_loud
     def Create(self, request, context):
         if request.object.WhichOneof("object") == "eviction":
             return self._evict(request, context)
@@ -168,6 +197,7 @@ class ApiService(api_grpc.ApiServicer):
         cmd = Evict(self._request_id(request), (POD.name, ns, name), grace, now_rfc3339())
         return self._response(self._write(cmd, context, request.dry_run))
 
+    @_loud
     def Update(self, request, context):
         kind, msg = self._unwrap(request.object, context)
         msg = _copy(msg)
@@ -193,6 +223,7 @@ class ApiService(api_grpc.ApiServicer):
                      msg.metadata.resource_version, self._settings(kind), now_rfc3339())
         return self._response(self._write(cmd, context, request.dry_run))
 
+    @_loud
     def Apply(self, request, context):
         kind, msg = self._unwrap(request.object, context)
         msg = _copy(msg)
@@ -203,6 +234,7 @@ class ApiService(api_grpc.ApiServicer):
                     str(uuid.uuid4()), self._settings(kind))
         return self._response(self._write(cmd, context, request.dry_run))
 
+    @_loud
     def Delete(self, request, context):
         kind = self._kind(request.ref.kind, context)
         key = self._key(kind, request.ref)
@@ -239,6 +271,7 @@ class ApiService(api_grpc.ApiServicer):
         else:
             self._require_ready(context)
 
+    @_loud
     def Get(self, request, context):
         kind = self._kind(request.ref.kind, context)
         self._maybe_barrier(request.linearizable, context)
@@ -260,6 +293,7 @@ class ApiService(api_grpc.ApiServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"fieldSelector: {exc}")
         return (labels, by_field) if labels or by_field else None
 
+    @_loud
     def List(self, request, context):
         kind = self._kind(request.kind, context)
         sel = self._selector(request, context)
@@ -273,6 +307,7 @@ class ApiService(api_grpc.ApiServicer):
         resp.resource_version = str(rv)
         return resp
 
+    @_loud
     def Watch(self, request, context):
         kind = self._kind(request.kind, context)
         sel = self._selector(request, context)

@@ -11,8 +11,13 @@ bootstrapper (they never touch StoreState, the store lock or the change log).
 
 Stored envelopes are never mutated after commit (the state machine replaces them),
 so list() may hand out references; get() and the view hand out copies.
+
+Secrets are stored sealed (controlplane/store/sealing.py): every read here opens them
+(get, list, watch events, the view, dry-run results), and a dry run seals its command as
+the write would; a Secret this replica cannot decrypt raises DecryptError, never garbage.
 """
 
+from controlplane.store.sealing import SEALED_KIND, Sealer
 from skiff.api import kinds
 
 
@@ -32,11 +37,14 @@ class WatchCursor:
     up with the store and does not expire while other kinds are written.
     """
 
-    def __init__(self, consumer, kind: str, rv: int):
+    def __init__(self, consumer, kind: str, rv: int, sealer=None):
         self._consumer = consumer
         self._cond = consumer.changed_for(kind)
         self.kind = kind
         self.rv = rv
+        # Secrets' events carry the opened object (`previous` stays sealed: it is only
+        # matched against label and field selectors, which read no sealed field).
+        self._sealer = sealer if kind == SEALED_KIND else None
 
     def next(self, timeout_s: float) -> list:
         """This kind's changes (state.Change) after the cursor, waiting up to timeout_s
@@ -52,7 +60,10 @@ class WatchCursor:
         if not events:
             return []
         self.rv = events[-1][0]
-        return [e for e in events if e[2][0] == self.kind]
+        mine = [e for e in events if e[2][0] == self.kind]
+        if self._sealer is not None:
+            mine = [_opened(e, self._sealer) for e in mine]
+        return mine
 
 
 class ClusterView:
@@ -82,21 +93,34 @@ class ClusterView:
 class StoreReader:
     """Reads (and dry runs) against a StoreConsumer's applied state."""
 
-    def __init__(self, consumer):
+    def __init__(self, consumer, sealer=None):
         self.consumer = consumer
+        self.sealer = sealer or Sealer()
 
     def get(self, key):
         """A copy of the stored envelope at key = (kind, namespace, name), or None."""
         with self.consumer.lock:
             env = self.consumer.state.get(key)
-        return None if env is None else _copy(env)
+        if env is None:
+            return None
+        return self.sealer.open_env(env) if key[0] == SEALED_KIND else _copy(env)
+
+    def stored(self, key):
+        """The stored envelope at key as the state holds it (sealed), or None: for the
+        store's own sealing only. A read-only reference."""
+        with self.consumer.lock:
+            return self.consumer.state.get(key)
 
     def list(self, kind: str, namespace: str = "") -> tuple:
         """(the stored envelopes of kind, by namespace and name; the resourceVersion they
-        are at). "" = every namespace. Read-only references, see module doc."""
+        are at). "" = every namespace. Read-only references, see module doc (Secrets:
+        opened copies)."""
         with self.consumer.lock:
             state = self.consumer.state
-            return state.list(kind, namespace), state.rv
+            items, rv = state.list(kind, namespace), state.rv
+        if kind == SEALED_KIND:
+            items = [self.sealer.open_env(env) for env in items]
+        return items, rv
 
     def resource_version(self) -> int:
         with self.consumer.lock:
@@ -104,16 +128,26 @@ class StoreReader:
 
     def watch(self, kind: str, rv: int) -> WatchCursor:
         """A cursor over kind's changes after version rv (from list(), or a client's)."""
-        return WatchCursor(self.consumer, kind, rv)
+        return WatchCursor(self.consumer, kind, rv, self.sealer)
 
     def view(self) -> ClusterView:
         return ClusterView(self)
 
     def dry_run(self, cmd):
         """The result applying cmd would give on this replica now; nothing is stored,
-        no version used, no request id remembered (StoreState.check)."""
+        no version used, no request id remembered (StoreState.check). The command is
+        sealed as propose() seals it, so the answer compares as the write would."""
+        cmd = self.sealer.seal_command(cmd, self.stored)
         with self.consumer.lock:
-            return self.consumer.state.check(cmd)
+            result = self.consumer.state.check(cmd)
+        return self.sealer.open_result(result)
+
+
+def _opened(change, sealer):
+    """A change with its object opened (a Change; a plain tuple from an older dump stays one)."""
+    if hasattr(change, "_replace"):
+        return change._replace(object=sealer.open_env(change.object))
+    return (*change[:3], sealer.open_env(change[3]), *change[4:])
 
 
 def _copy(msg):

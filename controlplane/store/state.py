@@ -27,7 +27,9 @@ allocation at create and spec update (a Service's clusterIP, nodePorts and LB
 ingress, from the settings the proposer put in the command, so every replica
 decides the same; race-free because this apply is the one total order), what a
 status write must keep (the allocator's status.loadBalancer), graceful deletion (a
-bound pod is marked deleting and its node removes it), and cascade (a Namespace
+bound pod is marked deleting and its node removes it), re-encryption (a Secret's
+sealed fields rewritten by the store, subresource "encryption", controlplane/store/
+sealing.py: Secrets reach this state machine sealed, it never decrypts), and cascade (a Namespace
 takes everything in it along). Finalizers are generic (skiff/api/deletion.py): a
 delete marks an object that has some (or gets one from its propagation policy) with
 deletionTimestamp instead of removing it, and the update that empties them removes it; see skiff/api/kinds/registry.py (StoreHooks). Pods can be bound (controlplane/store/binding.py).
@@ -43,6 +45,7 @@ from typing import NamedTuple
 
 from controlplane.store import binding, eviction
 from controlplane.store.commands import WRITES, Apply, Barrier, Batch, Create, Delete, Evict, Update, from_legacy
+from controlplane.store.sealing import REWRITE
 from skiff.api import deletion, kinds, validation
 from skiff.api.assigned import carry_over_assigned
 from skiff.api.kinds.policy import POD_DISRUPTION_BUDGET
@@ -241,6 +244,12 @@ class StoreState:
             err = self._finalizers_update(kind, key, merged, old) or self._allocate(kind, key, merged, old, settings)
             if err:
                 return err
+        elif subresource == REWRITE and hooks.reseal is not None:
+            # The store re-encrypting what it decrypted at exactly expected_rv (sealing.py):
+            # only the sealed fields change, so an immutable Secret can be rewritten too.
+            if not expected_rv:
+                return ("error", "invalid", f"subresource {REWRITE} needs the stored resourceVersion")
+            hooks.reseal(merged, msg)
         elif subresource == "binding" and binding.supports(kind):
             refused = binding.bind(merged, msg, now)
             if refused:

@@ -7,6 +7,9 @@ the same request id, which the state machine applies at most once. Reads come fr
 this replica's applied state (StoreReader: get, list, watch, the admission view,
 dry runs), or, when asked for, after a barrier through the log (linearizable).
 Nothing outside controlplane/store touches the state, its lock or its change log.
+Secrets are sealed here before they are proposed and opened on the way out
+(controlplane/store/sealing.py, with the replica's encryption config), so the Raft log,
+the journal and the dump never hold their content in clear.
 
 Periods and costs: the batcher thread has no period (it sleeps until a proposal
 arrives); the one periodic loop of a replica's store is PySyncObj's tick thread
@@ -19,11 +22,15 @@ idle_cost, for the figures).
 import logging
 import threading
 import time
+import uuid
 
 # PySyncObj only through raft.py, which repairs what its import breaks (socket.inet_ntop).
-from controlplane.store.commands import Barrier, Batch, payload_size
+from controlplane.store.commands import Apply, Barrier, Batch, Update, payload_size
 from controlplane.store.raft import FAIL_REASON, SkiffSyncObj, StoreConsumer, make_conf
 from controlplane.store.reader import StoreReader
+from controlplane.store.sealing import REWRITE, Sealer, sealed_key
+from skiff.api import kinds
+from skiff.api import objects_pb2 as pb
 
 log = logging.getLogger("skiff.store")
 
@@ -128,10 +135,15 @@ class Batcher:
                 p.done.set()
 
 
+# How often the rewrite of a stale sealed Secret retries after losing a race with
+# another write of it (each attempt re-reads the stored version).
+RESEAL_ATTEMPTS = 5
+
+
 class Store(StoreReader):
     def __init__(self, cfg, on_state_changed=None):
         self.cfg = cfg
-        super().__init__(StoreConsumer(cfg.watch_history))
+        super().__init__(StoreConsumer(cfg.watch_history), Sealer(getattr(cfg, "encryption", None)))
         self._listeners = [on_state_changed] if on_state_changed else []
         conf = make_conf(
             cfg.data_dir, cfg.raft_password,
@@ -173,8 +185,41 @@ class Store(StoreReader):
     def propose(self, cmd, timeout_s: float):
         """Replicate cmd; return its result once applied here, or raise StoreUnavailable.
 
-        cmd.request_id makes re-proposing after an unknown outcome safe.
+        cmd.request_id makes re-proposing after an unknown outcome safe. A Secret is sealed
+        before it goes into the log and opened in the result; a write that leaves it sealed
+        with a stale key is followed by its rewrite (sealing.py, module doc).
         """
+        deadline = time.monotonic() + timeout_s
+        key = sealed_key(cmd)
+        result = self._replicate(self.sealer.seal_command(cmd, self.stored), timeout_s)
+        if key is not None and result[0] == "ok" and result[2] is not None:
+            result = self._reseal_if_stale(key, cmd, result, max(0.1, deadline - time.monotonic()))
+        return self.sealer.open_result(result)
+
+    def _reseal_if_stale(self, key, cmd, result, timeout_s: float):
+        """After a write of the Secret at key: rewrite it with the write key if it is stored
+        with another one (compare-and-swap on the version read; re-read on a conflict)."""
+        outcome = result[1]
+        for _ in range(RESEAL_ATTEMPTS):
+            env = self.stored(key)
+            if env is None or not self.sealer.is_stale(env.secret):
+                return result
+            rewrite = pb.Object(secret=self.sealer.resealed(env.secret))
+            rv = env.secret.metadata.resource_version
+            again = self._replicate(Update(f"reseal-{uuid.uuid4().hex}", kinds.encode(rewrite), REWRITE, rv),
+                                    timeout_s)
+            if again[0] == "ok":
+                log.info("event=secret_resealed namespace=%s name=%s key=%s", key[1], key[2],
+                         self.sealer.encryption.describe_write().replace(" ", "_"))
+                if outcome == "unchanged":     # stored anew: the client sees the write it caused
+                    outcome = "configured" if isinstance(cmd, Apply) else "updated"
+                return ("ok", outcome, *again[2:])
+            if again[1] != "conflict":
+                break
+        log.warning("event=secret_reseal_failed namespace=%s name=%s", key[1], key[2])
+        return result
+
+    def _replicate(self, cmd, timeout_s: float):
         deadline = time.monotonic() + timeout_s
         attempt = 0
         while True:

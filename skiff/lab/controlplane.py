@@ -9,6 +9,7 @@ Two placements:
 
 Layout under the lab directory:
   raft-password          shared Raft password (0600)
+  encryption-config.yaml the cluster's Secret encryption keys (0600; EncryptionConfiguration)
   cp1/config.yaml        replica config (the format deploy/ uses)
   cp1/data/              Raft journal + dump
   logs/cp1.log
@@ -22,6 +23,7 @@ import time
 import yaml
 
 from skiff import client as clientmod
+from skiff import encryption_config
 from skiff.lab import procs
 
 
@@ -99,15 +101,22 @@ class ControlPlane:
             fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(24))
+        encryption_config.write_new(self.encryption_config_path)
         for name in self.names:
             os.makedirs(os.path.dirname(self.config_path(name)), exist_ok=True)
             with open(self.config_path(name), "w", encoding="utf-8") as f:
                 f.write(yaml.safe_dump(self.config_doc(name, pw_file), sort_keys=False))
 
+    @property
+    def encryption_config_path(self) -> str:
+        """The cluster's encryption config (every replica's encryptionConfigFile)."""
+        return os.path.join(self.lab_dir, "encryption-config.yaml")
+
     def config_doc(self, name: str, password_file: str) -> dict:
         """Replica `name`'s config file as a YAML document (controlplane/config.py's format)."""
         doc = {"name": name, "dataDir": self.data_dir(name), "apiAddress": self.api_address(name),
                "raftAddress": self.raft_address(name), "raftPasswordFile": password_file,
+               "encryptionConfigFile": self.encryption_config_path,
                "peers": [{"name": p, "apiAddress": self.api_address(p), "raftAddress": self.raft_address(p)}
                          for p in self.names if p != name]}
         if self.raft:

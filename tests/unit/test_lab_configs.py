@@ -2,6 +2,8 @@
 or the agent); here they are read back by the replica's and the agent's own parsers, which
 must accept them and see exactly the settings the lab means."""
 
+import dataclasses
+
 import pytest
 
 from controlplane import config as cpconfig
@@ -22,11 +24,17 @@ def test_loopback_replica_configs_take_every_default(tmp_path):
     cfgs = _load_all(cp, tmp_path)
     password = (tmp_path / "raft-password").read_text().strip()
     assert len(password) >= 16 and (tmp_path / "raft-password").stat().st_mode & 0o777 == 0o600
-    assert cfgs["cp2"] == cpconfig.ControlPlaneConfig(
+    # One encryption config for the cluster (every replica names it), its keys 0600.
+    enc_file = tmp_path / "encryption-config.yaml"
+    assert enc_file.stat().st_mode & 0o777 == 0o600
+    assert {c.encryption_config_file for c in cfgs.values()} == {str(enc_file)}
+    assert cfgs["cp2"].encryption.write == ("aesgcm", "key1")
+    assert dataclasses.replace(cfgs["cp2"], encryption=None) == cpconfig.ControlPlaneConfig(
         name="cp2", data_dir=str(tmp_path / "cp2" / "data"), api_address="127.0.0.1:7101",
         raft_address="127.0.0.1:7201", raft_password=password,
         peers=(cpconfig.Peer("cp1", "127.0.0.1:7100", "127.0.0.1:7200"),
-               cpconfig.Peer("cp3", "127.0.0.1:7102", "127.0.0.1:7202")))
+               cpconfig.Peer("cp3", "127.0.0.1:7102", "127.0.0.1:7202")),
+        encryption_config_file=str(enc_file))
     assert [c.self_peer.api_address for c in cfgs.values()] == cp.endpoints
 
 

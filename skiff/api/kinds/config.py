@@ -6,7 +6,7 @@ data never changes again. A Secret's values are never printed by `describe`.
 
 from skiff.api import objects_pb2 as pb
 from skiff.api.errors import FieldError
-from skiff.api.kinds.registry import Kind, register
+from skiff.api.kinds.registry import Kind, StoreHooks, register
 from skiff.api.validation import (
     MAX_DATA_BYTES, check, duplicate, forbidden, immutable, required, validate_config_key,
 )
@@ -74,6 +74,14 @@ def _default_secret(secret: pb.Secret) -> None:
     secret.string_data.clear()
 
 
+def _reseal_secret(merged: pb.Secret, new: pb.Secret) -> None:
+    """The store's re-encryption: the sealed data and annotations, nothing else."""
+    merged.data.clear()
+    merged.data.update(new.data)
+    merged.metadata.annotations.clear()
+    merged.metadata.annotations.update(new.metadata.annotations)
+
+
 # ---------------------------------------------------------------- presentation
 
 def _config_map_row(c):
@@ -102,4 +110,5 @@ SECRET = register(Kind(
     defaults=_default_secret, validate=_validate_secret, validate_update=_validate_secret_update,
     columns=("TYPE", "DATA", "AGE"), row=_secret_row,
     describe=_describe_secret, describe_omits=("data",),
+    store=StoreHooks(reseal=_reseal_secret),
 ))

@@ -45,6 +45,10 @@ class StoreHooks:
     cascade_namespace
         Deleting this object (a Namespace) removes every object in the namespace it names,
         in the same step.
+    reseal(merged, new)
+        Copy the fields the store keeps encrypted at rest (a Secret's data and annotations)
+        from new into merged, nothing else: the store's re-encryption with a new key
+        (subresource "encryption", controlplane/store/sealing.py).
     status_from_controller_only
         A create stores no status (Kubernetes' PrepareForCreate): the status belongs to the
         kind's controller and to checks that trust it (a PodDisruptionBudget's
@@ -57,6 +61,7 @@ class StoreHooks:
     graceful_delete_s: Callable | None = None
     cascade_namespace: bool = False
     status_from_controller_only: bool = False
+    reseal: Callable | None = None
 
 
 @dataclass(frozen=True)
