@@ -42,6 +42,21 @@ SEALED_FIELD = "secret"       # the Object envelope's field of a Secret
 REWRITE = "encryption"        # the state machine's subresource that rewrites sealed fields only
 
 
+# The first byte of an encoded Object envelope that holds a Secret: the envelope is a oneof,
+# so its encoding is that one field, tag first (field number 7, length-delimited). Lets every
+# other write pass without being parsed.
+_SECRET_TAG = bytes([pb.Object.DESCRIPTOR.fields_by_name[SEALED_FIELD].number << 3 | 2])
+
+
+def _secret_in(cmd) -> pb.Secret | None:
+    """The Secret a write command carries (parsed), else None."""
+    if not isinstance(cmd, (Create, Update, Apply)) or not cmd.object[:1] == _SECRET_TAG:
+        return None
+    env = pb.Object()
+    env.ParseFromString(cmd.object)
+    return env.secret if env.WhichOneof("object") == SEALED_FIELD else None
+
+
 def _aad(secret) -> bytes:
     return f"secrets/{secret.metadata.namespace}/{secret.metadata.name}".encode()
 
@@ -145,8 +160,8 @@ class Sealer:
         return pb.Object(secret=self.open_secret(env.secret))
 
     def open_bytes(self, data: bytes | None) -> bytes | None:
-        if data is None:
-            return None
+        if data is None or data[:1] != _SECRET_TAG:
+            return data
         env = pb.Object()
         env.ParseFromString(data)
         if env.WhichOneof("object") != SEALED_FIELD:
@@ -162,13 +177,9 @@ class Sealer:
     def seal_command(self, cmd, stored_at):
         """cmd with its Secret sealed (Create, Update, Apply); stored_at(key) -> the stored
         envelope at key or None (the store's applied state, read-only)."""
-        if not isinstance(cmd, (Create, Update, Apply)) or not cmd.object:
+        secret = _secret_in(cmd)
+        if secret is None:
             return cmd
-        env = pb.Object()
-        env.ParseFromString(cmd.object)
-        if env.WhichOneof("object") != SEALED_FIELD:
-            return cmd
-        secret = env.secret
         if isinstance(cmd, Update) and cmd.subresource == REWRITE:
             return cmd        # the store's own rewrite: sealed already
         stored = None
@@ -182,13 +193,8 @@ class Sealer:
 
 def sealed_key(cmd):
     """The store key of a Secret a write command carries, else None."""
-    if not isinstance(cmd, (Create, Update, Apply)) or not cmd.object:
-        return None
-    env = pb.Object()
-    env.ParseFromString(cmd.object)
-    if env.WhichOneof("object") != SEALED_FIELD:
-        return None
-    return (SEALED_KIND, env.secret.metadata.namespace, env.secret.metadata.name)
+    secret = _secret_in(cmd)
+    return None if secret is None else (SEALED_KIND, secret.metadata.namespace, secret.metadata.name)
 
 
 __all__ = ["Sealer", "DecryptError", "SEALED_KEY", "REWRITE", "is_sealed", "sealed_key"]

@@ -308,3 +308,14 @@ def test_rewrite_needs_the_version_it_decrypted():
     assert result[:2] == ("error", "invalid")
     result = store.consumer.apply(Update("w2", env(rewrite), "encryption", "1"), _doApply=True)
     assert result[:2] == ("error", "conflict")
+
+
+def test_only_secrets_are_sealed_other_writes_pass_as_they_are():
+    sealer = Sealer(encryption(KEY1))
+    cm = Create("c", env(pb.ConfigMap(metadata=pb.ObjectMeta(name="c", namespace="default"),
+                                      data={"v": VALUE.decode()})), NOW, "u")
+    assert sealer.seal_command(cm, lambda key: None) is cm
+    empty = Create("e", env(pb.Secret(metadata=pb.ObjectMeta(name="e", namespace="default"))), NOW, "u")
+    assert sealer.seal_command(empty, lambda key: None).object == empty.object    # nothing to hide
+    sealed = sealer.seal_command(Create("s", env(secret()), NOW, "u"), lambda key: None)
+    no_clear_text(sealed.object)
