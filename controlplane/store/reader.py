@@ -17,6 +17,7 @@ Secrets are stored sealed (controlplane/store/sealing.py): every read here opens
 the write would; a Secret this replica cannot decrypt raises DecryptError, never garbage.
 """
 
+from controlplane.store.encryption import DecryptError
 from controlplane.store.sealing import SEALED_KIND, Sealer
 from skiff.api import kinds
 
@@ -59,11 +60,24 @@ class WatchCursor:
                 raise Expired(self.rv, state.first_event_rv() - 1)
         if not events:
             return []
-        self.rv = events[-1][0]
         mine = [e for e in events if e[2][0] == self.kind]
         if self._sealer is not None:
-            mine = [_opened(e, self._sealer) for e in mine]
+            mine = self._open(mine)
+        self.rv = events[-1][0]
         return mine
+
+    def _open(self, changes) -> list:
+        """Secrets' changes opened. One sealed with a key this replica no longer holds (an
+        old key dropped after a rotation) is history the watcher cannot be given: "expired,
+        re-list", as for history dropped from the log; the re-list then shows current state,
+        or fails loudly if even that cannot be decrypted."""
+        out = []
+        for change in changes:
+            try:
+                out.append(_opened(change, self._sealer))
+            except DecryptError:
+                raise Expired(self.rv, change[0]) from None
+        return out
 
 
 class ClusterView:

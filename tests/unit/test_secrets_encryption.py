@@ -319,3 +319,18 @@ def test_only_secrets_are_sealed_other_writes_pass_as_they_are():
     assert sealer.seal_command(empty, lambda key: None).object == empty.object    # nothing to hide
     sealed = sealer.seal_command(Create("s", env(secret()), NOW, "u"), lambda key: None)
     no_clear_text(sealed.object)
+
+
+def test_watch_history_sealed_with_a_dropped_key_is_expired_not_garbage():
+    from controlplane.store.reader import Expired
+    store = LocalStore(encryption(KEY1))
+    rv = store.resource_version()
+    store.propose(Create("c", env(secret()), NOW, "u1"), 5)
+    store.rekey(encryption(aesgcm(("key2", K2), ("key1", K1))))
+    current = kinds.unwrap(store.get(("Secret", "default", "s")))[1]
+    store.propose(Update("r", env(current), "", current.metadata.resource_version), 5)
+    after = store.resource_version()
+    store.rekey(encryption(aesgcm(("key2", K2))))
+    with pytest.raises(Expired, match="re-list"):
+        store.watch("Secret", rv).next(0.01)          # the create, sealed with key1
+    assert store.watch("Secret", after - 1).next(0.01)[0].object.secret.data["password"] == VALUE
