@@ -99,6 +99,8 @@ def test_no_data_dir_holds_the_value_while_get_and_watch_return_it(cp, client):
                                data={"v": control.decode()}))
     got = client.get("Secret", "db")
     assert got.data["password"] == value and got.data["token"] == b"tok-" + value
+    with pytest.raises(clientmod.Invalid, match="unknown subresource"):   # the store's own, not the API's
+        client.update(got, subresource="encryption")
     watcher.join(30)
     stop.set()
     assert [(t, o.data["password"]) for t, o in events] == [("ADDED", value)]
