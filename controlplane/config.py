@@ -31,12 +31,21 @@ without importing this module; load() parses and validates it when a replica sta
       clusterCIDR: 10.244.0.0/16    # every pod IP comes from here
       nodeCIDRMaskSize: 24          # each Node gets one such block (spec.podCIDR)
       backend: host-gw              # host-gw | vxlan (agents learn it from the Node annotation skiff.io/network-backend)
+    tls:                            # optional: mTLS on the API and on calls to agents and peers
+      caFile: /etc/skiff/pki/ca.crt         # absent = plaintext (every caller is the admin)
+      certFile: /etc/skiff/pki/cp1.crt      # keys documented in skiff/pki/config.py
+      keyFile: /etc/skiff/pki/cp1.key
+      caKeyFile: /etc/skiff/pki/ca.key
+      certLifetimeS: 31536000
 """
 
 import ipaddress
 from dataclasses import dataclass, field
 
 import yaml
+
+from skiff.pki import config as tlsconfig
+from skiff.pki.config import TLSConfig
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,8 @@ class ControlPlaneConfig:
     services: ServicesConfig = field(default_factory=ServicesConfig)
     # None: no node IPAM (no network: section), like kube-controller-manager without --allocate-node-cidrs.
     network: NetworkConfig | None = None
+    # None: plaintext gRPC; else the cluster CA and this replica's certificate (skiff/pki/config.py).
+    tls: TLSConfig | None = None
 
     @property
     def self_peer(self) -> Peer:
@@ -177,7 +188,7 @@ def load(path: str) -> ControlPlaneConfig:
         doc = yaml.safe_load(f) or {}
     _check_mapping(doc, path, {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
                                "raftPasswordFile", "peers", "raft", "watchHistory", "controllers",
-                               "services", "network"})
+                               "services", "network", "tls"})
     pw_file = _need(doc, "raftPasswordFile", path)
     try:
         with open(pw_file, encoding="utf-8") as f:
@@ -216,7 +227,15 @@ def load(path: str) -> ControlPlaneConfig:
         peers=tuple(peers),
         raft=tuning,
         watch_history=int(doc.get("watchHistory", 20000)),
+        tls=_tls(doc.get("tls"), path),
     )
+
+
+def _tls(doc, path):
+    try:
+        return tlsconfig.parse(doc, path)
+    except tlsconfig.TLSConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _controllers(doc, path) -> ControllersConfig:
@@ -324,4 +343,6 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
         doc["network"] = {"clusterCIDR": cfg.network.cluster_cidr,
                           "nodeCIDRMaskSize": cfg.network.node_cidr_mask_size,
                           "backend": cfg.network.backend}
+    if cfg.tls is not None:
+        doc["tls"] = cfg.tls.to_doc()
     return yaml.safe_dump(doc, sort_keys=False)

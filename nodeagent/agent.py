@@ -34,11 +34,13 @@ log = logging.getLogger("skiff.agent")
 class Agent:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.client = clientmod.Client(list(cfg.servers))
+        creds = cfg.tls.credentials() if cfg.tls else None
+        self.client = clientmod.Client(list(cfg.servers), tls=creds)
         # Pod syncs write status and events and read configMaps/secrets through a client that
         # gives up quickly: with the control plane unreachable, containers must still be
         # restarted on time (the status is written again by a later sync).
-        self.sync_client = clientmod.Client(list(cfg.servers), call_timeout_s=5.0, failover_budget_s=3.0)
+        self.sync_client = clientmod.Client(list(cfg.servers), call_timeout_s=5.0, failover_budget_s=3.0,
+                                            tls=creds)
         self.informers = InformerFactory(self.client)
         self.docker = None
         self.runtime = None
@@ -134,7 +136,8 @@ class Agent:
                         str(exc).replace(" ", "_"))
             return
         try:
-            self.server = servermod.serve(self.cfg.listen, self.docker, self.cfg.node_name)
+            self.server = servermod.serve(self.cfg.listen, self.docker, self.cfg.node_name,
+                                          creds=self.cfg.tls.credentials() if self.cfg.tls else None)
         except Exception:  # noqa: BLE001 - pods still run without the server
             log.exception("event=agent_server_failed listen=%s", self.cfg.listen)
 

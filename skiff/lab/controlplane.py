@@ -9,6 +9,8 @@ Two placements:
 
 Layout under the lab directory:
   raft-password          shared Raft password (0600)
+  pki/                   the cluster CA and every certificate (skiff/pki/authority.py); TLS is on
+                         unless ControlPlane(tls=False)
   cp1/config.yaml        replica config (the format deploy/ uses)
   cp1/data/              Raft journal + dump
   logs/cp1.log
@@ -44,7 +46,8 @@ class ControlPlane:
                  raft: dict | None = None, watch_history: int | None = None,
                  addresses: list[str] | None = None, netns: list[str] | None = None,
                  network: dict | None = None, services: dict | None = None,
-                 controllers: dict | None = None):
+                 controllers: dict | None = None, tls: bool = True,
+                 cert_lifetime_s: float | None = None):
         for what, items in (("addresses", addresses), ("netns", netns)):
             if items is not None and len(items) != replicas:
                 raise ValueError(f"{what}: one per replica ({replicas}), got {len(items)}")
@@ -61,6 +64,11 @@ class ControlPlane:
         self.services = dict(services or {})    # the replicas' services: section
         self.controllers = dict(controllers or {})    # the replicas' controllers: section
         self.pids: dict[str, int] = {}
+        # mTLS on every port (issue 10): a CA in <lab>/pki, a certificate per replica and node,
+        # an admin certificate the lab's clients use. cert_lifetime_s: what the CA issues.
+        self.tls = tls
+        self.cert_lifetime_s = cert_lifetime_s
+        self._admin_creds = None
 
     # ------------------------------------------------------------ layout
 
@@ -99,6 +107,8 @@ class ControlPlane:
             fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(24))
+        if self.tls:
+            self.pki.write_replicas(self)
         for name in self.names:
             os.makedirs(os.path.dirname(self.config_path(name)), exist_ok=True)
             with open(self.config_path(name), "w", encoding="utf-8") as f:
@@ -120,7 +130,30 @@ class ControlPlane:
             doc["network"] = dict(self.network)
         if self.controllers:
             doc["controllers"] = dict(self.controllers)
+        if self.tls:
+            doc["tls"] = self.pki.replica_tls_doc(name)
         return doc
+
+    # ------------------------------------------------------------ PKI
+
+    @property
+    def pki(self):
+        from skiff.lab.pki import LabPki
+        return LabPki(os.path.join(self.lab_dir, "pki"), self.cert_lifetime_s)
+
+    @property
+    def admin_credentials(self):
+        """The admin's TLS credentials (CN skiff:admin, O system:masters); None with TLS off."""
+        if not self.tls:
+            return None
+        if self._admin_creds is None:
+            self._admin_creds = self.pki.admin_credentials()
+        return self._admin_creds
+
+    def node_tls(self, node: str, address: str) -> dict:
+        """The agent config's tls: section for node `node` ({} with TLS off), its certificate
+        issued now (CN skiff:node:<node>, SAN its address)."""
+        return {"tls": self.pki.node_tls_doc(node, address)} if self.tls else {}
 
     # ------------------------------------------------------------ processes
 
@@ -170,8 +203,10 @@ class ControlPlane:
 
     # ------------------------------------------------------------ readiness
 
-    def client(self, **kw) -> clientmod.Client:
-        return clientmod.Client(self.endpoints, **kw)
+    def client(self, endpoints=None, **kw) -> clientmod.Client:
+        """A client as the cluster's administrator (endpoints: a subset, default all)."""
+        kw.setdefault("tls", self.admin_credentials)
+        return clientmod.Client(list(endpoints or self.endpoints), **kw)
 
     def wait_ready(self, timeout_s: float = 30.0, names=None) -> None:
         """Until there is a leader, every named replica answers, and 'default' exists."""
