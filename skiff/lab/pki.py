@@ -8,7 +8,7 @@ requests), and gives each node and the admin a certificate of its own.
 
 import os
 
-from skiff.pki import authority
+from skiff.pki import authority, certs
 from skiff.pki.tls import Credentials
 
 
@@ -32,7 +32,12 @@ class LabPki:
         for name in cp.names:
             ips, dns = self._hosts(cp.api_address(name))
             self.ca.write_replica(name, ips=[i for i in ips if i != "0.0.0.0"], dns=dns)
-        self.ca.write_admin()
+        self.write_admin()
+
+    def write_admin(self):
+        # cert_lifetime_s is for the replicas (they renew themselves); the admin's and the
+        # nodes' certificates get the default lifetime.
+        return self.ca.write("admin", **authority.admin_identity(), lifetime_s=certs.CERT_LIFETIME_S)
 
     def replica_tls_doc(self, name: str) -> dict:
         doc = {"caFile": self.ca.ca_file, "certFile": self.ca.cert_file(name),
@@ -44,17 +49,17 @@ class LabPki:
     def node_tls_doc(self, node: str, address: str) -> dict:
         self.ca.create()
         ips, dns = self._hosts(address)
-        self.ca.write_node(node, ips=ips, dns=dns)
+        self.ca.write(node, **authority.node_identity(node, ips, dns), lifetime_s=certs.CERT_LIFETIME_S)
         return {"caFile": self.ca.ca_file, "certFile": self.ca.cert_file(node),
                 "keyFile": self.ca.key_file(node)}
 
     def admin_credentials(self) -> Credentials:
         self.ca.create()
-        cert, key = self.ca.write_admin()
+        cert, key = self.write_admin()
         return Credentials.from_files(self.ca.ca_file, cert, key)
 
     def admin_pem(self) -> dict:
-        cert, key = self.ca.write_admin()
+        cert, key = self.write_admin()
         out = {}
         for k, p in (("ca", self.ca.ca_file), ("cert", cert), ("key", key)):
             with open(p, "rb") as f:

@@ -91,7 +91,7 @@ class Authority:
         return self.write(node, **node_identity(node, ips, dns))
 
     def write_admin(self, name: str = "admin") -> tuple[str, str]:
-        return self.write(name, common_name=ADMIN_USER, groups=(MASTERS,))
+        return self.write(name, **admin_identity())
 
 
 def replica_identity(name: str, ips=(), dns=()) -> dict:
@@ -106,3 +106,8 @@ def node_identity(node: str, ips=(), dns=()) -> dict:
     """sign() arguments for node `node`'s agent: serves logs/exec/load-image, calls the API."""
     return dict(common_name=NODE_PREFIX + node, groups=(NODES_GROUP,), ips=tuple(ips),
                 dns=tuple(dict.fromkeys((node, *dns))), server=True, client=True)
+
+
+def admin_identity(user: str = ADMIN_USER, groups=(MASTERS,)) -> dict:
+    """sign() arguments for a user's client certificate (the admin: system:masters)."""
+    return dict(common_name=user, groups=tuple(groups), server=False, client=True)

@@ -200,17 +200,18 @@ def issued_by(cert_pem: bytes, ca_cert_pem: bytes) -> bool:
         return False
 
 
-def renewal_due(cert_pem: bytes, now: datetime.datetime | None = None, fraction: float = 2 / 3) -> bool:
-    """True once `fraction` of the certificate's lifetime has passed (kubelet's certificate
-    manager renews at 70-90 % of the lifetime; 2/3 leaves a third to retry in)."""
-    now = now or _now()
-    not_before, not_after = validity(cert_pem)
-    return now >= not_before + (not_after - not_before) * fraction
-
-
 def renewal_at(cert_pem: bytes, fraction: float = 2 / 3) -> datetime.datetime:
+    """When `fraction` of the certificate's lifetime has passed (kubelet's certificate manager
+    renews at 70-90 % of it; 2/3 leaves a third to retry in). The lifetime counts from the
+    issue time, not from the backdated notBefore: else a short-lived certificate (tests)
+    would be due again the moment it is issued."""
     not_before, not_after = validity(cert_pem)
-    return not_before + (not_after - not_before) * fraction
+    issued = min(not_before + datetime.timedelta(seconds=BACKDATE_S), not_after)
+    return issued + (not_after - issued) * fraction
+
+
+def renewal_due(cert_pem: bytes, now: datetime.datetime | None = None, fraction: float = 2 / 3) -> bool:
+    return (now or _now()) >= renewal_at(cert_pem, fraction)
 
 
 def sign_like(ca_cert_pem: bytes, ca_key_pem: bytes, old_cert_pem: bytes, public_key,
