@@ -29,7 +29,7 @@ from concurrent import futures
 
 import grpc
 
-from controlplane.apiserver import admission
+from controlplane.apiserver import admission, join
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
 from controlplane.store.reader import Expired
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
@@ -393,6 +393,10 @@ class ApiService(api_grpc.ApiServicer):
         except grpc.RpcError as exc:
             context.abort(exc.code(), f"{AGENT_ERROR_PREFIX}{exc.details() or exc.code().name}")
 
+    def Join(self, request, context):
+        self._require_ready(context)
+        return join.join(self.store, self.cfg, request, context)
+
     # ------------------------------------------------------------ cluster status
 
     def ClusterStatus(self, request, context):
@@ -482,12 +486,16 @@ def serve(store, cfg, max_workers: int = 256):
     """Start the gRPC server on cfg.api_address; returns the grpc.Server."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="api"),
+        interceptors=[join.AnonymousOnlyJoin()] if cfg.tls and cfg.tls.join_address else None,
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024),
                  ("grpc.so_reuseport", 0)])
     api_grpc.add_ApiServicer_to_server(ApiService(store, cfg), server)
     if tls.add_port(server, cfg.api_address, cfg.tls.credentials() if cfg.tls else None) == 0:
         raise OSError(f"cannot listen on {cfg.api_address}")
+    if cfg.tls and cfg.tls.join_address and server.add_secure_port(
+            cfg.tls.join_address, cfg.tls.credentials().server_credentials(False, send_ca=True)) == 0:
+        raise OSError(f"cannot listen on {cfg.tls.join_address} (tls.joinAddress)")
     server.start()
     return server
 

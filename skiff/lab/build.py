@@ -142,7 +142,7 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
         state["agents"] = True
         t = time.monotonic()
         for name, node in nodes.items():
-            node.write_agent_config(cp.endpoints, {**agent_network(plan), **cp.node_tls(name, node.m.address)})
+            node.write_agent_config(cp.endpoints, {**agent_network(plan), **cp.join_tls(name)})
             pid = node.start_agent()
             say(f"agent: {name} pid={pid} config {node.paths.agent_config}")
         lab.save(state)

@@ -375,7 +375,7 @@ class Lab:
             if not os.path.exists(node.paths.agent_config):
                 cp = self.controlplane(state)
                 node.write_agent_config(cp.endpoints, {**(agent_network(self.plan(state)) if state.get("network")
-                                                          else {}), **cp.node_tls(name, node.m.address)})
+                                                          else {}), **cp.join_tls(name)})
             pid = node.start_agent()
             node.wait_agent()
         except NodeError as exc:

@@ -105,10 +105,13 @@ class Credentials:
         ca, cert, key = self._pem
         return grpc.ssl_channel_credentials(ca, key or None, cert or None)
 
-    def server_credentials(self, require_client_cert: bool = True) -> grpc.ServerCredentials:
+    def server_credentials(self, require_client_cert: bool = True, send_ca: bool = False) -> grpc.ServerCredentials:
+        """send_ca: the chain served is the certificate and the CA (a joining agent reads
+        the CA from the handshake to pin it by digest: nodeagent/join.py)."""
         def config():
             ca, cert, key = self._pem
-            return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+            chain = cert + (b"\n" + ca if send_ca else b"")
+            return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=ca)
 
         def fetch():
             # Called by gRPC at each handshake: cheap (a stat per file) unless renewed.

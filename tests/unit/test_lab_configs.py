@@ -30,7 +30,8 @@ def test_loopback_replica_configs_take_every_default(tmp_path):
         peers=(cpconfig.Peer("cp1", "127.0.0.1:7100", "127.0.0.1:7200"),
                cpconfig.Peer("cp3", "127.0.0.1:7102", "127.0.0.1:7202")),
         tls=TLSConfig(ca_file=str(tmp_path / "pki" / "ca.crt"), cert_file=str(tmp_path / "pki" / "cp2.crt"),
-                      key_file=str(tmp_path / "pki" / "cp2.key"), ca_key_file=str(tmp_path / "pki" / "ca.key")))
+                      key_file=str(tmp_path / "pki" / "cp2.key"), ca_key_file=str(tmp_path / "pki" / "ca.key"),
+                      join_address="127.0.0.1:7301"))
     assert [c.self_peer.api_address for c in cfgs.values()] == cp.endpoints
 
 
