@@ -50,6 +50,7 @@ class Agent:
         self.network = None
         self.proxier = None
         self.dns = None
+        self.renewer = None
         self._stopping = False
 
     def _connect_engine(self, timeout_s: float = 120.0):
@@ -74,6 +75,8 @@ class Agent:
         # Serve logs/exec/image load before the first heartbeat, so a node that reports
         # Ready can also be reached on its port.
         self._start_server()
+        from nodeagent.join import start_renewal   # TLS: renew the node certificate before it expires
+        self.renewer = start_renewal(cfg, self.sync_client)
         self.runtime = dockermod.DockerRuntime(
             self.docker, cfg.node_name,
             pull_client=dockermod.connect(cfg.docker_host, timeout_s=cfg.image_pull_timeout_s))
@@ -175,5 +178,7 @@ class Agent:
             self.proxier.stop()  # rules stay: traffic keeps flowing across an agent restart
         if self.dns is not None:
             self.dns.stop()
+        if self.renewer is not None:
+            self.renewer.stop()
         self.informers.stop()
         log.info("event=agent_stopped node=%s", self.cfg.node_name)

@@ -126,3 +126,21 @@ def ensure_joined(cfg, deadline_s: float | None = None) -> bool:
         return False
     join(t, cfg.node_name, [cfg.address], deadline_s)
     return True
+
+
+def start_renewal(cfg, client):
+    """A started Renewer of the agent's certificate through Join with its current one (the
+    kubelet's client-certificate rotation), or None without TLS or without the CA key's help."""
+    t = cfg.tls
+    if t is None:
+        return None
+    from skiff.pki.renew import Renewer
+
+    def issue(key_pem: bytes) -> bytes:
+        csr = certs.make_csr(key_pem, NODE_PREFIX + cfg.node_name, (NODES_GROUP,))
+        resp = client.join(api.JoinRequest(node_name=cfg.node_name, csr_pem=csr, addresses=[cfg.address]))
+        if not certs.key_matches(resp.certificate_pem, key_pem):
+            raise JoinError("the renewed certificate is not for our key")
+        return resp.certificate_pem
+
+    return Renewer(t.cert_file, t.key_file, issue, name=f"cert-renewer-{cfg.node_name}").start()

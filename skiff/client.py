@@ -160,6 +160,11 @@ class Client:
 
     # ------------------------------------------------------------ API
 
+    def join(self, request):
+        """The Join RPC (a JoinRequest): an agent's certificate, for a bootstrap token or, with
+        this client's node certificate and no token, a renewal (nodeagent/join.py)."""
+        return self._call("Join", request)
+
     # dry_run=True on a write: the server runs its whole admission chain and the
     # store's checks and answers as the write would, but stores nothing.
 

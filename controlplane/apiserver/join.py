@@ -13,7 +13,8 @@ it sends the token's secret (nodeagent/join.py).
 
 Join checks the token (skiff/pki/tokens.py: a Secret bootstrap-token-<id> in kube-system
 holding the secret's SHA-256; deleted or expired tokens are refused with a clear
-message) and signs the agent's CSR as CN skiff:node:<node>, O skiff:nodes, with the
+message), or, without a token, that the caller's client certificate is that very node's
+(an agent renewing its certificate, as the kubelet's certificate rotation does), and signs the agent's CSR as CN skiff:node:<node>, O skiff:nodes, with the
 node's addresses as SANs. Only a replica holding the CA key (tls.caKeyFile) can sign.
 """
 
@@ -42,6 +43,14 @@ def join(store, cfg, request, context):
                       f"replica {cfg.name} cannot sign certificates (no tls.caKeyFile)")
     if not request.node_name:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node_name is required")
+    caller = authn.peer_identity(context)
+    if not request.token_id and caller is not None:
+        if caller.node_name != request.node_name:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"{caller.user} may renew only its own node certificate, not {request.node_name}'s")
+        # Same identity and SANs as the certificate it holds: a node cannot add addresses.
+        old = (context.auth_context().get("x509_pem_cert") or [b""])[0]
+        return _sign(cfg, request, context, how="renewed", like=old)
     env = store.get(("Secret", tokens.NAMESPACE, tokens.secret_name(request.token_id)))
     data = None
     if env is not None:
@@ -54,14 +63,22 @@ def join(store, cfg, request, context):
         log.info("event=join_refused node=%s token_id=%s reason=%s", request.node_name, request.token_id,
                  str(exc).replace(" ", "_"))
         context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+    return _sign(cfg, request, context, how="joined")
+
+
+def _sign(cfg, request, context, how, like=b""):
     tls = cfg.tls
     try:
-        cert = certs.sign_csr(_read(tls.ca_file), _read(tls.ca_key_file), request.csr_pem,
-                              lifetime_s=tls.cert_lifetime_s,
-                              **authority.node_identity(request.node_name, list(request.addresses)))
+        if like:
+            cert = certs.sign_like(_read(tls.ca_file), _read(tls.ca_key_file), like,
+                                   certs.csr_public_key(request.csr_pem), lifetime_s=tls.cert_lifetime_s)
+        else:
+            cert = certs.sign_csr(_read(tls.ca_file), _read(tls.ca_key_file), request.csr_pem,
+                                  lifetime_s=tls.cert_lifetime_s,
+                                  **authority.node_identity(request.node_name, list(request.addresses)))
     except certs.CertError as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"csr_pem: {exc}")
-    log.info("event=node_joined node=%s token_id=%s", request.node_name, request.token_id)
+    log.info("event=node_%s node=%s token_id=%s", how, request.node_name, request.token_id or "-")
     return api.JoinResponse(certificate_pem=cert, ca_pem=_read(tls.ca_file))
 
 

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from nodeagent.join import JoinError, join
+from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
@@ -102,3 +103,26 @@ def test_the_join_port_refuses_every_other_call_without_credentials(cluster):
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         ch.close()
+
+
+def test_a_node_renews_only_its_own_certificate(cluster, client, tmp_path):
+    token = tokens.create(client, 600)
+    t = _tls(tmp_path, cluster, token, "jn6")
+    join(t, "jn6", ["127.0.0.1"], deadline_s=20)
+    node = type(client)(cluster.endpoints, tls=Credentials.from_files(t.ca_file, t.cert_file, t.key_file),
+                        call_timeout_s=3, failover_budget_s=3)
+    try:
+        key = certs.new_key_pem()
+        csr = certs.make_csr(key, "skiff:node:jn6")
+        # addresses asked for are ignored on renewal: the SANs stay those of the current certificate
+        resp = node.join(api.JoinRequest(node_name="jn6", csr_pem=csr, addresses=["10.9.9.9"]))
+        assert certs.subject(resp.certificate_pem) == ("skiff:node:jn6", ("skiff:nodes",))
+        assert certs.key_matches(resp.certificate_pem, key)
+        assert b"10.9.9.9" not in open(t.cert_file, "rb").read()
+        from cryptography import x509
+        san = certs.load_cert(resp.certificate_pem).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert [str(i) for i in san.value.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+        with pytest.raises(clientmod.ApiError, match="may renew only its own node certificate"):
+            node.join(api.JoinRequest(node_name="other", csr_pem=csr))
+    finally:
+        node.close()
