@@ -189,10 +189,10 @@ class ChannelCache:
             if self.creds is not None:
                 self.creds.refresh()
                 if self.creds.generation != self._generation:
+                    # New calls get new channels; the old ones are dropped, not closed, so
+                    # streams running on them (watches, exec) end on their own terms.
                     self._generation = self.creds.generation
-                    for ch in self._channels.values():
-                        ch.close()
-                    self._channels.clear()
+                    self._channels = {}
             ch = self._channels.get(target)
             if ch is None:
                 ch = self._channels[target] = channel(target, self.creds, self.options)
