@@ -136,6 +136,17 @@ class Client:
     def endpoint(self):
         return self.endpoints[self._current]
 
+    def _tls_hint(self, exc) -> str:
+        """What a refused handshake most likely means (gRPC only says the socket closed)."""
+        details = (exc.details() or "").lower()
+        if not any(w in details for w in ("socket closed", "handshake", "ssl", "certificate", "reset")):
+            return ""
+        if self.tls is None:
+            return (" (this client speaks plaintext; a cluster with TLS on needs a context with its CA "
+                    "and a client certificate: skiff config get-contexts)")
+        return (" (TLS handshake refused: is the client certificate, and the CA the server's certificate "
+                "is checked against, this cluster's?)")
+
     def _call(self, method, request, timeout_s=None):
         """Call method on the current endpoint, rotating through the others on failure."""
         deadline = time.monotonic() + self.failover_budget_s
@@ -154,7 +165,7 @@ class Client:
                 self._current = (self._current + 1) % len(self.endpoints)
                 if time.monotonic() >= deadline:
                     raise Unavailable(f"no control-plane replica answered ({', '.join(self.endpoints)}): "
-                                      f"{last.details() or last.code().name}") from None
+                                      f"{last.details() or last.code().name}{self._tls_hint(last)}") from None
                 if tried % len(self.endpoints) == 0:
                     time.sleep(0.1)
 
