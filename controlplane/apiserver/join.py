@@ -14,7 +14,8 @@ it sends the token's secret (nodeagent/join.py).
 Join checks the token (skiff/pki/tokens.py: a Secret bootstrap-token-<id> in kube-system
 holding the secret's SHA-256; deleted or expired tokens are refused with a clear
 message), or, without a token, that the caller's client certificate is that very node's
-(an agent renewing its certificate, as the kubelet's certificate rotation does), and signs the agent's CSR as CN skiff:node:<node>, O skiff:nodes, with the
+(an agent renewing its certificate, as the kubelet's certificate rotation does), and signs
+the agent's CSR as CN skiff:node:<node>, O skiff:nodes, with the
 node's addresses as SANs. Only a replica holding the CA key (tls.caKeyFile) can sign.
 """
 
