@@ -155,6 +155,8 @@ def test_replicas_renew_their_certificates_without_a_restart():
                        "every replica reachable from cp1 with renewed certificates")
             c.create(_cm("after-renewal"))
             assert c.get("configmap", "after-renewal").metadata.name == "after-renewal"
+            # an agent's certificate (6 s too, signed at the join) is renewed through Join with itself
+            _agent_renews(cp, c, tmp)
         finally:
             c.close()
         assert cp.pids == pids and all(cp.is_running(n) for n in cp.names)
@@ -165,6 +167,29 @@ def test_replicas_renew_their_certificates_without_a_restart():
         cp.stop_all()
         remove(cp.lab_dir)
         remove(tmp)
+
+
+def _agent_renews(cp, admin_client, tmp):
+    from types import SimpleNamespace
+
+    from nodeagent.join import join, start_renewal
+    from skiff.pki import tokens
+    from skiff.pki.config import TLSConfig
+    t = TLSConfig(ca_file=os.path.join(tmp, "node-ca.crt"), cert_file=os.path.join(tmp, "node.crt"),
+                  key_file=os.path.join(tmp, "node.key"), join_token=tokens.create(admin_client, 600),
+                  join_servers=tuple(cp.join_address(n) for n in cp.names))
+    join(t, "rn1", ["127.0.0.1"], deadline_s=20)
+    first = open(t.cert_file, "rb").read()
+    node_client = clientmod.Client(cp.endpoints, tls=t.credentials(), call_timeout_s=3, failover_budget_s=3)
+    renewer = start_renewal(SimpleNamespace(tls=t, node_name="rn1", address="127.0.0.1"), node_client)
+    try:
+        wait_until(lambda: renewer.renewals >= 2, 20, "the agent's certificate renewed twice")
+        now = open(t.cert_file, "rb").read()
+        assert now != first and certs.subject(now) == ("skiff:node:rn1", ("skiff:nodes",))
+        assert node_client.cluster_status().replicas    # calls keep working with the renewed one
+    finally:
+        renewer.stop()
+        node_client.close()
 
 
 def _cm(name):
