@@ -229,7 +229,7 @@ def test_chaos_leader_kill_under_cli_config_writes(lab):
 
     def caught_up():
         for s in servers:
-            one = clientmod.Client([s])
+            one = clientmod.Client.from_config(server=s, config_path=lab.config)
             try:
                 items, _ = one.list("cm", namespace="default")
             finally:
