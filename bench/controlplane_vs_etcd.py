@@ -229,6 +229,7 @@ class SkiffWriter:
     system = "skiff"
 
     def __init__(self, endpoints, prefix, nkeys=KEYS_PER_CLIENT, **client_kw):
+        client_kw.setdefault("tls", skiff_tls())
         self.client = skiff_client.Client(list(endpoints), **client_kw)
         self.names = [f"{prefix}-{k}" for k in range(nkeys)]
 
@@ -284,6 +285,16 @@ class EtcdWriter:
 
     def close(self):
         self.client.close()
+
+
+def skiff_tls():
+    """The admin credentials of the skiff cluster under test (None: --no-tls); through the
+    environment so the throughput bench's spawned processes find them too."""
+    pki = os.environ.get("SKIFF_BENCH_PKI")
+    if not pki:
+        return None
+    from skiff.pki.tls import Credentials
+    return Credentials.from_files(*(os.path.join(pki, f) for f in ("ca.crt", "admin.crt", "admin.key")))
 
 
 def make_writer(system, endpoints, prefix, gen_dir, **client_kw):
@@ -515,7 +526,7 @@ class SkiffSystem:
         self.wait_healthy(timeout_s)
         views = {}
         for n in self.cp.names:
-            c = skiff_client.Client([self.cp.api_address(n)], call_timeout_s=10.0,
+            c = self.cp.client([self.cp.api_address(n)], call_timeout_s=10.0,
                                     failover_budget_s=5.0)
             try:
                 items, rv = c.list("configmap", namespace="default")
@@ -1031,7 +1042,8 @@ def run(args, tmp, registry, cleanup):
     skiff_base = free_port_block(6)
     etcd_base = free_port_block(6, avoid=set(range(skiff_base, skiff_base + 6)))
     cp = ControlPlane(os.path.join(tmp, "skiff-lab"), replicas=3, api_base_port=skiff_base,
-                      raft_base_port=skiff_base + 3)   # the replicas' default raft: settings
+                      raft_base_port=skiff_base + 3,   # the replicas' default raft: settings
+                      tls=not args.no_tls)
     cleanup.append(("skiff control plane", cp.stop_all))
     etcd = EtcdCluster(os.path.join(tmp, "etcd"), etcd_base)
     cleanup.append(("etcd cluster", etcd.stop_all))
@@ -1039,6 +1051,8 @@ def run(args, tmp, registry, cleanup):
     log(f"temp dir {tmp}")
     log(f"starting skiff (api {cp.endpoints}) and etcd (client {etcd.endpoints})")
     cp.write_configs()
+    if cp.tls:
+        os.environ["SKIFF_BENCH_PKI"] = os.path.join(cp.lab_dir, "pki")
     cp.start_all()
     etcd.start_all()
     cp.wait_ready(60)
@@ -1139,6 +1153,8 @@ def main(argv=None):
                         help="etcd client per-attempt timeout in the failover phase (default 1.0 s: "
                              "a Put forwarded to a dead leader is never answered by etcd 3.4 "
                              "before its 7 s request timeout, so the client must give up itself)")
+    parser.add_argument("--no-tls", action="store_true",
+                        help="skiff without mTLS (plaintext gRPC), to measure what TLS costs")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (data, logs) instead of removing it")
     parser.add_argument("--json", help="also write the raw results to this file")

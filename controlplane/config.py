@@ -32,6 +32,12 @@ without importing this module; load() parses and validates it when a replica sta
       clusterCIDR: 10.244.0.0/16    # every pod IP comes from here
       nodeCIDRMaskSize: 24          # each Node gets one such block (spec.podCIDR)
       backend: host-gw              # host-gw | vxlan (agents learn it from the Node annotation skiff.io/network-backend)
+    tls:                            # optional: mTLS on the API and on calls to agents and peers
+      caFile: /etc/skiff/pki/ca.crt         # absent = plaintext (every caller is the admin)
+      certFile: /etc/skiff/pki/cp1.crt      # keys documented in skiff/pki/config.py
+      keyFile: /etc/skiff/pki/cp1.key
+      caKeyFile: /etc/skiff/pki/ca.key
+      certLifetimeS: 31536000
 
 encryptionConfigFile: Secrets encrypted at rest. The file is Kubernetes'
 EncryptionConfiguration (format and providers: controlplane/store/encryption.py; operator
@@ -50,6 +56,8 @@ from dataclasses import dataclass, field
 import yaml
 
 from controlplane.store import encryption as encmod
+from skiff.pki import config as tlsconfig
+from skiff.pki.config import TLSConfig
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,8 @@ class ControlPlaneConfig:
     # Secrets at rest (encryptionConfigFile); None: stored in clear.
     encryption: encmod.Encryption | None = None
     encryption_config_file: str = ""
+    # None: plaintext gRPC; else the cluster CA and this replica's certificate (skiff/pki/config.py).
+    tls: TLSConfig | None = None
 
     @property
     def self_peer(self) -> Peer:
@@ -193,7 +203,7 @@ def load(path: str) -> ControlPlaneConfig:
         doc = yaml.safe_load(f) or {}
     _check_mapping(doc, path, {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
                                "raftPasswordFile", "peers", "raft", "watchHistory", "controllers",
-                               "services", "network", "encryptionConfigFile"})
+                               "services", "network", "encryptionConfigFile", "tls"})
     pw_file = _need(doc, "raftPasswordFile", path)
     try:
         with open(pw_file, encoding="utf-8") as f:
@@ -234,6 +244,7 @@ def load(path: str) -> ControlPlaneConfig:
         peers=tuple(peers),
         raft=tuning,
         watch_history=int(doc.get("watchHistory", 20000)),
+        tls=_tls(doc.get("tls"), path),
     )
 
 
@@ -248,6 +259,11 @@ def _encryption(value, path) -> tuple:
         return file, encmod.load(file)
     except encmod.EncryptionConfigError as exc:
         raise ConfigError(f"{path}: encryptionConfigFile: {exc}") from None
+def _tls(doc, path):
+    try:
+        return tlsconfig.parse(doc, path)
+    except tlsconfig.TLSConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _controllers(doc, path) -> ControllersConfig:
@@ -357,4 +373,6 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
         doc["network"] = {"clusterCIDR": cfg.network.cluster_cidr,
                           "nodeCIDRMaskSize": cfg.network.node_cidr_mask_size,
                           "backend": cfg.network.backend}
+    if cfg.tls is not None:
+        doc["tls"] = cfg.tls.to_doc()
     return yaml.safe_dump(doc, sort_keys=False)

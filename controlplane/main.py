@@ -4,7 +4,8 @@ What runs periodically in a replica, each with its period and idle cost in its o
 docstring: the Raft tick (controlplane/store/raft.py: every heartbeat, 50 ms, and
 every message), the open watches' waits (controlplane/apiserver/service.py: 1 s), the
 leader supervisor (controlplane/leader.py: woken by Raft state changes, else every
-1 s), and, while this replica leads, the bootstrapper and the controllers
+1 s), the renewal of its own certificate (skiff/pki/renew.py: about once per certificate
+lifetime), and, while this replica leads, the bootstrapper and the controllers
 (controlplane/controllers/manager.py).
 """
 
@@ -25,6 +26,7 @@ from controlplane.apiserver.service import serve
 from controlplane.bootstrap import Bootstrapper
 from controlplane.controllers.manager import ControllerManager
 from controlplane.leader import LeaderSupervisor
+from controlplane.pki import start_renewal
 from controlplane.store.raft import die_with_parent_on_fork
 from controlplane.store.store import Store
 from skiff.reconcile import Group
@@ -47,6 +49,7 @@ def main(argv=None) -> int:
     die_with_parent_on_fork()
     store = Store(cfg)
     server = serve(store, cfg)
+    renewer = start_renewal(cfg)
 
     def leader_only():
         """One term's loops: the built-ins always; scheduler, controllers, node lifecycle
@@ -72,6 +75,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, _stop)
     stopping.wait()
     leader_loops.stop()
+    if renewer:
+        renewer.stop()
     server.stop(grace=1.0).wait()
     store.close()
     return 0

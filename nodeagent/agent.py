@@ -34,11 +34,13 @@ log = logging.getLogger("skiff.agent")
 class Agent:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.client = clientmod.Client(list(cfg.servers))
+        creds = cfg.tls.credentials() if cfg.tls else None
+        self.client = clientmod.Client(list(cfg.servers), tls=creds)
         # Pod syncs write status and events and read configMaps/secrets through a client that
         # gives up quickly: with the control plane unreachable, containers must still be
         # restarted on time (the status is written again by a later sync).
-        self.sync_client = clientmod.Client(list(cfg.servers), call_timeout_s=5.0, failover_budget_s=3.0)
+        self.sync_client = clientmod.Client(list(cfg.servers), call_timeout_s=5.0, failover_budget_s=3.0,
+                                            tls=creds)
         self.informers = InformerFactory(self.client)
         self.docker = None
         self.runtime = None
@@ -48,6 +50,7 @@ class Agent:
         self.network = None
         self.proxier = None
         self.dns = None
+        self.renewer = None
         self._stopping = False
 
     def _connect_engine(self, timeout_s: float = 120.0):
@@ -72,6 +75,8 @@ class Agent:
         # Serve logs/exec/image load before the first heartbeat, so a node that reports
         # Ready can also be reached on its port.
         self._start_server()
+        from nodeagent.join import start_renewal   # TLS: renew the node certificate before it expires
+        self.renewer = start_renewal(cfg, self.sync_client)
         self.runtime = dockermod.DockerRuntime(
             self.docker, cfg.node_name,
             pull_client=dockermod.connect(cfg.docker_host, timeout_s=cfg.image_pull_timeout_s))
@@ -134,7 +139,8 @@ class Agent:
                         str(exc).replace(" ", "_"))
             return
         try:
-            self.server = servermod.serve(self.cfg.listen, self.docker, self.cfg.node_name)
+            self.server = servermod.serve(self.cfg.listen, self.docker, self.cfg.node_name,
+                                          creds=self.cfg.tls.credentials() if self.cfg.tls else None)
         except Exception:  # noqa: BLE001 - pods still run without the server
             log.exception("event=agent_server_failed listen=%s", self.cfg.listen)
 
@@ -172,5 +178,7 @@ class Agent:
             self.proxier.stop()  # rules stay: traffic keeps flowing across an agent restart
         if self.dns is not None:
             self.dns.stop()
+        if self.renewer is not None:
+            self.renewer.stop()
         self.informers.stop()
         log.info("event=agent_stopped node=%s", self.cfg.node_name)

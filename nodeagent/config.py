@@ -29,6 +29,10 @@
                                           # (written by the node IPAM controller), not from this file.
     dnsUpstream: 10.200.0.53:53           # optional (podNetwork only): where the node DNS forwards names
                                           # outside cluster.local; without it they are REFUSED.
+    tls:                                  # optional: mTLS to the API and on the agent's own server
+      caFile: /etc/skiff/pki/ca.crt       # (absent = plaintext); keys in skiff/pki/config.py
+      certFile: /etc/skiff/pki/node1.crt  # CN skiff:node:<nodeName>, O skiff:nodes
+      keyFile: /etc/skiff/pki/node1.key
 
 Unknown keys are an error (a typo must not silently fall back to a default).
 Every error names the file and the key.
@@ -39,6 +43,8 @@ from dataclasses import dataclass, field
 import yaml
 
 from skiff.api import quantity
+from skiff.pki import config as tlsconfig
+from skiff.pki.config import TLSConfig
 
 
 class ConfigError(Exception):
@@ -66,6 +72,7 @@ class AgentConfig:
     image_pull_timeout_s: float = 60.0
     pod_network: bool = False
     dns_upstream: str = ""
+    tls: TLSConfig | None = None
 
     @property
     def lease_renew_s(self) -> float:
@@ -88,7 +95,7 @@ _OPTIONAL_FLOAT = {
     "restartBackoffCapS": "restart_backoff_cap_s", "resyncS": "resync_s",
     "imagePullTimeoutS": "image_pull_timeout_s",
 }
-_OTHER = ("labels", "capacity", "pauseImage", "syncWorkers", "podNetwork", "dnsUpstream", "nodeLeaseDurationS")
+_OTHER = ("labels", "capacity", "pauseImage", "syncWorkers", "podNetwork", "dnsUpstream", "nodeLeaseDurationS", "tls")
 CAPACITY_KEYS = ("cpu", "memory", "pods")
 
 
@@ -181,6 +188,10 @@ def parse(doc, source: str = "config") -> AgentConfig:
         if not isinstance(up, str) or not up or (sep and not (host and port.isdigit() and 0 < int(port) < 65536)):
             raise ConfigError(f"{source}: dnsUpstream: expected ip or ip:port, got {up!r}")
         kw["dns_upstream"] = up
+    try:
+        kw["tls"] = tlsconfig.parse(doc.get("tls"), source, allow_ca_key=False)
+    except tlsconfig.TLSConfigError as exc:
+        raise ConfigError(str(exc)) from None
     cfg = AgentConfig(**kw)
     if cfg.restart_backoff_cap_s < cfg.restart_backoff_base_s:
         raise ConfigError(f"{source}: restartBackoffCapS ({cfg.restart_backoff_cap_s}) is smaller than "
@@ -211,4 +222,6 @@ def dump(cfg: AgentConfig) -> str:
         doc["podNetwork"] = True
     if cfg.dns_upstream:
         doc["dnsUpstream"] = cfg.dns_upstream
+    if cfg.tls is not None:
+        doc["tls"] = cfg.tls.to_doc()
     return yaml.safe_dump(doc, sort_keys=False)

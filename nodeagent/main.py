@@ -27,6 +27,12 @@ def main(argv=None) -> int:
         return 2
 
     from nodeagent.agent import Agent  # after the config is known to be good
+    from nodeagent.join import JoinError, ensure_joined
+    try:
+        ensure_joined(cfg)    # a tls.joinToken and no certificate yet: get one (retries until answered)
+    except JoinError as exc:
+        print(f"skiff-agent: {exc}", file=sys.stderr)
+        return 2
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,8 @@ import grpc
 from nodeagent.runtime import labels as L
 from skiff.api import node_pb2 as npb
 from skiff.api import node_pb2_grpc as npb_grpc
+from skiff.api.identity import CONTROLPLANE_GROUP
+from skiff.pki import tls
 
 log = logging.getLogger("skiff.agent.server")
 _CHUNK = 64 * 1024
@@ -70,6 +72,7 @@ class NodeAgentService(npb_grpc.NodeAgentServicer):
     # ------------------------------------------------------------ logs
 
     def Logs(self, request, context):
+        _only_controlplane(context)
         try:
             c = find_container(self.docker, request.namespace or "default", request.pod,
                                request.container, request.previous)
@@ -96,6 +99,7 @@ class NodeAgentService(npb_grpc.NodeAgentServicer):
     # ------------------------------------------------------------ exec
 
     def Exec(self, request_iterator, context):
+        _only_controlplane(context)
         first = next(request_iterator, None)
         if first is None or not first.HasField("start"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first exec message must carry `start`")
@@ -141,6 +145,7 @@ class NodeAgentService(npb_grpc.NodeAgentServicer):
     # ------------------------------------------------------------ images
 
     def LoadImage(self, request_iterator, context):
+        _only_controlplane(context)
         with tempfile.TemporaryFile(prefix="skiff-image-", dir=self.scratch_dir) as f:
             size = 0
             for chunk in request_iterator:
@@ -210,15 +215,31 @@ def _pump_input(request_iterator, raw, api, exec_id):
         pass
 
 
-def serve(listen: str, docker_client, node_name: str, scratch_dir: str | None = None) -> grpc.Server:
-    """Start the agent's gRPC server on listen (host:port)."""
+def _only_controlplane(context) -> None:
+    """With TLS on, only the control plane (a certificate in group skiff:controlplane) may
+    read logs, exec or load images here: the kubelet's API is for the API server, and a
+    node's certificate must not reach into another node's pods. Plaintext: everyone may
+    (TLS off is the unauthenticated lab)."""
+    if not tls.is_tls(context):
+        return
+    who = tls.peer_identity(context)
+    if who is None or not who.in_group(CONTROLPLANE_GROUP):
+        context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                      f"{who.user if who else 'anonymous'} may not call the node agent "
+                      f"(only group {CONTROLPLANE_GROUP} may)")
+
+
+def serve(listen: str, docker_client, node_name: str, scratch_dir: str | None = None,
+          creds=None) -> grpc.Server:
+    """Start the agent's gRPC server on listen (host:port); creds (skiff.pki.tls.Credentials):
+    mTLS with client certificates from the cluster CA, None = plaintext."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="agent-rpc"),
                          options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)])
     npb_grpc.add_NodeAgentServicer_to_server(NodeAgentService(docker_client, node_name, scratch_dir), server)
-    if server.add_insecure_port(listen) == 0:
+    if tls.add_port(server, listen, creds) == 0:
         raise OSError(f"cannot listen on {listen}")
     server.start()
-    log.info("event=agent_server_started listen=%s", listen)
+    log.info("event=agent_server_started listen=%s tls=%s", listen, "on" if creds else "off")
     return server
 
 

@@ -14,13 +14,14 @@ import time
 import uuid
 
 import grpc
-import yaml
 
+from skiff import clientconfig
 from skiff.api import kinds
 from skiff.api import node_pb2 as npb
 from skiff.api import objects_pb2 as pb
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
+from skiff.pki.tls import ChannelCache
 
 DEFAULT_CONFIG = os.path.expanduser("~/.skiff/config")
 AGENT_ERROR_PREFIX = "node agent: "  # see controlplane/apiserver/service.py
@@ -87,25 +88,21 @@ def _error(exc: grpc.RpcError) -> ApiError:
 
 def resolve_endpoints(server: str | None = None, config_path: str | None = None) -> list[str]:
     """--server, then $SKIFF_SERVER, then the config file ($SKIFF_CONFIG or ~/.skiff/config)."""
-    text = server or os.environ.get("SKIFF_SERVER")
-    if text:
-        return [s.strip() for s in text.split(",") if s.strip()]
-    path = config_path or os.environ.get("SKIFF_CONFIG") or DEFAULT_CONFIG
+    return resolve(server, config_path)[0]
+
+
+def resolve(server: str | None = None, config_path: str | None = None):
+    """(endpoints, TLS credentials or None) as skiff/clientconfig.py finds them."""
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        raise ApiError(f"no control plane configured: pass --server HOST:PORT, set SKIFF_SERVER, "
-                       f"or run 'skiff lab up' (which writes {path})") from None
-    servers = doc.get("servers") if isinstance(doc, dict) else None
-    if not servers or not all(isinstance(s, str) for s in servers):
-        raise ApiError(f"{path}: expected 'servers: [host:port, ...]'")
-    return list(servers)
+        return clientconfig.resolve(server, config_path)
+    except clientconfig.ConfigError as exc:
+        raise ApiError(str(exc)) from None
 
 
 class Client:
     def __init__(self, endpoints, call_timeout_s: float = CALL_TIMEOUT_S,
-                 failover_budget_s: float = FAILOVER_BUDGET_S):
+                 failover_budget_s: float = FAILOVER_BUDGET_S, tls=None):
+        """tls: skiff.pki.tls.Credentials (the CA and our client certificate), None = plaintext."""
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
         if not endpoints:
@@ -114,33 +111,41 @@ class Client:
         self.call_timeout_s = call_timeout_s
         self.failover_budget_s = failover_budget_s
         self._current = 0
-        self._channels = {}
+        self.tls = tls
+        self._channels = ChannelCache(tls, options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000)])
 
     @classmethod
     def from_config(cls, server=None, config_path=None, **kw):
-        return cls(resolve_endpoints(server, config_path), **kw)
+        endpoints, tls = resolve(server, config_path)
+        kw.setdefault("tls", tls)
+        return cls(endpoints, **kw)
 
     def close(self):
-        for ch in self._channels.values():
-            ch.close()
-        self._channels.clear()
+        self._channels.close()
 
     # ------------------------------------------------------------ plumbing
 
     def _stub(self, endpoint):
-        ch = self._channels.get(endpoint)
-        if ch is None:
-            ch = grpc.insecure_channel(endpoint, options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.initial_reconnect_backoff_ms", 100),
-                ("grpc.min_reconnect_backoff_ms", 100),
-                ("grpc.max_reconnect_backoff_ms", 1000)])
-            self._channels[endpoint] = ch
-        return api_grpc.ApiStub(ch)
+        return api_grpc.ApiStub(self._channels.get(endpoint))
 
     @property
     def endpoint(self):
         return self.endpoints[self._current]
+
+    def _tls_hint(self, exc) -> str:
+        """What a refused handshake most likely means (gRPC only says the socket closed)."""
+        details = (exc.details() or "").lower()
+        if not any(w in details for w in ("socket closed", "handshake", "ssl", "certificate", "reset")):
+            return ""
+        if self.tls is None:
+            return (" (this client speaks plaintext; a cluster with TLS on needs a context with its CA "
+                    "and a client certificate: skiff config get-contexts)")
+        return (" (TLS handshake refused: is the client certificate, and the CA the server's certificate "
+                "is checked against, this cluster's?)")
 
     def _call(self, method, request, timeout_s=None):
         """Call method on the current endpoint, rotating through the others on failure."""
@@ -160,11 +165,16 @@ class Client:
                 self._current = (self._current + 1) % len(self.endpoints)
                 if time.monotonic() >= deadline:
                     raise Unavailable(f"no control-plane replica answered ({', '.join(self.endpoints)}): "
-                                      f"{last.details() or last.code().name}") from None
+                                      f"{last.details() or last.code().name}{self._tls_hint(last)}") from None
                 if tried % len(self.endpoints) == 0:
                     time.sleep(0.1)
 
     # ------------------------------------------------------------ API
+
+    def join(self, request):
+        """The Join RPC (a JoinRequest): an agent's certificate, for a bootstrap token or, with
+        this client's node certificate and no token, a renewal (nodeagent/join.py)."""
+        return self._call("Join", request)
 
     # dry_run=True on a write: the server runs its whole admission chain and the
     # store's checks and answers as the write would, but stores nothing.

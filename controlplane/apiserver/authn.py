@@ -14,6 +14,7 @@ PLAINTEXT_ADMIN (the lab before mTLS; nothing can tell plaintext callers apart).
 import grpc
 
 from skiff.api.identity import PLAINTEXT_ADMIN
+from skiff.pki import tls
 
 
 def bearer_token(context):
@@ -27,8 +28,10 @@ def bearer_token(context):
 def peer_identity(context):
     """The identity of the connection's verified client certificate; None without TLS.
 
-    Filled in with mTLS (issue 10): CN -> user, O -> groups."""
-    return None
+    CN -> user, O -> groups (plus system:authenticated), as kube-apiserver's x509
+    authenticator reads them; gRPC verified the chain against the cluster CA in the
+    handshake (skiff/pki/tls.py)."""
+    return tls.peer_identity(context)
 
 
 def authenticate(context, tokens=None):
@@ -41,4 +44,9 @@ def authenticate(context, tokens=None):
     identity = peer_identity(context)
     if identity is not None:
         return identity
+    if tls.is_tls(context):
+        # A TLS connection without a client certificate (only possible on a port that
+        # does not require one): nobody we know.
+        context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                      "no client certificate and no bearer token: authentication required")
     return PLAINTEXT_ADMIN

@@ -31,7 +31,7 @@ from concurrent import futures
 
 import grpc
 
-from controlplane.apiserver import admission
+from controlplane.apiserver import admission, join
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
 from controlplane.store.encryption import DecryptError
 from controlplane.store.reader import Expired
@@ -43,6 +43,7 @@ from skiff.api import service_pb2_grpc as api_grpc
 from skiff.api.errors import ValidationError
 from skiff.api.kinds.pod import POD
 from skiff.api.wellknown import now_rfc3339
+from skiff.pki import tls
 
 log = logging.getLogger("skiff.apiserver")
 
@@ -95,8 +96,11 @@ class ApiService(api_grpc.ApiServicer):
         self.cfg = cfg
         # What admission plugins see of the cluster: this replica's applied state, read-only.
         self._view = store.view()
-        self._peer_channels = {}
-        self._agent_channels = {}
+        # TLS on: the replica calls peers and agents with its own certificate (skiff/pki).
+        creds = cfg.tls.credentials() if cfg.tls else None
+        self._peer_channels = tls.ChannelCache(creds)
+        self._agent_channels = tls.ChannelCache(creds, options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
 
     # ------------------------------------------------------------ helpers
 
@@ -365,13 +369,7 @@ class ApiService(api_grpc.ApiServicer):
         if not ip or not port:
             context.abort(grpc.StatusCode.UNAVAILABLE,
                           f"node {node_name} has not reported its agent's address yet")
-        target = f"{ip}:{port}"
-        channel = self._agent_channels.get(target)
-        if channel is None:
-            channel = grpc.insecure_channel(target, options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
-            self._agent_channels[target] = channel
-        return node_grpc.NodeAgentStub(channel)
+        return node_grpc.NodeAgentStub(self._agent_channels.get(f"{ip}:{port}"))
 
     def _agent_for_pod(self, namespace, name, context):
         env = self.store.get(("Pod", namespace or "default", name))
@@ -430,6 +428,10 @@ class ApiService(api_grpc.ApiServicer):
         except grpc.RpcError as exc:
             context.abort(exc.code(), f"{AGENT_ERROR_PREFIX}{exc.details() or exc.code().name}")
 
+    def Join(self, request, context):
+        self._require_ready(context)
+        return join.join(self.store, self.cfg, request, context)
+
     # ------------------------------------------------------------ cluster status
 
     def ClusterStatus(self, request, context):
@@ -468,11 +470,7 @@ class ApiService(api_grpc.ApiServicer):
 
     def _peer_status(self, peer, results):
         try:
-            channel = self._peer_channels.get(peer.name)
-            if channel is None:
-                channel = grpc.insecure_channel(peer.api_address)
-                self._peer_channels[peer.name] = channel
-            stub = api_grpc.ApiStub(channel)
+            stub = api_grpc.ApiStub(self._peer_channels.get(peer.api_address))
             r = stub.ClusterStatus(api.ClusterStatusRequest(local_only=True),
                                    timeout=PEER_STATUS_TIMEOUT_S)
             results[peer.name] = r.replicas[0]
@@ -523,12 +521,16 @@ def serve(store, cfg, max_workers: int = 256):
     """Start the gRPC server on cfg.api_address; returns the grpc.Server."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="api"),
+        interceptors=[join.AnonymousOnlyJoin()] if cfg.tls and cfg.tls.join_address else None,
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024),
                  ("grpc.so_reuseport", 0)])
     api_grpc.add_ApiServicer_to_server(ApiService(store, cfg), server)
-    if server.add_insecure_port(cfg.api_address) == 0:
+    if tls.add_port(server, cfg.api_address, cfg.tls.credentials() if cfg.tls else None) == 0:
         raise OSError(f"cannot listen on {cfg.api_address}")
+    if cfg.tls and cfg.tls.join_address and server.add_secure_port(
+            cfg.tls.join_address, cfg.tls.credentials().server_credentials(False, send_ca=True)) == 0:
+        raise OSError(f"cannot listen on {cfg.tls.join_address} (tls.joinAddress)")
     server.start()
     return server
 

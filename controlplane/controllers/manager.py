@@ -67,7 +67,8 @@ class ControllerManager:
     def __init__(self, cfg, is_leader):
         self.cfg = cfg
         self.is_leader = is_leader
-        self.client = clientmod.Client(api_endpoints(cfg), call_timeout_s=5.0, failover_budget_s=10.0)
+        self.client = clientmod.Client(api_endpoints(cfg), call_timeout_s=5.0, failover_budget_s=10.0,
+                                       tls=cfg.tls.credentials() if cfg.tls else None)
         guarded = LeaderGuardedClient(self.client, is_leader)
         host = cfg.name
         self.informers = InformerFactory(self.client)

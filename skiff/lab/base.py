@@ -3,8 +3,6 @@ output, the lab's record (lab.json) when it is new, and the CLI config the lab w
 
 import os
 
-import yaml
-
 from skiff.lab import procs
 
 DEFAULT_LAB_DIR = os.environ.get("SKIFF_LAB_DIR", "/var/lib/skiff-lab")
@@ -33,14 +31,13 @@ def new_state(mode: str, cp, replicas: int, host: str) -> dict:
                              "raftBasePort": cp.raft_base_port, "pids": {}}}
 
 
-def write_client_config(lab_dir: str, endpoints: list[str]) -> None:
-    """The CLI's config (servers, and which lab wrote it), in the lab directory and at
+def write_client_config(lab_dir: str, endpoints: list[str], cp=None) -> None:
+    """The CLI's config (skiff/clientconfig.py: a context with the servers and, with TLS on,
+    the admin's certificate; and which lab wrote it), in the lab directory and at
     user_config_path(), which `skiff lab down` removes only while it names this lab."""
-    doc = {"servers": list(endpoints), "lab": lab_dir}
-    text = yaml.safe_dump(doc, sort_keys=False)
-    with open(os.path.join(lab_dir, "config"), "w", encoding="utf-8") as f:
-        f.write(text)
-    path = user_config_path()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    from skiff import clientconfig
+    pem = cp.pki.admin_pem() if cp is not None and cp.tls else {}
+    ctx = clientconfig.context_doc("admin@skiff-lab", endpoints, user="skiff:admin" if pem else "", **pem)
+    doc = {"currentContext": ctx["name"], "contexts": [ctx], "lab": lab_dir}
+    clientconfig.save(os.path.join(lab_dir, "config"), doc)
+    clientconfig.save(user_config_path(), doc)

@@ -125,7 +125,7 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
     leader = cp.leader()
     phases["control plane"] = time.monotonic() - t_cp
     say(f"control plane: ready, leader {leader} ({phases['control plane']:.1f}s)")
-    write_client_config(lab.lab_dir, cp.endpoints)
+    write_client_config(lab.lab_dir, cp.endpoints, cp)
 
     # -- agents
     agent_note = ""
@@ -142,7 +142,7 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
         state["agents"] = True
         t = time.monotonic()
         for name, node in nodes.items():
-            node.write_agent_config(cp.endpoints, agent_network(plan))
+            node.write_agent_config(cp.endpoints, {**agent_network(plan), **cp.join_tls(name)})
             pid = node.start_agent()
             say(f"agent: {name} pid={pid} config {node.paths.agent_config}")
         lab.save(state)

@@ -2,7 +2,8 @@
 
 Two placements:
 - loopback (tests, `skiff lab up --nodes 0`): every replica on `host`, ports
-  api_base_port+i and raft_base_port+i;
+  api_base_port+i and raft_base_port+i (and with TLS the join port join_base_port+i,
+  default raft_base_port+100: Join and bearer tokens, no client certificate);
 - machines (the multi-node lab): replica i on its own address `addresses[i]` with the
   same ports on each, started inside network namespace `netns[i]` with
   `nsenter --net` (like a VM of its own on the lab bridge).
@@ -10,6 +11,8 @@ Two placements:
 Layout under the lab directory:
   raft-password          shared Raft password (0600)
   encryption-config.yaml the cluster's Secret encryption keys (0600; EncryptionConfiguration)
+  pki/                   the cluster CA and every certificate (skiff/pki/authority.py); TLS is on
+                         unless ControlPlane(tls=False)
   cp1/config.yaml        replica config (the format deploy/ uses)
   cp1/data/              Raft journal + dump
   logs/cp1.log
@@ -46,7 +49,8 @@ class ControlPlane:
                  raft: dict | None = None, watch_history: int | None = None,
                  addresses: list[str] | None = None, netns: list[str] | None = None,
                  network: dict | None = None, services: dict | None = None,
-                 controllers: dict | None = None):
+                 controllers: dict | None = None, tls: bool = True,
+                 cert_lifetime_s: float | None = None, join_base_port: int | None = None):
         for what, items in (("addresses", addresses), ("netns", netns)):
             if items is not None and len(items) != replicas:
                 raise ValueError(f"{what}: one per replica ({replicas}), got {len(items)}")
@@ -63,6 +67,12 @@ class ControlPlane:
         self.services = dict(services or {})    # the replicas' services: section
         self.controllers = dict(controllers or {})    # the replicas' controllers: section
         self.pids: dict[str, int] = {}
+        # mTLS on every port (issue 10): a CA in <lab>/pki, a certificate per replica and node,
+        # an admin certificate the lab's clients use. cert_lifetime_s: what the CA issues.
+        self.tls = tls
+        self.join_base_port = join_base_port or raft_base_port + 100
+        self.cert_lifetime_s = cert_lifetime_s
+        self._admin_creds = None
 
     # ------------------------------------------------------------ layout
 
@@ -77,6 +87,12 @@ class ControlPlane:
         if self.addresses:
             return f"{self.addresses[i]}:{self.raft_base_port}"
         return f"{self.host}:{self.raft_base_port + i}"
+
+    def join_address(self, name) -> str:
+        i = self.names.index(name)
+        if self.addresses:
+            return f"{self.addresses[i]}:{self.join_base_port}"
+        return f"{self.host}:{self.join_base_port + i}"
 
     def netns_of(self, name) -> str | None:
         return self.netns[self.names.index(name)] if self.netns else None
@@ -102,6 +118,8 @@ class ControlPlane:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(24))
         encryption_config.write_new(self.encryption_config_path)
+        if self.tls:
+            self.pki.write_replicas(self)
         for name in self.names:
             os.makedirs(os.path.dirname(self.config_path(name)), exist_ok=True)
             with open(self.config_path(name), "w", encoding="utf-8") as f:
@@ -129,7 +147,47 @@ class ControlPlane:
             doc["network"] = dict(self.network)
         if self.controllers:
             doc["controllers"] = dict(self.controllers)
+        if self.tls:
+            doc["tls"] = {**self.pki.replica_tls_doc(name), "joinAddress": self.join_address(name)}
         return doc
+
+    # ------------------------------------------------------------ PKI
+
+    @property
+    def pki(self):
+        from skiff.lab.pki import LabPki
+        return LabPki(os.path.join(self.lab_dir, "pki"), self.cert_lifetime_s)
+
+    @property
+    def admin_credentials(self):
+        """The admin's TLS credentials (CN skiff:admin, O system:masters); None with TLS off."""
+        if not self.tls:
+            return None
+        if self._admin_creds is None:
+            self._admin_creds = self.pki.admin_credentials()
+        return self._admin_creds
+
+    def node_tls(self, node: str, address: str) -> dict:
+        """The agent config's tls: section for node `node` ({} with TLS off), its certificate
+        issued now (CN skiff:node:<node>, SAN its address)."""
+        return {"tls": self.pki.node_tls_doc(node, address)} if self.tls else {}
+
+    def join_tls(self, node: str, ttl_s: float = 3600) -> dict:
+        """The agent config's tls: section for node `node` joining with a new bootstrap token
+        ({} with TLS off): the agent pins the CA, makes its key and gets its certificate
+        itself (nodeagent/join.py), into <lab>/join/<node>/."""
+        if not self.tls:
+            return {}
+        from skiff.pki import tokens
+        c = self.client(call_timeout_s=5.0, failover_budget_s=20.0)
+        try:
+            token = tokens.create(c, ttl_s, f"skiff lab: join of {node}")
+        finally:
+            c.close()
+        d = os.path.join(self.lab_dir, "join", node)
+        return {"tls": {"caFile": os.path.join(d, "ca.crt"), "certFile": os.path.join(d, "node.crt"),
+                        "keyFile": os.path.join(d, "node.key"), "joinToken": token,
+                        "joinServers": [self.join_address(n) for n in self.names]}}
 
     # ------------------------------------------------------------ processes
 
@@ -179,8 +237,10 @@ class ControlPlane:
 
     # ------------------------------------------------------------ readiness
 
-    def client(self, **kw) -> clientmod.Client:
-        return clientmod.Client(self.endpoints, **kw)
+    def client(self, endpoints=None, **kw) -> clientmod.Client:
+        """A client as the cluster's administrator (endpoints: a subset, default all)."""
+        kw.setdefault("tls", self.admin_credentials)
+        return clientmod.Client(list(endpoints or self.endpoints), **kw)
 
     def wait_ready(self, timeout_s: float = 30.0, names=None) -> None:
         """Until there is a leader, every named replica answers, and 'default' exists."""

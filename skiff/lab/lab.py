@@ -236,7 +236,7 @@ class Lab:
         except TimeoutError as exc:
             raise LabError(f"{exc}; logs in {os.path.join(self.lab_dir, 'logs')}") from exc
         leader = cp.leader()
-        write_client_config(self.lab_dir, cp.endpoints)
+        write_client_config(self.lab_dir, cp.endpoints, cp)
         self._mark_complete()
         elapsed = time.monotonic() - started
         say("")
@@ -373,8 +373,9 @@ class Lab:
             raise LabError(f"{name} is powered off (skiff chaos start-node {name})")
         try:
             if not os.path.exists(node.paths.agent_config):
-                node.write_agent_config(self.controlplane(state).endpoints,
-                                        agent_network(self.plan(state)) if state.get("network") else None)
+                cp = self.controlplane(state)
+                node.write_agent_config(cp.endpoints, {**(agent_network(self.plan(state)) if state.get("network")
+                                                          else {}), **cp.join_tls(name)})
             pid = node.start_agent()
             node.wait_agent()
         except NodeError as exc:

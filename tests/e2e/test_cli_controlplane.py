@@ -171,11 +171,12 @@ def test_watch_prints_changes(lab):
 
 
 def test_server_flag_env_and_failover_to_next_endpoint(lab):
-    servers = yaml.safe_load(open(lab.config))["servers"]
+    servers = clientmod.resolve_endpoints(config_path=lab.config)
     dead = "127.0.0.1:1"
     r = lab.run("--server", f"{dead},{servers[1]}", "get", "ns", "default")
     assert "default" in r.stdout
-    env_lab = type(lab)(lab.lab_dir, "/nonexistent/config")
+    # SKIFF_SERVER replaces the servers; the credentials still come from the config file.
+    env_lab = type(lab)(lab.lab_dir, lab.config)
     env_lab.env["SKIFF_SERVER"] = ",".join([dead] + servers)
     assert "default" in env_lab.out("get", "ns")
     nothing = type(lab)(lab.lab_dir, "/nonexistent/config")
@@ -223,12 +224,12 @@ def test_chaos_leader_kill_under_cli_config_writes(lab):
     print(f"write gap after leader kill: {gap:.2f}s")
     assert gap < 6.0  # the 2 s figure is measured in bench/; this only guards a regression
 
-    servers = yaml.safe_load(open(lab.config))["servers"]
+    servers = clientmod.resolve_endpoints(config_path=lab.config)
     names = {n for n, _ in acked}
 
     def caught_up():
         for s in servers:
-            one = clientmod.Client([s])
+            one = clientmod.Client.from_config(server=s, config_path=lab.config)
             try:
                 items, _ = one.list("cm", namespace="default")
             finally:
@@ -250,7 +251,7 @@ def test_lab_down_after_a_crashed_up_and_up_again(tmp_path):
         for line in cli.out("lab", "status").splitlines()[1:]:
             pid = int(line.split("pid=")[1].split()[0])
             os.kill(pid, 9)
-        base = int(yaml.safe_load(open(cli.config))["servers"][0].rsplit(":", 1)[1])
+        base = int(clientmod.resolve_endpoints(config_path=cli.config)[0].rsplit(":", 1)[1])
         again = cli.run("lab", "up", "--nodes", "0", "--api-port", base, "--raft-port", base + 3,
                         timeout=120)
         assert "cleaning up the remains" in again.stdout and "skiff lab is up" in again.stdout

@@ -16,8 +16,8 @@ import sys
 
 import docker
 import pytest
-import yaml
 
+from skiff import client as clientmod
 from skiff.lab import netlab
 from tests.e2e.conftest import Cli, skiff_argv
 from tests.helpers import remove, temp_dir, wait_until
@@ -229,8 +229,7 @@ def test_each_node_has_its_own_engine_running_containers(lab):
 
 def test_host_reaches_the_control_plane_on_the_lab_network(lab):
     servers = [f"{lab.addr(h)}:7100" for h in (11, 12, 13)]
-    with open(lab.cli.config) as f:
-        assert yaml.safe_load(f)["servers"] == servers
+    assert clientmod.resolve_endpoints(config_path=lab.cli.config) == servers
     status = lab.cli.out("cluster", "status")
     for s in servers:
         assert s in status

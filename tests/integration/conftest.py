@@ -6,12 +6,12 @@ from skiff.lab.controlplane import ControlPlane
 from tests.helpers import free_port_block, remove, temp_dir
 
 
-def make_cluster(tag, replicas=3, raft=None, watch_history=None):
+def make_cluster(tag, replicas=3, raft=None, watch_history=None, **cp_kw):
     """raft: the replicas' raft: config section (camelCase keys), None = their defaults."""
-    base = free_port_block(2 * replicas)
+    base = free_port_block(3 * replicas)
     cp = ControlPlane(temp_dir(tag), replicas=replicas, api_base_port=base,
-                      raft_base_port=base + replicas, raft=raft,
-                      watch_history=watch_history)
+                      raft_base_port=base + replicas, join_base_port=base + 2 * replicas, raft=raft,
+                      watch_history=watch_history, **cp_kw)
     cp.write_configs()
     cp.start_all()
     try:

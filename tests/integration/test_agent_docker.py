@@ -59,6 +59,7 @@ class AgentProcess:
             "nodeName": NODE, "servers": list(cluster.endpoints), "address": "127.0.0.1",
             "listen": f"127.0.0.1:{self.port}", "dockerHost": engine.host, "dataDir": self.data_dir,
             "nodeLeaseDurationS": 2, "restartBackoffBaseS": 1, "restartBackoffCapS": 4, "resyncS": 2,
+            **cluster.node_tls(NODE, "127.0.0.1"),
         }
         with open(self.config_path, "w", encoding="utf-8") as f:
             yaml.safe_dump(cfg, f)

@@ -11,6 +11,7 @@ from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
+from skiff.pki import tls
 from tests.helpers import wait_until
 
 
@@ -29,7 +30,7 @@ def deployment(name, replicas=1, image="busybox", labels=None):
 
 
 def per_replica_clients(cluster):
-    return {n: clientmod.Client([cluster.api_address(n)]) for n in cluster.names}
+    return {n: cluster.client([cluster.api_address(n)]) for n in cluster.names}
 
 
 @pytest.fixture
@@ -201,7 +202,7 @@ def test_watch_streams_live_changes(client, namespace):
 
     t = threading.Thread(target=consume, daemon=True)
     t.start()
-    writer = clientmod.Client(client.endpoints)
+    writer = clientmod.Client(client.endpoints, tls=client.tls)
     try:
         writer.create(cm("live", namespace=namespace))
         writer.delete("cm", "live", namespace)
@@ -265,7 +266,7 @@ def test_invalid_objects_are_rejected_with_field_path(client):
 
 
 def test_raw_grpc_garbage_is_refused_and_daemon_survives(cluster, client):
-    ch = grpc.insecure_channel(cluster.endpoints[0])
+    ch = tls.channel(cluster.endpoints[0], cluster.admin_credentials)
     stub = api_grpc.ApiStub(ch)
     with pytest.raises(grpc.RpcError) as err:
         stub.Create(api.WriteRequest(), timeout=5)  # empty envelope
@@ -329,7 +330,7 @@ def test_filtered_watch_sees_objects_enter_and_leave_the_selector(client, namesp
 
 
 def _stub(cluster):
-    ch = grpc.insecure_channel(cluster.endpoints[0])
+    ch = tls.channel(cluster.endpoints[0], cluster.admin_credentials)
     return ch, api_grpc.ApiStub(ch)
 
 

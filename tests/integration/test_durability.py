@@ -48,7 +48,7 @@ def snapshot(c) -> dict:
 
 
 def replica_clients(cp):
-    return {n: clientmod.Client([cp.api_address(n)], failover_budget_s=5) for n in cp.names}
+    return {n: cp.client([cp.api_address(n)], failover_budget_s=5) for n in cp.names}
 
 
 def wait_converged(cp, timeout_s=30):
@@ -77,7 +77,7 @@ class Writer(threading.Thread):
 
     def __init__(self, cp, prefix, payload_bytes=0):
         super().__init__(daemon=True)
-        self.client = clientmod.Client(cp.endpoints, call_timeout_s=3, failover_budget_s=30)
+        self.client = cp.client(call_timeout_s=3, failover_budget_s=30)
         self.prefix = prefix
         self.payload = "x" * payload_bytes
         self.acked = []          # (name, monotonic time of ack)

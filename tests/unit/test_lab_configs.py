@@ -12,6 +12,8 @@ from skiff.lab.controlplane import ControlPlane, services_for_subnet
 from skiff.lab.lab import agent_network
 from skiff.lab.node import AGENT_PORT, LabNode, spread_servers
 from skiff.lab.plan import CLUSTER_CIDR, make_plan
+from skiff.pki import certs
+from skiff.pki.config import TLSConfig
 
 
 def _load_all(cp: ControlPlane, tmp_path) -> dict:
@@ -34,8 +36,35 @@ def test_loopback_replica_configs_take_every_default(tmp_path):
         raft_address="127.0.0.1:7201", raft_password=password,
         peers=(cpconfig.Peer("cp1", "127.0.0.1:7100", "127.0.0.1:7200"),
                cpconfig.Peer("cp3", "127.0.0.1:7102", "127.0.0.1:7202")),
-        encryption_config_file=str(enc_file))
+        encryption_config_file=str(enc_file),
+        tls=TLSConfig(ca_file=str(tmp_path / "pki" / "ca.crt"), cert_file=str(tmp_path / "pki" / "cp2.crt"),
+                      key_file=str(tmp_path / "pki" / "cp2.key"), ca_key_file=str(tmp_path / "pki" / "ca.key"),
+                      join_address="127.0.0.1:7301"))
     assert [c.self_peer.api_address for c in cfgs.values()] == cp.endpoints
+
+
+def test_lab_replicas_get_certificates_naming_their_addresses(tmp_path):
+    """TLS is on in the lab: each replica's certificate is the control plane's identity and
+    names its address (the client checks it); the admin's is in system:masters."""
+    plan = make_plan(nodes=1, replicas=3, lab_dir=str(tmp_path))
+    cp = ControlPlane(str(tmp_path), replicas=3, api_base_port=7100, raft_base_port=7200, host="",
+                      addresses=[m.address for m in plan.replicas], netns=[m.netns for m in plan.replicas])
+    cfgs = _load_all(cp, tmp_path)
+    from cryptography import x509
+    for name, cfg in cfgs.items():
+        pem = open(cfg.tls.cert_file, "rb").read()
+        assert certs.subject(pem) == (f"skiff:controlplane:{name}", ("skiff:controlplane", "system:masters"))
+        san = certs.load_cert(pem).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert cfg.api_address.rsplit(":", 1)[0] in [str(i) for i in san.get_values_for_type(x509.IPAddress)]
+    assert certs.subject(cp.admin_credentials.cert) == ("skiff:admin", ("system:masters",))
+    tls = cp.node_tls("node1", plan.nodes[0].address)["tls"]
+    assert certs.subject(open(tls["certFile"], "rb").read()) == ("skiff:node:node1", ("skiff:nodes",))
+
+
+def test_tls_off_writes_no_tls_section(tmp_path):
+    cp = ControlPlane(str(tmp_path), replicas=1, api_base_port=7100, raft_base_port=7200, tls=False)
+    assert _load_all(cp, tmp_path)["cp1"].tls is None
+    assert cp.admin_credentials is None and cp.node_tls("n", "10.0.0.1") == {}
 
 
 @pytest.mark.parametrize("kw,want", [
