@@ -29,7 +29,7 @@ from concurrent import futures
 
 import grpc
 
-from controlplane.apiserver import admission
+from controlplane.apiserver import admission, guard
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
 from controlplane.store.reader import Expired
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
@@ -395,6 +395,11 @@ class ApiService(api_grpc.ApiServicer):
         except grpc.RpcError as exc:
             context.abort(exc.code(), f"{AGENT_ERROR_PREFIX}{exc.details() or exc.code().name}")
 
+    # ------------------------------------------------------------ authorization
+
+    def AccessReview(self, request, context):
+        return guard.review(request, context)   # the guard knows the caller
+
     # ------------------------------------------------------------ cluster status
 
     def ClusterStatus(self, request, context):
@@ -484,10 +489,13 @@ def _filtered_type(typ, key, env, previous, kind_name, namespace, sel):
     return "DELETED" if before else None
 
 
-def serve(store, cfg, max_workers: int = 256):
-    """Start the gRPC server on cfg.api_address; returns the grpc.Server."""
+def serve(store, cfg, max_workers: int = 256, tokens=None):
+    """Start the gRPC server on cfg.api_address; returns the grpc.Server. Every call passes
+    the guard (authentication, then authorization) first; tokens authenticates bearer
+    tokens (TokenAuthenticator: authenticate(token) -> Identity | None)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="api"),
+        interceptors=[guard.Guard(store.view(), tokens=tokens)],
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024),
                  ("grpc.so_reuseport", 0)])

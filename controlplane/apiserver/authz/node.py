@@ -1,0 +1,191 @@
+"""The Node authorizer and NodeRestriction: what a node agent's identity may do (pure).
+
+Kubernetes splits this in two: the Node authorizer (plugin/pkg/auth/authorizer/node:
+a node reads only the Secrets/ConfigMaps/PVCs its pods use) and the NodeRestriction
+admission plugin (a node writes only its own Node and Lease and the pods bound to it).
+skiff decides both here, before any handler runs, because the guard sees the object a
+write carries (attrs.obj) and the applied state (view).
+
+For an identity with a node_name N (skiff:node:N in skiff:nodes) and these resources:
+
+  nodes          get, list, watch: any node; create, update, patch (also nodes/status):
+                 only N (a create's object must be named N); delete: refused
+  leases         (coordination.k8s.io) in kube-node-lease named N: get, create, update,
+                 patch, delete; anything else refused
+  pods           get, list: any (the node's DNS lists a namespace's pods to verify pod
+                 IPs: nodeagent/dns/view.py); watch: only with fieldSelector
+                 spec.nodeName=N (the pod syncer's informer); delete: pods bound to N
+                 (the agent removes a pod it has stopped); create refused (no mirror pods)
+  pods/status    update, patch: pods bound to N (spec.nodeName as stored)
+  events         get: any (the recorder bumps an existing event); create, update, patch:
+                 only events whose involvedObject is Node N or a pod bound to N
+  secrets,       get: only when a pod bound to N in that namespace references it
+  configmaps     (volumes, env valueFrom, envFrom, imagePullSecrets); nothing else
+  services,      get, list, watch (the proxier, DNS and service links)
+  endpoints
+  anything else  no opinion: RBAC decides (a node has no bindings unless someone made one)
+
+A refusal is a deny with Kubernetes-like reasons ("node 'n1' cannot update pod
+default/x: the pod is bound to node 'n2'"), so RBAC cannot widen what this narrows.
+Cost: a store read for a pod-scoped check; a Secret/ConfigMap get lists the namespace's
+pods once (agents read them at pod start only).
+"""
+
+from controlplane.apiserver.authz.decision import ALLOW, DENY, NO_OPINION
+
+LEASE_NAMESPACE = "kube-node-lease"
+READ = ("get", "list", "watch")
+
+
+def _deny(node, text):
+    return DENY.because(f"node '{node}' {text}")
+
+
+def authorize(identity, attrs, view):
+    node = identity.node_name
+    if node is None or not attrs.is_resource_request:
+        return NO_OPINION
+    handler = _BY_RESOURCE.get((attrs.api_group, attrs.resource))
+    if handler is None:
+        return NO_OPINION
+    return handler(node, attrs, view)
+
+
+def _nodes(node, attrs, view):
+    if attrs.subresource not in ("", "status"):
+        return _deny(node, f"cannot {attrs.verb} nodes/{attrs.subresource}")
+    if attrs.verb in READ and not attrs.subresource:
+        return ALLOW
+    if attrs.verb in ("create", "update", "patch"):
+        name = attrs.obj.metadata.name if attrs.obj is not None else attrs.name
+        if name == node:
+            return ALLOW
+        return _deny(node, f"cannot modify node '{name}'")
+    return _deny(node, f"cannot {attrs.verb} nodes")
+
+
+def _leases(node, attrs, view):
+    if attrs.namespace != LEASE_NAMESPACE:
+        return _deny(node, f"cannot {attrs.verb} leases in namespace '{attrs.namespace}'")
+    name = attrs.obj.metadata.name if attrs.obj is not None and not attrs.name else attrs.name
+    if attrs.verb in ("get", "create", "update", "patch", "delete") and name == node:
+        return ALLOW
+    return _deny(node, f"cannot {attrs.verb} lease '{name or '*'}' (only its own lease '{node}')")
+
+
+def _bound_pod(view, namespace, name):
+    return view.get("Pod", namespace, name)
+
+
+def _pods(node, attrs, view):
+    sub = attrs.subresource
+    if sub == "" and attrs.verb in ("get", "list"):
+        return ALLOW
+    if sub == "" and attrs.verb == "watch":
+        if selects_node(attrs.field_selector, node):
+            return ALLOW
+        return _deny(node, f"may watch only its own pods (fieldSelector spec.nodeName={node})")
+    if (sub == "" and attrs.verb == "delete") or (sub == "status" and attrs.verb in ("update", "patch")):
+        pod = _bound_pod(view, attrs.namespace, attrs.name)
+        if pod is None:
+            return _deny(node, f"cannot {attrs.verb} unknown pod {attrs.namespace}/{attrs.name}")
+        if pod.spec.node_name != node:
+            return _deny(node, f"cannot {attrs.verb} pod {attrs.namespace}/{attrs.name}: "
+                               f"the pod is bound to node '{pod.spec.node_name}'")
+        return ALLOW
+    what = f"pods/{sub}" if sub else "pods"
+    return _deny(node, f"cannot {attrs.verb} {what}")
+
+
+def _events(node, attrs, view):
+    if attrs.verb == "get":
+        return ALLOW
+    if attrs.verb not in ("create", "update", "patch") or attrs.obj is None:
+        return _deny(node, f"cannot {attrs.verb} events")
+    ref = attrs.obj.involved_object
+    if ref.kind == "Node" and ref.name == node:
+        return ALLOW
+    if ref.kind == "Pod":
+        pod = _bound_pod(view, ref.namespace or attrs.namespace, ref.name)
+        if pod is not None and pod.spec.node_name == node:
+            return ALLOW
+    return _deny(node, f"cannot {attrs.verb} an event about {ref.kind} "
+                       f"{(ref.namespace + '/') if ref.namespace else ''}{ref.name}: "
+                       f"not this node or a pod bound to it")
+
+
+def _referenced(kind_name):
+    def check(node, attrs, view):
+        what = "secret" if kind_name == "Secret" else "configmap"
+        if attrs.verb != "get" or attrs.subresource:
+            return _deny(node, f"cannot {attrs.verb} {what}s (only get those its pods use)")
+        for pod in view.list("Pod", attrs.namespace):
+            if pod.spec.node_name == node and attrs.name in pod_references(pod.spec)[kind_name]:
+                return ALLOW
+        return _deny(node, f"cannot get {what} {attrs.namespace}/{attrs.name}: "
+                           f"no relationship found between node '{node}' and this object")
+    return check
+
+
+def _read_only(node, attrs, view):
+    if attrs.verb in READ and not attrs.subresource:
+        return ALLOW
+    return _deny(node, f"cannot {attrs.verb} {attrs.combined_resource}")
+
+
+_BY_RESOURCE = {
+    ("", "nodes"): _nodes,
+    ("coordination.k8s.io", "leases"): _leases,
+    ("", "pods"): _pods,
+    ("", "events"): _events,
+    ("", "secrets"): _referenced("Secret"),
+    ("", "configmaps"): _referenced("ConfigMap"),
+    ("", "services"): _read_only,
+    ("", "endpoints"): _read_only,
+}
+
+
+def selects_node(field_selector: str, node: str) -> bool:
+    """Does the selector require spec.nodeName=node (among its terms)?"""
+    for term in (field_selector or "").split(","):
+        key, eq, value = term.strip().partition("==") if "==" in term else term.strip().partition("=")
+        if eq and not key.endswith("!") and key.strip() == "spec.nodeName" and value.strip() == node:
+            return True
+    return False
+
+
+# The message types that name a Secret or ConfigMap of the pod's namespace, and the field
+# holding the name: found wherever they sit in a pod spec (volumes, env, envFrom, projected
+# volumes to come), so a new place to reference one needs no change here.
+_REFS = {
+    "skiff.api.SecretVolumeSource": ("Secret", "secret_name"),
+    "skiff.api.SecretKeySelector": ("Secret", "name"),
+    "skiff.api.SecretEnvSource": ("Secret", "name"),
+    "skiff.api.SecretProjection": ("Secret", "name"),
+    "skiff.api.ConfigMapVolumeSource": ("ConfigMap", "name"),
+    "skiff.api.ConfigMapKeySelector": ("ConfigMap", "name"),
+    "skiff.api.ConfigMapEnvSource": ("ConfigMap", "name"),
+    "skiff.api.ConfigMapProjection": ("ConfigMap", "name"),
+}
+
+
+def pod_references(spec) -> dict:
+    """{"Secret": names, "ConfigMap": names} a pod spec uses (imagePullSecrets too)."""
+    out = {"Secret": set(), "ConfigMap": set()}
+    _walk(spec, out)
+    if "image_pull_secrets" in spec.DESCRIPTOR.fields_by_name:
+        out["Secret"].update(r.name for r in spec.image_pull_secrets)
+    return out
+
+
+def _walk(msg, out) -> None:
+    ref = _REFS.get(msg.DESCRIPTOR.full_name)
+    if ref is not None:
+        name = getattr(msg, ref[1])
+        if name:
+            out[ref[0]].add(name)
+    for fd, value in msg.ListFields():
+        if fd.message_type is None or fd.message_type.GetOptions().map_entry:
+            continue
+        for item in (value if fd.is_repeated else (value,)):
+            _walk(item, out)
