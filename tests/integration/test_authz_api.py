@@ -1,0 +1,198 @@
+"""RBAC through the real API: a single in-process replica (a real Raft store and gRPC server)
+served with a test-only TokenAuthenticator, so callers are told apart by bearer tokens while
+the API has no TLS. Users: `viewer` (bound to the built-in view ClusterRole), `dev-editor`
+(edit in namespace dev), `nobody` (no binding), `impersonator` (may impersonate viewer);
+a call without a token is the plaintext admin, as everywhere before TLS."""
+
+import grpc
+import pytest
+
+from controlplane.apiserver.service import serve
+from controlplane.bootstrap import Bootstrapper
+from controlplane.config import ControlPlaneConfig
+from controlplane.store.store import Store
+from skiff import client as clientmod
+from skiff.api import kinds
+from skiff.api import objects_pb2 as pb
+from skiff.api import service_pb2 as api
+from skiff.api import service_pb2_grpc as api_grpc
+from skiff.api.identity import AUTHENTICATED, Identity
+from skiff.cli import main as cli
+from tests.helpers import free_port_block, remove, temp_dir, wait_until
+
+G = "rbac.authorization.k8s.io"
+
+
+class StaticTokens:
+    """Test-only: token -> Identity (Kubernetes' --token-auth-file in small)."""
+
+    USERS = {"t-viewer": "viewer", "t-editor": "dev-editor", "t-nobody": "nobody", "t-imp": "impersonator"}
+
+    def authenticate(self, token):
+        user = self.USERS.get(token)
+        return None if user is None else Identity(user, (AUTHENTICATED,))
+
+
+@pytest.fixture(scope="module")
+def api_server():
+    base = free_port_block(2)
+    data = temp_dir("authz")
+    cfg = ControlPlaneConfig(name="cp1", data_dir=data, api_address=f"127.0.0.1:{base}",
+                             raft_address=f"127.0.0.1:{base + 1}", raft_password="test")
+    store = Store(cfg)
+    server = serve(store, cfg, max_workers=16, tokens=StaticTokens())
+    boot = Bootstrapper(store, cfg).start()
+    admin = clientmod.Client([cfg.api_address])
+    try:
+        wait_until(lambda: _exists(admin, "clusterrole", "view") and _exists(admin, "namespace", "default"),
+                   30, "bootstrap made the built-in roles")
+        _setup(admin)
+        yield cfg.api_address
+    finally:
+        admin.close()
+        boot.stop()
+        server.stop(grace=0.5).wait()
+        store.close()
+        remove(data)
+
+
+def _exists(c, kind, name):
+    try:
+        c.get(kind, name, "")
+        return True
+    except clientmod.ApiError:
+        return False
+
+
+def _binding(kind, name, ns, role_kind, role, user):
+    msg = kinds.BY_NAME[kind].message(metadata=pb.ObjectMeta(name=name, namespace=ns),
+                                      role_ref=pb.RoleRef(api_group=G, kind=role_kind, name=role))
+    msg.subjects.add(kind="User", name=user)
+    return msg
+
+
+def _setup(admin):
+    admin.create(pb.Namespace(metadata=pb.ObjectMeta(name="dev")))
+    admin.create(_binding("ClusterRoleBinding", "viewer-view", "", "ClusterRole", "view", "viewer"))
+    admin.create(_binding("RoleBinding", "editor", "dev", "ClusterRole", "edit", "dev-editor"))
+    imp = pb.ClusterRole(metadata=pb.ObjectMeta(name="impersonate-viewer"))
+    imp.rules.add(api_groups=[""], resources=["users"], verbs=["impersonate"], resource_names=["viewer"])
+    admin.create(imp)
+    admin.create(_binding("ClusterRoleBinding", "impersonator", "", "ClusterRole", "impersonate-viewer",
+                          "impersonator"))
+    admin.create(pb.ConfigMap(metadata=pb.ObjectMeta(name="settings", namespace="dev"), data={"a": "1"}))
+
+
+@pytest.fixture
+def stub(api_server):
+    channel = grpc.insecure_channel(api_server)
+    yield api_grpc.ApiStub(channel)
+    channel.close()
+
+
+def bearer(token, *extra):
+    return (("authorization", f"Bearer {token}"),) + tuple(extra)
+
+
+def cm(name, ns="dev"):
+    return pb.ConfigMap(metadata=pb.ObjectMeta(name=name, namespace=ns), data={"k": "v"})
+
+
+def test_a_viewer_lists_but_cannot_create(stub):
+    resp = stub.List(api.ListRequest(kind="ConfigMap", namespace="dev"), metadata=bearer("t-viewer"))
+    assert [kinds.unwrap(e)[1].metadata.name for e in resp.items] == ["settings"]
+    stub.Get(api.GetRequest(ref=api.ObjectRef(kind="ConfigMap", namespace="dev", name="settings")),
+             metadata=bearer("t-viewer"))
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.Create(api.WriteRequest(object=kinds.wrap(cm("mine"))), metadata=bearer("t-viewer"))
+    assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert exc.value.details() == ('configmaps is forbidden: User "viewer" cannot create resource "configmaps" '
+                                   'in API group "" in the namespace "dev"')
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.Get(api.GetRequest(ref=api.ObjectRef(kind="Secret", namespace="dev", name="db")),
+                 metadata=bearer("t-viewer"))
+    assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert 'secrets "db" is forbidden: User "viewer" cannot get resource "secrets"' in exc.value.details()
+
+
+def test_nothing_is_stored_when_refused(stub):
+    with pytest.raises(grpc.RpcError):
+        stub.Apply(api.WriteRequest(object=kinds.wrap(cm("sneaky"))), metadata=bearer("t-nobody"))
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.Get(api.GetRequest(ref=api.ObjectRef(kind="ConfigMap", namespace="dev", name="sneaky")))
+    assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_editor_writes_in_its_namespace_only(stub):
+    stub.Create(api.WriteRequest(object=kinds.wrap(cm("edited"))), metadata=bearer("t-editor"))
+    stub.Delete(api.DeleteRequest(ref=api.ObjectRef(kind="ConfigMap", namespace="dev", name="edited")),
+                metadata=bearer("t-editor"))
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.Create(api.WriteRequest(object=kinds.wrap(cm("edited", "default"))), metadata=bearer("t-editor"))
+    assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert 'in the namespace "default"' in exc.value.details()
+    with pytest.raises(grpc.RpcError) as exc:   # edit cannot grant: no rolebindings
+        stub.Create(api.WriteRequest(object=kinds.wrap(_binding("RoleBinding", "x", "dev", "ClusterRole", "admin",
+                                                                "dev-editor"))), metadata=bearer("t-editor"))
+    assert 'cannot create resource "rolebindings" in API group "rbac.authorization.k8s.io"' in exc.value.details()
+
+
+def test_watch_is_refused_before_any_event(stub):
+    with pytest.raises(grpc.RpcError) as exc:
+        next(iter(stub.Watch(api.WatchRequest(kind="Pod"), metadata=bearer("t-nobody"), timeout=5)))
+    assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert 'User "nobody" cannot watch resource "pods" in API group "" at the cluster scope' in exc.value.details()
+
+
+def test_a_bad_token_is_unauthenticated(stub):
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.List(api.ListRequest(kind="Pod"), metadata=bearer("forged"))
+    assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_plaintext_callers_stay_admin(stub):
+    """Until TLS: nothing existing changes."""
+    stub.List(api.ListRequest(kind="Secret"))
+    stub.ClusterStatus(api.ClusterStatusRequest(local_only=True))
+
+
+def review(stub, token, *extra, **attrs):
+    return stub.AccessReview(api.AccessReviewRequest(**attrs), metadata=bearer(token, *extra))
+
+
+def test_access_review_answers_for_the_caller(stub):
+    assert review(stub, "t-viewer", verb="list", resource="pods", namespace="dev").allowed
+    assert not review(stub, "t-viewer", verb="create", resource="pods", namespace="dev").allowed
+    r = review(stub, "t-editor", verb="create", group="apps", resource="deployments", namespace="dev")
+    assert r.allowed and r.user == "dev-editor"
+    assert not review(stub, "t-nobody", verb="get", resource="pods", namespace="dev").allowed
+    assert stub.AccessReview(api.AccessReviewRequest(verb="delete", resource="nodes")).allowed   # admin
+
+
+def test_impersonation_needs_the_right(stub):
+    as_viewer = ("impersonate-user", "viewer")
+    r = review(stub, "t-imp", as_viewer, verb="list", resource="pods", namespace="dev")
+    assert r.allowed and r.user == "viewer"
+    with pytest.raises(grpc.RpcError) as exc:
+        review(stub, "t-imp", ("impersonate-user", "dev-editor"), verb="list", resource="pods")
+    assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert exc.value.details() == ('users "dev-editor" is forbidden: User "impersonator" cannot impersonate '
+                                   'resource "users" in API group "" at the cluster scope')
+    with pytest.raises(grpc.RpcError):   # a group needs its own right
+        review(stub, "t-imp", as_viewer, ("impersonate-group", "system:masters"), verb="list", resource="pods")
+
+
+def test_cli_can_i(api_server, capsys):
+    """`skiff auth can-i` as the (plaintext) admin and --as a user: yes/no and exit codes 0/1."""
+    assert cli.main(["auth", "can-i", "delete", "nodes", "-s", api_server]) == 0
+    assert capsys.readouterr().out.strip() == "yes"
+    assert cli.main(["auth", "can-i", "list", "pods", "-n", "dev", "--as", "viewer", "-s", api_server]) == 0
+    assert capsys.readouterr().out.strip() == "yes"
+    assert cli.main(["auth", "can-i", "create", "deployments", "-n", "dev", "--as", "viewer", "-s", api_server]) == 1
+    assert capsys.readouterr().out.strip() == "no"
+    assert cli.main(["auth", "can-i", "get", "configmap/settings", "-n", "dev", "--as", "nobody",
+                     "-s", api_server]) == 1
+    assert capsys.readouterr().out.strip() == "no"
+    assert cli.main(["auth", "can-i", "create", "deploy", "-n", "dev", "--as", "dev-editor",
+                     "-s", api_server]) == 0
+    assert capsys.readouterr().out.strip() == "yes"
