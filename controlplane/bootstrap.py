@@ -68,14 +68,7 @@ def ensure_rbac_defaults(store) -> None:
             have = kinds.unwrap(current)[1]
             if not policy.needs_update(have, desired):
                 continue
-            fixed = type(have)()
-            fixed.CopyFrom(have)
-            if kind.name == "ClusterRole":
-                del fixed.rules[:]
-                fixed.rules.extend(desired.rules)
-            else:
-                del fixed.subjects[:]
-                fixed.subjects.extend(desired.subjects)
+            fixed = policy.reconciled(have, desired)
             admission.admit(kind, fixed, old=have, creating=False)
             cmd = Update(f"bootstrap-rbac-{uuid.uuid4()}", kinds.encode(kinds.wrap(fixed)), "",
                          have.metadata.resource_version)

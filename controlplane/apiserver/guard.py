@@ -12,7 +12,9 @@ A gRPC server interceptor (installed by apiserver/service.py `serve`). For each 
    message, which the handler then receives as if unread;
 4. authz.authorize(identity, attributes, view): a refusal aborts with PERMISSION_DENIED
    and Kubernetes' text naming identity, verb and resource (`pods is forbidden: User
-   "bob" cannot list resource "pods" in API group "" in the namespace "default"`).
+   "bob" cannot list resource "pods" in API group "" in the namespace "default"`);
+5. a write of a role or binding must not grant more than its writer holds
+   (authz/escalation.py), else PERMISSION_DENIED as Kubernetes words it.
 The handler then runs with the caller available to AccessReview through review().
 
 Costs: members of system:masters (the admin, the controllers, every plaintext call) are
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 import grpc
 
 from controlplane.apiserver import authn, authz
+from controlplane.apiserver.authz import escalation
 from controlplane.apiserver.authz.attributes import Attributes, of_request, of_review
 from skiff.api import service_pb2 as api
 from skiff.api.identity import AUTHENTICATED, SA_GROUP, SA_PREFIX, Identity
@@ -116,6 +119,12 @@ class Guard(grpc.ServerInterceptor):
         decision = self.decide(identity, attrs)
         if not decision.allowed:
             self._refuse(context, identity, attrs, decision.reason)
+        if escalation.applies(attrs):
+            decision = escalation.check(identity, attrs, self.view, authz.authorize)
+            if not decision.allowed:
+                log.info("event=forbidden user=%s verb=%s resource=%s reason=escalation", identity.user,
+                         attrs.verb, attrs.resource)
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, authz.escalation_message(attrs, decision.reason))
         return identity
 
     # ------------------------------------------------------------ the interceptor

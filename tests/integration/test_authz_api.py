@@ -26,7 +26,8 @@ G = "rbac.authorization.k8s.io"
 class StaticTokens:
     """Test-only: token -> Identity (Kubernetes' --token-auth-file in small)."""
 
-    USERS = {"t-viewer": "viewer", "t-editor": "dev-editor", "t-nobody": "nobody", "t-imp": "impersonator"}
+    USERS = {"t-viewer": "viewer", "t-editor": "dev-editor", "t-nobody": "nobody", "t-imp": "impersonator",
+             "t-admin": "dev-admin"}
 
     def authenticate(self, token):
         user = self.USERS.get(token)
@@ -75,6 +76,7 @@ def _setup(admin):
     admin.create(pb.Namespace(metadata=pb.ObjectMeta(name="dev")))
     admin.create(_binding("ClusterRoleBinding", "viewer-view", "", "ClusterRole", "view", "viewer"))
     admin.create(_binding("RoleBinding", "editor", "dev", "ClusterRole", "edit", "dev-editor"))
+    admin.create(_binding("RoleBinding", "dev-admin", "dev", "ClusterRole", "admin", "dev-admin"))
     imp = pb.ClusterRole(metadata=pb.ObjectMeta(name="impersonate-viewer"))
     imp.rules.add(api_groups=[""], resources=["users"], verbs=["impersonate"], resource_names=["viewer"])
     admin.create(imp)
@@ -135,6 +137,23 @@ def test_an_editor_writes_in_its_namespace_only(stub):
         stub.Create(api.WriteRequest(object=kinds.wrap(_binding("RoleBinding", "x", "dev", "ClusterRole", "admin",
                                                                 "dev-editor"))), metadata=bearer("t-editor"))
     assert 'cannot create resource "rolebindings" in API group "rbac.authorization.k8s.io"' in exc.value.details()
+
+
+def test_a_namespace_admin_grants_only_what_it_holds(stub):
+    view = _binding("RoleBinding", "viewer-in-dev", "dev", "ClusterRole", "view", "nobody")
+    stub.Create(api.WriteRequest(object=kinds.wrap(view)), metadata=bearer("t-admin"))
+    root = _binding("RoleBinding", "root-in-dev", "dev", "ClusterRole", "cluster-admin", "nobody")
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.Create(api.WriteRequest(object=kinds.wrap(root)), metadata=bearer("t-admin"))
+    assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert exc.value.details().startswith(
+        'rolebindings.rbac.authorization.k8s.io "root-in-dev" is forbidden: user "dev-admin" '
+        '(groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:')
+    # the new binding works at once: nobody may now read in dev
+    assert review(stub, "t-nobody", verb="list", resource="pods", namespace="dev").allowed
+    stub.Delete(api.DeleteRequest(ref=api.ObjectRef(kind="RoleBinding", namespace="dev", name="viewer-in-dev")),
+                metadata=bearer("t-admin"))
+    assert not review(stub, "t-nobody", verb="list", resource="pods", namespace="dev").allowed
 
 
 def test_watch_is_refused_before_any_event(stub):

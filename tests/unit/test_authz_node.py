@@ -159,4 +159,4 @@ def test_denials_say_why():
 
 def test_pod_references_are_found_wherever_they_sit():
     refs = nodeauthz.pod_references(VIEW.get("Pod", "dev", "mine").spec)
-    assert refs == {"Secret": {"tls", "db-password"}, "ConfigMap": {"app-config", "env"}}
+    assert refs == {"secrets": {"tls", "db-password"}, "configmaps": {"app-config", "env"}}

@@ -12,8 +12,9 @@ forbidden_message() writes Kubernetes' refusal text (apiserver's responsewriters
 forbiddenMessage + NewForbidden): `pods "x" is forbidden: User "bob" cannot get resource
 "pods" in API group "" in the namespace "default"`.
 
-Modules: attributes.py (RPC -> Attributes), decision.py, rbac.py, node.py, policy.py
-(the built-in ClusterRoles the leader's bootstrap keeps).
+Modules: attributes.py (RPC -> Attributes), decision.py, rbac.py, node.py, escalation.py
+(nobody grants what they do not hold), policy.py (the built-in ClusterRoles the leader's
+bootstrap keeps).
 """
 
 from controlplane.apiserver.authz import node, rbac
@@ -33,6 +34,12 @@ def authorize(identity, attrs, view) -> Decision:
         if decision.decided:
             return decision
     return NO_OPINION
+
+
+def escalation_message(attrs, reason: str) -> str:
+    """Kubernetes' text for a role or binding granting more than its writer holds."""
+    name = attrs.name or attrs.obj.metadata.name
+    return f'{attrs.resource}.{attrs.api_group} "{name}" is forbidden: {reason}'
 
 
 def forbidden_message(identity, attrs, reason: str = "") -> str:

@@ -114,13 +114,13 @@ def _events(node, attrs, view):
                        f"not this node or a pod bound to it")
 
 
-def _referenced(kind_name):
+def _referenced(resource):
     def check(node, attrs, view):
-        what = "secret" if kind_name == "Secret" else "configmap"
+        what = resource[:-1]
         if attrs.verb != "get" or attrs.subresource:
-            return _deny(node, f"cannot {attrs.verb} {what}s (only get those its pods use)")
+            return _deny(node, f"cannot {attrs.verb} {resource} (only get those its pods use)")
         for pod in view.list("Pod", attrs.namespace):
-            if pod.spec.node_name == node and attrs.name in pod_references(pod.spec)[kind_name]:
+            if pod.spec.node_name == node and attrs.name in pod_references(pod.spec)[resource]:
                 return ALLOW
         return _deny(node, f"cannot get {what} {attrs.namespace}/{attrs.name}: "
                            f"no relationship found between node '{node}' and this object")
@@ -138,8 +138,8 @@ _BY_RESOURCE = {
     ("coordination.k8s.io", "leases"): _leases,
     ("", "pods"): _pods,
     ("", "events"): _events,
-    ("", "secrets"): _referenced("Secret"),
-    ("", "configmaps"): _referenced("ConfigMap"),
+    ("", "secrets"): _referenced("secrets"),
+    ("", "configmaps"): _referenced("configmaps"),
     ("", "services"): _read_only,
     ("", "endpoints"): _read_only,
 }
@@ -158,23 +158,23 @@ def selects_node(field_selector: str, node: str) -> bool:
 # holding the name: found wherever they sit in a pod spec (volumes, env, envFrom, projected
 # volumes to come), so a new place to reference one needs no change here.
 _REFS = {
-    "skiff.api.SecretVolumeSource": ("Secret", "secret_name"),
-    "skiff.api.SecretKeySelector": ("Secret", "name"),
-    "skiff.api.SecretEnvSource": ("Secret", "name"),
-    "skiff.api.SecretProjection": ("Secret", "name"),
-    "skiff.api.ConfigMapVolumeSource": ("ConfigMap", "name"),
-    "skiff.api.ConfigMapKeySelector": ("ConfigMap", "name"),
-    "skiff.api.ConfigMapEnvSource": ("ConfigMap", "name"),
-    "skiff.api.ConfigMapProjection": ("ConfigMap", "name"),
+    "skiff.api.SecretVolumeSource": ("secrets", "secret_name"),
+    "skiff.api.SecretKeySelector": ("secrets", "name"),
+    "skiff.api.SecretEnvSource": ("secrets", "name"),
+    "skiff.api.SecretProjection": ("secrets", "name"),
+    "skiff.api.ConfigMapVolumeSource": ("configmaps", "name"),
+    "skiff.api.ConfigMapKeySelector": ("configmaps", "name"),
+    "skiff.api.ConfigMapEnvSource": ("configmaps", "name"),
+    "skiff.api.ConfigMapProjection": ("configmaps", "name"),
 }
 
 
 def pod_references(spec) -> dict:
-    """{"Secret": names, "ConfigMap": names} a pod spec uses (imagePullSecrets too)."""
-    out = {"Secret": set(), "ConfigMap": set()}
+    """{"secrets": names, "configmaps": names} a pod spec uses (imagePullSecrets too)."""
+    out = {"secrets": set(), "configmaps": set()}
     _walk(spec, out)
     if "image_pull_secrets" in spec.DESCRIPTOR.fields_by_name:
-        out["Secret"].update(r.name for r in spec.image_pull_secrets)
+        out["secrets"].update(r.name for r in spec.image_pull_secrets)
     return out
 
 

@@ -115,3 +115,16 @@ def needs_update(stored, desired) -> bool:
     if isinstance(desired, pb.ClusterRole):
         return list(stored.rules) != list(desired.rules)
     return list(stored.subjects) != list(desired.subjects)   # a roleRef never changes
+
+
+def reconciled(stored, desired):
+    """A copy of the stored built-in with the desired rules (a binding: subjects) put back."""
+    fixed = type(stored)()
+    fixed.CopyFrom(stored)
+    if isinstance(desired, pb.ClusterRole):
+        del fixed.rules[:]
+        fixed.rules.extend(desired.rules)
+    else:
+        del fixed.subjects[:]
+        fixed.subjects.extend(desired.subjects)
+    return fixed
