@@ -29,7 +29,20 @@ def pod(name, node, ns="dev", secret=None, cm=None, env_secret=None, envfrom_cm=
     return p
 
 
+def stored_node(name):
+    n = pb.Node(metadata=pb.ObjectMeta(name=name, labels={"node-restriction.kubernetes.io/zone": "a"}))
+    n.spec.pod_cidr = "10.244.1.0/24"
+    return n
+
+
+def changed(name, change):
+    n = stored_node(name)
+    change(n)
+    return n
+
+
 VIEW = DictView.of(
+    stored_node("n1"),
     pod("mine", "n1", secret="tls", cm="app-config", env_secret="db-password", envfrom_cm="env"),
     pod("theirs", "n2", secret="other-secret", cm="other-config"),
     pod("pending", ""),
@@ -60,7 +73,15 @@ CASES = [
     # its own Node (nodeagent/node.py: get, create, update labels, update status; network annotations)
     (A("get", "nodes", name="n1"), ALLOW),
     (A("create", "nodes", obj=node_obj("n1")), ALLOW),
-    (A("update", "nodes", name="n1", obj=node_obj("n1")), ALLOW),
+    (A("update", "nodes", name="n1", obj=changed("n1", lambda n: n.metadata.labels.update(role="edge"))), ALLOW),
+    (A("update", "nodes", name="n1", obj=changed("n1", lambda n: n.metadata.annotations.update(a="b"))), ALLOW),
+    # NodeRestriction: the spec and the restricted labels stay as stored
+    (A("update", "nodes", name="n1", obj=changed("n1", lambda n: n.spec.taints.add(key="k", effect="NoSchedule"))),
+     DENY),
+    (A("update", "nodes", name="n1", obj=changed("n1", lambda n: setattr(n.spec, "pod_cidr", "10.244.9.0/24"))),
+     DENY),
+    (A("update", "nodes", name="n1", obj=changed("n1", lambda n: n.metadata.labels.pop(
+        "node-restriction.kubernetes.io/zone"))), DENY),
     (A("update", "nodes", name="n1", sub="status", obj=node_obj("n1")), ALLOW),
     (A("create", "nodes", obj=node_obj("n2")), DENY),
     (A("update", "nodes", name="n2", obj=node_obj("n2")), DENY),

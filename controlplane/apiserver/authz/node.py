@@ -9,7 +9,8 @@ write carries (attrs.obj) and the applied state (view).
 For an identity with a node_name N (skiff:node:N in skiff:nodes) and these resources:
 
   nodes          get, list, watch: any node; create, update, patch (also nodes/status):
-                 only N (a create's object must be named N); delete: refused
+                 only N (a create's object must be named N), and an update keeps the
+                 spec and node-restriction.kubernetes.io/ labels as stored; delete: refused
   leases         (coordination.k8s.io) in kube-node-lease named N: get, create, update,
                  patch, delete; anything else refused
   pods           get, list: any (the node's DNS lists a namespace's pods to verify pod
@@ -58,10 +59,30 @@ def _nodes(node, attrs, view):
         return ALLOW
     if attrs.verb in ("create", "update", "patch"):
         name = attrs.obj.metadata.name if attrs.obj is not None else attrs.name
-        if name == node:
-            return ALLOW
-        return _deny(node, f"cannot modify node '{name}'")
+        if name != node:
+            return _deny(node, f"cannot modify node '{name}'")
+        if attrs.verb != "create" and not attrs.subresource and attrs.obj is not None:
+            return _own_node_update(node, attrs.obj, view.get("Node", "", node))
+        return ALLOW
     return _deny(node, f"cannot {attrs.verb} nodes")
+
+
+RESTRICTED_LABEL_PREFIX = "node-restriction.kubernetes.io/"
+
+
+def _own_node_update(node, new, old):
+    """NodeRestriction on a node's update of itself: its spec (taints, podCIDR,
+    unschedulable) belongs to the cluster, and labels under node-restriction.kubernetes.io/
+    to the administrator (Kubernetes: "is not allowed to modify taints", "... labels")."""
+    if old is None:
+        return ALLOW     # the handler answers NotFound
+    if new.spec != old.spec:
+        return _deny(node, "is not allowed to modify its spec (taints, podCIDR, unschedulable)")
+    def restricted(labels):
+        return {k: v for k, v in labels.items() if k.startswith(RESTRICTED_LABEL_PREFIX)}
+    if restricted(new.metadata.labels) != restricted(old.metadata.labels):
+        return _deny(node, f"is not allowed to modify labels with the prefix {RESTRICTED_LABEL_PREFIX}")
+    return ALLOW
 
 
 def _leases(node, attrs, view):
