@@ -88,15 +88,14 @@ class Guard(grpc.ServerInterceptor):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               "requested impersonation of groups without impersonating a user")
             return identity
-        wanted = []
+        # Every group asked for needs its own right; a ServiceAccount's own groups come with it.
+        wanted = [Attributes("impersonate", "groups", "", "", g) for g in groups]
         if user.startswith(SA_PREFIX) and user.count(":") == 3:
             ns, name = user[len(SA_PREFIX):].split(":", 1)
-            wanted.append(Attributes("impersonate", "serviceaccounts", "", ns, name))
+            wanted.insert(0, Attributes("impersonate", "serviceaccounts", "", ns, name))
             groups = [SA_GROUP, f"{SA_GROUP}:{ns}"] + groups
         else:
-            wanted.append(Attributes("impersonate", "users", "", "", user))
-        wanted += [Attributes("impersonate", "groups", "", "", g) for g in groups
-                   if not g.startswith(SA_GROUP)]
+            wanted.insert(0, Attributes("impersonate", "users", "", "", user))
         for attrs in wanted:
             decision = self.decide(identity, attrs)
             if not decision.allowed:
