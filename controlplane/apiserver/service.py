@@ -495,7 +495,7 @@ def serve(store, cfg, max_workers: int = 256, tokens=None):
     tokens (TokenAuthenticator: authenticate(token) -> Identity | None)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="api"),
-        interceptors=[guard.Guard(store.view(), tokens=tokens)],
+        interceptors=[guard.Guard(guard.StoreView(store), tokens=tokens)],
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024),
                  ("grpc.so_reuseport", 0)])

@@ -134,3 +134,26 @@ def test_escalation_is_refused_after_authorization():
     ok = rolebinding("fine", "edit", "someone")
     who, _ = admit("Create", api.WriteRequest(object=pb.Object(role_binding=ok)), token("t-lead"))
     assert who is not None
+
+
+def test_the_store_view_reads_the_applied_state():
+    from controlplane.apiserver.guard import StoreView
+    from controlplane.store.commands import Create
+    from controlplane.store.raft import StoreConsumer
+    from controlplane.store.reader import StoreReader
+    from skiff.api import kinds
+
+    consumer = StoreConsumer(100)
+    for i, msg in enumerate([pb.Namespace(metadata=pb.ObjectMeta(name="default")),
+                             binding("b1", "view", "viewer"),
+                             pb.RoleBinding(metadata=pb.ObjectMeta(name="rb", namespace="default"),
+                                            role_ref=pb.RoleRef(api_group=G, kind="ClusterRole", name="view"))]):
+        assert consumer.apply(Create(f"r{i}", kinds.encode(kinds.wrap(msg)), "2024-01-01T00:00:00Z", f"u{i}"),
+                              _doApply=True)[0] == "ok"
+    view = StoreView(StoreReader(consumer))
+    assert [b.metadata.name for b in view.list("ClusterRoleBinding")] == ["b1"]
+    assert [b.metadata.name for b in view.list("RoleBinding", "default")] == ["rb"]
+    assert view.list("RoleBinding", "other") == []
+    assert view.get("RoleBinding", "", "rb").role_ref.name == "view"      # "" is the default namespace
+    assert view.get("ClusterRoleBinding", "ignored", "b1") is not None
+    assert view.get("ClusterRole", "", "missing") is None
