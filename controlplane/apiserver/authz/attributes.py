@@ -62,15 +62,15 @@ def _kind(word):
         return None
 
 
-def _for_word(word, verb, namespace, name, **kw) -> Attributes:
-    """Attributes for a kind the caller named by a word (ObjectRef.kind, ListRequest.kind);
-    a word the registry does not know keeps the word as resource (the handler then answers
-    that the server doesn't have it, to whoever may ask)."""
+def _for_word(word, verb, namespace, name) -> Attributes:
+    """Attributes for a kind the caller named by a word (ObjectRef.kind); a word the
+    registry does not know keeps the word as resource (the handler then answers that the
+    server doesn't have it, to whoever may ask)."""
     kind = _kind(word)
     if kind is None:
-        return Attributes(verb, word.lower(), "", namespace, name, **kw)
+        return Attributes(verb, word.lower(), "", namespace, name)
     ns = (namespace or "default") if kind.namespaced else ""
-    return Attributes(verb, kind.plural, kind.group, ns, name, **kw)
+    return Attributes(verb, kind.plural, kind.group, ns, name)
 
 
 def _for_object(verb, msg, subresource="", with_name=True) -> Attributes:
@@ -119,11 +119,12 @@ def of_request(method: str, request, exists=None) -> Attributes | None:
     if rpc == "Delete":
         return _for_word(request.ref.kind, "delete", request.ref.namespace, request.ref.name)
     if rpc in ("List", "Watch"):
+        # namespace "" stays "": a list across every namespace (Kubernetes: cluster scope).
         kind = _kind(request.kind)
-        ns = request.namespace if kind is None or kind.namespaced else ""
-        attrs = _for_word(request.kind, rpc.lower(), ns, "", field_selector=request.field_selector)
-        # "" stays "": a list across every namespace (not "default", as _for_word makes it).
-        return Attributes(attrs.verb, attrs.resource, attrs.api_group, ns, "",
+        if kind is None:
+            return Attributes(rpc.lower(), request.kind.lower(), "", request.namespace,
+                              field_selector=request.field_selector)
+        return Attributes(rpc.lower(), kind.plural, kind.group, request.namespace if kind.namespaced else "",
                           field_selector=request.field_selector)
     if rpc == "PodLogs":
         return Attributes("get", "pods", "", request.namespace or "default", request.pod, "log")
