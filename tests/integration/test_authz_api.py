@@ -16,7 +16,7 @@ from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
-from skiff.api.identity import AUTHENTICATED, Identity
+from skiff.api.identity import AUTHENTICATED, Identity, node_identity
 from skiff.cli import main as cli
 from tests.helpers import free_port_block, remove, temp_dir, wait_until
 
@@ -30,6 +30,8 @@ class StaticTokens:
              "t-admin": "dev-admin"}
 
     def authenticate(self, token):
+        if token.startswith("t-node-"):
+            return node_identity(token[len("t-node-"):])
         user = self.USERS.get(token)
         return None if user is None else Identity(user, (AUTHENTICATED,))
 
@@ -215,3 +217,74 @@ def test_cli_can_i(api_server, capsys):
     assert cli.main(["auth", "can-i", "create", "deploy", "-n", "dev", "--as", "dev-editor",
                      "-s", api_server]) == 0
     assert capsys.readouterr().out.strip() == "yes"
+
+
+def _node(name):
+    n = pb.Node(metadata=pb.ObjectMeta(name=name))
+    n.status.conditions.add(type="Ready", status="True")
+    return n
+
+
+def _denied(call, *args, **kw):
+    with pytest.raises(grpc.RpcError) as exc:
+        result = call(*args, **kw)
+        if hasattr(result, "__next__"):
+            next(result)
+    assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED, exc.value.details()
+    return exc.value.details()
+
+
+def test_a_node_identity_does_what_an_agent_does_and_no_more(stub):
+    """The agent's calls (nodeagent/: register, status, lease, its pods, events, what its
+    pods use) with a node identity; another node's objects are refused."""
+    n1, n2 = bearer("t-node-n1"), bearer("t-node-n2")
+    stub.Create(api.WriteRequest(object=kinds.wrap(_node("n1"))), metadata=n1)
+    stub.Create(api.WriteRequest(object=kinds.wrap(_node("n2"))), metadata=n2)
+    node = kinds.unwrap(stub.Get(api.GetRequest(ref=api.ObjectRef(kind="Node", name="n1")), metadata=n1))[1]
+    stub.Update(api.WriteRequest(object=kinds.wrap(node), subresource="status"), metadata=n1)
+    lease = pb.Lease(metadata=pb.ObjectMeta(name="n1", namespace="kube-node-lease"))
+    lease.spec.holder_identity = "n1"
+    stub.Create(api.WriteRequest(object=kinds.wrap(lease)), metadata=n1)
+    # a pod bound to n1 using a secret; the agent reads it, updates the status, records an event
+    stub.Create(api.WriteRequest(object=kinds.wrap(pb.Secret(
+        metadata=pb.ObjectMeta(name="db", namespace="dev"), data={"p": b"x"}))))
+    stub.Create(api.WriteRequest(object=kinds.wrap(pb.Secret(
+        metadata=pb.ObjectMeta(name="unused", namespace="dev"), data={"p": b"y"}))))
+    pod = pb.Pod(metadata=pb.ObjectMeta(name="web", namespace="dev"))
+    pod.spec.containers.add(name="c", image="busybox")
+    pod.spec.volumes.add(name="s").secret.secret_name = "db"
+    stub.Create(api.WriteRequest(object=kinds.wrap(pod)))
+    pod.spec.node_name = "n1"
+    stub.Update(api.WriteRequest(object=kinds.wrap(pod), subresource="binding"))
+    events = stub.Watch(api.WatchRequest(kind="Pod", field_selector="spec.nodeName=n1"), metadata=n1, timeout=5)
+    assert next(iter(events)).object.pod.metadata.name == "web"
+    events.cancel()
+    stub.Get(api.GetRequest(ref=api.ObjectRef(kind="Secret", namespace="dev", name="db")), metadata=n1)
+    got = kinds.unwrap(stub.Get(api.GetRequest(ref=api.ObjectRef(kind="Pod", namespace="dev", name="web")),
+                                metadata=n1))[1]
+    got.status.phase = "Running"
+    stub.Update(api.WriteRequest(object=kinds.wrap(got), subresource="status"), metadata=n1)
+    ev = pb.Event(metadata=pb.ObjectMeta(name="web.1", namespace="dev"), type="Normal", reason="Started")
+    ev.involved_object.kind, ev.involved_object.name, ev.involved_object.namespace = "Pod", "web", "dev"
+    stub.Create(api.WriteRequest(object=kinds.wrap(ev)), metadata=n1)
+    stub.List(api.ListRequest(kind="Service"), metadata=n1)
+    stub.List(api.ListRequest(kind="Pod", namespace="dev"), metadata=n1)
+
+    # n2 may not touch n1's node, lease, pod, secrets or events; n1 may not read an unused secret
+    node = kinds.unwrap(stub.Get(api.GetRequest(ref=api.ObjectRef(kind="Node", name="n1")), metadata=n2))[1]
+    node.metadata.labels["stolen"] = "yes"
+    assert _denied(stub.Update, api.WriteRequest(object=kinds.wrap(node)), metadata=n2) == (
+        'nodes "n1" is forbidden: User "skiff:node:n2" cannot update resource "nodes" in API group "" '
+        "at the cluster scope: node 'n2' cannot modify node 'n1'")
+    _denied(stub.Update, api.WriteRequest(object=kinds.wrap(node), subresource="status"), metadata=n2)
+    _denied(stub.Update, api.WriteRequest(object=kinds.wrap(got), subresource="status"), metadata=n2)
+    _denied(stub.Delete, api.DeleteRequest(ref=api.ObjectRef(kind="Pod", namespace="dev", name="web")), metadata=n2)
+    _denied(stub.Get, api.GetRequest(ref=api.ObjectRef(kind="Secret", namespace="dev", name="db")), metadata=n2)
+    _denied(stub.Get, api.GetRequest(ref=api.ObjectRef(kind="Secret", namespace="dev", name="unused")), metadata=n1)
+    _denied(stub.Create, api.WriteRequest(object=kinds.wrap(ev)), metadata=n2)
+    _denied(stub.Watch, api.WatchRequest(kind="Pod"), metadata=n2, timeout=5)
+    _denied(stub.Create, api.WriteRequest(object=kinds.wrap(pb.Lease(
+        metadata=pb.ObjectMeta(name="n1", namespace="kube-node-lease")))), metadata=n2)
+    # the pod's own node deletes it once stopped
+    stub.Delete(api.DeleteRequest(ref=api.ObjectRef(kind="Pod", namespace="dev", name="web"), grace_period_seconds=0),
+                metadata=n1)
