@@ -19,7 +19,11 @@ The handler then runs with the caller available to AccessReview through review()
 
 Costs: members of system:masters (the admin, the controllers, every plaintext call) are
 allowed after authentication without reading the store; anyone else costs what
-authz/rbac.py and authz/node.py read. No loop, no thread of its own.
+authz/rbac.py and authz/node.py read. Measured on this 2-core machine (in-process
+replica, 3000 sequential Gets, 3 rounds, others' jobs running): ~650-690 us a Get without
+the guard, ~680-730 us through it as the admin (within noise), ~850-950 us as a user
+matched by a RoleBinding among 61 bindings (RBAC walks every ClusterRoleBinding and the
+namespace's RoleBindings per call). No loop, no thread of its own.
 """
 
 import contextvars
@@ -60,8 +64,7 @@ def current_identity():
 class StoreView:
     """What the authorizers read: the replica's applied state, without copies. list()
     hands out the stored objects themselves (the authorizers only read them, as the
-    List handler's read-only references); get() one copy. Measured on a Get by a user
-    with 61 bindings in the cluster: the copying ClusterView cost ~320 us a call."""
+    List handler's read-only references); get() one copy."""
 
     def __init__(self, store):
         self.store = store
