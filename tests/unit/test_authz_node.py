@@ -181,3 +181,29 @@ def test_denials_say_why():
 def test_pod_references_are_found_wherever_they_sit():
     refs = nodeauthz.pod_references(VIEW.get("Pod", "dev", "mine").spec)
     assert refs == {"secrets": {"tls", "db-password"}, "configmaps": {"app-config", "env"}}
+
+
+def token_request(account, pod_name, ns="dev"):
+    """The TokenRequest the agent sends (only the fields the authorizer reads)."""
+    from types import SimpleNamespace
+    return SimpleNamespace(namespace=ns, service_account=account, bound_pod_name=pod_name)
+
+
+@pytest.mark.parametrize("attrs, want", [
+    (A("create", "serviceaccounts", "dev", "default", "token", obj=token_request("default", "mine")), ALLOW),
+    (A("create", "serviceaccounts", "dev", "default", "token", obj=token_request("default", "theirs")), DENY),
+    (A("create", "serviceaccounts", "dev", "builder", "token", obj=token_request("builder", "mine")), DENY),
+    (A("create", "serviceaccounts", "dev", "default", "token", obj=token_request("default", "")), DENY),
+    (A("get", "serviceaccounts", "dev", "default"), DENY),
+])
+def test_service_account_tokens_only_for_its_pods(attrs, want):
+    assert _outcome(nodeauthz.authorize(N1, attrs, VIEW)) == want
+
+
+def test_create_token_attributes():
+    from controlplane.apiserver.authz.attributes import of_request
+    got = of_request("/skiff.api.Api/CreateToken", token_request("default", "mine"))
+    assert (got.verb, got.combined_resource, got.namespace, got.name) == ("create", "serviceaccounts/token",
+                                                                          "dev", "default")
+    got = of_request("/skiff.api.Api/WhoAmI", None)
+    assert (got.verb, got.resource, got.api_group) == ("create", "selfsubjectreviews", "authentication.k8s.io")

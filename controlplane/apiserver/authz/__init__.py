@@ -2,8 +2,8 @@
 
 The chain, as kube-apiserver's `--authorization-mode=Node,RBAC` with its built-ins:
 1. system:masters may do anything (Kubernetes' privileged group: no authorizer asked);
-2. non-resource requests (ClusterStatus) and access reviews of oneself: every
-   authenticated identity (system:discovery, system:basic-user);
+2. non-resource requests (ClusterStatus) and reviews of oneself (AccessReview, WhoAmI):
+   every authenticated identity (system:discovery, system:basic-user);
 3. the Node authorizer + NodeRestriction (node.py) for agents' identities;
 4. RBAC (rbac.py).
 The first allow or deny wins; a request nobody allows is refused.
@@ -18,7 +18,7 @@ bootstrap keeps).
 """
 
 from controlplane.apiserver.authz import node, rbac
-from controlplane.apiserver.authz.attributes import AUTHZ_GROUP
+from controlplane.apiserver.authz.attributes import SELF_REVIEWS
 from controlplane.apiserver.authz.decision import ALLOW, DENY, NO_OPINION, Decision  # noqa: F401
 
 
@@ -27,8 +27,8 @@ def authorize(identity, attrs, view) -> Decision:
         return ALLOW.because("member of system:masters")
     if not attrs.is_resource_request:
         return ALLOW.because("non-resource request")
-    if attrs.api_group == AUTHZ_GROUP and attrs.resource == "selfsubjectaccessreviews":
-        return ALLOW.because("anyone may review their own access")
+    if (attrs.api_group, attrs.resource) in SELF_REVIEWS:
+        return ALLOW.because("anyone may review their own identity and access")
     for authorizer in (node.authorize, rbac.authorize):
         decision = authorizer(identity, attrs, view)
         if decision.decided:

@@ -20,6 +20,10 @@ resource the equivalent Kubernetes REST call has:
                                                as /healthz and /version in Kubernetes)
   AccessReview      create  selfsubjectaccessreviews.authorization.k8s.io (every
                                                authenticated identity: system:basic-user)
+  WhoAmI            create  selfsubjectreviews.authentication.k8s.io (every
+                                               authenticated identity)
+  CreateToken       create  serviceaccounts/token (TokenRequest; the object is the request,
+                                               for the Node authorizer's pod check)
 
 The namespace of a namespaced kind defaults to "default" as the handlers default it; a
 List/Watch with namespace "" asks across all namespaces (Kubernetes: cluster scope).
@@ -31,6 +35,9 @@ from skiff.api import kinds
 
 SERVICE = "/skiff.api.Api/"
 AUTHZ_GROUP = "authorization.k8s.io"
+AUTHN_GROUP = "authentication.k8s.io"
+# What every authenticated identity may ask about itself (system:basic-user in Kubernetes).
+SELF_REVIEWS = ((AUTHZ_GROUP, "selfsubjectaccessreviews"), (AUTHN_GROUP, "selfsubjectreviews"))
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,11 @@ def of_request(method: str, request, exists=None) -> Attributes | None:
         return Attributes("get", path="/clusterstatus")
     if rpc == "AccessReview":
         return Attributes("create", "selfsubjectaccessreviews", AUTHZ_GROUP)
+    if rpc == "WhoAmI":
+        return Attributes("create", "selfsubjectreviews", AUTHN_GROUP)
+    if rpc == "CreateToken":
+        return Attributes("create", "serviceaccounts", "", request.namespace or "default",
+                          request.service_account, "token", obj=request)
     return None
 
 

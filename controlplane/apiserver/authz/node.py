@@ -24,6 +24,8 @@ For an identity with a node_name N (skiff:node:N in skiff:nodes) and these resou
   configmaps     (volumes, env valueFrom, envFrom, imagePullSecrets); nothing else
   services,      get, list, watch (the proxier, DNS and service links)
   endpoints
+  serviceaccounts/token  create (TokenRequest): only bound to a pod bound to N that runs
+                 as that account (the agent mounts the pod's token)
   anything else  no opinion: RBAC decides (a node has no bindings unless someone made one)
 
 A refusal is a deny with Kubernetes-like reasons ("node 'n1' cannot update pod
@@ -154,6 +156,25 @@ def _read_only(node, attrs, view):
     return _deny(node, f"cannot {attrs.verb} {attrs.combined_resource}")
 
 
+def _service_account_token(node, attrs, view):
+    """Kubernetes' Node authorizer: a node may request a token for a ServiceAccount only
+    bound to a pod that is bound to it and runs as that account."""
+    if attrs.subresource != "token" or attrs.verb != "create":
+        return _deny(node, f"cannot {attrs.verb} {attrs.combined_resource}")
+    pod_name = getattr(attrs.obj, "bound_pod_name", "") if attrs.obj is not None else ""
+    if not pod_name:
+        return _deny(node, f"cannot request a token for serviceaccount {attrs.namespace}/{attrs.name} "
+                           f"not bound to a pod")
+    pod = _bound_pod(view, attrs.namespace, pod_name)
+    if pod is None or pod.spec.node_name != node:
+        return _deny(node, f"cannot request a token bound to pod {attrs.namespace}/{pod_name}: "
+                           f"not a pod bound to this node")
+    if (pod.spec.service_account_name or "default") != attrs.name:
+        return _deny(node, f"cannot request a token for serviceaccount {attrs.namespace}/{attrs.name}: "
+                           f"pod {pod_name} runs as {pod.spec.service_account_name or 'default'}")
+    return ALLOW
+
+
 _BY_RESOURCE = {
     ("", "nodes"): _nodes,
     ("coordination.k8s.io", "leases"): _leases,
@@ -163,6 +184,7 @@ _BY_RESOURCE = {
     ("", "configmaps"): _referenced("configmaps"),
     ("", "services"): _read_only,
     ("", "endpoints"): _read_only,
+    ("", "serviceaccounts"): _service_account_token,
 }
 
 
