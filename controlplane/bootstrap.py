@@ -1,6 +1,9 @@
 """Leader-only: make sure the built-ins exist.
 
 - the namespaces default, kube-system, kube-public, kube-node-lease;
+- the built-in ClusterRoles cluster-admin, admin, edit, view and the ClusterRoleBinding
+  cluster-admin (to system:masters), from controlplane/apiserver/authz/policy.py: created
+  when missing, their rules put back when changed (unless annotated autoupdate "false");
 - the Service default/kubernetes (ClusterIP: the first address of the service CIDR
   when free, port "grpc" 443) and its Endpoints: the API address of every replica
   of the cluster, re-checked every period, so pods reach the API at
@@ -11,7 +14,7 @@ controllers (controlplane.main), as a bounded-frequency runner of the reconcile
 toolkit. Period and cost: a pass every period_s (PERIOD_S, 1 s: a built-in a user
 deleted is back within a second; Kubernetes' bootstrap controller re-checks every
 10 s), retried after RETRY_S (0.25 s, doubling up to period_s) while the store is not
-ready, so a new cluster gets its namespaces at once. An idle pass is six reads of
+ready, so a new cluster gets its namespaces at once. An idle pass is eleven reads of
 this replica's applied state (no API call, no Raft entry); at the former 0.25 s
 period the thread measured 0.13-0.15 % of a core, a quarter of that now. Writes through the
 API's own path (admission + log) with fixed request ids, so each built-in is created once whoever
@@ -23,6 +26,7 @@ import logging
 import uuid
 
 from controlplane.apiserver import admission
+from controlplane.apiserver.authz import policy
 from controlplane.store.commands import Create, Update
 from controlplane.store.store import StoreUnavailable
 from skiff.api import kinds
@@ -49,6 +53,27 @@ def ensure_namespaces(store) -> None:
         # A fixed request id per namespace: two leaders racing create it once.
         result = _create(store, pb.Namespace(metadata=pb.ObjectMeta(name=name)), f"bootstrap-namespace-{name}")
         log.info("event=bootstrap_namespace name=%s result=%s", name, result[1])
+
+
+def ensure_rbac_defaults(store) -> None:
+    """The built-in ClusterRoles and binding: created once (a fixed request id per object and
+    store version), put back by an update when their rules or subjects were changed."""
+    for desired in policy.cluster_roles() + policy.cluster_role_bindings():
+        kind = kinds.of_message(desired)
+        current = store.get((kind.name, "", desired.metadata.name))
+        if current is None:
+            result = _create(store, desired, f"bootstrap-rbac-{desired.metadata.name}-{kind.name}-"
+                                              f"{store.resource_version()}")
+        else:
+            have = kinds.unwrap(current)[1]
+            if not policy.needs_update(have, desired):
+                continue
+            fixed = policy.reconciled(have, desired)
+            admission.admit(kind, fixed, old=have, creating=False)
+            cmd = Update(f"bootstrap-rbac-{uuid.uuid4()}", kinds.encode(kinds.wrap(fixed)), "",
+                         have.metadata.resource_version)
+            result = store.propose(cmd, 5.0)
+        log.info("event=bootstrap_rbac kind=%s name=%s result=%s", kind.name, desired.metadata.name, result[1])
 
 
 API_SERVICE = "kubernetes"
@@ -145,6 +170,7 @@ class Bootstrapper:
         RETRY_S (returned: the runner's next delay), else the next pass is period_s later."""
         try:
             ensure_namespaces(self.store)
+            ensure_rbac_defaults(self.store)
             if self.cfg is not None and getattr(self.cfg, "services", None) is not None:
                 ensure_api_service(self.store, self.cfg)
         except StoreUnavailable as exc:

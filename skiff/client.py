@@ -67,6 +67,14 @@ class TooManyRequests(ApiError):
     """HTTP 429: e.g. an eviction a PodDisruptionBudget refuses now; retry later."""
 
 
+class Forbidden(ApiError):
+    """HTTP 403: the caller may not do this (the message names identity, verb, resource)."""
+
+
+class Unauthorized(ApiError):
+    """HTTP 401: no valid credentials (gRPC UNAUTHENTICATED)."""
+
+
 _ERRORS = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
@@ -76,6 +84,8 @@ _ERRORS = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
     grpc.StatusCode.RESOURCE_EXHAUSTED: TooManyRequests,
+    grpc.StatusCode.PERMISSION_DENIED: Forbidden,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthorized,
 }
 # Worth trying the next replica for.
 _FAILOVER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -147,7 +157,7 @@ class Client:
         return (" (TLS handshake refused: is the client certificate, and the CA the server's certificate "
                 "is checked against, this cluster's?)")
 
-    def _call(self, method, request, timeout_s=None):
+    def _call(self, method, request, timeout_s=None, metadata=None):
         """Call method on the current endpoint, rotating through the others on failure."""
         deadline = time.monotonic() + self.failover_budget_s
         last = None
@@ -156,7 +166,7 @@ class Client:
             endpoint = self.endpoints[self._current]
             try:
                 return getattr(self._stub(endpoint), method)(
-                    request, timeout=timeout_s or self.call_timeout_s)
+                    request, timeout=timeout_s or self.call_timeout_s, metadata=metadata)
             except grpc.RpcError as exc:
                 if exc.code() not in _FAILOVER:
                     raise _error(exc) from None
@@ -383,3 +393,15 @@ class Client:
 
     def cluster_status(self):
         return self._call("ClusterStatus", api.ClusterStatusRequest(), timeout_s=3.0)
+
+    def access_review(self, verb, resource, group="", subresource="", namespace="", name="",
+                      as_user=None, as_groups=()):
+        """May the caller (or, with as_user, that user: impersonation) do this? An
+        AccessReviewResponse (allowed, denied, reason, user, groups)."""
+        metadata = []
+        if as_user:
+            metadata.append(("impersonate-user", as_user))
+        metadata += [("impersonate-group", g) for g in as_groups]
+        req = api.AccessReviewRequest(verb=verb, group=group, resource=resource, subresource=subresource,
+                                      namespace=namespace, name=name)
+        return self._call("AccessReview", req, metadata=metadata or None)

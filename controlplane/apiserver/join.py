@@ -5,7 +5,8 @@ port whose TLS does not ask for a client certificate (gRPC Python cannot make a 
 certificate optional on one port: ssl_server_credentials either requires it or never asks
 for it). On that port the only call allowed without credentials is Join; any other call
 must carry a bearer token (ServiceAccounts) or is refused UNAUTHENTICATED before its
-handler runs (AnonymousOnlyJoin, an interceptor; authn.authenticate decides).
+handler runs (the API's guard, controlplane/apiserver/guard.py, lets JOIN_METHOD through
+untouched and sends every other call through authn.authenticate).
 
 The join port serves the replica's certificate followed by the CA certificate, so a
 joining agent can read the CA from the handshake and pin it by the token's digest before
@@ -81,38 +82,3 @@ def _sign(cfg, request, context, how, like=b""):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"csr_pem: {exc}")
     log.info("event=node_%s node=%s token_id=%s", how, request.node_name, request.token_id or "-")
     return api.JoinResponse(certificate_pem=cert, ca_pem=_read(tls.ca_file))
-
-
-class AnonymousOnlyJoin(grpc.ServerInterceptor):
-    """On a TLS connection without a client certificate (the join port), every call but Join
-    goes through authn.authenticate first, which refuses it without a valid bearer token."""
-
-    def __init__(self, tokens_authenticator=None):
-        self.tokens = tokens_authenticator
-
-    def intercept_service(self, continuation, details):
-        handler = continuation(details)
-        if handler is None or details.method == JOIN_METHOD:
-            return handler
-        return _guarded(handler, self._check)
-
-    def _check(self, context):
-        if authn.tls.is_tls(context) and authn.peer_identity(context) is None:
-            authn.authenticate(context, tokens=self.tokens)
-
-
-def _guarded(handler, check):
-    def wrap(fn):
-        def run(request, context):
-            check(context)
-            return fn(request, context)
-        return run
-    for kind, make in (("unary_unary", grpc.unary_unary_rpc_method_handler),
-                       ("unary_stream", grpc.unary_stream_rpc_method_handler),
-                       ("stream_unary", grpc.stream_unary_rpc_method_handler),
-                       ("stream_stream", grpc.stream_stream_rpc_method_handler)):
-        fn = getattr(handler, kind)
-        if fn is not None:
-            return make(wrap(fn), request_deserializer=handler.request_deserializer,
-                        response_serializer=handler.response_serializer)
-    return handler

@@ -31,7 +31,7 @@ from concurrent import futures
 
 import grpc
 
-from controlplane.apiserver import admission, join
+from controlplane.apiserver import admission, guard, join
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
 from controlplane.store.encryption import DecryptError
 from controlplane.store.reader import Expired
@@ -431,6 +431,10 @@ class ApiService(api_grpc.ApiServicer):
     def Join(self, request, context):
         self._require_ready(context)
         return join.join(self.store, self.cfg, request, context)
+    # ------------------------------------------------------------ authorization
+
+    def AccessReview(self, request, context):
+        return guard.review(request, context)   # the guard knows the caller
 
     # ------------------------------------------------------------ cluster status
 
@@ -517,11 +521,13 @@ def _filtered_type(typ, key, env, previous, kind_name, namespace, sel):
     return "DELETED" if before else None
 
 
-def serve(store, cfg, max_workers: int = 256):
-    """Start the gRPC server on cfg.api_address; returns the grpc.Server."""
+def serve(store, cfg, max_workers: int = 256, tokens=None):
+    """Start the gRPC server on cfg.api_address; returns the grpc.Server. Every call passes
+    the guard (authentication, then authorization) first; tokens authenticates bearer
+    tokens (TokenAuthenticator: authenticate(token) -> Identity | None)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="api"),
-        interceptors=[join.AnonymousOnlyJoin()] if cfg.tls and cfg.tls.join_address else None,
+        interceptors=[guard.Guard(guard.StoreView(store), tokens=tokens)],
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024),
                  ("grpc.so_reuseport", 0)])

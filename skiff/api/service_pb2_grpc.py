@@ -96,6 +96,11 @@ class ApiStub:
                 request_serializer=skiff_dot_api_dot_service__pb2.JoinRequest.SerializeToString,
                 response_deserializer=skiff_dot_api_dot_service__pb2.JoinResponse.FromString,
                 _registered_method=True)
+        self.AccessReview = channel.unary_unary(
+                '/skiff.api.Api/AccessReview',
+                request_serializer=skiff_dot_api_dot_service__pb2.AccessReviewRequest.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_service__pb2.AccessReviewResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -176,6 +181,14 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AccessReview(self, request, context):
+        """May the caller do this? Kubernetes' SelfSubjectAccessReview (`skiff auth can-i`);
+        asked as another user with impersonation metadata (impersonate-user, impersonate-group).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -238,6 +251,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Join,
                     request_deserializer=skiff_dot_api_dot_service__pb2.JoinRequest.FromString,
                     response_serializer=skiff_dot_api_dot_service__pb2.JoinResponse.SerializeToString,
+            ),
+            'AccessReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessReview,
+                    request_deserializer=skiff_dot_api_dot_service__pb2.AccessReviewRequest.FromString,
+                    response_serializer=skiff_dot_api_dot_service__pb2.AccessReviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -564,6 +582,33 @@ class Api:
             '/skiff.api.Api/Join',
             skiff_dot_api_dot_service__pb2.JoinRequest.SerializeToString,
             skiff_dot_api_dot_service__pb2.JoinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AccessReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.api.Api/AccessReview',
+            skiff_dot_api_dot_service__pb2.AccessReviewRequest.SerializeToString,
+            skiff_dot_api_dot_service__pb2.AccessReviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

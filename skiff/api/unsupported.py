@@ -84,6 +84,10 @@ VOLUME_RULES = (
 # than "unknown field", so a learner knows the field is real and not a typo.
 # Keyed by (proto message, JSON name).
 NOT_IN_API = {
+    ("skiff.api.PolicyRule", "nonResourceURLs"):
+        "skiff's API is gRPC and has no non-resource URLs; rules name resources only",
+    ("skiff.api.ClusterRole", "aggregationRule"):
+        "aggregated ClusterRoles are not supported; list the rules in the ClusterRole itself",
     ("skiff.api.PodSpec", "priorityClassName"):
         "pod priority and preemption are planned; remove it to run this pod",
     ("skiff.api.PodSpec", "serviceAccount"):

@@ -10,6 +10,7 @@ _ERROR_NAMES = {
     clientmod.NotFound: "NotFound", clientmod.AlreadyExists: "AlreadyExists",
     clientmod.Conflict: "Conflict", clientmod.Invalid: "Invalid",
     clientmod.Expired: "Expired", clientmod.Unavailable: "ServiceUnavailable",
+    clientmod.Forbidden: "Forbidden", clientmod.Unauthorized: "Unauthorized",
 }
 
 

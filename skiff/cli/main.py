@@ -11,8 +11,8 @@ from skiff import client as clientmod
 from skiff.api.display import format_rows
 from skiff.api.errors import ValidationError
 from skiff.api.kinds.event import event_order
-from skiff.cli import (batch_cmds, drain, dry_run, explain, lab_cmds, meta_cmds, node_cmds, pki_cmds, printers,
-                       rollout_cmds, secrets_cmds, wait_cmds)
+from skiff.cli import (auth_cmds, batch_cmds, drain, dry_run, explain, lab_cmds, meta_cmds, node_cmds, pki_cmds,
+                       printers, rollout_cmds, secrets_cmds, wait_cmds)
 from skiff.cli.common import client as _client
 from skiff.cli.common import server_error
 from skiff.cli.common import split_kind_names as _split_kind_names
@@ -389,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab_cmds.add_parsers(sub, common)
     secrets_cmds.add_parsers(sub, common)
     pki_cmds.add_parsers(sub, common)
+    auth_cmds.add_parsers(sub, common, ns)
     return p
 
 

@@ -29,7 +29,8 @@ def test_api_resources_rows_have_kubectls_columns_core_group_first():
 
 
 def test_api_resources_filters_by_scope():
-    assert [r[4] for r in ex.api_resource_rows(namespaced=False)[1:]] == ["Namespace", "Node"]
+    assert [r[4] for r in ex.api_resource_rows(namespaced=False)[1:]] == [
+        "Namespace", "Node", "ClusterRoleBinding", "ClusterRole"]
     assert all(r[3] == "true" for r in ex.api_resource_rows(namespaced=True)[1:])
 
 

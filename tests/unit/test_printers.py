@@ -109,3 +109,22 @@ def test_pdb_table_and_describe_as_kubectl():
     page = describe(kind, by_min)
     for line in ("Min available:", "Selector:", "app=web", "Allowed disruptions:  1", "Current:", "Total:"):
         assert line in page, page
+
+
+def test_rbac_tables_as_kubectl():
+    kind, role = obj("clusterroles", {"metadata": {"name": "view", "creationTimestamp": YESTERDAY},
+                                      "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
+    assert printers.table(kind, [role], now=NOW).splitlines() == [
+        "NAME   CREATED AT",
+        "view   2026-01-01T00:00:00Z"]
+    kind, role = obj("roles", {"metadata": {"name": "r", "namespace": "dev", "creationTimestamp": YESTERDAY}})
+    assert printers.table(kind, [role], all_namespaces=True, now=NOW).splitlines()[0].split() == [
+        "NAMESPACE", "NAME", "CREATED", "AT"]
+    kind, rb = obj("rolebindings", {
+        "metadata": {"name": "devs", "namespace": "dev", "creationTimestamp": YESTERDAY},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "User", "name": "alice"}, {"kind": "User", "name": "bob"},
+                     {"kind": "Group", "name": "devs"}, {"kind": "ServiceAccount", "name": "ci"}]})
+    assert printers.table(kind, [rb], wide=True, now=NOW).splitlines() == [
+        "NAME   ROLE               AGE   USERS        GROUPS   SERVICEACCOUNTS",
+        "devs   ClusterRole/edit   24h   alice, bob   devs     dev/ci"]

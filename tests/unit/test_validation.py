@@ -85,6 +85,29 @@ BASES = {
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": "default"},
         "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
     },
+    "Role": {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "pod-reader", "namespace": "default"},
+        "rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}],
+    },
+    "ClusterRole": {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "system:secret-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["db"]}],
+    },
+    "RoleBinding": {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "read-pods", "namespace": "default"},
+        "subjects": [{"kind": "User", "name": "jane@example.com"}, {"kind": "ServiceAccount", "name": "ci"}],
+        "roleRef": {"kind": "Role", "name": "pod-reader", "apiGroup": "rbac.authorization.k8s.io"},
+    },
+    "ClusterRoleBinding": {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "read-secrets-global"},
+        "subjects": [{"kind": "Group", "name": "managers", "apiGroup": "rbac.authorization.k8s.io"},
+                     {"kind": "ServiceAccount", "name": "ci", "namespace": "build"}],
+        "roleRef": {"kind": "ClusterRole", "name": "system:secret-reader", "apiGroup": "rbac.authorization.k8s.io"},
+    },
 }
 
 
@@ -464,6 +487,22 @@ INVALID = [
      "spec.selector.matchExpressions[0].values", "Required value"),
     ("PodDisruptionBudget", put("spec.unhealthyPodEvictionPolicy", "Sometimes"), "spec.unhealthyPodEvictionPolicy",
      "Unsupported value"),
+    # ---- RBAC
+    ("Role", put("rules.0.verbs", []), "rules[0].verbs", "at least one value"),
+    ("Role", put("rules.0.apiGroups", []), "rules[0].apiGroups", "at least one api group"),
+    ("ClusterRole", put("rules.0.resources", []), "rules[0].resources", "at least one resource"),
+    ("ClusterRole", put("metadata.name", "a/b"), "metadata.name", "may not contain \"/\""),
+    ("RoleBinding", put("roleRef.kind", "Deployment"), "roleRef.kind", "Unsupported value"),
+    ("RoleBinding", put("roleRef.apiGroup", "apps"), "roleRef.apiGroup", "Unsupported value"),
+    ("RoleBinding", drop("roleRef.name"), "roleRef.name", "Required value"),
+    ("RoleBinding", put("subjects.0.kind", "Robot"), "subjects[0].kind", "Unsupported value"),
+    ("RoleBinding", put("subjects.0.name", ""), "subjects[0].name", "Required value"),
+    ("RoleBinding", put("subjects.1.name", "CI_bot"), "subjects[1].name", "Invalid value"),
+    ("RoleBinding", put("subjects.1.apiGroup", "rbac.authorization.k8s.io"), "subjects[1].apiGroup",
+     "Unsupported value"),
+    ("RoleBinding", put("subjects.0.namespace", "x"), "subjects[0].namespace", "has no namespace"),
+    ("ClusterRoleBinding", put("roleRef.kind", "Role"), "roleRef.kind", "Unsupported value"),
+    ("ClusterRoleBinding", drop("subjects.1.namespace"), "subjects[1].namespace", "Required value"),
 ]
 
 
@@ -644,6 +683,8 @@ def with_old(kind_name: str, prepare, change) -> list:
     ("ConfigMap", put("data", {"changed": "yes"})),
     ("Secret", put("data", {"changed": "eQ=="})),
     ("Node", put("spec.unschedulable", True)),
+    ("RoleBinding", put("subjects", [{"kind": "Group", "name": "devs"}])),
+    ("ClusterRole", put("rules", [])),
 ])
 def test_allowed_updates(kind, change):
     errors = update_errors(kind, change)
@@ -658,6 +699,8 @@ def test_allowed_updates(kind, change):
     ("Pod", put(f"{C0}.env", [{"name": "A", "value": "1"}]), "spec", "spec.containers[0].env"),
     ("Pod", put("spec.restartPolicy", "Never"), "spec", "spec.restartPolicy"),
     ("Pod", put("spec.containers.1", {"name": "b", "image": "b"}), "spec", "spec.containers"),
+    ("RoleBinding", put("roleRef.name", "other"), "roleRef", "field is immutable"),
+    ("ClusterRoleBinding", put("roleRef.name", "view"), "roleRef", "field is immutable"),
 ])
 def test_forbidden_updates(kind, change, path, text):
     errors = update_errors(kind, change)

@@ -16,3 +16,5 @@ from skiff.api.kinds import (  # noqa: F401,E402 - registers, in this order
     cluster, pod, service, config, workloads, event, coordination, replicationcontroller,
     job, cronjob, daemonset, statefulset, policy,
 )
+from skiff.api.kinds import rbac  # noqa: F401,E402 - Role, ClusterRole, RoleBinding, ClusterRoleBinding
+
