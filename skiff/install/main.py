@@ -125,12 +125,12 @@ def main(argv=None) -> int:
                 token = join.wait_for_agent(args.join_dir or None, servers, args.wait_s,
                                             need_token=False, say=say)
         inp = inputs_from(args, pw, token)
-        files = render.render(inp, apply.read_file("/etc/hosts"))
+        files = render.render(inp, apply.read_file("/etc/hosts"), apply.read_file(render.DOCKER_CONFIG))
     except (render.InputError, TimeoutError) as exc:
         print(f"installer: {exc}", file=sys.stderr)
         return 2
     mgr = apply.manager(args.init)
-    services = render.services_of(inp)
+    services = render.services_of(inp, docker=isinstance(mgr, apply.Systemd))
     modules = render.MODULES if args.kernel_modules == "load" else ()
     machine = apply.survey(files, DIRS[args.role], services, render.SYSCTLS, modules, mgr)
     p = planmod.plan(files, DIRS[args.role], machine, services, render.SYSCTLS, modules,

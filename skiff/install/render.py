@@ -17,6 +17,9 @@ Files (paths are fixed, like k3s' /etc/rancher/k3s and /var/lib/rancher/k3s):
   /etc/modules-load.d/skiff.conf   br_netfilter, vxlan, overlay (loaded at boot)
   /etc/sysctl.d/90-skiff.conf      ip_forward=1, bridge-nf-call-iptables=1, rp_filter=2
   /etc/hosts                       the hostname's 127.0.1.1 line Vagrant/Debian writes, fixed
+  /etc/docker/daemon.json          role agent: the engine as the lab runs it (no bridge, no
+                                   iptables/masquerade/ip_forward of its own: the pod network is
+                                   the agent's); other keys already there are kept
 
 State lives under /var/lib/skiff/<role> (the daemons' dataDir); the units create
 nothing else.
@@ -29,6 +32,7 @@ Delegate=yes, After/Wants docker.service.
 """
 
 import ipaddress
+import json
 import shlex
 from dataclasses import dataclass, field
 
@@ -125,9 +129,16 @@ def validate(inp: Inputs) -> None:
         raise InputError(f"--python: {inp.python!r} must be an absolute path (systemd runs it)")
 
 
-def render(inp: Inputs, current_hosts: tuple | None) -> list[File]:
-    """Every file for inp. current_hosts: /etc/hosts as it is, (content, mode) or None
-    (absent); its mode is kept."""
+DOCKER_CONFIG = "/etc/docker/daemon.json"
+DOCKER_UNIT = "docker.service"
+# dockerd's flags in the lab (skiff/lab/node.py), as daemon.json keys.
+DOCKER_SETTINGS = {"bridge": "none", "iptables": False, "ip-masq": False, "ip-forward": False}
+
+
+def render(inp: Inputs, current_hosts: tuple | None, current_docker: tuple | None = None) -> list[File]:
+    """Every file for inp. current_hosts / current_docker: /etc/hosts and
+    /etc/docker/daemon.json as they are, (content, mode) or None (absent); their modes
+    and, in daemon.json, the keys skiff does not set are kept."""
     validate(inp)
     files = [File("/etc/modules-load.d/skiff.conf", modules_load()),
              File("/etc/sysctl.d/90-skiff.conf", sysctl_conf())]
@@ -144,18 +155,37 @@ def render(inp: Inputs, current_hosts: tuple | None) -> list[File]:
             File(f"{ETC}/agent.yaml", _yaml(agent_doc(inp))),
             File(f"{ETC}/agent.env", env_file(inp, {"SKIFF_JOIN_TOKEN": inp.join_token}), 0o600),
             File(f"{UNIT_DIR}/{AGENT_UNIT}", agent_unit(inp)),
+            docker_config(current_docker),
         ]
     text, mode = current_hosts or ("", 0o644)
     files.append(File("/etc/hosts", fix_hosts(text, inp.hostname, inp.address), mode))
     return files
 
 
-def services_of(inp: Inputs) -> dict[str, list[str]]:
-    """unit -> the files whose change means the service must restart."""
+def services_of(inp: Inputs, docker: bool = True) -> dict[str, list[str]]:
+    """unit -> the files whose change means the service must restart. docker: whether
+    docker.service is ours to restart (systemd machines; the unit runner has no docker)."""
     if inp.role == "controlplane":
         return {CONTROLPLANE_UNIT: [f"{UNIT_DIR}/{CONTROLPLANE_UNIT}", f"{ETC}/controlplane.yaml",
                                     f"{ETC}/raft-password", f"{ETC}/controlplane.env"]}
-    return {AGENT_UNIT: [f"{UNIT_DIR}/{AGENT_UNIT}", f"{ETC}/agent.yaml", f"{ETC}/agent.env"]}
+    out = {DOCKER_UNIT: [DOCKER_CONFIG]} if docker else {}
+    out[AGENT_UNIT] = [f"{UNIT_DIR}/{AGENT_UNIT}", f"{ETC}/agent.yaml", f"{ETC}/agent.env"]
+    return out
+
+
+def docker_config(current: tuple | None) -> File:
+    """daemon.json with DOCKER_SETTINGS merged into what is there (unparseable: replaced)."""
+    text, mode = current or ("", 0o644)
+    try:
+        doc = json.loads(text) if text.strip() else {}
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    if all(doc.get(k) == v for k, v in DOCKER_SETTINGS.items()):
+        return File(DOCKER_CONFIG, text, mode)   # already right: byte for byte as it is
+    doc.update(DOCKER_SETTINGS)
+    return File(DOCKER_CONFIG, json.dumps(doc, indent=2, sort_keys=True) + "\n", mode)
 
 
 def _yaml(doc) -> str:

@@ -87,7 +87,8 @@ def test_fresh_machine_gets_everything():
                                                "net.ipv4.conf.default.rp_filter": "1"}, ntp=False)
     p = do_plan(AGENT, empty, hosts=HOSTS)
     assert "/etc/skiff/agent.yaml" in written(p) and "/etc/hosts" in written(p)
-    assert p.enable == [AGENT_UNIT] and p.start == [AGENT_UNIT] and p.restart == []
+    assert p.enable == [render.DOCKER_UNIT, AGENT_UNIT] and p.start == [render.DOCKER_UNIT, AGENT_UNIT]
+    assert p.restart == []
     assert p.modules == list(render.MODULES) and p.daemon_reload and p.enable_ntp
     assert ("net.ipv4.ip_forward", "1") in p.sysctls
     assert p.missing_sysctls == ["net.bridge.bridge-nf-call-iptables"]   # before br_netfilter loads
@@ -217,3 +218,29 @@ def test_os_path_layout_is_fixed():
     # /etc/skiff and /var/lib/skiff are a contract with the docs and the Vagrantfile.
     assert render.ETC == "/etc/skiff" and render.STATE == "/var/lib/skiff"
     assert os.path.basename(render.UNIT_DIR) == "system"
+
+
+@pytest.mark.parametrize("current,want_keys,same", [
+    (None, {}, False),
+    (('{"log-driver": "local"}', 0o600), {"log-driver": "local"}, False),
+    (("not json", 0o644), {}, False),
+    (('{"bridge": "none", "iptables": false, "ip-masq": false, "ip-forward": false, "x": 1}\n', 0o644),
+     {"x": 1}, True),
+])
+def test_docker_config_merges_the_engine_settings(current, want_keys, same):
+    import json
+    f = render.docker_config(current)
+    doc = json.loads(f.content)
+    assert {k: doc[k] for k in render.DOCKER_SETTINGS} == render.DOCKER_SETTINGS
+    assert {k: v for k, v in doc.items() if k not in render.DOCKER_SETTINGS} == want_keys
+    assert (f.content == current[0]) == same if current else True
+    assert f.mode == (current[1] if current else 0o644)
+
+
+def test_docker_config_change_restarts_docker_then_the_agent():
+    m = installed(AGENT)
+    files = dict(m.files)
+    files[render.DOCKER_CONFIG] = ('{"iptables": true}\n', 0o644)
+    p = do_plan(AGENT, dataclasses.replace(m, files=files))
+    assert written(p) == [render.DOCKER_CONFIG]
+    assert p.restart == [render.DOCKER_UNIT]     # the agent's own inputs did not change
