@@ -88,7 +88,9 @@ def wait_for_agent(join_dir: str | None, servers: list[str], timeout_s: float, n
                    say=print) -> str:
     """An agent's wait until its join material is there and the API answers (so `vagrant
     up --parallel` may provision agents first); returns the join token ("" until pki).
-    Raises TimeoutError naming what is still missing."""
+    Raises TimeoutError naming what is still missing. A one-shot wait of the installer,
+    not a daemon loop: one join-dir read and one ClusterStatus call every 2 s (each call
+    bounded by 2 s), a progress line when the reason changes or every 30 s."""
     deadline = time.monotonic() + timeout_s
     last, said = "", 0.0
     while True:
