@@ -116,8 +116,21 @@ def manager(kind: str):
     return Systemd() if kind == "systemd" else Runner()
 
 
+def builtin_modules() -> set:
+    """Modules compiled into the running kernel (never in /proc/modules, not always in
+    /sys/module): modprobe has nothing to load for them."""
+    try:
+        with open(f"/lib/modules/{os.uname().release}/modules.builtin", encoding="utf-8") as f:
+            return {os.path.basename(line.strip())[:-3].replace("-", "_") for line in f if line.strip().endswith(".ko")}
+    except OSError:
+        return set()
+
+
 def survey(files, dirs, services, sysctls, modules, mgr) -> planmod.Machine:
-    loaded = frozenset(m for m in modules if os.path.isdir(f"/sys/module/{m}"))
+    builtin = builtin_modules()
+    # br_netfilter compiled in shows only as its sysctls.
+    builtin |= {"br_netfilter"} if os.path.isdir("/proc/sys/net/bridge") else set()
+    loaded = frozenset(m for m in modules if m in builtin or os.path.isdir(f"/sys/module/{m}"))
     return planmod.Machine(
         files={f.path: read_file(f.path) for f in files},
         dirs=frozenset(d for d, _ in dirs if os.path.isdir(d)),
