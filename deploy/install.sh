@@ -90,6 +90,8 @@ if [ -z "$python" ]; then
         --exclude=build --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$tmp" -xf -
     "$python" -m pip install -q --upgrade pip >/dev/null
     "$python" -m pip install -q "$tmp"
+    rm -rf "$tmp"   # the trap does not run across the exec below
+    trap - EXIT
     echo "$version" > "$prefix/version"
   fi
   if [ "$(readlink /usr/local/bin/skiff || true)" != "$prefix/venv/bin/skiff" ]; then
