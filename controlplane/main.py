@@ -29,6 +29,7 @@ from controlplane.leader import LeaderSupervisor
 from controlplane.pki import start_renewal
 from controlplane.store.raft import die_with_parent_on_fork
 from controlplane.store.store import Store
+from skiff import advertise
 from skiff.reconcile import Group
 
 
@@ -46,6 +47,8 @@ def main(argv=None) -> int:
         print(f"skiff-controlplane: {exc}", file=sys.stderr)
         return 2
     log = logging.getLogger("skiff.controlplane")
+    if not _addresses_ok(cfg, args.config, log):
+        return 2
     die_with_parent_on_fork()
     store = Store(cfg)
     server = serve(store, cfg)
@@ -80,6 +83,18 @@ def main(argv=None) -> int:
     server.stop(grace=1.0).wait()
     store.close()
     return 0
+
+
+def _addresses_ok(cfg, path, log) -> bool:
+    """Refuse addresses not bound here, warn on Vagrant's NAT one (skiff/advertise.py)."""
+    errors, warnings = advertise.check([("raftAddress", cfg.raft_address), ("apiAddress", cfg.api_address),
+                                        ("advertiseApiAddress", cfg.advertise_api_address)],
+                                       listen_only=("apiAddress",))
+    for w in warnings:
+        log.warning("event=advertise_address_warning %s", w)
+    for e in errors:
+        print(f"skiff-controlplane: {path}: {e}", file=sys.stderr)
+    return not errors
 
 
 if __name__ == "__main__":

@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
 # docker.io: the per-node engines; busybox-static + gcc/libc6-dev: the lab's images
-# (busybox, and the static pause binary); util-linux: nsenter.
-for pkg in iproute2 iptables procps util-linux python3-venv docker.io busybox-static gcc libc6-dev; do
+# (busybox, and the static pause binary); util-linux: nsenter, unshare; vagrant, shellcheck,
+# systemd (systemd-analyze): CI's checks of the Vagrantfile, the scripts and the units
+# (tests/unit/test_deploy_checks.py; none of them needs systemd as PID 1 or a VM provider).
+for pkg in iproute2 iptables procps util-linux python3-venv docker.io busybox-static gcc libc6-dev \
+           vagrant shellcheck systemd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${SKIFF_WITH_BENCH:-0}" = 1 ]; then

@@ -11,6 +11,7 @@ import sys
 import threading
 
 from nodeagent import config as configmod
+from skiff import advertise
 
 
 def main(argv=None) -> int:
@@ -24,6 +25,15 @@ def main(argv=None) -> int:
         cfg = configmod.load(args.config)
     except configmod.ConfigError as exc:
         print(f"skiff-agent: {exc}", file=sys.stderr)
+        return 2
+
+    errors, warnings = advertise.check([("address", cfg.address), ("listen", cfg.listen)],
+                                       listen_only=("listen",))
+    for w in warnings:
+        logging.getLogger("skiff.agent").warning("event=advertise_address_warning %s", w)
+    if errors:
+        for e in errors:
+            print(f"skiff-agent: {args.config}: {e}", file=sys.stderr)
         return 2
 
     from nodeagent.agent import Agent  # after the config is known to be good

@@ -20,7 +20,9 @@ from tests.helpers import wait_until
 
 
 class PrivateDockerd:
-    def __init__(self):
+    def __init__(self, argv_prefix=()):
+        # argv_prefix: e.g. nsenter into a lab machine's namespaces (it must exec dockerd).
+        self.argv_prefix = list(argv_prefix)
         self.base = tempfile.mkdtemp(prefix="skiff-dockerd-")
         self.sock = os.path.join(self.base, "docker.sock")
         self.host = f"unix://{self.sock}"
@@ -41,7 +43,7 @@ class PrivateDockerd:
             raise
 
     def _start(self):
-        argv = ["dockerd", "--data-root", os.path.join(self.base, "data"),
+        argv = self.argv_prefix + ["dockerd", "--data-root", os.path.join(self.base, "data"),
                 "--exec-root", os.path.join(self.base, "exec"), "-H", self.host,
                 "--pidfile", os.path.join(self.base, "docker.pid"),
                 "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false"]

@@ -1,0 +1,5 @@
+import sys
+
+from skiff.install.main import main
+
+sys.exit(main())

@@ -1,0 +1,246 @@
+"""The installer's render + plan (skiff/install): table-driven.
+
+What matters: a rerun with the same inputs is a no-op (no write, no restart); a changed
+input rewrites exactly the files it appears in and restarts exactly the service that
+reads them; the rendered configs are what the daemons' own loaders accept; the units
+carry k3s' supervision settings; /etc/hosts loses the 127.0.1.1 hostname line.
+"""
+
+import dataclasses
+import os
+
+import pytest
+
+from controlplane import config as cpconfig
+from nodeagent import config as agentconfig
+from skiff.install import plan as planmod
+from skiff.install import render
+from skiff.install.runner import exec_spec, parse_unit
+
+CPS = (("cp1", "192.168.56.11"), ("cp2", "192.168.56.12"), ("cp3", "192.168.56.13"))
+HOSTS = "127.0.0.1\tlocalhost\n127.0.1.1 cp1 cp1\n::1 localhost ip6-localhost\n"
+CP = render.Inputs(role="controlplane", name="cp1", address="192.168.56.11", hostname="cp1",
+                   controlplanes=CPS, raft_password="p" * 48, python="/opt/skiff/venv/bin/python")
+AGENT = render.Inputs(role="agent", name="node1", address="192.168.56.21", hostname="node1",
+                      controlplanes=CPS, python="/opt/skiff/venv/bin/python", dns_upstream="192.168.121.1")
+SYSCTLS_DONE = {k: v for k, v in render.SYSCTLS}
+CP_UNIT, AGENT_UNIT = render.CONTROLPLANE_UNIT, render.AGENT_UNIT
+
+
+def installed(inp, hosts=HOSTS, active=True):
+    """The machine as a completed install of inp leaves it."""
+    files = render.render(inp, (hosts, 0o644))
+    return planmod.Machine(
+        files={f.path: (f.content, f.mode) for f in files},
+        dirs=frozenset(d for d, _ in _dirs(inp)), modules=frozenset(render.MODULES),
+        sysctls=dict(SYSCTLS_DONE),
+        services={u: planmod.ServiceState(True, active) for u in render.services_of(inp)}, ntp=True)
+
+
+def _dirs(inp):
+    return [(render.ETC, 0o755), (f"{render.STATE}/{inp.role}", 0o700)]
+
+
+def do_plan(inp, machine, hosts=HOSTS):
+    files = render.render(inp, (hosts, 0o644))
+    return planmod.plan(files, _dirs(inp), machine, render.services_of(inp), render.SYSCTLS,
+                        render.MODULES)
+
+
+def written(p):
+    return sorted(f.path for f in p.writes)
+
+
+@pytest.mark.parametrize("name,inp,change,want_writes,want_restart", [
+    ("same inputs: nothing", CP, {}, [], []),
+    ("same agent inputs: nothing", AGENT, {}, [], []),
+    ("raft password: its file only, replica restarts", CP, {"raft_password": "q" * 48},
+     ["/etc/skiff/raft-password"], [CP_UNIT]),
+    ("a new peer address: config + admin config", CP,
+     {"controlplanes": CPS[:2] + (("cp3", "192.168.56.14"),)},
+     ["/etc/skiff/admin.yaml", "/etc/skiff/controlplane.yaml"], [CP_UNIT]),
+    ("network backend: config only", CP, {"network_backend": "vxlan"},
+     ["/etc/skiff/controlplane.yaml"], [CP_UNIT]),
+    ("python path: the unit, daemon-reload", CP, {"python": "/usr/bin/python3"},
+     ["/etc/systemd/system/skiff-controlplane.service"], [CP_UNIT]),
+    ("new code version: env file only", CP, {"code_version": "abc123"},
+     ["/etc/skiff/controlplane.env"], [CP_UNIT]),
+    ("join token: agent env only", AGENT, {"join_token": "SKIFF-1-x-y"},
+     ["/etc/skiff/agent.env"], [AGENT_UNIT]),
+    ("agent dns upstream: agent config only", AGENT, {"dns_upstream": "10.0.0.2"},
+     ["/etc/skiff/agent.yaml"], [AGENT_UNIT]),
+    ("agent servers change", AGENT, {"controlplanes": CPS[:1]}, ["/etc/skiff/agent.yaml"], [AGENT_UNIT]),
+])
+def test_rerun_changes_exactly_the_input(name, inp, change, want_writes, want_restart):
+    machine = installed(inp)
+    p = do_plan(dataclasses.replace(inp, **change), machine)
+    assert written(p) == want_writes, name
+    assert p.restart == want_restart, name
+    assert not p.start and not p.enable and not p.modules and not p.sysctls and not p.mkdirs
+    assert p.daemon_reload == any(w.endswith(".service") for w in want_writes)
+    assert p.noop == (not want_writes)
+
+
+def test_fresh_machine_gets_everything():
+    empty = planmod.Machine(files={}, sysctls={"net.ipv4.ip_forward": "0",
+                                               "net.ipv4.conf.all.rp_filter": "1",
+                                               "net.ipv4.conf.default.rp_filter": "1"}, ntp=False)
+    p = do_plan(AGENT, empty, hosts=HOSTS)
+    assert "/etc/skiff/agent.yaml" in written(p) and "/etc/hosts" in written(p)
+    assert p.enable == [render.DOCKER_UNIT, AGENT_UNIT] and p.start == [render.DOCKER_UNIT, AGENT_UNIT]
+    assert p.restart == []
+    assert p.modules == list(render.MODULES) and p.daemon_reload and p.enable_ntp
+    assert ("net.ipv4.ip_forward", "1") in p.sysctls
+    assert p.missing_sysctls == ["net.bridge.bridge-nf-call-iptables"]   # before br_netfilter loads
+    assert [m for m, _ in p.mkdirs] == [render.ETC, f"{render.STATE}/agent"]
+
+
+@pytest.mark.parametrize("what,machine_change,want", [
+    ("stopped service is started, not restarted", {"services": {CP_UNIT: planmod.ServiceState(True, False)}},
+     {"start": [CP_UNIT], "restart": [], "enable": []}),
+    ("disabled service is enabled only", {"services": {CP_UNIT: planmod.ServiceState(False, True)}},
+     {"start": [], "restart": [], "enable": [CP_UNIT]}),
+    ("mode drift is a chmod and a restart", {"files_mode": ("/etc/skiff/raft-password", 0o644)},
+     {"chmods": ["/etc/skiff/raft-password"], "restart": [CP_UNIT]}),
+    ("sysctl drift is set again, nothing restarts", {"sysctls": {"net.ipv4.ip_forward": "0"}},
+     {"sysctls": [("net.ipv4.ip_forward", "1")], "restart": []}),
+    ("module unloaded is loaded", {"modules": frozenset({"overlay", "br_netfilter"})},
+     {"modules": ["vxlan"], "restart": []}),
+    ("time sync off is enabled", {"ntp": False}, {"enable_ntp": True}),
+])
+def test_machine_drift(what, machine_change, want):
+    m = installed(CP)
+    kw = {}
+    if "files_mode" in machine_change:
+        path, mode = machine_change.pop("files_mode")
+        files = dict(m.files)
+        files[path] = (files[path][0], mode)
+        kw["files"] = files
+    if "sysctls" in machine_change:
+        kw["sysctls"] = {**m.sysctls, **machine_change.pop("sysctls")}
+    kw.update(machine_change)
+    p = do_plan(CP, dataclasses.replace(m, **kw))
+    for attr, value in want.items():
+        got = getattr(p, attr)
+        if attr == "chmods":
+            got = [f.path for f in got]
+        assert got == value, what
+    assert not p.writes, what
+
+
+@pytest.mark.parametrize("text,want", [
+    ("127.0.0.1\tlocalhost\n127.0.1.1 cp1 cp1\n",
+     "127.0.0.1\tlocalhost\n192.168.56.11\tcp1\n"),
+    ("127.0.0.1 localhost\n127.0.1.1 cp1.example.org cp1\n::1 localhost\n",
+     "127.0.0.1 localhost\n::1 localhost\n192.168.56.11\tcp1.example.org cp1\n"),
+    ("127.0.0.1 localhost cp1\n", "127.0.0.1\tlocalhost\n192.168.56.11\tcp1\n"),
+    ("127.0.0.1 localhost\n192.168.56.11 cp1\n", "127.0.0.1 localhost\n192.168.56.11 cp1\n"),
+    ("", "192.168.56.11\tcp1\n"),
+    ("# comment\n10.0.0.5 other\n", "# comment\n10.0.0.5 other\n192.168.56.11\tcp1\n"),
+])
+def test_fix_hosts(text, want):
+    assert render.fix_hosts(text, "cp1" if "example" not in text else "cp1.example.org",
+                            "192.168.56.11") == want
+    assert render.fix_hosts(want, "cp1" if "example" not in text else "cp1.example.org",
+                            "192.168.56.11") == want   # idempotent
+
+
+def _write_all(tmp_path, files):
+    out = {}
+    for f in files:
+        out[f.path] = tmp_path / f.path.lstrip("/").replace("/", "_")
+        out[f.path].write_text(f.content)
+    return out
+
+
+def test_rendered_configs_load_with_the_daemons_loaders(tmp_path):
+    files = render.render(CP, (HOSTS, 0o644))
+    paths = _write_all(tmp_path, files)
+    text = paths["/etc/skiff/controlplane.yaml"].read_text().replace(
+        "/etc/skiff/raft-password", str(paths["/etc/skiff/raft-password"]))
+    (tmp_path / "cp.yaml").write_text(text)
+    cfg = cpconfig.load(str(tmp_path / "cp.yaml"))
+    assert cfg.raft_address == "192.168.56.11:7200" and cfg.api_address == "192.168.56.11:7100"
+    assert [p.name for p in cfg.peers] == ["cp2", "cp3"] and cfg.network.backend == "host-gw"
+    assert cfg.data_dir == "/var/lib/skiff/controlplane"
+    agent = agentconfig.load(str(_write_all(tmp_path, render.render(AGENT, None))["/etc/skiff/agent.yaml"]))
+    assert agent.address == "192.168.56.21" and agent.listen == "192.168.56.21:10250"
+    assert agent.servers == ("192.168.56.11:7100", "192.168.56.12:7100", "192.168.56.13:7100")
+    assert agent.pod_network and agent.dns_upstream == "192.168.121.1"
+
+
+def test_units_supervise_like_k3s():
+    by_path = {f.path: f for f in render.render(AGENT, None) + render.render(CP, None)}
+    agent = parse_unit(by_path["/etc/systemd/system/skiff-agent.service"].content)
+    cp = parse_unit(by_path["/etc/systemd/system/skiff-controlplane.service"].content)
+    for unit in (agent, cp):
+        assert unit["Service"]["Restart"] == ["always"]
+        assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+    assert agent["Service"]["KillMode"] == ["process"]   # pods survive an agent restart
+    assert agent["Service"]["EnvironmentFile"] == ["-/etc/skiff/agent.env"]
+    assert "KillMode" not in cp["Service"]
+    for secret in ("/etc/skiff/agent.env", "/etc/skiff/raft-password", "/etc/skiff/controlplane.env"):
+        assert by_path[secret].mode == 0o600
+    assert by_path["/etc/skiff/raft-password"].content.strip() == "p" * 48
+    assert "p" * 48 not in by_path["/etc/systemd/system/skiff-controlplane.service"].content
+
+
+def test_exec_spec_is_the_execstart_line(tmp_path):
+    env = tmp_path / "agent.env"
+    inp = dataclasses.replace(AGENT, source_dir="/src/skiff", join_token="tok en")
+    files = {f.path: f for f in render.render(inp, None)}
+    env.write_text(files["/etc/skiff/agent.env"].content)
+    unit = parse_unit(files["/etc/systemd/system/skiff-agent.service"].content.replace(
+        "/etc/skiff/agent.env", str(env)))
+    argv, environ, cwd = exec_spec(unit)
+    assert argv == ["/opt/skiff/venv/bin/python", "-m", "nodeagent.main", "--config", "/etc/skiff/agent.yaml"]
+    assert environ["PYTHONPATH"] == "/src/skiff" and environ["SKIFF_JOIN_TOKEN"] == "tok en"
+    assert cwd == "/var/lib/skiff/agent"
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"role": "worker"}, "--role"),
+    ({"address": "192.168.56"}, "--address"),
+    ({"address": "0.0.0.0", "controlplanes": (("cp1", "0.0.0.0"),)}, "0.0.0.0"),
+    ({"name": "CP1"}, "--name"),
+    ({"controlplanes": (("cp2", "192.168.56.12"),)}, "not in the list"),
+    ({"controlplanes": (("cp1", "192.168.56.99"),)}, "differs from --address"),
+    ({"raft_password": "short"}, "at least 16"),
+    ({"python": "python3"}, "--python"),
+    ({"network_backend": "flannel"}, "--network"),
+])
+def test_bad_inputs_are_refused_naming_the_option(change, needle):
+    with pytest.raises(render.InputError, match=needle):
+        render.render(dataclasses.replace(CP, **change), None)
+
+
+def test_os_path_layout_is_fixed():
+    # /etc/skiff and /var/lib/skiff are a contract with the docs and the Vagrantfile.
+    assert render.ETC == "/etc/skiff" and render.STATE == "/var/lib/skiff"
+    assert os.path.basename(render.UNIT_DIR) == "system"
+
+
+@pytest.mark.parametrize("current,want_keys,same", [
+    (None, {}, False),
+    (('{"log-driver": "local"}', 0o600), {"log-driver": "local"}, False),
+    (("not json", 0o644), {}, False),
+    (('{"bridge": "none", "iptables": false, "ip-masq": false, "ip-forward": false, "x": 1}\n', 0o644),
+     {"x": 1}, True),
+])
+def test_docker_config_merges_the_engine_settings(current, want_keys, same):
+    import json
+    f = render.docker_config(current)
+    doc = json.loads(f.content)
+    assert {k: doc[k] for k in render.DOCKER_SETTINGS} == render.DOCKER_SETTINGS
+    assert {k: v for k, v in doc.items() if k not in render.DOCKER_SETTINGS} == want_keys
+    assert (f.content == current[0]) == same if current else True
+    assert f.mode == (current[1] if current else 0o644)
+
+
+def test_docker_config_change_restarts_docker_then_the_agent():
+    m = installed(AGENT)
+    files = dict(m.files)
+    files[render.DOCKER_CONFIG] = ('{"iptables": true}\n', 0o644)
+    p = do_plan(AGENT, dataclasses.replace(m, files=files))
+    assert written(p) == [render.DOCKER_CONFIG]
+    assert p.restart == [render.DOCKER_UNIT]     # the agent's own inputs did not change
