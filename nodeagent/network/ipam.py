@@ -10,8 +10,13 @@ Invariants:
 - an address is taken by creating its file with O_EXCL: never two pods with one IP,
   even with several sync workers;
 - the network address, the gateway (.1) and the broadcast address are never handed out;
-- allocate() picks the lowest free address (deterministic; MACs derived from the IP
-  make reuse safe);
+- allocate() goes round-robin as the CNI host-local IPAM does: the first free address
+  after the last one it handed out, wrapping around at the end of the range. A deleted
+  pod's address is then not given to the next pod at once, so what still refers to the
+  old pod (UDP conntrack flows, a DNS answer in a cache, a client's connection) reaches
+  nobody instead of a stranger. The last address handed out is kept in
+  <dataDir>/network/ipam/last_reserved_ip (not an IP-named file, so never an allocation)
+  and survives agent restarts; one outside the current CIDR starts the range over;
 - addresses outside the current pod CIDR are not reused (gc() releases them).
 """
 
@@ -20,8 +25,28 @@ import os
 import threading
 
 
+LAST_RESERVED = "last_reserved_ip"
+
+
 class IpamError(Exception):
     pass
+
+
+def allocation_order(cidr: ipaddress.IPv4Network, last: str | None) -> list:
+    """The addresses allocate() tries, in order: the hosts of cidr except the bridge
+    (.1), starting right after `last` (the last one handed out) and wrapping around so
+    that `last` itself comes last; from the first host when last is None or outside
+    cidr (host-local's RangeIter)."""
+    bridge = cidr.network_address + 1
+    hosts = [a for a in cidr.hosts() if a != bridge]
+    try:
+        prev = ipaddress.IPv4Address(last) if last else None
+    except ValueError:
+        prev = None
+    if prev is None or prev not in cidr:
+        return [str(a) for a in hosts]
+    start = next((i for i, a in enumerate(hosts) if a > prev), len(hosts))
+    return [str(a) for a in hosts[start:] + hosts[:start]]
 
 
 class PodIpam:
@@ -64,24 +89,33 @@ class PodIpam:
                 if existing[1] != sandbox_id:
                     self._write(existing[0], uid, sandbox_id)
                 return existing[0]
-            for addr in self.cidr.hosts():
-                if addr == self.cidr.network_address + 1:
-                    continue  # the bridge
-                path = os.path.join(self.dir, str(addr))
+            for addr in allocation_order(self.cidr, self._last_reserved()):
+                path = os.path.join(self.dir, addr)
                 try:
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 except FileExistsError:
                     continue
                 with os.fdopen(fd, "w") as f:
                     f.write(f"{uid} {sandbox_id}\n")
-                return str(addr)
+                self._replace(LAST_RESERVED, addr)
+                return addr
             raise IpamError(f"pod CIDR {self.cidr} is full")
 
-    def _write(self, ip, uid, sandbox_id):
-        tmp = os.path.join(self.dir, f".{ip}.tmp")
+    def _last_reserved(self):
+        try:
+            with open(os.path.join(self.dir, LAST_RESERVED), encoding="utf-8") as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
+
+    def _replace(self, name, text):
+        tmp = os.path.join(self.dir, f".{name}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(f"{uid} {sandbox_id}\n")
-        os.replace(tmp, os.path.join(self.dir, ip))
+            f.write(f"{text}\n")
+        os.replace(tmp, os.path.join(self.dir, name))
+
+    def _write(self, ip, uid, sandbox_id):
+        self._replace(ip, f"{uid} {sandbox_id}")
 
     def release(self, uid: str) -> list:
         """Free every address of uid; returns [(ip, sandbox id)] released."""

@@ -1,6 +1,7 @@
 """Names, MACs and constants of the pod network (pure; shared with the Services code).
 
-- BRIDGE "cbr0": the node bridge, address = .1 of the node's pod CIDR;
+- BRIDGE "cbr0": the node bridge, address = .1 of the node's pod CIDR, MAC fixed to
+  0a:58:<.1 in hex> (bridge_mac: see there why it must never float);
 - VXLAN_DEVICE "skiff.1": VNI 1, UDP 8472 (flannel's), learning off;
 - pod veth host end: "veth" + the first 11 characters of the sandbox container id
   (unique per sandbox: a recreated sandbox never collides with a dying old veth);
@@ -33,6 +34,21 @@ def _mac(prefix: str, ip: str) -> str:
 def pod_mac(ip: str) -> str:
     """0a:58:+IP in hex (10.244.1.5 -> 0a:58:0a:f4:01:05), as Kubernetes' bridge plugins do."""
     return _mac("0a:58", ip)
+
+
+def bridge_mac(pod_cidr: str) -> str:
+    """The bridge's own MAC, set explicitly: 0a:58:+its address (.1) in hex.
+
+    A Linux bridge whose MAC was never set takes the numerically lowest MAC of its ports
+    (br_stp_recalculate_bridge_id) and changes it whenever that port leaves or a lower
+    one joins. The host ends of pod veths have random MACs, so deleting or creating any
+    pod could move the gateway's MAC under the other pods' ARP caches: their frames to
+    the old MAC are flooded instead of delivered, and the gateway, the node's DNS on it
+    and every off-node path go dark until the entry is re-resolved (30 s and more; the
+    StatefulSet e2e saw it; docs/networking.md fact 9). The CNI bridge plugin sets the bridge's MAC for this reason;
+    deriving it from the address keeps it the same across agent restarts and a bridge
+    re-created. .1 is never a pod's address, so no pod MAC equals it."""
+    return pod_mac(gateway(pod_cidr))
 
 
 def vtep_mac(node_ip: str) -> str:

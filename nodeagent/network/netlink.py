@@ -21,7 +21,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from nodeagent.network import routes_plan as rp
 from nodeagent.network.names import (BRIDGE, RTPROT_SKIFF, VETH_PREFIX, VXLAN_DEVICE, VXLAN_MTU, VXLAN_PORT,
-                                     VXLAN_VNI, pod_mac, veth_name, vtep_mac)
+                                     VXLAN_VNI, bridge_mac, pod_mac, veth_name, vtep_mac)
 from nodeagent.probes.netns import run_in_netns
 
 log = logging.getLogger("skiff.agent.network")
@@ -87,14 +87,23 @@ class NetlinkApplier:
         return False
 
     def ensure_bridge(self, pod_cidr: str) -> bool:
-        """cbr0 with the pod CIDR's .1 as its only IPv4 address, up. True if anything changed."""
+        """cbr0 with the pod CIDR's .1 as its only IPv4 address, its MAC set to
+        bridge_mac() (an address set by hand never follows the ports), up. True if
+        anything changed."""
         net = ipaddress.IPv4Network(pod_cidr)
+        mac = bridge_mac(pod_cidr)
         changed = False
         idx = self.index(BRIDGE)
         if idx is None:
             with self.lock:
-                self.ipr.link("add", ifname=BRIDGE, kind="bridge")
+                self.ipr.link("add", ifname=BRIDGE, kind="bridge", address=mac)
             idx = self.index(BRIDGE)
+            changed = True
+        if self._link(idx).get_attr("IFLA_ADDRESS") != mac:
+            # a bridge made before the MAC was fixed (or another CIDR's): set it once
+            with self.lock:
+                self.ipr.link("set", index=idx, address=mac)
+            log.info("event=bridge_mac_set bridge=%s mac=%s", BRIDGE, mac)
             changed = True
         changed |= self._ensure_only_addr(idx, str(net[1]), net.prefixlen)
         changed |= self._up(idx)

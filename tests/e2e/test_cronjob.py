@@ -2,7 +2,9 @@
 a `*/1 * * * *` CronJob runs at least twice, each run a Job named after its minute whose
 pod really runs; finished Jobs beyond successfulJobsHistoryLimit / failedJobsHistoryLimit
 are deleted (a succeeding and a failing CronJob side by side, on the same minutes);
-`skiff get cronjobs` has kubectl's columns; deleting a CronJob deletes its Jobs.
+`skiff get cronjobs` has kubectl's columns; deleting a CronJob deletes its Jobs;
+`skiff create job NAME --from=cronjob/CJ` makes a Job from the (suspended) CronJob's
+template, owned by it as kubectl makes it, that runs to Complete.
 About three minutes after the lab is up: the runs wait for real minute boundaries.
 """
 
@@ -26,10 +28,10 @@ def lab(request):
         yield cli
 
 
-def cronjob(name, command, succeeded=1, failed=1):
+def cronjob(name, command, succeeded=1, failed=1, suspend=False):
     return {
         "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "namespace": NS},
-        "spec": {"schedule": "*/1 * * * *", "successfulJobsHistoryLimit": succeeded,
+        "spec": {"schedule": "*/1 * * * *", "suspend": suspend, "successfulJobsHistoryLimit": succeeded,
                  "failedJobsHistoryLimit": failed,
                  "jobTemplate": {"metadata": {"labels": {"cron": name}},
                                  "spec": {"backoffLimit": 0, "template": {"spec": {
@@ -104,3 +106,32 @@ def test_deleting_a_cronjob_deletes_its_jobs(lab):
     lab.out("delete", "cronjob", "ok", "-n", NS)
     wait_until(lambda: not jobs(lab, "ok"), 30, "the CronJob's Jobs garbage-collected", interval_s=1.0)
     assert jobs(lab, "bad")                          # the other CronJob's are untouched
+
+
+def test_create_job_from_a_cronjob_runs_it_now_owned_by_the_cronjob(lab):
+    # suspended: the only Job of this CronJob is the one made by hand
+    lab.out("apply", "-f", "-", input=yaml.safe_dump(cronjob("manual", "echo ran-manual", suspend=True)))
+    cj = json.loads(lab.out("get", "cj", "manual", "-n", NS, "-o", "json"))
+    out = lab.out("create", "job", "manual-now", "--from=cronjob/manual", "-n", NS)
+    assert out.strip() == "job.batch/manual-now created"
+
+    job = json.loads(lab.out("get", "job", "manual-now", "-n", NS, "-o", "json"))
+    meta = job["metadata"]
+    # as kubectl's createJobFromCronJob: the template's labels, the manual annotation,
+    # the CronJob as controller owner
+    assert meta["labels"]["cron"] == "manual", meta
+    assert meta["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual", meta
+    assert [(r["kind"], r["name"], r["uid"], r.get("controller"), r.get("blockOwnerDeletion"))
+            for r in meta["ownerReferences"]] == [("CronJob", "manual", cj["metadata"]["uid"], True, True)], meta
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert (container["image"], container["command"]) == (IMAGE, ["sh", "-c", "echo ran-manual"])
+
+    done = wait_until(lambda: finished(json.loads(lab.out("get", "job", "manual-now", "-n", NS, "-o", "json"))),
+                      120, "the Job made from the CronJob finished", interval_s=1.0)
+    assert done == "Complete"
+    assert "ran-manual" in lab.out("logs", "job/manual-now", "-n", NS)
+    assert list(jobs(lab, "manual")) == ["manual-now"]          # suspended: nothing scheduled beside it
+
+    # owned for real: deleting the CronJob takes the Job with it
+    lab.out("delete", "cronjob", "manual", "-n", NS)
+    wait_until(lambda: not jobs(lab, "manual"), 30, "the manual Job garbage-collected", interval_s=1.0)

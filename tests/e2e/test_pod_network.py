@@ -71,8 +71,9 @@ def node_routes(lab, node):
 
 
 def ipam_files(lab, node):
+    """The node's IPAM records (one file per allocated address; last_reserved_ip is no record)."""
     d = os.path.join(lab.lab_dir, node, "agent", "network", "ipam")
-    return sorted(f for f in os.listdir(d) if not f.startswith("."))
+    return sorted(f for f in os.listdir(d) if not f.startswith(".") and f != "last_reserved_ip")
 
 
 def peers_seen(lab, client, server_ip):

@@ -17,7 +17,7 @@ import pytest
 
 from nodeagent.network import routes_plan as rp
 from nodeagent.network.ipam import PodIpam
-from nodeagent.network.names import BRIDGE, VXLAN_DEVICE, pod_mac, veth_name, vtep_mac
+from nodeagent.network.names import BRIDGE, VXLAN_DEVICE, bridge_mac, pod_mac, veth_name, vtep_mac
 from nodeagent.network.netlink import NetlinkApplier
 from tests.helpers import remove, temp_dir, wait_until
 
@@ -187,3 +187,36 @@ def test_bridge_and_teardown(lab):
     assert net.ensure_bridge("10.244.7.0/24") is True
     assert "10.244.7.1/24" in sh("ip", "-n", lab.nodes[0], "addr", "show", BRIDGE).stdout
     assert "10.244.0.1/24" not in sh("ip", "-n", lab.nodes[0], "addr", "show", BRIDGE).stdout
+
+
+def test_bridge_mac_is_fixed_while_ports_come_and_go(lab):
+    """The bridge keeps the MAC set on it while ports with lower and higher MACs join and
+    leave (an unset bridge MAC follows the lowest port's, so a pod's ARP entry for the
+    gateway would go stale: docs/networking.md fact 9), and a bridge left with another MAC
+    (by an older agent) gets it set."""
+    node, net = lab.nodes[0], lab.appliers[0]
+
+    def bridge():
+        return sh("ip", "netns", "exec", node, "cat", f"/sys/class/net/{BRIDGE}/address").stdout.strip()
+    assert net.ensure_bridge(CIDRS[0]) is True
+    assert bridge() == bridge_mac(CIDRS[0]) == "0a:58:0a:f4:00:01"
+    for i, mac in enumerate(["02:00:00:00:00:01", "fe:00:00:00:00:01", "00:00:00:00:00:01"]):
+        sh("ip", "-n", node, "link", "add", f"skiffp{i}", "address", mac, "type", "veth", "peer", "name", f"skiffq{i}")
+        sh("ip", "-n", node, "link", "set", f"skiffp{i}", "master", BRIDGE, "up")
+        assert bridge() == bridge_mac(CIDRS[0]), f"after {mac} joined"
+    for i in (2, 0):
+        sh("ip", "-n", node, "link", "del", f"skiffp{i}")
+        assert bridge() == bridge_mac(CIDRS[0]), f"after skiffp{i} left"
+    # an unset bridge (as agents before the fix made it) takes its lowest port's MAC ...
+    sh("ip", "-n", node, "link", "del", BRIDGE)
+    sh("ip", "-n", node, "link", "add", BRIDGE, "type", "bridge")
+    sh("ip", "-n", node, "link", "set", "skiffp1", "master", BRIDGE)
+    assert bridge() == "fe:00:00:00:00:01"
+    # ... and the agent sets it, after which it no longer follows the ports
+    assert net.ensure_bridge(CIDRS[0]) is True
+    assert net.ensure_bridge(CIDRS[0]) is False
+    sh("ip", "-n", node, "link", "del", "skiffp1")
+    assert bridge() == bridge_mac(CIDRS[0])
+    # another pod CIDR, another bridge address and MAC
+    assert net.ensure_bridge("10.244.7.0/24") is True
+    assert bridge() == "0a:58:0a:f4:07:01"
