@@ -27,8 +27,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from labkit import (SKIFF, LabSession, RunningWatcher, install_sigterm, pct, raw_floor_parallel,  # noqa: E402
-                    remove_raw, rss_mib, running, start_raw_pair)
+from labkit import (SKIFF, LabSession, RunningWatcher, install_sigterm, load_avg, log, pct,  # noqa: E402
+                    raw_floor_parallel, remove_raw, rss_mib, running, start_raw_pair)
+from timeline import PodTimeline, format_table, stage_table  # noqa: E402
 
 from skiff.api import objects_pb2 as pb  # noqa: E402
 from skiff.lab import images  # noqa: E402
@@ -63,11 +64,14 @@ def main() -> int:
     ap.add_argument("--pods", type=int, default=30)
     ap.add_argument("--replicas", type=int, default=60)
     ap.add_argument("--keep", action="store_true", help="leave the lab up")
+    ap.add_argument("--json", help="also write the figures and both per-pod timelines to this file")
     args = ap.parse_args()
     install_sigterm()
     session = LabSession("pods", keep=args.keep)
     lab_dir, env, root = session.lab_dir, session.env, session.root
     results = {}
+    load_start = load_avg()
+    timelines = {}
     with session:
         results["lab up (s)"] = session.up(3)
         lab = session.lab
@@ -116,18 +120,26 @@ def main() -> int:
         finally:
             remove_raw(engines)
 
-        t = time.monotonic()
+        _, rv = c.list("pods", namespace="default")
+        deploy_tl = PodTimeline(c, rv, "app=bench")
+        t, t_wall = time.monotonic(), time.time()
         c.create(deploy)
         while not all_running():
             time.sleep(0.1)
         took = time.monotonic() - t
+        deploy_tl.settle(2.0)
+        for name in nodes:
+            deploy_tl.add_agent_log(session.plan().node_paths(name).agent_log, t_wall)
+        timelines["deployment"] = (deploy_tl, list(deploy_tl.marks), t_wall)
         results[f"{args.replicas}-replica Deployment all Running (s)"] = took
         results[f"  raw floor: {per_engine * len(engines)} pairs, {AGENT_SYNC_WORKERS}/engine (s)"] = floors["deploy"]
         results["  ratio to the floor (aim <= 1.3)"] = took / floors["deploy"]
 
         items, _ = c.list("pods", namespace="default", label_selector="app=bench")
         doomed = {p.metadata.name for p in items if p.spec.node_name == victim}
-        t = time.monotonic()
+        _, rv = c.list("pods", namespace="default")
+        kill_tl = PodTimeline(c, rv, "app=bench")
+        t, t_wall = time.monotonic(), time.time()
         subprocess.run(SKIFF + ["chaos", "kill-node", victim, "--lab-dir", lab_dir], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         marks = {}
@@ -151,6 +163,11 @@ def main() -> int:
                 marks["all Running"] = now
                 break
             time.sleep(0.05)
+        kill_tl.settle(2.0)
+        for name in nodes:
+            if name != victim:
+                kill_tl.add_agent_log(session.plan().node_paths(name).agent_log, t_wall)
+        timelines["node kill"] = (kill_tl, [n for n in kill_tl.marks if n not in doomed], t_wall)
         results[f"node kill -> all {args.replicas} Running elsewhere (s)"] = marks["all Running"]
         for k in ("NotReady", "first eviction", "replacements created", "replacements bound"):
             results[f"  {k} at (s)"] = marks.get(k, float("nan"))
@@ -175,6 +192,19 @@ def main() -> int:
         print(f"| agent RSS per node (MiB) | {statistics.mean(agent_rss):.0f} | | |")
         print(f"| control-plane replica RSS (MiB) | {statistics.mean(cp_rss):.0f} (max {max(cp_rss):.0f}) | | |")
         print(f"\npod start p50 ratio skiff/docker (aim <= 1.3): {pct(starts, 50) / pct(raw, 50):.2f}")
+        tables = {}
+        for title, (tl, names, t0) in timelines.items():
+            tables[title] = stage_table(tl.marks, names, t0)
+            print(format_table(tables[title], f"{title}: per-pod timeline, {len(names)} pods, times from "
+                                              f"{'the create' if title == 'deployment' else 'the kill'}"))
+        print(f"\nload average (1/5/15 min) at the start: {load_start}; at the end: {load_avg()}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"load_start": load_start, "load_end": load_avg(), "starts_s": starts, "raw_s": raw,
+                           "results": results, "stages": tables,
+                           "marks": {title: {n: tl.marks.get(n, {}) for n in names}
+                                     for title, (tl, names, _) in timelines.items()}}, f, indent=1)
+            log(f"written {args.json}")
         print(json.dumps({"starts_s": starts, "raw_s": raw, **results}), file=open(os.path.join(root, "r.json"), "w"))
         c.close()
     return 0

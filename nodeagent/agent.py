@@ -48,6 +48,7 @@ class Agent:
         self.network = None
         self.proxier = None
         self.dns = None
+        self.recorder = None
         self._stopping = False
 
     def _connect_engine(self, timeout_s: float = 120.0):
@@ -91,7 +92,7 @@ class Agent:
             # Pod records are checked with a read of the namespace's pods: a client that gives up quickly.
             self.dns = NodeDns(self.sync_client, self.network, upstream=cfg.dns_upstream,
                                informers=self.informers).start()
-        recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name)
+        recorder = self.recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name)
         allocatable = {"cpu": facts.cpu, "memory": facts.memory}
         allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory")})
         probes = ProbeManager(self.runtime, recorder)
@@ -173,4 +174,6 @@ class Agent:
         if self.dns is not None:
             self.dns.stop()
         self.informers.stop()
+        if self.recorder is not None:
+            self.recorder.flush(1.0)   # events are written in the background (skiff/events.py)
         log.info("event=agent_stopped node=%s", self.cfg.node_name)
