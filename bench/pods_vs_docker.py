@@ -101,9 +101,10 @@ def main() -> int:
         tmpl.spec.containers.add(name="app", image=images.BUSYBOX_IMAGE, image_pull_policy="Never",
                                  command=["sleep", "3600"])
 
-        def all_running(exclude_node=None):
-            items, _ = c.list("pods", namespace="default", label_selector="app=bench")
-            live = [p for p in items if not p.metadata.deletion_timestamp]
+        def all_running(tl, exclude_node=None):
+            """Every live pod Running (off exclude_node) and as many as the replicas; from the
+            timeline's state (the watch), with its lock held: no list calls while measuring."""
+            live = [p for p in tl.pods.values() if not p.metadata.deletion_timestamp]
             ok = [p for p in live if running(p) and p.spec.node_name != exclude_node]
             return len(ok) == args.replicas and len(live) == args.replicas
 
@@ -119,14 +120,20 @@ def main() -> int:
             floors["kill"] = raw_floor_parallel(survivors, per_engine // len(survivors), AGENT_SYNC_WORKERS)
         finally:
             remove_raw(engines)
+        try:   # the same, every pair at once: does more parallelism than the agent's buy anything?
+            floors["kill all at once"] = raw_floor_parallel(survivors, per_engine // len(survivors),
+                                                            max(1, per_engine // len(survivors)))
+        finally:
+            remove_raw(engines)
 
-        _, rv = c.list("pods", namespace="default")
-        deploy_tl = PodTimeline(c, rv, "app=bench")
+        items, rv = c.list("pods", namespace="default", label_selector="app=bench")
+        done = {}
+        deploy_tl = PodTimeline(c, rv, "app=bench", items=items,
+                                on_event=lambda tl, now: done.setdefault("at", now) if all_running(tl) else None)
         t, t_wall = time.monotonic(), time.time()
         c.create(deploy)
-        while not all_running():
-            time.sleep(0.1)
-        took = time.monotonic() - t
+        deploy_tl.wait_for(lambda tl: "at" in done, 600)
+        took = done["at"] - t_wall
         deploy_tl.settle(2.0)
         for name in nodes:
             deploy_tl.add_agent_log(session.plan().node_paths(name).agent_log, t_wall)
@@ -135,45 +142,53 @@ def main() -> int:
         results[f"  raw floor: {per_engine * len(engines)} pairs, {AGENT_SYNC_WORKERS}/engine (s)"] = floors["deploy"]
         results["  ratio to the floor (aim <= 1.3)"] = took / floors["deploy"]
 
-        items, _ = c.list("pods", namespace="default", label_selector="app=bench")
+        items, rv = c.list("pods", namespace="default", label_selector="app=bench")
         doomed = {p.metadata.name for p in items if p.spec.node_name == victim}
-        _, rv = c.list("pods", namespace="default")
-        kill_tl = PodTimeline(c, rv, "app=bench")
-        t, t_wall = time.monotonic(), time.time()
-        subprocess.run(SKIFF + ["chaos", "kill-node", victim, "--lab-dir", lab_dir], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
         marks = {}
-        while True:   # the timeline: first moment each milestone is seen (polled every 0.05 s)
-            now = time.monotonic() - t
-            node = c.get("nodes", victim)
-            if "NotReady" not in marks and not any(x.type == "Ready" and x.status == "True"
-                                                   for x in node.status.conditions):
-                marks["NotReady"] = now
-            items, _ = c.list("pods", namespace="default", label_selector="app=bench")
-            live = {p.metadata.name for p in items if not p.metadata.deletion_timestamp}
-            if "first eviction" not in marks and doomed - live:      # force-deleted (or marked)
-                marks["first eviction"] = now
-            fresh = [p for p in items if p.metadata.name not in doomed]
+        t_wall = time.time()
+
+        def milestones(tl, now):   # the first moment each one is true, noted in the watch thread
+            fresh = [p for n, p in tl.pods.items() if n not in doomed]
+            if "first eviction" not in marks and (doomed - set(tl.pods) or any(
+                    tl.pods[n].metadata.deletion_timestamp for n in doomed if n in tl.pods)):
+                marks["first eviction"] = now - t_wall
             if "replacements created" not in marks and len(fresh) >= args.replicas:
-                marks["replacements created"] = now
+                marks["replacements created"] = now - t_wall
             if "replacements bound" not in marks and len(fresh) >= args.replicas and all(
                     p.spec.node_name for p in fresh):
-                marks["replacements bound"] = now
-            if all_running(exclude_node=victim):
-                marks["all Running"] = now
-                break
-            time.sleep(0.05)
+                marks["replacements bound"] = now - t_wall
+            if "all Running" not in marks and all_running(tl, exclude_node=victim):
+                marks["all Running"] = now - t_wall
+
+        kill_tl = PodTimeline(c, rv, "app=bench", items=items, on_event=milestones)
+        t_wall = time.time()
+        subprocess.run(SKIFF + ["chaos", "kill-node", victim, "--lab-dir", lab_dir], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        while "all Running" not in marks:   # the node's NotReady: one small get every 0.1 s until seen
+            if "NotReady" not in marks:
+                node = c.get("nodes", victim)
+                if not any(x.type == "Ready" and x.status == "True" for x in node.status.conditions):
+                    marks["NotReady"] = time.time() - t_wall
+            if time.time() - t_wall > 300:
+                raise TimeoutError(f"node kill: not all Running after 300 s: {marks}")
+            time.sleep(0.1)
         kill_tl.settle(2.0)
         for name in nodes:
             if name != victim:
                 kill_tl.add_agent_log(session.plan().node_paths(name).agent_log, t_wall)
         timelines["node kill"] = (kill_tl, [n for n in kill_tl.marks if n not in doomed], t_wall)
+        if os.environ.get("NK_SAVE_LOGS"):
+            log(f"logs saved to {session.save_logs('nodekill')}")
         results[f"node kill -> all {args.replicas} Running elsewhere (s)"] = marks["all Running"]
         for k in ("NotReady", "first eviction", "replacements created", "replacements bound"):
             results[f"  {k} at (s)"] = marks.get(k, float("nan"))
         kill_floor = LAB_GRACE_S + LAB_EVICTION_S + floors["kill"]
         results[f"  floor: grace {LAB_GRACE_S:.0f} + eviction {LAB_EVICTION_S:.0f} + raw start of "
                 f"{per_engine} pairs on 2 engines (s)"] = kill_floor
+        results[f"  raw start of those {per_engine} pairs alone, {AGENT_SYNC_WORKERS}/engine (s)"] = floors["kill"]
+        results[f"  raw start of those {per_engine} pairs alone, all at once (s)"] = floors["kill all at once"]
+        results["  bound -> all Running, skiff (s)"] = marks["all Running"] - marks.get("replacements bound",
+                                                                                        float("nan"))
 
         state = lab.load()
         agent_rss = [rss_mib(rec.get("agentPid", 0)) for n, rec in state.get("nodes", {}).items() if n != victim]
