@@ -27,8 +27,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from labkit import (SKIFF, LabSession, RunningWatcher, install_sigterm, load_avg, log, pct,  # noqa: E402
-                    raw_floor_parallel, remove_raw, rss_mib, running, start_raw_pair)
+from labkit import (CLK_TCK, SKIFF, LabSession, RunningWatcher, install_sigterm, load_avg, log,  # noqa: E402
+                    machine_busy_ticks, pct, process_table, raw_floor_parallel, remove_raw, rss_mib, running,
+                    start_raw_pair, tree_ticks)
 from timeline import PodTimeline, format_table, stage_table  # noqa: E402
 
 from skiff.api import objects_pb2 as pb  # noqa: E402
@@ -144,7 +145,7 @@ def main() -> int:
 
         items, rv = c.list("pods", namespace="default", label_selector="app=bench")
         doomed = {p.metadata.name for p in items if p.spec.node_name == victim}
-        marks = {}
+        marks, cpu = {}, {}
         t_wall = time.time()
 
         def milestones(tl, now):   # the first moment each one is true, noted in the watch thread
@@ -152,12 +153,14 @@ def main() -> int:
             if "first eviction" not in marks and (doomed - set(tl.pods) or any(
                     tl.pods[n].metadata.deletion_timestamp for n in doomed if n in tl.pods)):
                 marks["first eviction"] = now - t_wall
+                cpu["from"] = (process_table(), machine_busy_ticks(), time.monotonic())
             if "replacements created" not in marks and len(fresh) >= args.replicas:
                 marks["replacements created"] = now - t_wall
             if "replacements bound" not in marks and len(fresh) >= args.replicas and all(
                     p.spec.node_name for p in fresh):
                 marks["replacements bound"] = now - t_wall
             if "all Running" not in marks and all_running(tl, exclude_node=victim):
+                cpu["to"] = (process_table(), machine_busy_ticks(), time.monotonic())
                 marks["all Running"] = now - t_wall
 
         kill_tl = PodTimeline(c, rv, "app=bench", items=items, on_event=milestones)
@@ -191,6 +194,19 @@ def main() -> int:
                                                                                         float("nan"))
 
         state = lab.load()
+        if "from" in cpu and "to" in cpu:   # who used the CPUs from the first eviction to all Running
+            (t0, (b0, a0), m0), (t1, (b1, a1), m1) = cpu["from"], cpu["to"]
+            secs = m1 - m0
+            groups = {"control plane (3 replicas)": list(state["controlplane"]["pids"].values()),
+                      "agents (2 survivors)": [int(r.get("agentPid") or 0) for n, r in state["nodes"].items()
+                                               if n != victim],
+                      "engines (2 dockerd+containerd, not the shims)": [
+                          int(r.get("enginePid") or 0) for n, r in state["nodes"].items() if n != victim]}
+            for label, pids in groups.items():
+                used = sum(tree_ticks(pid, t1) - tree_ticks(pid, t0) for pid in pids) / CLK_TCK
+                results[f"  CPU first eviction -> all Running: {label} (cores)"] = used / secs
+            results["  CPU first eviction -> all Running: machine busy (cores of 2)"] = \
+                (b1 - b0) / max(1, a1 - a0) * (os.cpu_count() or 1)
         agent_rss = [rss_mib(rec.get("agentPid", 0)) for n, rec in state.get("nodes", {}).items() if n != victim]
         cp_rss = [rss_mib(pid) for pid in state["controlplane"]["pids"].values()]
 
