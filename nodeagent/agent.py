@@ -92,7 +92,8 @@ class Agent:
             # Pod records are checked with a read of the namespace's pods: a client that gives up quickly.
             self.dns = NodeDns(self.sync_client, self.network, upstream=cfg.dns_upstream,
                                informers=self.informers).start()
-        recorder = self.recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name)
+        # Events are written in the background; a pod's are flushed before its status (skiff/events.py).
+        recorder = self.recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name, asynchronous=True)
         allocatable = {"cpu": facts.cpu, "memory": facts.memory}
         allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory")})
         probes = ProbeManager(self.runtime, recorder)
@@ -175,5 +176,5 @@ class Agent:
             self.dns.stop()
         self.informers.stop()
         if self.recorder is not None:
-            self.recorder.flush(1.0)   # events are written in the background (skiff/events.py)
+            self.recorder.flush(timeout_s=1.0)
         log.info("event=agent_stopped node=%s", self.cfg.node_name)

@@ -5,20 +5,24 @@ An Event is an ordinary namespaced API object. Repeats of the same
 whose count and lastTimestamp grow, as Kubernetes does. Recording never raises:
 events are a courtesy, losing one must not break a controller or the agent.
 
-Recording is asynchronous, like Kubernetes' EventBroadcaster: event() builds the
-Event (its timestamps are the moment of the call) and puts it on a bounded queue;
-one writer thread per recorder creates (or folds) them in order. The caller never
-waits for the API: an agent starting a pod used to make three Event writes per
-container (Pulled, Created, Started) in the middle of the start, a scheduler one per
-binding. A full queue (QUEUE_SIZE, Kubernetes' broadcaster queue is 1,000 too) drops
-the new event with a log line. flush() waits until what was queued is written (tests,
-shutdown); synchronous=True writes in the caller's thread, as before.
+By default an event is written in the caller's thread. asynchronous=True (the node
+agent) works like Kubernetes' EventBroadcaster: event() builds the Event (its
+timestamps are the moment of the call) and puts it on a bounded queue; WRITERS
+threads create (or fold) them, the events of one object always on the same thread,
+so in the order recorded. The caller does not wait for the API in the middle of its
+work: an agent starting a pod made three Event writes per container (Pulled, Created,
+Started) between the engine calls. flush(uid) waits until the events of one object
+recorded so far are written: the agent calls it before it writes the pod's status or
+deletes the pod, so whoever sees the status sees the events that led to it, as with
+synchronous writes. A full queue (QUEUE_SIZE; Kubernetes' broadcaster queue is 1,000
+too) drops the new event with a log line.
 """
 
 import logging
 import os
 import queue
 import threading
+import zlib
 
 from skiff import client as clientmod
 from skiff.api import kinds
@@ -29,18 +33,22 @@ log = logging.getLogger("skiff.events")
 
 QUEUE_SIZE = 1000
 SEEN_MAX = 5000
+WRITERS = 4   # concurrent writes from one process are committed together by the store's batcher
 
 
 class EventRecorder:
-    def __init__(self, client: clientmod.Client, component: str, host: str = "", synchronous: bool = False):
+    def __init__(self, client: clientmod.Client, component: str, host: str = "", asynchronous: bool = False,
+                 writers: int = WRITERS):
         self.client = client
         self.component = component
         self.host = host
-        self.synchronous = synchronous
+        self.asynchronous = asynchronous
         self._seen: dict = {}  # (uid, type, reason, message) -> (event name, namespace, count)
         self._lock = threading.Lock()
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
-        self._writer = None
+        self._queues = [queue.Queue(maxsize=max(1, QUEUE_SIZE // writers)) for _ in range(writers)]
+        self._writers: list = []
+        self._pending: dict = {}            # involved object's uid -> events queued, not yet written
+        self._written = threading.Condition(self._lock)
         self.dropped = 0
 
     def event(self, obj, event_type: str, reason: str, message: str) -> None:
@@ -49,26 +57,27 @@ class EventRecorder:
         except Exception:  # noqa: BLE001 - a courtesy: never raise into the caller
             log.exception("event=event_failed reason=%s", reason)
             return
-        if self.synchronous:
+        if not self.asynchronous:
             self._write(item)
             return
-        self._ensure_writer()
+        self._ensure_writers()
+        uid = item[0][0]
+        with self._lock:
+            self._pending[uid] = self._pending.get(uid, 0) + 1
         try:
-            self._queue.put_nowait(item)
+            self._queues[self._shard(uid)].put_nowait(item)
         except queue.Full:
+            self._done(uid)
             self.dropped += 1
             log.info("event=event_dropped reason=%s queue=%d dropped=%d", reason, QUEUE_SIZE, self.dropped)
 
-    def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait (at most timeout_s) until every event queued so far has been written or given up."""
-        if self._writer is None:
-            return True
-        done = threading.Event()
-        try:
-            self._queue.put(done, timeout=timeout_s)
-        except queue.Full:
-            return False
-        return done.wait(timeout_s)
+    def flush(self, uid: str | None = None, timeout_s: float = 5.0) -> bool:
+        """Wait (at most timeout_s) until the events recorded so far about the object with this
+        uid (None: about every object) are written or given up; False on the timeout."""
+        with self._written:
+            return self._written.wait_for(
+                lambda: not (self._pending.get(uid) if uid is not None else any(self._pending.values())),
+                timeout_s)
 
     # ------------------------------------------------------------ inside
 
@@ -88,22 +97,37 @@ class EventRecorder:
             reporting_component=self.component, reporting_instance=self.host)
         return (meta.uid, event_type, reason, message), ev
 
-    def _ensure_writer(self):
-        if self._writer is not None:
+    def _shard(self, uid: str) -> int:
+        return zlib.crc32(uid.encode()) % len(self._queues)
+
+    def _ensure_writers(self):
+        if self._writers:
             return
         with self._lock:
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._drain, name=f"events-{self.component}", daemon=True)
-                self._writer.start()
+            if not self._writers:
+                for i, q in enumerate(self._queues):
+                    t = threading.Thread(target=self._drain, args=(q,), name=f"events-{self.component}-{i}",
+                                         daemon=True)
+                    t.start()
+                    self._writers.append(t)
 
-    def _drain(self):
-        """The writer: an event source's consumer (no period; it sleeps on the queue)."""
+    def _drain(self, q):
+        """A writer: the consumer of one queue (no period; it sleeps on the queue)."""
         while True:
-            item = self._queue.get()
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            self._write(item)
+            item = q.get()
+            try:
+                self._write(item)
+            finally:
+                self._done(item[0][0])
+
+    def _done(self, uid):
+        with self._written:
+            left = self._pending.get(uid, 0) - 1
+            if left > 0:
+                self._pending[uid] = left
+            else:
+                self._pending.pop(uid, None)
+            self._written.notify_all()
 
     def _write(self, item):
         try:
