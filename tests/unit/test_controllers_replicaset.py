@@ -206,3 +206,86 @@ def test_expectations_track_deletes_until_the_cache_shows_them():
     exp.deleting("ns/rs", "uid-c")
     exp.forget("ns/rs")
     assert exp.pending("ns/rs", [pod("c")]) == (0, frozenset())
+
+
+@pytest.mark.parametrize("count, cap, want", [
+    (0, 32, []),
+    (1, 32, [1]),
+    (2, 32, [1, 1]),
+    (3, 32, [1, 2]),
+    (20, 32, [1, 2, 4, 8, 5]),            # a node's 20 pods replaced: five round trips, not twenty
+    (60, 32, [1, 2, 4, 8, 16, 29]),
+    (100, 16, [1, 2, 4, 8, 16, 16, 16, 16, 16, 5]),
+])
+def test_slow_start_batches(count, cap, want):
+    from controlplane.controllers.replicaset_plan import slow_start_batches
+    got = slow_start_batches(count, cap=cap)
+    assert got == want and sum(got) == count
+
+
+class _CreatingClient:
+    """create() of pods: records the concurrency it sees; fails from the n-th call on."""
+
+    def __init__(self, fail_from=None):
+        import threading
+        self.lock = threading.Lock()
+        self.calls = self.in_flight = self.max_in_flight = 0
+        self.fail_from = fail_from
+        self.names = []
+
+    def create(self, obj):
+        import time
+        from skiff import client as clientmod
+        with self.lock:
+            self.calls += 1
+            n = self.calls
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(0.01)   # a round trip, so a parallel batch overlaps
+            if self.fail_from is not None and n >= self.fail_from:
+                raise clientmod.Invalid("spec.containers[0].image: Required value")
+            out = pb.Pod()
+            out.CopyFrom(obj)
+            out.metadata.name = f"web-abc-{n}"
+            with self.lock:
+                self.names.append(out.metadata.name)
+            return out
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+class _Recorder:
+    def __init__(self):
+        self.events = []
+
+    def event(self, obj, typ, reason, message):
+        self.events.append(reason)
+
+
+def _controller(client):
+    from controlplane.controllers.replicaset import ReplicaSetController
+    c = ReplicaSetController.__new__(ReplicaSetController)
+    c.client, c.recorder, c.expectations = client, _Recorder(), Expectations()
+    return c
+
+
+def test_creates_run_in_parallel_slow_start_batches_and_are_all_expected():
+    client = _CreatingClient()
+    c = _controller(client)
+    c._create(rs(), "default/web-abc", 20)
+    assert client.calls == 20 and len(set(client.names)) == 20
+    assert 2 <= client.max_in_flight <= 8
+    assert c.recorder.events == ["SuccessfulCreate"] * 20
+    assert c.expectations.pending("default/web-abc", [])[0] == 20
+
+
+def test_a_failing_batch_stops_the_creates_and_raises():
+    from skiff import client as clientmod
+    client = _CreatingClient(fail_from=4)     # batches 1, 2 pass; the batch of 4 fails
+    c = _controller(client)
+    with pytest.raises(clientmod.Invalid):
+        c._create(rs(), "default/web-abc", 20)
+    assert client.calls == 7                   # 1 + 2 + 4: nothing after the failed batch
+    assert c.expectations.pending("default/web-abc", [])[0] == 3
