@@ -4,8 +4,7 @@ sync(ns/name): read the RS and its namespace's pods from the informer caches,
 plan with the pure plan_replicaset(), then apply idempotently: adopt/release
 (pod updates, compare-and-swap), create pods from the template (generateName),
 delete surplus pods (graceful delete with a uid precondition), and write the
-status through the status subresource when it changed. Pods are created in parallel
-batches of 1, 2, 4, ... (Kubernetes' slowStartBatch). Events:
+status through the status subresource when it changed. Events:
 SuccessfulCreate / SuccessfulDelete on the ReplicaSet.
 Duplicates are avoided by Expectations (pods created but not yet in the cache count).
 The same class runs the ReplicationController controller (replicationcontroller.py):
@@ -17,14 +16,13 @@ resync of every ReplicaSet every 30 s (the toolkit's default resync_s); an idle 
 reads the caches and finds nothing to do (no API call).
 """
 
-import concurrent.futures
 import logging
 
 from controlplane.controllers.expectations import Expectations
 from controlplane.controllers.podowners import PodOwnerHandlers
 from controlplane.controllers.podutil import copy, key_of
 from controlplane.controllers.replicaset_plan import (plan_replicaset, pod_from_template, selector_of,
-                                                      slow_start_batches, with_owner, without_owner)
+                                                      with_owner, without_owner)
 from skiff import client as clientmod
 from skiff.api import kinds
 from skiff.reconcile import Loop
@@ -74,7 +72,11 @@ class ReplicaSetController:
         by_name = {p.metadata.name: p for p in pods}
         if plan.adopt or plan.release:
             self._claim(rs, plan, by_name)
-        self._create(rs, key, plan.create)
+        for _ in range(plan.create):
+            created = self.client.create(pod_from_template(rs))
+            self.expectations.created(key, created.metadata.name)
+            log.info("event=pod_created rs=%s pod=%s", key, created.metadata.name)
+            self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created.metadata.name}")
         for name in plan.delete:
             pod = by_name[name]
             self.expectations.deleting(key, pod.metadata.uid)
@@ -94,25 +96,6 @@ class ReplicaSetController:
             except clientmod.NotFound:
                 return None
         return plan.recheck_s
-
-    def _create(self, rs, key, count):
-        """count pods from the template, in slow-start batches run in parallel (Kubernetes'
-        slowStartBatch); the first failed batch ends it with its error (the loop backs off)."""
-        for size in slow_start_batches(count):
-            if size == 1:
-                self._create_one(rs, key)
-                continue
-            with concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="rs-create") as pool:
-                futures = [pool.submit(self._create_one, rs, key) for _ in range(size)]
-            errors = [f.exception() for f in futures if f.exception() is not None]
-            if errors:
-                raise errors[0]
-
-    def _create_one(self, rs, key):
-        created = self.client.create(pod_from_template(rs))
-        self.expectations.created(key, created.metadata.name)
-        log.info("event=pod_created rs=%s pod=%s", key, created.metadata.name)
-        self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created.metadata.name}")
 
     def _claim(self, rs, plan, by_name):
         """Adopt orphans and release strays. Adoption re-reads the RS first (Kubernetes'

@@ -32,8 +32,6 @@ from skiff.api import kinds, selectors
 from skiff.api import objects_pb2 as pb
 
 BURST = 100  # Kubernetes' burstReplicas is 500; the lab's Raft log prefers smaller bites
-SLOW_START_INITIAL = 1   # Kubernetes' SlowStartInitialBatchSize
-SLOW_START_MAX = 32      # skiff's cap on one batch (threads); Kubernetes has none below burstReplicas
 _PHASE_RANK = {"": 0, "Pending": 0, "Unknown": 1, "Running": 2}
 
 
@@ -137,18 +135,4 @@ def without_owner(obj, uid: str):
     keep = [r for r in out.metadata.owner_references if r.uid != uid]
     del out.metadata.owner_references[:]
     out.metadata.owner_references.extend(keep)
-    return out
-
-
-def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL, cap: int = SLOW_START_MAX) -> list:
-    """The sizes of the parallel batches in which `count` pods are created, as Kubernetes'
-    slowStartBatch (controller_utils.go): 1, 2, 4, ... doubling, the last one what is left, so a
-    template that cannot be created (a quota, a bad field) fails once, not `count` times; the
-    caller stops at the first batch with an error. Each batch is at most `cap`."""
-    out, left, size = [], max(0, count), max(1, initial)
-    while left > 0:
-        batch = min(left, size, cap)
-        out.append(batch)
-        left -= batch
-        size = 2 * size
     return out
