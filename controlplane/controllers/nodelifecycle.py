@@ -62,7 +62,7 @@ class NodeLifecycleController:
         self.period_s = max(0.1, min(1.0, grace_s / 10))
         self._clock = clock
         self._health: dict = {}
-        self._arrived: dict = {}   # node name -> (renewTime or lastHeartbeatTime, monotonic arrival)
+        self._arrived: dict = {}   # node name -> {("lease", renewTime) | ("beat", heartbeat): monotonic arrival}
         self._arrived_lock = threading.Lock()
         # The clocks start at the first tick: a new leader gives every node a fresh grace period.
         self.runner = BoundedFrequencyRunner(
@@ -90,14 +90,24 @@ class NodeLifecycleController:
                 for old in list(self._arrived[name])[:-4]:
                     del self._arrived[name][old]
 
-    def _arrival_of(self, name, node, lease):
-        """When the watch delivered this node's current renewal or heartbeat (the later of the two), or None."""
+    def _arrival_of(self, name, node, lease, prev):
+        """When the watch delivered what changed since prev (the node's heartbeat, its Lease's
+        renewal; the later of the two if both), or None: nothing changed, or a change whose
+        arrival was not noted (the cache can be ahead of its handlers): then observe() dates it now."""
+        if prev is None:
+            return None
+        changed = []
+        if heartbeat_of(node) != prev.heartbeat:
+            changed.append(("beat", heartbeat_of(node)))
+        renew = renew_time_of(lease)
+        if renew and renew != prev.renew_time:
+            changed.append(("lease", renew))
         with self._arrived_lock:
             seen = self._arrived.get(name, {})
-            times = [seen.get(("lease", renew_time_of(lease))) if lease is not None else None,
-                     seen.get(("beat", heartbeat_of(node)))]
-        times = [t for t in times if t is not None]
-        return max(times) if times else None
+            times = [seen.get(value) for value in changed]
+        if not times or any(t is None for t in times):
+            return None
+        return max(times)
 
     def stop(self):
         self.runner.stop()
@@ -114,8 +124,8 @@ class NodeLifecycleController:
                 by_node.setdefault(pod.spec.node_name, []).append(pod)
         deadlines = []
         for name, node in sorted(nodes.items()):
-            lease = self._lease_of(name)
-            health = observe(self._health.get(name), node, now_s, lease, self._arrival_of(name, node, lease))
+            lease, prev = self._lease_of(name), self._health.get(name)
+            health = observe(prev, node, now_s, lease, self._arrival_of(name, node, lease, prev))
             self._health[name] = health
             actions = decide(node, health, by_node.get(name, []), now_s, self.grace_s, self.eviction_s)
             deadlines.append(next_deadline_s(health, by_node.get(name, []), now_s, self.grace_s, self.eviction_s))

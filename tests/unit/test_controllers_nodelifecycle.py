@@ -252,10 +252,14 @@ def test_the_controller_notes_when_each_renewal_arrived():
     now[0] = 51.7
     c._lease_arrived(lease("r2"))          # a repeat of the same value keeps its first arrival
     c._node_arrived(node("t1"))
-    assert c._arrival_of("n1", node("t0"), lease("r2")) == 51.25
-    assert c._arrival_of("n1", node("t1"), lease("r1")) == 51.7     # the later of lease and heartbeat
-    assert c._arrival_of("n1", node("t9"), lease("r9")) is None
-    assert c._arrival_of("other", node("t1"), None) is None
+    prev = NodeHealth("t0", 40.0, True, "r1")
+    assert c._arrival_of("n1", node("t0"), lease("r2"), prev) == 51.25            # the renewal's arrival
+    assert c._arrival_of("n1", node("t1"), lease("r2"), prev) == 51.7             # both changed: the later
+    assert c._arrival_of("n1", node("t0"), lease("r1"), prev) is None             # nothing changed
+    assert c._arrival_of("n1", node("t0"), lease("r9"), prev) is None             # not noted yet: now
+    assert c._arrival_of("n1", node("t1"), lease("r9"), prev) is None             # one of two not noted: now
+    assert c._arrival_of("n1", node("t0"), lease("r2"), None) is None             # first sight
+    assert c._arrival_of("other", node("t1"), None, NodeHealth("t0", 1.0, True)) is None
     for i in range(10):                     # old values are forgotten
         c._lease_arrived(lease(f"x{i}"))
     assert len(c._arrived["n1"]) <= 4
