@@ -27,8 +27,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from labkit import (SKIFF, LabSession, RunningWatcher, install_sigterm, pct, raw_floor_parallel,  # noqa: E402
-                    remove_raw, rss_mib, running, start_raw_pair)
+from labkit import (CLK_TCK, SKIFF, LabSession, RunningWatcher, install_sigterm, load_avg, log,  # noqa: E402
+                    machine_busy_ticks, pct, process_table, raw_floor_parallel, remove_raw, rss_mib, running,
+                    start_raw_pair, tree_ticks)
+from timeline import PodTimeline, format_table, stage_table  # noqa: E402
 
 from skiff.api import objects_pb2 as pb  # noqa: E402
 from skiff.lab import images  # noqa: E402
@@ -63,11 +65,14 @@ def main() -> int:
     ap.add_argument("--pods", type=int, default=30)
     ap.add_argument("--replicas", type=int, default=60)
     ap.add_argument("--keep", action="store_true", help="leave the lab up")
+    ap.add_argument("--json", help="also write the figures and both per-pod timelines to this file")
     args = ap.parse_args()
     install_sigterm()
     session = LabSession("pods", keep=args.keep)
     lab_dir, env, root = session.lab_dir, session.env, session.root
     results = {}
+    load_start = load_avg()
+    timelines = {}
     with session:
         results["lab up (s)"] = session.up(3)
         lab = session.lab
@@ -97,9 +102,10 @@ def main() -> int:
         tmpl.spec.containers.add(name="app", image=images.BUSYBOX_IMAGE, image_pull_policy="Never",
                                  command=["sleep", "3600"])
 
-        def all_running(exclude_node=None):
-            items, _ = c.list("pods", namespace="default", label_selector="app=bench")
-            live = [p for p in items if not p.metadata.deletion_timestamp]
+        def all_running(tl, exclude_node=None):
+            """Every live pod Running (off exclude_node) and as many as the replicas; from the
+            timeline's state (the watch), with its lock held: no list calls while measuring."""
+            live = [p for p in tl.pods.values() if not p.metadata.deletion_timestamp]
             ok = [p for p in live if running(p) and p.spec.node_name != exclude_node]
             return len(ok) == args.replicas and len(live) == args.replicas
 
@@ -115,50 +121,92 @@ def main() -> int:
             floors["kill"] = raw_floor_parallel(survivors, per_engine // len(survivors), AGENT_SYNC_WORKERS)
         finally:
             remove_raw(engines)
+        try:   # the same, every pair at once: does more parallelism than the agent's buy anything?
+            floors["kill all at once"] = raw_floor_parallel(survivors, per_engine // len(survivors),
+                                                            max(1, per_engine // len(survivors)))
+        finally:
+            remove_raw(engines)
 
-        t = time.monotonic()
+        items, rv = c.list("pods", namespace="default", label_selector="app=bench")
+        done = {}
+        deploy_tl = PodTimeline(c, rv, "app=bench", items=items,
+                                on_event=lambda tl, now: done.setdefault("at", now) if all_running(tl) else None)
+        t, t_wall = time.monotonic(), time.time()
         c.create(deploy)
-        while not all_running():
-            time.sleep(0.1)
-        took = time.monotonic() - t
+        deploy_tl.wait_for(lambda tl: "at" in done, 600)
+        took = done["at"] - t_wall
+        deploy_tl.settle(2.0)
+        for name in nodes:
+            deploy_tl.add_agent_log(session.plan().node_paths(name).agent_log, t_wall)
+        timelines["deployment"] = (deploy_tl, list(deploy_tl.marks), t_wall)
         results[f"{args.replicas}-replica Deployment all Running (s)"] = took
         results[f"  raw floor: {per_engine * len(engines)} pairs, {AGENT_SYNC_WORKERS}/engine (s)"] = floors["deploy"]
         results["  ratio to the floor (aim <= 1.3)"] = took / floors["deploy"]
 
-        items, _ = c.list("pods", namespace="default", label_selector="app=bench")
+        items, rv = c.list("pods", namespace="default", label_selector="app=bench")
         doomed = {p.metadata.name for p in items if p.spec.node_name == victim}
-        t = time.monotonic()
-        subprocess.run(SKIFF + ["chaos", "kill-node", victim, "--lab-dir", lab_dir], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        marks = {}
-        while True:   # the timeline: first moment each milestone is seen (polled every 0.05 s)
-            now = time.monotonic() - t
-            node = c.get("nodes", victim)
-            if "NotReady" not in marks and not any(x.type == "Ready" and x.status == "True"
-                                                   for x in node.status.conditions):
-                marks["NotReady"] = now
-            items, _ = c.list("pods", namespace="default", label_selector="app=bench")
-            live = {p.metadata.name for p in items if not p.metadata.deletion_timestamp}
-            if "first eviction" not in marks and doomed - live:      # force-deleted (or marked)
-                marks["first eviction"] = now
-            fresh = [p for p in items if p.metadata.name not in doomed]
+        marks, cpu = {}, {}
+        t_wall = time.time()
+
+        def milestones(tl, now):   # the first moment each one is true, noted in the watch thread
+            fresh = [p for n, p in tl.pods.items() if n not in doomed]
+            if "first eviction" not in marks and (doomed - set(tl.pods) or any(
+                    tl.pods[n].metadata.deletion_timestamp for n in doomed if n in tl.pods)):
+                marks["first eviction"] = now - t_wall
+                cpu["from"] = (process_table(), machine_busy_ticks(), time.monotonic())
             if "replacements created" not in marks and len(fresh) >= args.replicas:
-                marks["replacements created"] = now
+                marks["replacements created"] = now - t_wall
             if "replacements bound" not in marks and len(fresh) >= args.replicas and all(
                     p.spec.node_name for p in fresh):
-                marks["replacements bound"] = now
-            if all_running(exclude_node=victim):
-                marks["all Running"] = now
-                break
-            time.sleep(0.05)
+                marks["replacements bound"] = now - t_wall
+            if "all Running" not in marks and all_running(tl, exclude_node=victim):
+                cpu["to"] = (process_table(), machine_busy_ticks(), time.monotonic())
+                marks["all Running"] = now - t_wall
+
+        kill_tl = PodTimeline(c, rv, "app=bench", items=items, on_event=milestones)
+        t_wall = time.time()
+        subprocess.run(SKIFF + ["chaos", "kill-node", victim, "--lab-dir", lab_dir], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        while "all Running" not in marks:   # the node's NotReady: one small get every 0.1 s until seen
+            if "NotReady" not in marks:
+                node = c.get("nodes", victim)
+                if not any(x.type == "Ready" and x.status == "True" for x in node.status.conditions):
+                    marks["NotReady"] = time.time() - t_wall
+            if time.time() - t_wall > 300:
+                raise TimeoutError(f"node kill: not all Running after 300 s: {marks}")
+            time.sleep(0.1)
+        kill_tl.settle(2.0)
+        for name in nodes:
+            if name != victim:
+                kill_tl.add_agent_log(session.plan().node_paths(name).agent_log, t_wall)
+        timelines["node kill"] = (kill_tl, [n for n in kill_tl.marks if n not in doomed], t_wall)
+        if os.environ.get("NK_SAVE_LOGS"):
+            log(f"logs saved to {session.save_logs('nodekill')}")
         results[f"node kill -> all {args.replicas} Running elsewhere (s)"] = marks["all Running"]
         for k in ("NotReady", "first eviction", "replacements created", "replacements bound"):
             results[f"  {k} at (s)"] = marks.get(k, float("nan"))
         kill_floor = LAB_GRACE_S + LAB_EVICTION_S + floors["kill"]
         results[f"  floor: grace {LAB_GRACE_S:.0f} + eviction {LAB_EVICTION_S:.0f} + raw start of "
                 f"{per_engine} pairs on 2 engines (s)"] = kill_floor
+        results[f"  raw start of those {per_engine} pairs alone, {AGENT_SYNC_WORKERS}/engine (s)"] = floors["kill"]
+        results[f"  raw start of those {per_engine} pairs alone, all at once (s)"] = floors["kill all at once"]
+        results["  bound -> all Running, skiff (s)"] = marks["all Running"] - marks.get("replacements bound",
+                                                                                        float("nan"))
 
         state = lab.load()
+        if "from" in cpu and "to" in cpu:   # who used the CPUs from the first eviction to all Running
+            (t0, (b0, a0), m0), (t1, (b1, a1), m1) = cpu["from"], cpu["to"]
+            secs = m1 - m0
+            groups = {"control plane (3 replicas)": list(state["controlplane"]["pids"].values()),
+                      "agents (2 survivors)": [int(r.get("agentPid") or 0) for n, r in state["nodes"].items()
+                                               if n != victim],
+                      "engines (2 dockerd+containerd, not the shims)": [
+                          int(r.get("enginePid") or 0) for n, r in state["nodes"].items() if n != victim]}
+            for label, pids in groups.items():
+                used = sum(tree_ticks(pid, t1) - tree_ticks(pid, t0) for pid in pids) / CLK_TCK
+                results[f"  CPU first eviction -> all Running: {label} (cores)"] = used / secs
+            results["  CPU first eviction -> all Running: machine busy (cores of 2)"] = \
+                (b1 - b0) / max(1, a1 - a0) * (os.cpu_count() or 1)
         agent_rss = [rss_mib(rec.get("agentPid", 0)) for n, rec in state.get("nodes", {}).items() if n != victim]
         cp_rss = [rss_mib(pid) for pid in state["controlplane"]["pids"].values()]
 
@@ -175,6 +223,19 @@ def main() -> int:
         print(f"| agent RSS per node (MiB) | {statistics.mean(agent_rss):.0f} | | |")
         print(f"| control-plane replica RSS (MiB) | {statistics.mean(cp_rss):.0f} (max {max(cp_rss):.0f}) | | |")
         print(f"\npod start p50 ratio skiff/docker (aim <= 1.3): {pct(starts, 50) / pct(raw, 50):.2f}")
+        tables = {}
+        for title, (tl, names, t0) in timelines.items():
+            tables[title] = stage_table(tl.marks, names, t0)
+            print(format_table(tables[title], f"{title}: per-pod timeline, {len(names)} pods, times from "
+                                              f"{'the create' if title == 'deployment' else 'the kill'}"))
+        print(f"\nload average (1/5/15 min) at the start: {load_start}; at the end: {load_avg()}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"load_start": load_start, "load_end": load_avg(), "starts_s": starts, "raw_s": raw,
+                           "results": results, "stages": tables,
+                           "marks": {title: {n: tl.marks.get(n, {}) for n in names}
+                                     for title, (tl, names, _) in timelines.items()}}, f, indent=1)
+            log(f"written {args.json}")
         print(json.dumps({"starts_s": starts, "raw_s": raw, **results}), file=open(os.path.join(root, "r.json"), "w"))
         c.close()
     return 0

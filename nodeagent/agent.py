@@ -51,6 +51,7 @@ class Agent:
         self.proxier = None
         self.dns = None
         self.renewer = None
+        self.recorder = None
         self._stopping = False
 
     def _connect_engine(self, timeout_s: float = 120.0):
@@ -96,7 +97,8 @@ class Agent:
             # Pod records are checked with a read of the namespace's pods: a client that gives up quickly.
             self.dns = NodeDns(self.sync_client, self.network, upstream=cfg.dns_upstream,
                                informers=self.informers).start()
-        recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name)
+        # Events are written in the background; a pod's are flushed before its status (skiff/events.py).
+        recorder = self.recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name, asynchronous=True)
         allocatable = {"cpu": facts.cpu, "memory": facts.memory}
         allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory")})
         probes = ProbeManager(self.runtime, recorder)
@@ -181,4 +183,6 @@ class Agent:
         if self.renewer is not None:
             self.renewer.stop()
         self.informers.stop()
+        if self.recorder is not None:
+            self.recorder.flush(timeout_s=1.0)
         log.info("event=agent_stopped node=%s", self.cfg.node_name)

@@ -80,7 +80,9 @@ class ControllerManager:
         # Only kube-node-lease: node heartbeats (a Lease elsewhere is no node's business here).
         leases = self.informers.informer("leases", namespace=NODE_LEASE_NAMESPACE)
         ctl = cfg.controllers
-        self.scheduler = Scheduler(guarded, pods, nodes, EventRecorder(guarded, COMPONENT_SCHEDULER, host))
+        # The scheduler's events are written in the background: a binding is one round trip, not two.
+        self.scheduler = Scheduler(guarded, pods, nodes,
+                                   EventRecorder(guarded, COMPONENT_SCHEDULER, host, asynchronous=True))
         recorder = EventRecorder(guarded, COMPONENT_CONTROLLERS, host)
         self.loops = [
             self.scheduler,

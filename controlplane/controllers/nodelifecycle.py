@@ -8,7 +8,9 @@ returns the time to the earliest such deadline, so evictions are not a period
 late) it observes
 each cached Node's Lease (kube-node-lease/<node>, spec.renewTime) and Ready
 lastHeartbeatTime against its monotonic clock (it records when it SAW a change,
-it never trusts the remote timestamps), asks the pure decide() what to do, and
+it never trusts the remote timestamps; a change is dated when the watch delivered it,
+noted by informer handlers, not at the tick that looks at it: up to a period earlier),
+asks the pure decide() what to do, and
 applies it through the API:
 - Ready=Unknown via the status subresource (lastHeartbeatTime left as it was:
   our own write must not look like a heartbeat), event NodeNotReady on the node;
@@ -31,10 +33,12 @@ its thread measured 0.1 % of a core (about half a millisecond per tick).
 
 import concurrent.futures
 import logging
+import threading
 import time
 
 from controlplane.controllers.nodelifecycle_plan import (UNKNOWN_MESSAGE, UNKNOWN_REASON, UNREACHABLE_TAINT,
-                                                         decide, next_deadline_s, next_wakeup_s, observe)
+                                                         decide, heartbeat_of, next_deadline_s, next_wakeup_s,
+                                                         observe, renew_time_of)
 from controlplane.controllers.podutil import copy, get_condition, now_rfc3339, set_condition
 from skiff import client as clientmod
 from skiff.api.kinds.coordination import NODE_LEASE_NAMESPACE
@@ -58,6 +62,8 @@ class NodeLifecycleController:
         self.period_s = max(0.1, min(1.0, grace_s / 10))
         self._clock = clock
         self._health: dict = {}
+        self._arrived: dict = {}   # node name -> {("lease", renewTime) | ("beat", heartbeat): monotonic arrival}
+        self._arrived_lock = threading.Lock()
         # The clocks start at the first tick: a new leader gives every node a fresh grace period.
         self.runner = BoundedFrequencyRunner(
             "nodelifecycle", self.tick, max_interval_s=self.period_s, retry_base_s=self.period_s,
@@ -65,7 +71,43 @@ class NodeLifecycleController:
             logger=log)
 
     def start(self):
+        if self.leases is not None:
+            self.leases.add_handler(on_add=self._lease_arrived, on_update=lambda _old, new: self._lease_arrived(new))
+        self.nodes.add_handler(on_add=self._node_arrived, on_update=lambda _old, new: self._node_arrived(new))
         self.runner.start()
+
+    def _lease_arrived(self, lease):
+        if lease.metadata.namespace == NODE_LEASE_NAMESPACE:
+            self._note_arrival(lease.metadata.name, ("lease", renew_time_of(lease)))
+
+    def _node_arrived(self, node):
+        self._note_arrival(node.metadata.name, ("beat", heartbeat_of(node)))
+
+    def _note_arrival(self, name, value):
+        with self._arrived_lock:
+            self._arrived.setdefault(name, {}).setdefault(value, self._clock())
+            if len(self._arrived[name]) > 4:   # only the latest values matter
+                for old in list(self._arrived[name])[:-4]:
+                    del self._arrived[name][old]
+
+    def _arrival_of(self, name, node, lease, prev):
+        """When the watch delivered what changed since prev (the node's heartbeat, its Lease's
+        renewal; the later of the two if both), or None: nothing changed, or a change whose
+        arrival was not noted (the cache can be ahead of its handlers): then observe() dates it now."""
+        if prev is None:
+            return None
+        changed = []
+        if heartbeat_of(node) != prev.heartbeat:
+            changed.append(("beat", heartbeat_of(node)))
+        renew = renew_time_of(lease)
+        if renew and renew != prev.renew_time:
+            changed.append(("lease", renew))
+        with self._arrived_lock:
+            seen = self._arrived.get(name, {})
+            times = [seen.get(value) for value in changed]
+        if not times or any(t is None for t in times):
+            return None
+        return max(times)
 
     def stop(self):
         self.runner.stop()
@@ -82,7 +124,8 @@ class NodeLifecycleController:
                 by_node.setdefault(pod.spec.node_name, []).append(pod)
         deadlines = []
         for name, node in sorted(nodes.items()):
-            health = observe(self._health.get(name), node, now_s, self._lease_of(name))
+            lease, prev = self._lease_of(name), self._health.get(name)
+            health = observe(prev, node, now_s, lease, self._arrival_of(name, node, lease, prev))
             self._health[name] = health
             actions = decide(node, health, by_node.get(name, []), now_s, self.grace_s, self.eviction_s)
             deadlines.append(next_deadline_s(health, by_node.get(name, []), now_s, self.grace_s, self.eviction_s))

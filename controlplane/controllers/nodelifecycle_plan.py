@@ -54,17 +54,24 @@ def renew_time_of(lease: pb.Lease | None) -> str:
     return lease.spec.renew_time if lease is not None else ""
 
 
-def observe(prev: NodeHealth | None, node: pb.Node, now_s: float, lease: pb.Lease | None = None) -> NodeHealth:
+def observe(prev: NodeHealth | None, node: pb.Node, now_s: float, lease: pb.Lease | None = None,
+            arrived_s: float | None = None) -> NodeHealth:
     """The node's health after looking at it (and its Lease, None when it has none) at now_s.
 
     Only a CHANGE of renewTime or lastHeartbeatTime restarts the clock: the values are the
     agent's wall clock and are compared with nothing else. A Lease that disappears (deleted,
-    its namespace deleted) is no renewal: the clock keeps running until it comes back."""
+    its namespace deleted) is no renewal: the clock keeps running until it comes back.
+
+    arrived_s: the monotonic instant the watch delivered the current renewal (or heartbeat),
+    when the caller noted it: a change is dated then rather than at this look, which may
+    be up to a tick later (a silent node would be marked and evicted that much late). Never
+    later than now_s, never before the previous change; first sight still starts at now_s."""
     beat, renew = heartbeat_of(node), renew_time_of(lease)
     if prev is None:
         return NodeHealth(beat, now_s, False, renew)
     if beat != prev.heartbeat or (renew and renew != prev.renew_time):
-        return NodeHealth(beat, now_s, True, renew or prev.renew_time)
+        at = now_s if arrived_s is None else max(prev.changed_at_s, min(now_s, arrived_s))
+        return NodeHealth(beat, at, True, renew or prev.renew_time)
     return prev
 
 

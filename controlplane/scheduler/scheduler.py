@@ -10,7 +10,8 @@ runs the pure algorithm, and then:
 - found a node: binds in one write (Update with subresource "binding": the store
   sets spec.nodeName and PodScheduled=True together, refusing a pod that is bound
   already or being deleted), and records a Normal "Scheduled" event
-  "Successfully assigned ns/pod to node";
+  "Successfully assigned ns/pod to node" (written in the background by the
+  manager's asynchronous recorder, so a binding costs one round trip);
 - no node: sets PodScheduled=False reason Unschedulable with the FitError
   message, records one Warning "FailedScheduling" event per distinct message per
   pod (also across leader changes: the condition remembers the last message),
@@ -44,6 +45,7 @@ ASSUMED_TTL_S = 30.0       # forget an assumed binding the informer never confir
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 10.0
 RESYNC_S = 30.0
+FLUSH_S = 2.0              # a FailedScheduling event is waited for at most this long
 
 
 def needs_scheduling(pod) -> bool:
@@ -167,6 +169,9 @@ class Scheduler:
         self._set_scheduled_condition(pod, "False", "Unschedulable", message)
         if first_time:
             self.recorder.event(pod, "Warning", "FailedScheduling", message)
+            flush = getattr(self.recorder, "flush", None)
+            if flush is not None:   # rare and not on the binding path: written before we go on
+                flush(uid, FLUSH_S)
             with self._lock:
                 self._last_failure[uid] = message
 

@@ -50,6 +50,7 @@ from skiff.api.defaults import default_pull_policy
 log = logging.getLogger("skiff.agent.apply")
 
 POST_START_TIMEOUT_S = 30.0
+EVENTS_FLUSH_S = 2.0         # a pod's status write waits at most this long for its events (skiff/events.py)
 PULL_RETRY_AFTER_S = 300.0   # after a failed "Always" pull, use the local image without asking again
 
 
@@ -358,6 +359,7 @@ class Applier:
             self.network.release_pod(uid)
         self.forget(uid)
         if action.delete_from_api and ctx.pod is not None and self.delete_pod is not None:
+            self.flush_events(uid)
             self.delete_pod(ctx.pod)
         log.info("event=pod_finalized pod=%s uid=%s deleted_from_api=%s", ctx.ref, uid, action.delete_from_api)
 
@@ -431,6 +433,13 @@ class Applier:
         volumes.write_hosts(self.data_dir, pod, ip)
 
     # ------------------------------------------------------------ helpers
+
+    def flush_events(self, uid: str) -> None:
+        """Wait (bounded) until the events recorded about pod uid are written: called before
+        its status is written or it is deleted, so the events are there when that is seen."""
+        flush = getattr(self.recorder, "flush", None)
+        if flush is not None:
+            flush(uid, EVENTS_FLUSH_S)
 
     def waiting_reasons(self, uid: str) -> dict:
         with self._lock:

@@ -273,6 +273,7 @@ class PodSyncer:
             last = self._last_written.get(uid)
         if last is not None and last[1] == status and _rv(pod) <= _rv_text(last[0]):
             return  # we wrote exactly this already; the cache has not caught up yet
+        self.applier.flush_events(uid)
         obj = pb.Pod()
         obj.CopyFrom(pod)
         obj.status.CopyFrom(status)

@@ -8,6 +8,12 @@ state they aim for (stopping a stopped container, removing a missing one).
 
 Inspect results are cached per (container id, state) because a container's
 start/finish times and exit code do not change while its state does not.
+
+create() goes through the low-level API with docker-py's own translation of the
+high-level keyword arguments (models.containers._create_container_args, docker pinned
+in pyproject.toml): ContainerCollection.create() does the same and then inspects the
+new container to return a model object, a round trip to a busy engine per container
+that the agent never used (it only needs the id).
 """
 
 import logging
@@ -15,6 +21,7 @@ import threading
 
 import docker
 import docker.errors
+from docker.models.containers import _create_container_args
 
 from nodeagent.runtime import labels as L
 from nodeagent.runtime import timeutil
@@ -136,8 +143,11 @@ class DockerRuntime:
     def create(self, kwargs: dict) -> str:
         """Create a container; if one of that name exists already (an earlier try that
         was interrupted), that one is returned instead."""
+        args = dict(kwargs)
+        args.setdefault("command", None)
+        args["version"] = self.api._version
         try:
-            return self.client.containers.create(**kwargs).id
+            return self.api.create_container(**_create_container_args(args))["Id"]
         except docker.errors.APIError as exc:
             if exc.status_code == 409 and kwargs.get("name"):
                 try:

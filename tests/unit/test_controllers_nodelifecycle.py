@@ -74,6 +74,32 @@ def test_observe(prev, node_, lease_, now, want):
     assert observe(prev, node_, now, lease_) == want
 
 
+ARRIVAL_CASES = [
+    # (id, previous health, lease, now, arrived, want): a renewal dated when the watch delivered it
+    ("dated at its arrival, not at the later look", H0, lease("r2"), 107.0, 106.6,
+     NodeHealth("t1", 106.6, True, "r2")),
+    ("no arrival noted: dated at the look", H0, lease("r2"), 107.0, None, NodeHealth("t1", 107.0, True, "r2")),
+    ("never in the future", H0, lease("r2"), 107.0, 108.0, NodeHealth("t1", 107.0, True, "r2")),
+    ("never before the previous change", H0, lease("r2"), 107.0, 90.0, NodeHealth("t1", 100.0, True, "r2")),
+    ("no change: the arrival of the old value changes nothing", H0, lease("r1"), 107.0, 106.0, H0),
+    ("first sight (a new leader) still starts the clock now", None, lease("r1"), 100.0, 60.0, H0),
+]
+
+
+@pytest.mark.parametrize("prev, lease_, now, arrived, want", [c[1:] for c in ARRIVAL_CASES],
+                         ids=[c[0] for c in ARRIVAL_CASES])
+def test_observe_dates_a_change_at_its_arrival(prev, lease_, now, arrived, want):
+    assert observe(prev, node("t1"), now, lease_, arrived) == want
+
+
+def test_a_renewal_seen_late_by_the_tick_does_not_delay_the_grace_period():
+    """Renewal r2 arrives at 100.0; the controller's next tick looks at 100.45: the node is
+    silent past grace at 105.0 + a bit, not at 105.45."""
+    h = observe(H0, node("t1"), 100.45, lease("r2"), 100.0)
+    assert decide(node(), h, PODS, 105.1, GRACE, EVICT).mark_unknown
+    assert decide(node(), h, PODS, 110.1, GRACE, EVICT).evict == ("ns/a", "ns/b")
+
+
 PODS = (pod("a"), pod("b"))
 
 CASES = [
@@ -208,3 +234,32 @@ def test_the_next_deadline_is_when_decide_changes_its_answer():
     evict_at = grace_end + EVICT
     assert decide(n, health, pods, evict_at - 0.001, GRACE, EVICT).evict == ()
     assert decide(n, health, pods, evict_at + 0.001, GRACE, EVICT).evict == ("ns/a",)
+
+
+def test_the_controller_notes_when_each_renewal_arrived():
+    from controlplane.controllers.nodelifecycle import NodeLifecycleController
+
+    class Informer:
+        def add_handler(self, **kw):
+            pass
+
+    now = [50.0]
+    c = NodeLifecycleController(None, Informer(), Informer(), None, GRACE, EVICT, clock=lambda: now[0],
+                                leases=Informer())
+    c._lease_arrived(lease("r1"))
+    now[0] = 51.25
+    c._lease_arrived(lease("r2"))
+    now[0] = 51.7
+    c._lease_arrived(lease("r2"))          # a repeat of the same value keeps its first arrival
+    c._node_arrived(node("t1"))
+    prev = NodeHealth("t0", 40.0, True, "r1")
+    assert c._arrival_of("n1", node("t0"), lease("r2"), prev) == 51.25            # the renewal's arrival
+    assert c._arrival_of("n1", node("t1"), lease("r2"), prev) == 51.7             # both changed: the later
+    assert c._arrival_of("n1", node("t0"), lease("r1"), prev) is None             # nothing changed
+    assert c._arrival_of("n1", node("t0"), lease("r9"), prev) is None             # not noted yet: now
+    assert c._arrival_of("n1", node("t1"), lease("r9"), prev) is None             # one of two not noted: now
+    assert c._arrival_of("n1", node("t0"), lease("r2"), None) is None             # first sight
+    assert c._arrival_of("other", node("t1"), None, NodeHealth("t0", 1.0, True)) is None
+    for i in range(10):                     # old values are forgotten
+        c._lease_arrived(lease(f"x{i}"))
+    assert len(c._arrived["n1"]) <= 4
