@@ -31,12 +31,21 @@ without importing this module; load() parses and validates it when a replica sta
       clusterCIDR: 10.244.0.0/16    # every pod IP comes from here
       nodeCIDRMaskSize: 24          # each Node gets one such block (spec.podCIDR)
       backend: host-gw              # host-gw | vxlan (agents learn it from the Node annotation skiff.io/network-backend)
+    serviceAccounts:                # optional: ServiceAccount tokens (see controlplane/apiserver/sa_tokens.py)
+      keyFile: /etc/skiff/sa.key    # PEM EC P-256 key signing and verifying tokens; the SAME file on every
+                                    # replica (python -m skiff.satoken PATH makes one); absent: no tokens
+      issuer: https://kubernetes.default.svc.cluster.local   # the tokens' iss (default shown)
+      audiences: []                 # what a token must be for to reach the API (default: [issuer])
+      minExpirationS: 600           # shortest lifetime a TokenRequest may ask for (Kubernetes: 600)
+      maxExpirationS: 172800        # longest; longer requests are cut to it
 """
 
 import ipaddress
 from dataclasses import dataclass, field
 
 import yaml
+
+from controlplane.apiserver.sa_tokens import ServiceAccountsConfig, dump_config, parse_config
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ class ControlPlaneConfig:
     services: ServicesConfig = field(default_factory=ServicesConfig)
     # None: no node IPAM (no network: section), like kube-controller-manager without --allocate-node-cidrs.
     network: NetworkConfig | None = None
+    service_accounts: ServiceAccountsConfig = field(default_factory=ServiceAccountsConfig)
 
     @property
     def self_peer(self) -> Peer:
@@ -177,7 +187,7 @@ def load(path: str) -> ControlPlaneConfig:
         doc = yaml.safe_load(f) or {}
     _check_mapping(doc, path, {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
                                "raftPasswordFile", "peers", "raft", "watchHistory", "controllers",
-                               "services", "network"})
+                               "services", "network", "serviceAccounts"})
     pw_file = _need(doc, "raftPasswordFile", path)
     try:
         with open(pw_file, encoding="utf-8") as f:
@@ -216,6 +226,7 @@ def load(path: str) -> ControlPlaneConfig:
         peers=tuple(peers),
         raft=tuning,
         watch_history=int(doc.get("watchHistory", 20000)),
+        service_accounts=parse_config(doc.get("serviceAccounts"), f"{path}: serviceAccounts", ConfigError),
     )
 
 
@@ -324,4 +335,6 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
         doc["network"] = {"clusterCIDR": cfg.network.cluster_cidr,
                           "nodeCIDRMaskSize": cfg.network.node_cidr_mask_size,
                           "backend": cfg.network.backend}
+    if cfg.service_accounts.key_file:
+        doc["serviceAccounts"] = dump_config(cfg.service_accounts)
     return yaml.safe_dump(doc, sort_keys=False)

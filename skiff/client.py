@@ -142,7 +142,7 @@ class Client:
     def endpoint(self):
         return self.endpoints[self._current]
 
-    def _call(self, method, request, timeout_s=None):
+    def _call(self, method, request, timeout_s=None, metadata=None):
         """Call method on the current endpoint, rotating through the others on failure."""
         deadline = time.monotonic() + self.failover_budget_s
         last = None
@@ -150,8 +150,9 @@ class Client:
         while True:
             endpoint = self.endpoints[self._current]
             try:
+                extra = {"metadata": metadata} if metadata else {}
                 return getattr(self._stub(endpoint), method)(
-                    request, timeout=timeout_s or self.call_timeout_s)
+                    request, timeout=timeout_s or self.call_timeout_s, **extra)
             except grpc.RpcError as exc:
                 if exc.code() not in _FAILOVER:
                     raise _error(exc) from None
@@ -200,6 +201,18 @@ class Client:
         req = api.WriteRequest(object=pb.Object(eviction=ev), request_id=request_id or uuid.uuid4().hex,
                                dry_run=dry_run)
         return kinds.unwrap(self._call("Create", req).object)[1]
+
+    def request_token(self, namespace, service_account, pod_name="", pod_uid="", expiration_s=0, audiences=()):
+        """A ServiceAccount token (TokenRequest), bound to the pod when named: TokenResponse."""
+        return self._call("CreateToken", api.TokenRequest(
+            namespace=namespace, service_account=service_account, bound_pod_name=pod_name,
+            bound_pod_uid=pod_uid, expiration_seconds=expiration_s, audiences=list(audiences)))
+
+    def whoami(self, token=None):
+        """(user, [groups]) the API authenticates this call as; with token, as that bearer token."""
+        metadata = (("authorization", f"Bearer {token}"),) if token else None
+        resp = self._call("WhoAmI", api.WhoAmIRequest(), metadata=metadata)
+        return resp.username, list(resp.groups)
 
     def get(self, kind, name, namespace="default", linearizable=False):
         k = kinds.lookup(kind) if isinstance(kind, str) else kind

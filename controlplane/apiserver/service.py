@@ -29,7 +29,7 @@ from concurrent import futures
 
 import grpc
 
-from controlplane.apiserver import admission
+from controlplane.apiserver import admission, sa_tokens
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
 from controlplane.store.reader import Expired
 from controlplane.store.store import ROLE_NAMES, StoreUnavailable
@@ -62,9 +62,11 @@ PEER_STATUS_TIMEOUT_S = 0.7
 
 
 class ApiService(api_grpc.ApiServicer):
-    def __init__(self, store, cfg):
+    def __init__(self, store, cfg, tokens=None):
         self.store = store
         self.cfg = cfg
+        # ServiceAccount tokens: a sa_tokens.TokenAuthenticator, or None (no key file configured).
+        self.tokens = tokens
         # What admission plugins see of the cluster: this replica's applied state, read-only.
         self._view = store.view()
         self._peer_channels = {}
@@ -395,6 +397,15 @@ class ApiService(api_grpc.ApiServicer):
         except grpc.RpcError as exc:
             context.abort(exc.code(), f"{AGENT_ERROR_PREFIX}{exc.details() or exc.code().name}")
 
+    # ------------------------------------------------------------ ServiceAccount tokens
+
+    def CreateToken(self, request, context):
+        self._require_ready(context)
+        return sa_tokens.create_token(self.tokens, request, context)
+
+    def WhoAmI(self, request, context):
+        return sa_tokens.whoami(self.tokens, context)
+
     # ------------------------------------------------------------ cluster status
 
     def ClusterStatus(self, request, context):
@@ -491,7 +502,8 @@ def serve(store, cfg, max_workers: int = 256):
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024),
                  ("grpc.so_reuseport", 0)])
-    api_grpc.add_ApiServicer_to_server(ApiService(store, cfg), server)
+    tokens = sa_tokens.from_config(cfg, store)   # the authenticator authn.authenticate(tokens=...) takes
+    api_grpc.add_ApiServicer_to_server(ApiService(store, cfg, tokens), server)
     if server.add_insecure_port(cfg.api_address) == 0:
         raise OSError(f"cannot listen on {cfg.api_address}")
     server.start()

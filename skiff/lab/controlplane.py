@@ -9,6 +9,7 @@ Two placements:
 
 Layout under the lab directory:
   raft-password          shared Raft password (0600)
+  sa.key                 the ServiceAccount token signing key, shared by the replicas (0600)
   cp1/config.yaml        replica config (the format deploy/ uses)
   cp1/data/              Raft journal + dump
   logs/cp1.log
@@ -22,6 +23,7 @@ import time
 import yaml
 
 from skiff import client as clientmod
+from skiff import satoken
 from skiff.lab import procs
 
 
@@ -99,6 +101,7 @@ class ControlPlane:
             fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(24))
+        satoken.ensure_signing_key(self.sa_key_path)
         for name in self.names:
             os.makedirs(os.path.dirname(self.config_path(name)), exist_ok=True)
             with open(self.config_path(name), "w", encoding="utf-8") as f:
@@ -120,7 +123,12 @@ class ControlPlane:
             doc["network"] = dict(self.network)
         if self.controllers:
             doc["controllers"] = dict(self.controllers)
+        doc["serviceAccounts"] = {"keyFile": self.sa_key_path}
         return doc
+
+    @property
+    def sa_key_path(self) -> str:
+        return os.path.join(self.lab_dir, "sa.key")
 
     # ------------------------------------------------------------ processes
 

@@ -26,8 +26,13 @@ def test_loopback_replica_configs_take_every_default(tmp_path):
         name="cp2", data_dir=str(tmp_path / "cp2" / "data"), api_address="127.0.0.1:7101",
         raft_address="127.0.0.1:7201", raft_password=password,
         peers=(cpconfig.Peer("cp1", "127.0.0.1:7100", "127.0.0.1:7200"),
-               cpconfig.Peer("cp3", "127.0.0.1:7102", "127.0.0.1:7202")))
+               cpconfig.Peer("cp3", "127.0.0.1:7102", "127.0.0.1:7202")),
+        service_accounts=cpconfig.ServiceAccountsConfig(key_file=str(tmp_path / "sa.key")))
     assert [c.self_peer.api_address for c in cfgs.values()] == cp.endpoints
+    # One ServiceAccount signing key for all replicas, private to the lab's user.
+    assert {c.service_accounts.key_file for c in cfgs.values()} == {str(tmp_path / "sa.key")}
+    assert (tmp_path / "sa.key").stat().st_mode & 0o777 == 0o600
+    assert b"BEGIN PRIVATE KEY" in (tmp_path / "sa.key").read_bytes()
 
 
 @pytest.mark.parametrize("kw,want", [
