@@ -35,6 +35,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+import grpc
+
 from skiff import client as clientmod
 from skiff.reconcile import BoundedFrequencyRunner
 from skiff.satoken import AGENT_EXPIRATION_S, MOUNT_PATH, REFRESH_FRACTION, automount
@@ -128,7 +130,7 @@ class PodTokens:
         try:
             resp = self._request(entry.namespace, entry.account, entry.pod, entry.uid, self.expiration_s)
         except clientmod.ApiError as exc:
-            if "serviceAccounts.keyFile" in str(exc):
+            if exc.code == grpc.StatusCode.FAILED_PRECONDITION:
                 entry.no_token = True
                 log.warning("event=sa_token_unavailable pod=%s/%s reason=control_plane_has_no_signing_key",
                             entry.namespace, entry.pod)

@@ -4,6 +4,7 @@ happens when the control plane cannot give a token."""
 
 import os
 
+import grpc
 import pytest
 
 from nodeagent.podsync import satoken, volumes
@@ -133,7 +134,7 @@ def test_a_first_token_that_cannot_be_had_fails_the_mount(env):
 def test_a_control_plane_without_a_signing_key_gives_files_without_token(env):
     tokens, fake, clock, data = env
     fake.error = clientmod.ApiError("this control plane issues no ServiceAccount tokens: "
-                                    "its config has no serviceAccounts.keyFile")
+                                    "its config has no serviceAccounts.keyFile", grpc.StatusCode.FAILED_PRECONDITION)
     pod, c = a_pod()
     mounts = []
     tokens.mount(pod, c, mounts)
