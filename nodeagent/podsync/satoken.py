@@ -14,7 +14,10 @@ temporary file and renamed over the old one) is what the containers read next.
 
 Tokens: asked for AGENT_EXPIRATION_S (3607 s) bound to the pod's name and uid; refreshed
 once 80 % of their life has passed, as kubelet does. A failed refresh is retried on the
-next pass; the old token stays until it expires.
+next pass; the old token stays until it expires. What a token is for (namespace, pod, uid,
+account) is also kept next to the directory, in <dataDir>/pods/<uid>/serviceaccount.json
+(not mounted): a restarted agent, which adopts running pods without starting their
+containers, finds their tokens there on its first pass and renews them at once.
 
 ca.crt: the CA the API server's certificate chains to. Until the API serves TLS there is
 none: the agent writes the file named by its config's CA file when it has one, else an
@@ -29,6 +32,7 @@ earliest token is due, at the latest every REFRESH_CHECK_S (60 s); an idle pass 
 node's pods' entries (a dict) and costs no API call.
 """
 
+import json
 import logging
 import os
 import threading
@@ -51,6 +55,10 @@ DIR_NAME = "serviceaccount"
 
 def token_dir(data_dir: str, uid: str) -> str:
     return os.path.join(volumes.pod_dir(data_dir, uid), DIR_NAME)
+
+
+def _record_path(data_dir: str, uid: str) -> str:
+    return os.path.join(volumes.pod_dir(data_dir, uid), DIR_NAME + ".json")
 
 
 def refresh_at(issued_at: float, expires_at: float) -> float:
@@ -114,6 +122,9 @@ class PodTokens:
                 self._entries[meta.uid] = entry
         os.makedirs(path, exist_ok=True)
         os.chmod(path, 0o755)
+        _write_if_changed(_record_path(self.data_dir, meta.uid), json.dumps(
+            {"namespace": entry.namespace, "pod": entry.pod, "uid": entry.uid, "account": entry.account},
+            sort_keys=True).encode())
         _write_if_changed(os.path.join(path, "namespace"), meta.namespace.encode())
         _write_if_changed(os.path.join(path, "ca.crt"), self._ca_bundle() or b"")
         if not entry.no_token and (not os.path.exists(os.path.join(path, "token")) or
@@ -148,6 +159,7 @@ class PodTokens:
     def refresh(self) -> float:
         """Renew every token that is due; forget pods whose directory is gone. Returns the
         seconds until the next one is due (at most REFRESH_CHECK_S)."""
+        self._adopt()
         with self._lock:
             entries = list(self._entries.values())
         now = self._clock()
@@ -169,6 +181,24 @@ class PodTokens:
                     continue
             next_due = min(next_due, entry.refresh_at)
         return max(1.0, next_due - now)
+
+    def _adopt(self) -> None:
+        """Entries for the pods whose credentials are on disk but not known here (an agent
+        restart): due at once, since the expiry of the token on disk is not known."""
+        for uid in volumes.pod_uids_on_disk(self.data_dir):
+            with self._lock:
+                if uid in self._entries:
+                    continue
+            try:
+                with open(_record_path(self.data_dir, uid), encoding="utf-8") as f:
+                    rec = json.load(f)
+                entry = _Entry(rec["namespace"], rec["pod"], rec["uid"], rec["account"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if not os.path.isdir(token_dir(self.data_dir, uid)):
+                continue
+            with self._lock:
+                self._entries.setdefault(uid, entry)
 
     def forget(self, uid: str) -> None:
         with self._lock:

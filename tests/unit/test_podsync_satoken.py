@@ -153,3 +153,15 @@ def test_forgotten_once_the_pod_directory_is_gone(env):
     volumes.cleanup(data, "uid-1")
     tokens.refresh()
     assert tokens.tracked() == []
+
+
+def test_a_restarted_agent_renews_the_tokens_it_finds_on_disk(env, tmp_path):
+    tokens, fake, clock, data = env
+    pod, c = a_pod()
+    tokens.mount(pod, c, [])
+    restarted = satoken.PodTokens(data, fake, clock=clock)   # adopts the pod: no container start
+    restarted.refresh()
+    assert restarted.tracked() == ["uid-1"]
+    assert fake.calls[-1] == ("team", "robot", "web", "uid-1", 3607)
+    assert read(satoken.token_dir(data, "uid-1"), "token") == "token-2"
+    assert "serviceaccount.json" not in os.listdir(satoken.token_dir(data, "uid-1"))   # not in the mount
