@@ -25,10 +25,11 @@ def _row(sa: pb.ServiceAccount):
 
 
 def _describe(sa: pb.ServiceAccount) -> str:
-    if not sa.HasField("automount_service_account_token"):
-        return ""
-    return f"Mountable secrets:   <none>\nTokens:              <none>\n" \
-           f"Automount token:     {str(sa.automount_service_account_token).lower()}"
+    """kubectl's section: skiff has neither pull secrets nor token Secrets on accounts."""
+    lines = ["Image pull secrets:  <none>", "Mountable secrets:   <none>", "Tokens:              <none>"]
+    if sa.HasField("automount_service_account_token"):
+        lines.append(f"Automount token:     {str(sa.automount_service_account_token).lower()}")
+    return "\n".join(lines)
 
 
 SERVICE_ACCOUNT = register(Kind(
