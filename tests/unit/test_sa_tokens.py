@@ -183,3 +183,17 @@ def test_config_section_defaults():
     assert cfg.key_file == "/etc/skiff/sa.key"
     assert cfg.api_audiences == ("https://kubernetes.default.svc.cluster.local",)
     assert (cfg.min_expiration_s, cfg.max_expiration_s) == (600, 172800)
+
+
+def test_the_replica_config_reads_and_writes_the_section(tmp_path):
+    import yaml
+
+    from controlplane import config as cpconfig
+    from tests.helpers import write_replica_config
+    path, pw = write_replica_config(tmp_path, "serviceAccounts:\n  keyFile: /etc/skiff/sa.key\n  minExpirationS: 60\n")
+    cfg = cpconfig.load(path)
+    assert cfg.service_accounts == ServiceAccountsConfig(key_file="/etc/skiff/sa.key", min_expiration_s=60)
+    assert yaml.safe_load(cpconfig.dump(cfg, pw))["serviceAccounts"] == {"keyFile": "/etc/skiff/sa.key",
+                                                                         "minExpirationS": 60}
+    plain, _ = write_replica_config(tmp_path, file_name="plain.yaml")
+    assert cpconfig.load(plain).service_accounts.key_file == ""      # no key: no tokens
