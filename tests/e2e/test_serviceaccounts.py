@@ -10,6 +10,8 @@ the CLI like a user, and the API for the token check:
 - a pod naming an account that does not exist is refused.
 """
 
+import json
+
 import pytest
 import yaml
 
@@ -45,8 +47,12 @@ def account(name, **fields):
 
 
 def running(lab, name):
-    r = lab.run("get", "po", name, "-n", NS, "--no-headers", check=False)
-    return r.returncode == 0 and " Running " in r.stdout
+    r = lab.run("get", "po", name, "-n", NS, "-o", "json", check=False)
+    if r.returncode != 0:
+        return False
+    st = json.loads(r.stdout).get("status", {})
+    return st.get("phase") == "Running" and all(
+        "running" in cs.get("state", {}) for cs in st.get("containerStatuses", []))
 
 
 def test_every_namespace_has_a_default_account(lab):
