@@ -38,6 +38,13 @@ without importing this module; load() parses and validates it when a replica sta
       keyFile: /etc/skiff/pki/cp1.key
       caKeyFile: /etc/skiff/pki/ca.key
       certLifetimeS: 31536000
+    serviceAccounts:                # optional: ServiceAccount tokens (see controlplane/apiserver/sa_tokens.py)
+      keyFile: /etc/skiff/sa.key    # PEM EC P-256 key signing and verifying tokens; the SAME file on every
+                                    # replica (python -m skiff.satoken PATH makes one); absent: no tokens
+      issuer: https://kubernetes.default.svc.cluster.local   # the tokens' iss (default shown)
+      audiences: []                 # what a token must be for to reach the API (default: [issuer])
+      minExpirationS: 600           # shortest lifetime a TokenRequest may ask for (Kubernetes: 600)
+      maxExpirationS: 172800        # longest; longer requests are cut to it
 
 encryptionConfigFile: Secrets encrypted at rest. The file is Kubernetes'
 EncryptionConfiguration (format and providers: controlplane/store/encryption.py; operator
@@ -58,6 +65,7 @@ import yaml
 from controlplane.store import encryption as encmod
 from skiff.pki import config as tlsconfig
 from skiff.pki.config import TLSConfig
+from controlplane.apiserver.sa_tokens import ServiceAccountsConfig, dump_config, parse_config
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,7 @@ class ControlPlaneConfig:
     encryption_config_file: str = ""
     # None: plaintext gRPC; else the cluster CA and this replica's certificate (skiff/pki/config.py).
     tls: TLSConfig | None = None
+    service_accounts: ServiceAccountsConfig = field(default_factory=ServiceAccountsConfig)
 
     @property
     def self_peer(self) -> Peer:
@@ -203,7 +212,7 @@ def load(path: str) -> ControlPlaneConfig:
         doc = yaml.safe_load(f) or {}
     _check_mapping(doc, path, {"name", "dataDir", "apiAddress", "advertiseApiAddress", "raftAddress",
                                "raftPasswordFile", "peers", "raft", "watchHistory", "controllers",
-                               "services", "network", "encryptionConfigFile", "tls"})
+                               "services", "network", "encryptionConfigFile", "tls", "serviceAccounts"})
     pw_file = _need(doc, "raftPasswordFile", path)
     try:
         with open(pw_file, encoding="utf-8") as f:
@@ -245,6 +254,7 @@ def load(path: str) -> ControlPlaneConfig:
         raft=tuning,
         watch_history=int(doc.get("watchHistory", 20000)),
         tls=_tls(doc.get("tls"), path),
+        service_accounts=parse_config(doc.get("serviceAccounts"), f"{path}: serviceAccounts", ConfigError),
     )
 
 
@@ -375,4 +385,6 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
                           "backend": cfg.network.backend}
     if cfg.tls is not None:
         doc["tls"] = cfg.tls.to_doc()
+    if cfg.service_accounts.key_file:
+        doc["serviceAccounts"] = dump_config(cfg.service_accounts)
     return yaml.safe_dump(doc, sort_keys=False)

@@ -24,6 +24,7 @@ from skiff.informer import InformerFactory
 from nodeagent import node as nodemod
 from nodeagent.podsync.apply import Applier
 from nodeagent.podsync.model import BackoffPolicy
+from nodeagent.podsync.satoken import PodTokens
 from nodeagent.podsync.syncer import PodSyncer
 from nodeagent.probes.manager import ProbeManager
 from nodeagent.runtime import docker as dockermod
@@ -52,6 +53,7 @@ class Agent:
         self.dns = None
         self.renewer = None
         self.recorder = None
+        self.sa_tokens = None
         self._stopping = False
 
     def _connect_engine(self, timeout_s: float = 120.0):
@@ -102,13 +104,14 @@ class Agent:
         allocatable = {"cpu": facts.cpu, "memory": facts.memory}
         allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory")})
         probes = ProbeManager(self.runtime, recorder)
+        self.sa_tokens = PodTokens(cfg.data_dir, self._request_token, ca_bundle=self._ca_bundle).start()
         applier = Applier(runtime=self.runtime, node_name=cfg.node_name, data_dir=cfg.data_dir,
                           pause_image=cfg.pause_image, host_ip=cfg.address, recorder=recorder,
                           get_configmap=self._getter("configmaps"), get_secret=self._getter("secrets"),
                           delete_pod=self._delete_pod, probes=probes, allocatable=allocatable,
                           network=self.network,
                           list_services=self.dns.list_services if self.dns else None,
-                          cluster_dns=self.dns.address if self.dns else None)
+                          cluster_dns=self.dns.address if self.dns else None, sa_tokens=self.sa_tokens)
         self.syncer = PodSyncer(client=self.sync_client, informer_client=self.client, runtime=self.runtime,
                                 applier=applier, probes=probes,
                                 node_name=cfg.node_name, host_ip=cfg.address, data_dir=cfg.data_dir,
@@ -154,6 +157,22 @@ class Agent:
                 return None
         return get
 
+    def _request_token(self, namespace, account, pod, uid, expiration_s):
+        return self.sync_client.request_token(namespace, account, pod_name=pod, pod_uid=uid,
+                                              expiration_s=expiration_s)
+
+    def _ca_bundle(self) -> bytes:
+        """The cluster CA for pods' ca.crt: the CA file of the agent's tls: section (the file
+        a joining agent pinned by the token's digest); empty with TLS off."""
+        path = self.cfg.tls.ca_file if self.cfg.tls is not None else ""
+        if not path:
+            return b""
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
     def _delete_pod(self, pod):
         meta = pod.metadata
         try:
@@ -174,6 +193,8 @@ class Agent:
             self.syncer.stop()
         if self.reporter is not None:
             self.reporter.stop()
+        if self.sa_tokens is not None:
+            self.sa_tokens.stop()
         if self.network is not None:
             self.network.stop()
         if self.proxier is not None:

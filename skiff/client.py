@@ -221,6 +221,18 @@ class Client:
                                dry_run=dry_run)
         return kinds.unwrap(self._call("Create", req).object)[1]
 
+    def request_token(self, namespace, service_account, pod_name="", pod_uid="", expiration_s=0, audiences=()):
+        """A ServiceAccount token (TokenRequest), bound to the pod when named: TokenResponse."""
+        return self._call("CreateToken", api.TokenRequest(
+            namespace=namespace, service_account=service_account, bound_pod_name=pod_name,
+            bound_pod_uid=pod_uid, expiration_seconds=expiration_s, audiences=list(audiences)))
+
+    def whoami(self, token=None):
+        """(user, [groups]) the API authenticates this call as; with token, as that bearer token."""
+        metadata = (("authorization", f"Bearer {token}"),) if token else None
+        resp = self._call("WhoAmI", api.WhoAmIRequest(), metadata=metadata)
+        return resp.username, list(resp.groups)
+
     def get(self, kind, name, namespace="default", linearizable=False):
         k = kinds.lookup(kind) if isinstance(kind, str) else kind
         env = self._call("Get", api.GetRequest(

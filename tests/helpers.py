@@ -54,6 +54,15 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.05)
                          + (f" (last error: {last_exc!r})" if last_exc else ""))
 
 
+def settled_namespace(client, name: str, timeout_s: float = 20.0) -> str:
+    """Wait until the serviceaccounts controller has made namespace name's `default`
+    account: after that nothing writes into a new, empty namespace on its own (tests that
+    compare the store's resource version before and after rely on it)."""
+    wait_until(lambda: client.get("serviceaccounts", "default", name), timeout_s,
+               f"serviceaccount {name}/default")
+    return name
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -31,7 +31,7 @@ from concurrent import futures
 
 import grpc
 
-from controlplane.apiserver import admission, guard, join
+from controlplane.apiserver import admission, guard, join, sa_tokens
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
 from controlplane.store.encryption import DecryptError
 from controlplane.store.reader import Expired
@@ -91,9 +91,11 @@ def _loud(method):
 
 
 class ApiService(api_grpc.ApiServicer):
-    def __init__(self, store, cfg):
+    def __init__(self, store, cfg, tokens=None):
         self.store = store
         self.cfg = cfg
+        # ServiceAccount tokens: a sa_tokens.TokenAuthenticator, or None (no key file configured).
+        self.tokens = tokens
         # What admission plugins see of the cluster: this replica's applied state, read-only.
         self._view = store.view()
         # TLS on: the replica calls peers and agents with its own certificate (skiff/pki).
@@ -431,10 +433,20 @@ class ApiService(api_grpc.ApiServicer):
     def Join(self, request, context):
         self._require_ready(context)
         return join.join(self.store, self.cfg, request, context)
+
     # ------------------------------------------------------------ authorization
 
     def AccessReview(self, request, context):
         return guard.review(request, context)   # the guard knows the caller
+
+    # ------------------------------------------------------------ ServiceAccount tokens
+
+    def CreateToken(self, request, context):
+        self._require_ready(context)
+        return sa_tokens.create_token(self.tokens, request, context)
+
+    def WhoAmI(self, request, context):
+        return sa_tokens.whoami(self.tokens, context)
 
     # ------------------------------------------------------------ cluster status
 
@@ -524,14 +536,17 @@ def _filtered_type(typ, key, env, previous, kind_name, namespace, sel):
 def serve(store, cfg, max_workers: int = 256, tokens=None):
     """Start the gRPC server on cfg.api_address; returns the grpc.Server. Every call passes
     the guard (authentication, then authorization) first; tokens authenticates bearer
-    tokens (TokenAuthenticator: authenticate(token) -> Identity | None)."""
+    tokens (TokenAuthenticator: authenticate(token) -> Identity | None), by default the
+    replica's ServiceAccount token authenticator (sa_tokens.from_config)."""
+    if tokens is None:
+        tokens = sa_tokens.from_config(cfg, store)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="api"),
         interceptors=[guard.Guard(guard.StoreView(store), tokens=tokens)],
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024),
                  ("grpc.so_reuseport", 0)])
-    api_grpc.add_ApiServicer_to_server(ApiService(store, cfg), server)
+    api_grpc.add_ApiServicer_to_server(ApiService(store, cfg, tokens), server)
     if tls.add_port(server, cfg.api_address, cfg.tls.credentials() if cfg.tls else None) == 0:
         raise OSError(f"cannot listen on {cfg.api_address}")
     if cfg.tls and cfg.tls.join_address and server.add_secure_port(
@@ -539,4 +554,3 @@ def serve(store, cfg, max_workers: int = 256, tokens=None):
         raise OSError(f"cannot listen on {cfg.tls.join_address} (tls.joinAddress)")
     server.start()
     return server
-

@@ -1,7 +1,7 @@
 """Everything that runs while this replica leads: shared informers and the leader-only loops.
 
 The loops (scheduler, ReplicaSet, Deployment, DaemonSet, StatefulSet, Job, CronJob, Endpoints,
-node IPAM, disruption: keyed
+node IPAM, disruption, serviceaccounts: keyed
 reconcile Loops; node lifecycle and GC: bounded-frequency runners) all read one
 informer per kind from this manager's InformerFactory. Leases (kube-node-lease,
 renewed by every node every leaseDurationSeconds / 4) are read by the node
@@ -39,6 +39,7 @@ from controlplane.controllers.job import JobController
 from controlplane.controllers.nodeipam import NodeIpamController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
+from controlplane.controllers.serviceaccount import ServiceAccountsController
 from controlplane.controllers.statefulset import StatefulSetController
 from controlplane.controllers.replicationcontroller import replication_controller_controller
 from controlplane.scheduler.scheduler import Scheduler
@@ -107,6 +108,9 @@ class ControllerManager:
         self.loops.append(DisruptionController(guarded, self.informers.informer("poddisruptionbudgets"), pods, {
             k.name: self.informers.informer(k.plural) for k in kinds.KINDS if k.scale}, recorder))
         self.loops.append(CronJobController(guarded, cronjobs, jobs, recorder))
+        # A `default` ServiceAccount in every namespace.
+        self.loops.append(ServiceAccountsController(guarded, self.informers.informer("namespaces"),
+                                                    self.informers.informer("serviceaccounts")))
         self._stop = threading.Event()
         self._starter = threading.Thread(target=self._start, name="controllers-start", daemon=True)
 

@@ -71,8 +71,10 @@ class StartError(Exception):
 class Applier:
     def __init__(self, *, runtime, node_name: str, data_dir: str, pause_image: str, host_ip: str,
                  recorder=None, get_configmap=None, get_secret=None, delete_pod=None, probes=None,
-                 allocatable=None, network=None, list_services=None, cluster_dns=None):
+                 allocatable=None, network=None, list_services=None, cluster_dns=None, sa_tokens=None):
         self.runtime = runtime
+        # ServiceAccount credentials (nodeagent/podsync/satoken.PodTokens), or None: none mounted.
+        self.sa_tokens = sa_tokens
         # Service links and ClusterFirst DNS: list_services(ns) -> [Service];
         # cluster_dns() -> the node DNS address ("" while there is none).
         self.list_services = list_services or (lambda ns: [])
@@ -234,6 +236,8 @@ class Applier:
                                      service_vars=service_env(pod, self._link_services(meta.namespace)))
             command, args = envmod.command_and_args(spec, env)
             mounts = volumes.container_mounts(pod, spec, ctx.volume_paths, hosts)
+            if self.sa_tokens is not None:
+                self.sa_tokens.mount(pod, spec, mounts)
             resolv = self._write_resolv_conf(pod)
             if resolv and not any(t == "/etc/resolv.conf" for t, _, _ in mounts):
                 mounts.append(("/etc/resolv.conf", resolv, False))
@@ -358,6 +362,8 @@ class Applier:
         if self.network is not None:
             self.network.release_pod(uid)
         self.forget(uid)
+        if self.sa_tokens is not None:
+            self.sa_tokens.forget(uid)
         if action.delete_from_api and ctx.pod is not None and self.delete_pod is not None:
             self.flush_events(uid)
             self.delete_pod(ctx.pod)

@@ -732,7 +732,7 @@ class PodDNSConfig(_message.Message):
     def __init__(self, nameservers: _Optional[_Iterable[str]] = ..., searches: _Optional[_Iterable[str]] = ..., options: _Optional[_Iterable[_Union[PodDNSConfigOption, _Mapping]]] = ...) -> None: ...
 
 class PodSpec(_message.Message):
-    __slots__ = ("volumes", "init_containers", "containers", "restart_policy", "termination_grace_period_seconds", "active_deadline_seconds", "dns_policy", "node_selector", "service_account_name", "node_name", "host_network", "share_process_namespace", "hostname", "subdomain", "affinity", "scheduler_name", "tolerations", "host_aliases", "priority", "dns_config", "enable_service_links")
+    __slots__ = ("volumes", "init_containers", "containers", "restart_policy", "termination_grace_period_seconds", "active_deadline_seconds", "dns_policy", "node_selector", "service_account_name", "node_name", "host_network", "share_process_namespace", "hostname", "subdomain", "affinity", "scheduler_name", "tolerations", "host_aliases", "priority", "dns_config", "enable_service_links", "automount_service_account_token")
     class NodeSelectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -761,6 +761,7 @@ class PodSpec(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     DNS_CONFIG_FIELD_NUMBER: _ClassVar[int]
     ENABLE_SERVICE_LINKS_FIELD_NUMBER: _ClassVar[int]
+    AUTOMOUNT_SERVICE_ACCOUNT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     volumes: _containers.RepeatedCompositeFieldContainer[Volume]
     init_containers: _containers.RepeatedCompositeFieldContainer[Container]
     containers: _containers.RepeatedCompositeFieldContainer[Container]
@@ -782,7 +783,8 @@ class PodSpec(_message.Message):
     priority: int
     dns_config: PodDNSConfig
     enable_service_links: bool
-    def __init__(self, volumes: _Optional[_Iterable[_Union[Volume, _Mapping]]] = ..., init_containers: _Optional[_Iterable[_Union[Container, _Mapping]]] = ..., containers: _Optional[_Iterable[_Union[Container, _Mapping]]] = ..., restart_policy: _Optional[str] = ..., termination_grace_period_seconds: _Optional[int] = ..., active_deadline_seconds: _Optional[int] = ..., dns_policy: _Optional[str] = ..., node_selector: _Optional[_Mapping[str, str]] = ..., service_account_name: _Optional[str] = ..., node_name: _Optional[str] = ..., host_network: _Optional[bool] = ..., share_process_namespace: _Optional[bool] = ..., hostname: _Optional[str] = ..., subdomain: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., scheduler_name: _Optional[str] = ..., tolerations: _Optional[_Iterable[_Union[Toleration, _Mapping]]] = ..., host_aliases: _Optional[_Iterable[_Union[HostAlias, _Mapping]]] = ..., priority: _Optional[int] = ..., dns_config: _Optional[_Union[PodDNSConfig, _Mapping]] = ..., enable_service_links: _Optional[bool] = ...) -> None: ...
+    automount_service_account_token: bool
+    def __init__(self, volumes: _Optional[_Iterable[_Union[Volume, _Mapping]]] = ..., init_containers: _Optional[_Iterable[_Union[Container, _Mapping]]] = ..., containers: _Optional[_Iterable[_Union[Container, _Mapping]]] = ..., restart_policy: _Optional[str] = ..., termination_grace_period_seconds: _Optional[int] = ..., active_deadline_seconds: _Optional[int] = ..., dns_policy: _Optional[str] = ..., node_selector: _Optional[_Mapping[str, str]] = ..., service_account_name: _Optional[str] = ..., node_name: _Optional[str] = ..., host_network: _Optional[bool] = ..., share_process_namespace: _Optional[bool] = ..., hostname: _Optional[str] = ..., subdomain: _Optional[str] = ..., affinity: _Optional[_Union[Affinity, _Mapping]] = ..., scheduler_name: _Optional[str] = ..., tolerations: _Optional[_Iterable[_Union[Toleration, _Mapping]]] = ..., host_aliases: _Optional[_Iterable[_Union[HostAlias, _Mapping]]] = ..., priority: _Optional[int] = ..., dns_config: _Optional[_Union[PodDNSConfig, _Mapping]] = ..., enable_service_links: _Optional[bool] = ..., automount_service_account_token: _Optional[bool] = ...) -> None: ...
 
 class ContainerStateWaiting(_message.Message):
     __slots__ = ("reason", "message")
@@ -1689,8 +1691,20 @@ class ReplicationController(_message.Message):
     status: ReplicationControllerStatus
     def __init__(self, api_version: _Optional[str] = ..., kind: _Optional[str] = ..., metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[ReplicationControllerSpec, _Mapping]] = ..., status: _Optional[_Union[ReplicationControllerStatus, _Mapping]] = ...) -> None: ...
 
+class ServiceAccount(_message.Message):
+    __slots__ = ("api_version", "kind", "metadata", "automount_service_account_token")
+    API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    AUTOMOUNT_SERVICE_ACCOUNT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    api_version: str
+    kind: str
+    metadata: ObjectMeta
+    automount_service_account_token: bool
+    def __init__(self, api_version: _Optional[str] = ..., kind: _Optional[str] = ..., metadata: _Optional[_Union[ObjectMeta, _Mapping]] = ..., automount_service_account_token: _Optional[bool] = ...) -> None: ...
+
 class Object(_message.Message):
-    __slots__ = ("namespace", "node", "pod", "service", "endpoints", "config_map", "secret", "replica_set", "deployment", "event", "lease", "daemon_set", "stateful_set", "job", "cron_job", "pod_disruption_budget", "eviction", "replication_controller", "role", "cluster_role", "role_binding", "cluster_role_binding")
+    __slots__ = ("namespace", "node", "pod", "service", "endpoints", "config_map", "secret", "replica_set", "deployment", "event", "lease", "daemon_set", "stateful_set", "job", "cron_job", "pod_disruption_budget", "eviction", "replication_controller", "role", "cluster_role", "role_binding", "cluster_role_binding", "service_account")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
@@ -1713,6 +1727,7 @@ class Object(_message.Message):
     CLUSTER_ROLE_FIELD_NUMBER: _ClassVar[int]
     ROLE_BINDING_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ROLE_BINDING_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     namespace: Namespace
     node: Node
     pod: Pod
@@ -1735,7 +1750,8 @@ class Object(_message.Message):
     cluster_role: ClusterRole
     role_binding: RoleBinding
     cluster_role_binding: ClusterRoleBinding
-    def __init__(self, namespace: _Optional[_Union[Namespace, _Mapping]] = ..., node: _Optional[_Union[Node, _Mapping]] = ..., pod: _Optional[_Union[Pod, _Mapping]] = ..., service: _Optional[_Union[Service, _Mapping]] = ..., endpoints: _Optional[_Union[Endpoints, _Mapping]] = ..., config_map: _Optional[_Union[ConfigMap, _Mapping]] = ..., secret: _Optional[_Union[Secret, _Mapping]] = ..., replica_set: _Optional[_Union[ReplicaSet, _Mapping]] = ..., deployment: _Optional[_Union[Deployment, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., lease: _Optional[_Union[Lease, _Mapping]] = ..., daemon_set: _Optional[_Union[DaemonSet, _Mapping]] = ..., stateful_set: _Optional[_Union[StatefulSet, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., cron_job: _Optional[_Union[CronJob, _Mapping]] = ..., pod_disruption_budget: _Optional[_Union[PodDisruptionBudget, _Mapping]] = ..., eviction: _Optional[_Union[Eviction, _Mapping]] = ..., replication_controller: _Optional[_Union[ReplicationController, _Mapping]] = ..., role: _Optional[_Union[Role, _Mapping]] = ..., cluster_role: _Optional[_Union[ClusterRole, _Mapping]] = ..., role_binding: _Optional[_Union[RoleBinding, _Mapping]] = ..., cluster_role_binding: _Optional[_Union[ClusterRoleBinding, _Mapping]] = ...) -> None: ...
+    service_account: ServiceAccount
+    def __init__(self, namespace: _Optional[_Union[Namespace, _Mapping]] = ..., node: _Optional[_Union[Node, _Mapping]] = ..., pod: _Optional[_Union[Pod, _Mapping]] = ..., service: _Optional[_Union[Service, _Mapping]] = ..., endpoints: _Optional[_Union[Endpoints, _Mapping]] = ..., config_map: _Optional[_Union[ConfigMap, _Mapping]] = ..., secret: _Optional[_Union[Secret, _Mapping]] = ..., replica_set: _Optional[_Union[ReplicaSet, _Mapping]] = ..., deployment: _Optional[_Union[Deployment, _Mapping]] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., lease: _Optional[_Union[Lease, _Mapping]] = ..., daemon_set: _Optional[_Union[DaemonSet, _Mapping]] = ..., stateful_set: _Optional[_Union[StatefulSet, _Mapping]] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., cron_job: _Optional[_Union[CronJob, _Mapping]] = ..., pod_disruption_budget: _Optional[_Union[PodDisruptionBudget, _Mapping]] = ..., eviction: _Optional[_Union[Eviction, _Mapping]] = ..., replication_controller: _Optional[_Union[ReplicationController, _Mapping]] = ..., role: _Optional[_Union[Role, _Mapping]] = ..., cluster_role: _Optional[_Union[ClusterRole, _Mapping]] = ..., role_binding: _Optional[_Union[RoleBinding, _Mapping]] = ..., cluster_role_binding: _Optional[_Union[ClusterRoleBinding, _Mapping]] = ..., service_account: _Optional[_Union[ServiceAccount, _Mapping]] = ...) -> None: ...
 
 class PolicyRule(_message.Message):
     __slots__ = ("verbs", "api_groups", "resources", "resource_names")

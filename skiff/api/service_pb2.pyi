@@ -158,6 +158,44 @@ class ClusterStatusResponse(_message.Message):
     answered_by: str
     def __init__(self, replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ..., answered_by: _Optional[str] = ...) -> None: ...
 
+class TokenRequest(_message.Message):
+    __slots__ = ("namespace", "service_account", "audiences", "expiration_seconds", "bound_pod_name", "bound_pod_uid")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BOUND_POD_NAME_FIELD_NUMBER: _ClassVar[int]
+    BOUND_POD_UID_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    service_account: str
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    expiration_seconds: int
+    bound_pod_name: str
+    bound_pod_uid: str
+    def __init__(self, namespace: _Optional[str] = ..., service_account: _Optional[str] = ..., audiences: _Optional[_Iterable[str]] = ..., expiration_seconds: _Optional[int] = ..., bound_pod_name: _Optional[str] = ..., bound_pod_uid: _Optional[str] = ...) -> None: ...
+
+class TokenResponse(_message.Message):
+    __slots__ = ("token", "expiration_timestamp", "expiration_seconds")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    expiration_timestamp: str
+    expiration_seconds: int
+    def __init__(self, token: _Optional[str] = ..., expiration_timestamp: _Optional[str] = ..., expiration_seconds: _Optional[int] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("username", "groups")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, username: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class JoinRequest(_message.Message):
     __slots__ = ("token_id", "token_secret", "node_name", "csr_pem", "addresses")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]

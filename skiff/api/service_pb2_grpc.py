@@ -101,6 +101,16 @@ class ApiStub:
                 request_serializer=skiff_dot_api_dot_service__pb2.AccessReviewRequest.SerializeToString,
                 response_deserializer=skiff_dot_api_dot_service__pb2.AccessReviewResponse.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/skiff.api.Api/CreateToken',
+                request_serializer=skiff_dot_api_dot_service__pb2.TokenRequest.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_service__pb2.TokenResponse.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/skiff.api.Api/WhoAmI',
+                request_serializer=skiff_dot_api_dot_service__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_service__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -189,6 +199,20 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """A bound ServiceAccount token (the node agent asks for one per pod).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """The identity the call is authenticated as.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -256,6 +280,16 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.AccessReview,
                     request_deserializer=skiff_dot_api_dot_service__pb2.AccessReviewRequest.FromString,
                     response_serializer=skiff_dot_api_dot_service__pb2.AccessReviewResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=skiff_dot_api_dot_service__pb2.TokenRequest.FromString,
+                    response_serializer=skiff_dot_api_dot_service__pb2.TokenResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=skiff_dot_api_dot_service__pb2.WhoAmIRequest.FromString,
+                    response_serializer=skiff_dot_api_dot_service__pb2.WhoAmIResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -609,6 +643,60 @@ class Api:
             '/skiff.api.Api/AccessReview',
             skiff_dot_api_dot_service__pb2.AccessReviewRequest.SerializeToString,
             skiff_dot_api_dot_service__pb2.AccessReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.api.Api/CreateToken',
+            skiff_dot_api_dot_service__pb2.TokenRequest.SerializeToString,
+            skiff_dot_api_dot_service__pb2.TokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.api.Api/WhoAmI',
+            skiff_dot_api_dot_service__pb2.WhoAmIRequest.SerializeToString,
+            skiff_dot_api_dot_service__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

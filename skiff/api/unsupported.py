@@ -45,8 +45,6 @@ POD_SPEC_RULES = (
          "pod affinity is planned; remove it to run this pod"),
     Rule("affinity.podAntiAffinity", lambda s, _: s.affinity.HasField("pod_anti_affinity"),
          "pod anti-affinity is planned; remove it to run this pod"),
-    Rule("serviceAccountName", lambda s, _: s.service_account_name not in ("", "default"),
-         "service accounts are planned; every pod runs as service account \"default\" for now"),
     Rule("priority", _has("priority"),
          "pod priority and preemption are planned; remove it to run this pod"),
 )
@@ -91,8 +89,11 @@ NOT_IN_API = {
     ("skiff.api.PodSpec", "priorityClassName"):
         "pod priority and preemption are planned; remove it to run this pod",
     ("skiff.api.PodSpec", "serviceAccount"):
-        "serviceAccount is the deprecated name of serviceAccountName, and service accounts are planned; "
-        "every pod runs as service account \"default\" for now",
+        "serviceAccount is the deprecated name of serviceAccountName; use serviceAccountName",
+    ("skiff.api.ServiceAccount", "secrets"):
+        "long-lived token Secrets are not supported; pods get bound, expiring tokens (as in Kubernetes 1.24+)",
+    ("skiff.api.ServiceAccount", "imagePullSecrets"):
+        "registry credentials are planned; skiff pulls public images only",
     ("skiff.api.PodSpec", "securityContext"):
         "pod-level securityContext is planned; a container's securityContext "
         "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works",

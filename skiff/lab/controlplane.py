@@ -13,6 +13,7 @@ Layout under the lab directory:
   encryption-config.yaml the cluster's Secret encryption keys (0600; EncryptionConfiguration)
   pki/                   the cluster CA and every certificate (skiff/pki/authority.py); TLS is on
                          unless ControlPlane(tls=False)
+  sa.key                 the ServiceAccount token signing key, shared by the replicas (0600)
   cp1/config.yaml        replica config (the format deploy/ uses)
   cp1/data/              Raft journal + dump
   logs/cp1.log
@@ -27,6 +28,7 @@ import yaml
 
 from skiff import client as clientmod
 from skiff import encryption_config
+from skiff import satoken
 from skiff.lab import procs
 
 
@@ -120,6 +122,7 @@ class ControlPlane:
         encryption_config.write_new(self.encryption_config_path)
         if self.tls:
             self.pki.write_replicas(self)
+        satoken.ensure_signing_key(self.sa_key_path)
         for name in self.names:
             os.makedirs(os.path.dirname(self.config_path(name)), exist_ok=True)
             with open(self.config_path(name), "w", encoding="utf-8") as f:
@@ -149,6 +152,7 @@ class ControlPlane:
             doc["controllers"] = dict(self.controllers)
         if self.tls:
             doc["tls"] = {**self.pki.replica_tls_doc(name), "joinAddress": self.join_address(name)}
+        doc["serviceAccounts"] = {"keyFile": self.sa_key_path}
         return doc
 
     # ------------------------------------------------------------ PKI
@@ -188,6 +192,10 @@ class ControlPlane:
         return {"tls": {"caFile": os.path.join(d, "ca.crt"), "certFile": os.path.join(d, "node.crt"),
                         "keyFile": os.path.join(d, "node.key"), "joinToken": token,
                         "joinServers": [self.join_address(n) for n in self.names]}}
+
+    @property
+    def sa_key_path(self) -> str:
+        return os.path.join(self.lab_dir, "sa.key")
 
     # ------------------------------------------------------------ processes
 

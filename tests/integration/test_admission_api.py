@@ -41,10 +41,10 @@ def test_fields_not_supported_yet_are_refused_with_their_path(client):
     d.spec.selector.match_labels["app"] = "web"
     d.spec.template.metadata.labels["app"] = "web"
     d.spec.template.spec.containers.add(name="main", image="busybox")
-    d.spec.template.spec.service_account_name = "builder"
-    with pytest.raises(clientmod.Invalid, match=r"spec\.template\.spec\.serviceAccountName: Forbidden: "
+    d.spec.template.spec.affinity.pod_affinity.SetInParent()
+    with pytest.raises(clientmod.Invalid, match=r"spec\.template\.spec\.affinity\.podAffinity: Forbidden: "
                                                 r"not supported yet by skiff"):
         client.apply(d)
-    d.spec.template.spec.service_account_name = "default"
+    d.spec.template.spec.ClearField("affinity")
     client.apply(d)
     client.delete("deploy", "web")

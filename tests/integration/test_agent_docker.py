@@ -621,3 +621,26 @@ def test_sigterm_stops_the_agent_but_not_the_pods(client, engine, agent, ns):
     agent.start()
     wait_running(client, ns, "survivor")
     assert {c.id for c in containers_of(engine, pod.metadata.uid) if c.status == "running"} == ids
+
+
+def test_service_account_credentials_are_mounted_and_authenticate(client, engine, ns):
+    """The pod's account token, ca.crt and namespace at Kubernetes' path, read-only; the token
+    authenticates as the account; a pod with automountServiceAccountToken: false has none."""
+    from skiff.satoken import MOUNT_PATH
+    client.create(pb.ServiceAccount(metadata=pb.ObjectMeta(name="robot", namespace=ns)))
+    pod = client.create(pod_manifest("sa", ns, [box("app", "exec sleep 3600")], serviceAccountName="robot",
+                                     terminationGracePeriodSeconds=1))
+    client.create(pod_manifest("nosa", ns, [box("app", "exec sleep 3600")], automountServiceAccountToken=False,
+                               terminationGracePeriodSeconds=1))
+    wait_running(client, ns, "sa")
+    app = running_container(engine, pod.metadata.uid, "app")
+    listing = app.exec_run(["ls", MOUNT_PATH]).output.decode().split()
+    assert sorted(listing) == ["ca.crt", "namespace", "token"]
+    assert app.exec_run(["cat", f"{MOUNT_PATH}/namespace"]).output.decode() == ns
+    assert app.exec_run(["touch", f"{MOUNT_PATH}/x"]).exit_code != 0        # read-only
+    token = app.exec_run(["cat", f"{MOUNT_PATH}/token"]).output.decode()
+    user, groups = client.whoami(token)
+    assert user == f"system:serviceaccount:{ns}:robot" and f"system:serviceaccounts:{ns}" in groups
+    nosa = wait_running(client, ns, "nosa")
+    other = running_container(engine, nosa.metadata.uid, "app")
+    assert other.exec_run(["ls", MOUNT_PATH]).exit_code != 0

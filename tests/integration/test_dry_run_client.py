@@ -8,13 +8,14 @@ import pytest
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.cli import main as cli
+from tests.helpers import settled_namespace
 
 
 @pytest.fixture
 def ns(client):
     name = f"skiff-dry-{uuid.uuid4().hex[:6]}"
     client.create(pb.Namespace(metadata=pb.ObjectMeta(name=name)))
-    yield name
+    yield settled_namespace(client, name)
     client.delete("namespaces", name, "")
 
 

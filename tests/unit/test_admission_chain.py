@@ -36,7 +36,7 @@ CLUSTER = DictView.of(namespace("default"), namespace("team-a"), namespace("leav
 
 def test_default_chain_order():
     assert admission.DEFAULT_CHAIN.names() == [
-        "NormalizeIdentity", "NamespaceLifecycle", "CarryOverAssigned", "Defaults",
+        "NormalizeIdentity", "NamespaceLifecycle", "CarryOverAssigned", "Defaults", "ServiceAccount",
         "Validation", "ValidateUpdate", "NotSupportedYet", "ObjectSize"]
     assert all(isinstance(p, MutatingPlugin) for p in admission.DEFAULT_CHAIN.mutating)
     assert all(isinstance(p, ValidatingPlugin) for p in admission.DEFAULT_CHAIN.validating)
@@ -210,10 +210,11 @@ def test_update_keeps_a_field_the_stored_object_already_uses_but_refuses_a_new_o
 
     old = rs(priority=0)
     admission.admit(rs_kind, rs(priority=0), old=old, creating=False, view=CLUSTER)
+    with_affinity = rs(priority=0)
+    with_affinity.spec.template.spec.affinity.pod_affinity.SetInParent()
     with pytest.raises(AdmissionError) as exc:
-        admission.admit(rs_kind, rs(priority=0, service_account_name="builder"), old=old, creating=False,
-                        view=CLUSTER)
-    assert [e.path for e in exc.value.errors] == ["spec.template.spec.serviceAccountName"]
+        admission.admit(rs_kind, with_affinity, old=old, creating=False, view=CLUSTER)
+    assert [e.path for e in exc.value.errors] == ["spec.template.spec.affinity.podAffinity"]
     with pytest.raises(AdmissionError):
         admission.admit(rs_kind, rs(priority=0), creating=True, view=CLUSTER)
 

@@ -39,8 +39,13 @@ def test_loopback_replica_configs_take_every_default(tmp_path):
         encryption_config_file=str(enc_file),
         tls=TLSConfig(ca_file=str(tmp_path / "pki" / "ca.crt"), cert_file=str(tmp_path / "pki" / "cp2.crt"),
                       key_file=str(tmp_path / "pki" / "cp2.key"), ca_key_file=str(tmp_path / "pki" / "ca.key"),
-                      join_address="127.0.0.1:7301"))
+                      join_address="127.0.0.1:7301"),
+        service_accounts=cpconfig.ServiceAccountsConfig(key_file=str(tmp_path / "sa.key")))
     assert [c.self_peer.api_address for c in cfgs.values()] == cp.endpoints
+    # One ServiceAccount signing key for all replicas, private to the lab's user.
+    assert {c.service_accounts.key_file for c in cfgs.values()} == {str(tmp_path / "sa.key")}
+    assert (tmp_path / "sa.key").stat().st_mode & 0o777 == 0o600
+    assert b"BEGIN PRIVATE KEY" in (tmp_path / "sa.key").read_bytes()
 
 
 def test_lab_replicas_get_certificates_naming_their_addresses(tmp_path):

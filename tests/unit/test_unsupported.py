@@ -52,7 +52,6 @@ REFUSED = [
     ({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
         {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}},
      "affinity.podAntiAffinity", "anti-affinity"),
-    ({"serviceAccountName": "builder"}, "serviceAccountName", "service account"),
     ({"priority": 0}, "priority", "priority"),
     ({"containers": [dict(CONTAINER, resources={"requests": {"ephemeral-storage": "1Gi"}})]},
      "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),

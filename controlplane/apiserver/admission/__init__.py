@@ -5,6 +5,7 @@ An ordered chain of plugins, mutating then validating, as in kube-apiserver
 makes again). Nothing that fails here reaches the Raft log.
 
   mutating:   NormalizeIdentity -> NamespaceLifecycle (view) -> CarryOverAssigned -> Defaults
+              -> ServiceAccount (view)
   validating: Validation -> ValidateUpdate -> NotSupportedYet -> ObjectSize
 
 Entry point: admit(kind, msg, old=..., creating=..., view=...). view is a
@@ -21,6 +22,7 @@ from controlplane.apiserver.admission.chain import (  # noqa: F401 - the package
     CREATE, UPDATE, AdmissionError, Attributes, Chain, MutatingPlugin, ValidatingPlugin)
 from controlplane.apiserver.admission.mutating import CARRY_OVER_ASSIGNED, DEFAULTS, NORMALIZE_IDENTITY
 from controlplane.apiserver.admission.namespace_lifecycle import NAMESPACE_LIFECYCLE
+from controlplane.apiserver.admission.serviceaccount import SERVICE_ACCOUNT_PLUGIN
 from controlplane.apiserver.admission.validating import (  # noqa: F401 - MAX_OBJECT_BYTES re-exported
     MAX_OBJECT_BYTES, NOT_SUPPORTED_YET, OBJECT_SIZE, VALIDATE_UPDATE, VALIDATION)
 from controlplane.apiserver.admission.view import ClusterView, DictView  # noqa: F401
@@ -31,7 +33,7 @@ from controlplane.apiserver.admission.view import ClusterView, DictView  # noqa:
 # before defaults (a defaulted empty clusterIP would hide the assigned one).
 # Next: LimitRange joins the mutating plugins, ResourceQuota the validating ones.
 DEFAULT_CHAIN = Chain(
-    mutating=(NORMALIZE_IDENTITY, NAMESPACE_LIFECYCLE, CARRY_OVER_ASSIGNED, DEFAULTS),
+    mutating=(NORMALIZE_IDENTITY, NAMESPACE_LIFECYCLE, CARRY_OVER_ASSIGNED, DEFAULTS, SERVICE_ACCOUNT_PLUGIN),
     validating=(VALIDATION, VALIDATE_UPDATE, NOT_SUPPORTED_YET, OBJECT_SIZE),
 )
 

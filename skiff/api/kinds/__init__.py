@@ -3,7 +3,7 @@
 Importing this package registers every kind: one module per kind or small family
 (cluster: Namespace, Node; pod; service: Service, Endpoints; config: ConfigMap,
 Secret; workloads: ReplicaSet, Deployment; event; coordination: Lease; replicationcontroller;
-job: Job; cronjob: CronJob; daemonset: DaemonSet; statefulset: StatefulSet; policy: PodDisruptionBudget).
+job: Job; cronjob: CronJob; daemonset: DaemonSet; statefulset: StatefulSet; policy: PodDisruptionBudget; serviceaccount: ServiceAccount).
 The import order below is the
 order of KINDS.
 """
@@ -18,3 +18,4 @@ from skiff.api.kinds import (  # noqa: F401,E402 - registers, in this order
 )
 from skiff.api.kinds import rbac  # noqa: F401,E402 - Role, ClusterRole, RoleBinding, ClusterRoleBinding
 
+from skiff.api.kinds import serviceaccount  # noqa: F401,E402 - registers ServiceAccount
