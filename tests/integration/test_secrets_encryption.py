@@ -195,7 +195,7 @@ def test_a_replica_missing_the_key_fails_loudly(cp):
         cp.kill("cp3")
         cp.start("cp3")
         cp.wait_ready(60)
-        lone = clientmod.Client([cp.api_address("cp3")])
+        lone = cp.client([cp.api_address("cp3")])
         try:
             with pytest.raises(clientmod.ApiError) as err:
                 lone.get("Secret", "loud")
@@ -212,7 +212,7 @@ def test_a_replica_missing_the_key_fails_loudly(cp):
         cp.kill("cp3")
         cp.start("cp3")
         cp.wait_ready(60)
-    lone = clientmod.Client([cp.api_address("cp3")])
+    lone = cp.client([cp.api_address("cp3")])
     try:
         assert lone.get("Secret", "loud").data["password"] == value
     finally:

@@ -73,7 +73,7 @@ def test_a_pod_naming_a_missing_account_is_refused(client):
 
 
 def test_a_bound_token_authenticates_on_every_replica_until_its_pod_or_account_goes(cluster, client):
-    assert client.whoami()[0] == "skiff:admin"          # no token, no TLS yet: the plaintext admin
+    assert client.whoami()[0] == "skiff:admin"          # no token: the admin certificate's user
     with scratch_namespace(client, "sa") as ns:
         client.create(_account("robot", ns))
         pod = client.create(_pod("web", ns, "robot"))
@@ -81,7 +81,7 @@ def test_a_bound_token_authenticates_on_every_replica_until_its_pod_or_account_g
         assert resp.expiration_seconds == 3607 and resp.expiration_timestamp.endswith("Z")
         want = f"system:serviceaccount:{ns}:robot"
         for endpoint in cluster.endpoints:                # the same key on every replica
-            one = clientmod.Client([endpoint])
+            one = cluster.client([endpoint])
             try:
                 wait_until(lambda: one.whoami(resp.token)[0] == want, 10, f"token accepted by {endpoint}")
                 user, groups = one.whoami(resp.token)
