@@ -233,7 +233,9 @@ def report(results) -> None:
         return sum(sum(w[g].values()) for g in ("agent", "cp", "engine")) / 100
 
     row("lab up (s)", lambda r: f"{r['lab_up_s']:.1f}")
-    for phase, what in (("idle", "idle"), ("pods", "{ppn} pods/node")):
+    with_pods = any("pods" in r or "skiff_pods_s" in r or "raw_floor_s" in r for r in results)
+    phases = (("idle", "idle"), ("pods", "{ppn} pods/node")) if with_pods else (("idle", "idle"),)
+    for phase, what in phases:
         label = what.format(ppn=results[0].get("pods_per_node", "?"))
         row(f"{label}: settled after (s)",
             lambda r, p=phase: f"{r[p + '_settle']['after_s']:.0f}" + ("" if r[p + "_settle"]["settled"]
@@ -258,19 +260,21 @@ def report(results) -> None:
             lambda r, p=phase: f"{r[p]['nodes_ready_end']}/{r['nodes']}")
         row(f"{label}: load average at window start -> end",
             lambda r, p=phase: f"{r[p]['load_start'].split(' / ')[0]} -> {r[p]['load_end'].split(' / ')[0]}")
-    row("pods: N x pods/node through skiff, create -> all Running (s)",
-        lambda r: f"{r['skiff_pods_s']:.1f}" if "skiff_pods_s" in r else r["skiff_pods_error"])
-    row("pods: raw floor, same pairs via the Docker API, same engines (s)",
-        lambda r: f"{r['raw_floor_s']:.1f}" if "raw_floor_s" in r else r["raw_floor_error"][:60])
-    row("pods: ratio skiff / floor (target <= 1.3 at N=20)", lambda r: f"{r['skiff_pods_s'] / r['raw_floor_s']:.2f}")
-    row("agent CPU with pods / idle (medians)",
-        lambda r: f"{statistics.median(r['pods']['agent'].values()) / statistics.median(r['idle']['agent'].values()):.2f}")
+    if with_pods:
+        row("pods: N x pods/node through skiff, create -> all Running (s)",
+            lambda r: f"{r['skiff_pods_s']:.1f}" if "skiff_pods_s" in r else r["skiff_pods_error"])
+        row("pods: raw floor, same pairs via the Docker API, same engines (s)",
+            lambda r: f"{r['raw_floor_s']:.1f}" if "raw_floor_s" in r else r["raw_floor_error"][:60])
+        row("pods: ratio skiff / floor (target <= 1.3 at N=20)", lambda r: f"{r['skiff_pods_s'] / r['raw_floor_s']:.2f}")
+        row("agent CPU with pods / idle (medians)",
+            lambda r: f"{statistics.median(r['pods']['agent'].values()) / statistics.median(r['idle']['agent'].values()):.2f}")
     base = results[0]
 
-    def growth(r):   # against the first result with the same label (the smallest lab of that run)
-        b = next(x for x in results if x.get("label") == r.get("label"))
+    def growth(r):   # against the first result with the same label and lease (the smallest lab of that run)
+        b = next(x for x in results if x.get("label") == r.get("label")
+                 and x.get("node_lease_duration_s", 5) == r.get("node_lease_duration_s", 5))
         return f"{lab_cores(r['idle']) / lab_cores(b['idle']):.2f} vs {r['nodes'] / b['nodes']:.2f}"
-    row("idle lab total / that of the first lab of the same label, vs N ratio", growth)
+    row("idle lab total / that of the first lab of the same label and lease, vs N ratio", growth)
     row("machine load average at run start -> end (1 min)",
         lambda r: f"{r['load_start'].split(' / ')[0]} -> {r['load_end'].split(' / ')[0]}")
     print("\n| metric | " + " | ".join(cols) + " |")
