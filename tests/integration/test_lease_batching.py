@@ -41,9 +41,16 @@ def quiet_cluster():
         remove(cp.lab_dir)
 
 
-def leader_commit_index(c) -> int:
-    (leader,) = [r for r in c.cluster_status().replicas if r.role == "leader"]
-    return leader.commit_index
+def leader_commit_index(c, timeout_s: float = 30.0) -> int:
+    """The leader's commit index; waits (with a deadline) while a loaded replica does not
+    answer ClusterStatus in time and no leader shows."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        leaders = [r for r in c.cluster_status().replicas if r.role == "leader"]
+        if len(leaders) == 1:
+            return leaders[0].commit_index
+        assert time.monotonic() < deadline, f"no single leader in ClusterStatus: {leaders}"
+        threading.Event().wait(0.2)
 
 
 def node_lease(name: str, now: float) -> pb.Lease:
@@ -92,6 +99,7 @@ def test_renewals_from_many_nodes_share_raft_entries(quiet_cluster):
             for t in threads:
                 t.join(30)
         entries = leader_commit_index(admin) - before
+        print(f"renewals={NODES * ROUNDS} raft_entries={entries}")
         renewals = NODES * ROUNDS
         assert not errors, errors
         # Each renewal is still its own change: one new resourceVersion each, none shared.
