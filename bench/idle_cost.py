@@ -13,12 +13,17 @@ and subnet, removed at the end, also on errors, Ctrl-C and SIGTERM) and measures
   4. the same number of pods through skiff: one Deployment of N x --pods-per-node replicas,
      create -> every pod Running in the API; the ratio to the floor;
   5. with those pods: settled again, the same CPU window.
+In each window also: the Raft log entries a second (the leader's commit index, from
+`cluster status`, at the start and the end) and which replica led (its CPU row: "leader").
+--node-lease-duration S runs the lab with that node Lease duration and grace period (`skiff
+lab up --node-lease-duration`; Kubernetes' 40 s against the lab's 5 s).
 
 "Settled" = every Node Ready, every bench pod Running, and no pod event in any namespace for
 --settle seconds (default 10), waited for at most --settle-timeout (then measured anyway and
 marked "not settled"). It is a benchmark: it reports, it never fails on a figure.
 
     .venv/bin/python bench/idle_cost.py [--nodes 3,10,20] [--quick] [--window 30] [--json FILE]
+                                        [--node-lease-duration 40]
     .venv/bin/python bench/idle_cost.py --report a.json b.json   # one table from earlier runs
 """
 
@@ -65,8 +70,21 @@ def targets(session) -> dict[str, dict[str, int]]:
             "cp": {n: int(p) for n, p in state["controlplane"]["pids"].items()}}
 
 
-def cpu_window(procs: dict, window_s: float) -> dict:
-    """% of one core per process tree over window_s, and the machine's busy cores."""
+def raft_position(c) -> tuple[str, int]:
+    """(the leader's name, its commit index) from `cluster status`; ("", -1) if unknown."""
+    try:
+        for r in c.cluster_status().replicas:
+            if r.role == "leader":
+                return r.name, r.commit_index
+    except Exception as exc:  # noqa: BLE001 - reported as unknown
+        log(f"cluster status: {exc}")
+    return "", -1
+
+
+def cpu_window(procs: dict, window_s: float, c=None) -> dict:
+    """% of one core per process tree over window_s, and the machine's busy cores; with a
+    client c, also the Raft entries a second and the leader over the window."""
+    leader0, commit0 = raft_position(c) if c is not None else ("", -1)
     t0, table0, busy0 = time.monotonic(), process_table(), machine_busy_ticks()
     load0 = load_avg()
     time.sleep(window_s)   # the measurement window itself
@@ -78,6 +96,11 @@ def cpu_window(procs: dict, window_s: float) -> dict:
                       for name, pid in pids.items() if pid in table0 and pid in table1}
     busy, total = busy1[0] - busy0[0], busy1[1] - busy0[1]
     out["machine_busy_cores"] = (os.cpu_count() or 1) * busy / total if total else float("nan")
+    if c is not None:
+        leader1, commit1 = raft_position(c)
+        if leader0 and leader0 == leader1 and commit0 >= 0:
+            out["leader"] = leader1
+            out["raft_entries_per_s"] = (commit1 - commit0) / dt
     return out
 
 
@@ -140,17 +163,19 @@ def pods_phase(session, c, watcher, nodes, procs, args, r) -> None:
     log(f"N={n}: skiff {took}, floor {floor}")
     r["pods_settle"] = settle(c, watcher, nodes, total, args.settle, args.settle_timeout)
     log(f"N={n}: with-pods window {args.window:.0f}s")
-    r["pods"] = cpu_window(procs, args.window)
+    r["pods"] = cpu_window(procs, args.window, c)
     r["pods"]["nodes_ready_end"] = nodes_ready(c, nodes)
 
 
 def run_n(n: int, args) -> dict:
-    r = {"label": args.label, "nodes": n, "pods_per_node": args.pods_per_node, "cpus": os.cpu_count(), "load_start": load_avg()}
+    r = {"label": args.label, "nodes": n, "pods_per_node": args.pods_per_node, "cpus": os.cpu_count(),
+         "load_start": load_avg(), "node_lease_duration_s": args.node_lease_duration or 5}
     log(f"N={n}: lab up (load {r['load_start']})")
     session = LabSession(f"idle{n}", keep=args.keep)
     try:
         with session:
-            r["lab_up_s"] = session.up(n, timeout_s=args.lab_timeout)
+            extra = ["--node-lease-duration", str(args.node_lease_duration)] if args.node_lease_duration else []
+            r["lab_up_s"] = session.up(n, timeout_s=args.lab_timeout, extra_args=extra)
             r["lab_up_phases"] = session.up_phases()
             log(f"N={n}: lab up in {r['lab_up_s']:.1f}s ({r['lab_up_phases']})")
             c = session.client()
@@ -160,7 +185,7 @@ def run_n(n: int, args) -> dict:
             procs = targets(session)
             r["idle_settle"] = settle(c, watcher, nodes, 0, args.settle, args.settle_timeout)
             log(f"N={n}: idle window {args.window:.0f}s")
-            r["idle"] = cpu_window(procs, args.window)
+            r["idle"] = cpu_window(procs, args.window, c)
             r["idle"]["nodes_ready_end"] = nodes_ready(c, nodes)
             if args.pods_per_node > 0:
                 pods_phase(session, c, watcher, nodes, procs, args, r)
@@ -182,8 +207,17 @@ def _med_max(values) -> str:
     return f"{statistics.median(values):.1f} ({max(values):.1f})" if values else "n/a"
 
 
+def _leader_split(w) -> str:
+    cp = w["cp"]
+    leader = w["leader"]
+    followers = " / ".join(f"{v:.1f}" for k, v in sorted(cp.items()) if k != leader)
+    return f"{cp[leader]:.1f} / {followers} / {sum(cp.values()):.1f}"
+
+
 def report(results) -> None:
-    cols = [f"{r.get('label', '')} N={r['nodes']}".strip() for r in results]
+    cols = [f"{r.get('label', '')} N={r['nodes']}".strip()
+            + (f" lease {r['node_lease_duration_s']} s" if r.get("node_lease_duration_s", 5) != 5 else "")
+            for r in results]
     rows = []
 
     def row(label, fn):
@@ -199,7 +233,9 @@ def report(results) -> None:
         return sum(sum(w[g].values()) for g in ("agent", "cp", "engine")) / 100
 
     row("lab up (s)", lambda r: f"{r['lab_up_s']:.1f}")
-    for phase, what in (("idle", "idle"), ("pods", "{ppn} pods/node")):
+    with_pods = any("pods" in r or "skiff_pods_s" in r or "raw_floor_s" in r for r in results)
+    phases = (("idle", "idle"), ("pods", "{ppn} pods/node")) if with_pods else (("idle", "idle"),)
+    for phase, what in phases:
         label = what.format(ppn=results[0].get("pods_per_node", "?"))
         row(f"{label}: settled after (s)",
             lambda r, p=phase: f"{r[p + '_settle']['after_s']:.0f}" + ("" if r[p + "_settle"]["settled"]
@@ -207,6 +243,10 @@ def report(results) -> None:
         row(f"{label}: agent CPU, % of a core, median (max)", lambda r, p=phase: _med_max(r[p]["agent"].values()))
         row(f"{label}: control-plane replica CPU, % of a core, median (max)",
             lambda r, p=phase: _med_max(r[p]["cp"].values()))
+        row(f"{label}: control-plane leader / each follower / three replicas, % of a core",
+            lambda r, p=phase: _leader_split(r[p]))
+        row(f"{label}: Raft log entries a second (the leader's commit index)",
+            lambda r, p=phase: f"{r[p]['raft_entries_per_s']:.1f}")
         row(f"{label}: engine (dockerd+containerd) CPU per node, %, median (max)",
             lambda r, p=phase: _med_max(r[p]["engine"].values()))
         row(f"{label}: all agents / all replicas (cores)",
@@ -220,19 +260,21 @@ def report(results) -> None:
             lambda r, p=phase: f"{r[p]['nodes_ready_end']}/{r['nodes']}")
         row(f"{label}: load average at window start -> end",
             lambda r, p=phase: f"{r[p]['load_start'].split(' / ')[0]} -> {r[p]['load_end'].split(' / ')[0]}")
-    row("pods: N x pods/node through skiff, create -> all Running (s)",
-        lambda r: f"{r['skiff_pods_s']:.1f}" if "skiff_pods_s" in r else r["skiff_pods_error"])
-    row("pods: raw floor, same pairs via the Docker API, same engines (s)",
-        lambda r: f"{r['raw_floor_s']:.1f}" if "raw_floor_s" in r else r["raw_floor_error"][:60])
-    row("pods: ratio skiff / floor (target <= 1.3 at N=20)", lambda r: f"{r['skiff_pods_s'] / r['raw_floor_s']:.2f}")
-    row("agent CPU with pods / idle (medians)",
-        lambda r: f"{statistics.median(r['pods']['agent'].values()) / statistics.median(r['idle']['agent'].values()):.2f}")
+    if with_pods:
+        row("pods: N x pods/node through skiff, create -> all Running (s)",
+            lambda r: f"{r['skiff_pods_s']:.1f}" if "skiff_pods_s" in r else r["skiff_pods_error"])
+        row("pods: raw floor, same pairs via the Docker API, same engines (s)",
+            lambda r: f"{r['raw_floor_s']:.1f}" if "raw_floor_s" in r else r["raw_floor_error"][:60])
+        row("pods: ratio skiff / floor (target <= 1.3 at N=20)", lambda r: f"{r['skiff_pods_s'] / r['raw_floor_s']:.2f}")
+        row("agent CPU with pods / idle (medians)",
+            lambda r: f"{statistics.median(r['pods']['agent'].values()) / statistics.median(r['idle']['agent'].values()):.2f}")
     base = results[0]
 
-    def growth(r):   # against the first result with the same label (the smallest lab of that run)
-        b = next(x for x in results if x.get("label") == r.get("label"))
+    def growth(r):   # against the first result with the same label and lease (the smallest lab of that run)
+        b = next(x for x in results if x.get("label") == r.get("label")
+                 and x.get("node_lease_duration_s", 5) == r.get("node_lease_duration_s", 5))
         return f"{lab_cores(r['idle']) / lab_cores(b['idle']):.2f} vs {r['nodes'] / b['nodes']:.2f}"
-    row("idle lab total / that of the first lab of the same label, vs N ratio", growth)
+    row("idle lab total / that of the first lab of the same label and lease, vs N ratio", growth)
     row("machine load average at run start -> end (1 min)",
         lambda r: f"{r['load_start'].split(' / ')[0]} -> {r['load_end'].split(' / ')[0]}")
     print("\n| metric | " + " | ".join(cols) + " |")
@@ -263,6 +305,8 @@ def main() -> int:
     ap.add_argument("--json", help="write the raw results here (after each N)")
     ap.add_argument("--report", nargs="+", metavar="JSON", help="only print the table of earlier --json files")
     ap.add_argument("--keep", action="store_true", help="leave each lab up (debugging)")
+    ap.add_argument("--node-lease-duration", type=int, default=None, metavar="S",
+                    help="the nodes' Lease duration and grace period (lab default 5; Kubernetes' 40)")
     args = ap.parse_args()
     if args.report:
         results = []

@@ -77,10 +77,11 @@ class LabSession:
     def __enter__(self):
         return self
 
-    def up(self, nodes: int, timeout_s: float | None = None) -> float:
-        """`skiff lab up --nodes N` (its own prefix and subnet); returns the wall time in s."""
+    def up(self, nodes: int, timeout_s: float | None = None, extra_args=()) -> float:
+        """`skiff lab up --nodes N` (its own prefix and subnet, then extra_args); returns the
+        wall time in s."""
         argv = SKIFF + ["lab", "up", "--nodes", str(nodes), "--lab-dir", self.lab_dir,
-                        "--prefix", self.prefix, "--subnet", self.subnet]
+                        "--prefix", self.prefix, "--subnet", self.subnet, *extra_args]
         if timeout_s is not None:
             argv += ["--timeout", str(timeout_s)]
         t = time.monotonic()

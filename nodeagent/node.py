@@ -6,7 +6,9 @@ the reconcile toolkit (no event triggers them, only time):
 
 - the Lease runner renews kube-node-lease/<node> every lease_renew_s (a quarter of
   nodeLeaseDurationS, the kubelet's ratio: 10 s for 40 s; lab 1.25 s for 5 s). Cost:
-  one small Lease update (one Raft entry) per period; nothing that watches Nodes
+  one small Lease update per period (the API server lets it wait up to 250 ms to share
+  a Raft entry with other nodes' renewals: controlplane/apiserver/renewals.py; the
+  update returns once it is committed); nothing that watches Nodes
   wakes up, only the node lifecycle controller's Lease cache changes. The Lease is
   created when missing (first start, deleted by someone, its namespace deleted and
   re-created by bootstrap): holderIdentity = the node name, leaseDurationSeconds,

@@ -32,6 +32,7 @@ from concurrent import futures
 import grpc
 
 from controlplane.apiserver import admission, guard, join, sa_tokens
+from controlplane.apiserver.renewals import renewal_wait_s
 from controlplane.store.commands import Apply, Barrier, Create, Delete, Evict, Update
 from controlplane.store.encryption import DecryptError
 from controlplane.store.reader import Expired
@@ -112,7 +113,9 @@ class ApiService(api_grpc.ApiServicer):
         except ValidationError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
-    def _write(self, cmd, context, dry_run: bool = False):
+    def _write(self, cmd, context, dry_run: bool = False, wait_s: float = 0.0):
+        """wait_s: how long the proposal may wait to share its Raft entry (a Lease renewal's,
+        controlplane/apiserver/renewals.py; 0 for every other write)."""
         if dry_run:
             self._require_ready(context)
             result = self.store.dry_run(cmd)
@@ -124,7 +127,7 @@ class ApiService(api_grpc.ApiServicer):
         if remaining is not None:
             timeout_s = max(0.1, min(timeout_s, remaining - 0.2))
         try:
-            result = self.store.propose(cmd, timeout_s)
+            result = self.store.propose(cmd, timeout_s, wait_s=wait_s)
         except StoreUnavailable as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         if result[0] == "error":
@@ -227,7 +230,8 @@ class ApiService(api_grpc.ApiServicer):
         # stored pod (unbound, not deleting) and writes node and PodScheduled at once.
         cmd = Update(self._request_id(request), kinds.encode(kinds.wrap(msg)), request.subresource,
                      msg.metadata.resource_version, self._settings(kind), now_rfc3339())
-        return self._response(self._write(cmd, context, request.dry_run))
+        wait_s = renewal_wait_s(kind.name, request.subresource, old, msg)
+        return self._response(self._write(cmd, context, request.dry_run, wait_s))
 
     @_loud
     def Apply(self, request, context):

@@ -12,10 +12,12 @@ Secrets are sealed here before they are proposed and opened on the way out
 the journal and the dump never hold their content in clear.
 
 Periods and costs: the batcher thread has no period (it sleeps until a proposal
-arrives); the one periodic loop of a replica's store is PySyncObj's tick thread
-(controlplane/store/raft.py: every Raft timer and socket event). Idle, a replica's
-Raft cost is set by the writes that go through it: at 20 nodes, 16 Lease renewals a
-second, each a log entry that costs every replica a few Raft messages (bench/README.md,
+arrives, or until the window of a waiting renewal ends); the one periodic loop of a
+replica's store is PySyncObj's tick thread (controlplane/store/raft.py: every Raft timer
+and socket event). Idle, a replica's Raft cost is set by the log entries that go through
+it: each costs every replica a few Raft messages. At 20 nodes the Lease renewals are 16
+writes a second; a renewal may wait (propose(wait_s=...), at most 250 ms) for others, so
+the renewals that reach a replica within one window share one entry (bench/README.md,
 idle_cost, for the figures).
 """
 
@@ -47,25 +49,48 @@ class StoreUnavailable(Exception):
 class _Pending:
     """One proposal waiting for its batch to commit."""
 
-    __slots__ = ("cmd", "size", "done", "result", "error")
+    __slots__ = ("cmd", "size", "due", "done", "result", "error")
 
-    def __init__(self, cmd):
+    def __init__(self, cmd, due: float = 0.0):
         self.cmd = cmd
         # What the command carries into the log (objects are bytes; keys and ids are small).
         self.size = payload_size(cmd)
+        # The latest time (time.monotonic) its entry should be proposed; 0 = at once.
+        self.due = due
         self.done = threading.Event()
         self.result = None
         self.error = None
 
 
+def flush_wait_s(dues, now: float) -> float | None:
+    """How long the batcher may still wait before proposing what is queued: None with
+    nothing queued, else until the earliest due time of the queued proposals (0 if it
+    has passed). A proposal without a window is due at once (0.0), so an ordinary write
+    never waits, and the renewals waiting then ride along in its entry. Pure (tests/unit).
+    """
+    earliest = min(dues, default=None)
+    if earliest is None:
+        return None
+    return max(0.0, earliest - now)
+
+
 class Batcher:
-    """Coalesces concurrent proposals into one Raft entry (at most MAX_BATCH proposals
-    and MAX_BATCH_BYTES of objects, but always at least one), and pipelines entries.
+    """Coalesces proposals into one Raft entry (at most MAX_BATCH proposals and
+    MAX_BATCH_BYTES of objects, but always at least one), and pipelines entries.
 
     Why: every Raft entry costs a pickle, an encryption, a send per follower, a
-    journal write and a round of ticks; under concurrency one entry per write was
-    the bottleneck. A proposal waits for no timer: the batcher takes whatever is
-    queued the moment it is free, so a lone write goes out alone, immediately.
+    journal write and a round of ticks (about ten PySyncObj messages on the leader);
+    under concurrency one entry per write was the bottleneck, and idle, the Lease
+    renewals are nearly all the entries there are.
+
+    When: a proposal carries a due time (submit's wait_s). The batcher proposes the
+    moment the earliest queued proposal is due (flush_wait_s), taking everything queued
+    (within the caps). An ordinary write is due at once: it waits for no timer, a lone
+    write goes out alone, immediately, as before. A Lease renewal may wait a short window
+    (the API server decides, controlplane/apiserver/renewals.py): the renewals reaching
+    this replica within it share one entry, or ride along with the next ordinary write.
+    Each command in a batch is still applied on its own, in order, with its own
+    resourceVersion precondition and result (StoreState.apply of a Batch).
     Callbacks run on PySyncObj's tick thread and only set events.
     """
 
@@ -74,16 +99,22 @@ class Batcher:
     # to every follower; 256 objects of up to 1 MiB each would be one 256 MiB entry.
     MAX_BATCH_BYTES = 4 * 1024 * 1024
 
-    def __init__(self, consumer):
+    def __init__(self, consumer, clock=time.monotonic):
         self.consumer = consumer
+        self._clock = clock
         self._queue: list = []
         self._cond = threading.Condition()
         self._closed = False
+        # Counters (read without the lock: ints, for tests and logs): Raft entries this
+        # replica proposed, and the proposals they carried.
+        self.entries = 0
+        self.proposals = 0
         self._thread = threading.Thread(target=self._run, name="raft-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, cmd) -> _Pending:
-        p = _Pending(cmd)
+    def submit(self, cmd, wait_s: float = 0.0) -> _Pending:
+        """Queue cmd; its entry is proposed within wait_s (0: at once)."""
+        p = _Pending(cmd, self._clock() + wait_s if wait_s > 0 else 0.0)
         with self._cond:
             self._queue.append(p)
             self._cond.notify()
@@ -97,11 +128,16 @@ class Batcher:
     def _run(self):
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
+                while not self._closed:
+                    wait_s = flush_wait_s((p.due for p in self._queue), self._clock())
+                    if wait_s == 0.0:
+                        break
+                    self._cond.wait(wait_s)   # None: until a submit (or close)
                 if self._closed:
                     return
                 batch = self._take()
+            self.entries += 1
+            self.proposals += len(batch)
             self._propose(batch)
 
     def _take(self) -> list:
@@ -182,16 +218,18 @@ class Store(StoreReader):
 
     # ------------------------------------------------------------ writes
 
-    def propose(self, cmd, timeout_s: float):
+    def propose(self, cmd, timeout_s: float, wait_s: float = 0.0):
         """Replicate cmd; return its result once applied here, or raise StoreUnavailable.
 
-        cmd.request_id makes re-proposing after an unknown outcome safe. A Secret is sealed
-        before it goes into the log and opened in the result; a write that leaves it sealed
-        with a stale key is followed by its rewrite (sealing.py, module doc).
+        cmd.request_id makes re-proposing after an unknown outcome safe. wait_s: how long
+        its first proposal may wait for others to share its Raft entry (the Batcher; 0 =
+        none, for every write but a Lease renewal); a retry goes out at once. A Secret is
+        sealed before it goes into the log and opened in the result; a write that leaves it
+        sealed with a stale key is followed by its rewrite (sealing.py, module doc).
         """
         deadline = time.monotonic() + timeout_s
         key = sealed_key(cmd)
-        result = self._replicate(self.sealer.seal_command(cmd, self.stored), timeout_s)
+        result = self._replicate(self.sealer.seal_command(cmd, self.stored), timeout_s, wait_s)
         if key is not None and result[0] == "ok" and result[2] is not None:
             result = self._reseal_if_stale(key, cmd, result, max(0.1, deadline - time.monotonic()))
         return self.sealer.open_result(result)
@@ -219,7 +257,7 @@ class Store(StoreReader):
         log.warning("event=secret_reseal_failed namespace=%s name=%s", key[1], key[2])
         return result
 
-    def _replicate(self, cmd, timeout_s: float):
+    def _replicate(self, cmd, timeout_s: float, wait_s: float = 0.0):
         deadline = time.monotonic() + timeout_s
         attempt = 0
         while True:
@@ -228,7 +266,7 @@ class Store(StoreReader):
                 raise StoreUnavailable(
                     f"no commit within {timeout_s:.1f}s (no Raft leader reachable from "
                     f"{self.cfg.name}?); the request may retry with the same id")
-            pending = self.batcher.submit(cmd)
+            pending = self.batcher.submit(cmd, wait_s if attempt == 0 else 0.0)
             if pending.done.wait(min(remaining, 3.0)) and pending.error is None:
                 return pending.result
             attempt += 1

@@ -16,10 +16,12 @@ def cmd_lab(args) -> int:
     lab = Lab(args.lab_dir)
     try:
         if args.lab_cmd == "up":
+            if args.node_lease_duration is not None and args.node_lease_duration <= 0:
+                raise CliError("lab: --node-lease-duration must be a positive number of seconds")
             lab.up(replicas=args.replicas, nodes=args.nodes, api_base_port=args.api_port,
                    raft_base_port=args.raft_port, prefix=args.prefix, subnet=args.subnet,
                    agents=False if args.no_agents else None, timeout_s=args.timeout,
-                   network=args.network)
+                   network=args.network, node_lease_s=args.node_lease_duration)
         elif args.lab_cmd == "down":
             lab.down()
         else:
@@ -164,6 +166,10 @@ def add_parsers(sub, common) -> None:
                             help="nodes get their engines but no skiff-agent")
             lp.add_argument("--timeout", type=float, default=90.0,
                             help="seconds to wait for each phase")
+            lp.add_argument("--node-lease-duration", type=int, default=None, metavar="S",
+                            help="nodes mode: the nodes' Lease duration (renewed every quarter of it) "
+                                 "and the grace period before a silent node is NotReady; default 5 s "
+                                 "(fast failure detection), Kubernetes' 40 s")
         lp.set_defaults(func=cmd_lab)
     lp = lsub.add_parser("load", parents=[common],
                          help="load images into every node (through the agents)")

@@ -24,9 +24,13 @@ def agent_network(plan: Plan) -> dict:
     return {"podNetwork": True, "dnsUpstream": LabDns(plan).upstream}
 
 
-def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="host-gw") -> ControlPlane:
+def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="host-gw",
+             node_lease_s: int | None = None) -> ControlPlane:
     """Build and start the multi-node lab of `plan` for `lab` (skiff/lab/lab.py's Lab), recording
-    every object in lab.json before it is made and every pid as soon as it exists."""
+    every object in lab.json before it is made and every pid as soon as it exists.
+
+    node_lease_s: the agents' nodeLeaseDurationS and the replicas' nodeMonitorGracePeriodS
+    (None: their lab defaults, 5 s and 5 s; Kubernetes': 40 s and 40 s, 50 s since 1.32)."""
     from skiff.lab import images, netlab   # pyroute2 and the image builder: only when building
     t_all = time.monotonic()
     phases: dict[str, float] = {}
@@ -34,7 +38,8 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
                       raft_base_port=raft_port, addresses=[m.address for m in plan.replicas],
                       netns=[m.netns for m in plan.replicas], host="",
                       network={"backend": network, "clusterCIDR": CLUSTER_CIDR},
-                      services=services_for_subnet(plan.subnet))
+                      services=services_for_subnet(plan.subnet),
+                      controllers={"nodeMonitorGracePeriodS": node_lease_s} if node_lease_s else None)
     state = new_state("nodes", cp, len(plan.replicas), "")
     state.update({"plan": {"prefix": plan.prefix, "subnet": plan.subnet,
                            "nodes": len(plan.nodes), "replicas": len(plan.replicas)},
@@ -142,7 +147,8 @@ def up_nodes(lab, plan: Plan, api_port, raft_port, timeout_s, agents, network="h
         state["agents"] = True
         t = time.monotonic()
         for name, node in nodes.items():
-            node.write_agent_config(cp.endpoints, {**agent_network(plan), **cp.join_tls(name)})
+            node.write_agent_config(cp.endpoints, dict(agent_network(plan), **cp.join_tls(name), **(
+                {"nodeLeaseDurationS": node_lease_s} if node_lease_s else {})))
             pid = node.start_agent()
             say(f"agent: {name} pid={pid} config {node.paths.agent_config}")
         lab.save(state)

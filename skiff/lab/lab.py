@@ -151,8 +151,10 @@ class Lab:
     def up(self, *, replicas: int = 3, nodes: int = 0, api_base_port: int = 7100,
            raft_base_port: int = 7200, host: str = "127.0.0.1", timeout_s: float = 60.0,
            prefix: str = DEFAULT_PREFIX, subnet: str = DEFAULT_SUBNET,
-           agents: bool | None = None, network: str = "host-gw") -> ControlPlane:
-        """agents: None = start them if skiff-agent exists, False = never, True = required."""
+           agents: bool | None = None, network: str = "host-gw",
+           node_lease_s: int | None = None) -> ControlPlane:
+        """agents: None = start them if skiff-agent exists, False = never, True = required.
+        node_lease_s: the nodes' Lease duration and the node grace period (build.up_nodes)."""
         if nodes < 0:
             raise LabError("--nodes must be >= 0")
         plan = None
@@ -172,7 +174,8 @@ class Lab:
         try:
             if plan is None:
                 return self._up_loopback(replicas, api_base_port, raft_base_port, host, timeout_s)
-            return up_nodes(self, plan, api_base_port, raft_base_port, timeout_s, agents, network)
+            return up_nodes(self, plan, api_base_port, raft_base_port, timeout_s, agents, network,
+                            node_lease_s)
         except LabError as exc:
             # Left as it is for a look at the logs; everything made is in lab.json.
             raise LabError(f"{exc}\nthe lab is half-built: logs in {os.path.join(self.lab_dir, 'logs')}; "

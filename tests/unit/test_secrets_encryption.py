@@ -147,7 +147,7 @@ class LocalStore(Store):
         self.consumer.apply(Create("ns", env(pb.Namespace(metadata=pb.ObjectMeta(name="default"))),
                                    NOW, "u0"), _doApply=True)
 
-    def _replicate(self, cmd, timeout_s):
+    def _replicate(self, cmd, timeout_s, wait_s=0.0):
         return self.consumer.apply(cmd, _doApply=True)
 
     def rekey(self, encryption_):
@@ -185,7 +185,7 @@ KEY1 = aesgcm(("key1", K1))
 def test_what_the_state_machine_gets_and_keeps_holds_no_clear_text():
     store = LocalStore(encryption(KEY1))
     sent = []
-    store._replicate = lambda cmd, t: sent.append(pickle.dumps(cmd)) or store.consumer.apply(cmd, _doApply=True)
+    store._replicate = lambda cmd, t, wait_s=0.0: sent.append(pickle.dumps(cmd)) or store.consumer.apply(cmd, _doApply=True)
     last_applied = "kubectl.kubernetes.io/last-applied-configuration"
     created = obj(store.propose(Create("c", env(secret(annotations={last_applied: VALUE.decode()},
                                                             string_data={"token": "tok-" + VALUE.decode()})),
