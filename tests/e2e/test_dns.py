@@ -8,6 +8,7 @@ HTTP server by the service's name; service environment variables in a pod starte
 the service. One lab for the module (2 nodes: the client on node1, servers elsewhere)."""
 
 import json
+import ssl
 
 import pytest
 import yaml
@@ -184,7 +185,19 @@ def test_pods_reach_the_api_through_the_kubernetes_service(lab):
     out, answers = lookup(lab, "kubernetes.default.svc.cluster.local")
     api_ip = json.loads(lab.out("get", "svc", "kubernetes", "-n", "default", "-o", "json"))["spec"]["clusterIP"]
     assert answers == [api_ip], out
-    # port 443 is a replica's gRPC server (DNAT to its port 7100 on the lab network): it opens with
-    # an HTTP/2 SETTINGS frame (9-byte header, type 0x04)
-    script = "nc -w 2 kubernetes.default.svc.cluster.local 443 </dev/null | od -An -tx1 | head -n 1"
-    wait_until(lambda: sh(lab, "client", script).split()[3:4] == ["04"], 30, "HTTP/2 from kubernetes:443")
+    # port 443 is a replica's gRPC server (DNAT to its port 7100 on the lab network), which speaks
+    # TLS: a ClientHello sent from the pod is answered with a handshake record (type 0x16)
+    hello = "".join(f"\\{b:03o}" for b in client_hello())
+    script = f"printf '{hello}' | nc -w 2 kubernetes.default.svc.cluster.local 443 | od -An -tx1 | head -n 1"
+    wait_until(lambda: sh(lab, "client", script).split()[:1] == ["16"], 30, "a TLS handshake from kubernetes:443")
+
+
+def client_hello() -> bytes:
+    """A TLS ClientHello as this machine's OpenSSL sends it (any TLS server answers it)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    outgoing = ssl.MemoryBIO()
+    conn = ctx.wrap_bio(ssl.MemoryBIO(), outgoing)
+    with pytest.raises(ssl.SSLWantReadError):
+        conn.do_handshake()
+    return outgoing.read()

@@ -26,19 +26,32 @@ def test_token_create_list_delete(lab):
     assert r.returncode == 1 and "not found" in r.stdout
 
 
-def test_contexts_and_a_new_user(lab):
+def test_contexts_and_a_new_user(lab, tmp_path):
     out = lab.out("config", "get-contexts")
     assert "* " in out and "admin@skiff-lab" in out and "skiff:admin" in out
     assert "DATA+OMITTED" in lab.out("config", "view")
     assert "alice@skiff-lab" in lab.out("config", "create-user", "alice", "--group", "devs")
     try:
         lab.out("config", "use-context", "alice@skiff-lab")
-        # alice's certificate opens the API (what she may do is RBAC's, once it is there)
+        # alice's certificate authenticates her (RBAC, not the handshake, answers): without a
+        # binding she is forbidden by name; the admin's view binding lets her read
+        r = lab.run("get", "ns", "default", check=False)
+        assert r.returncode != 0 and 'User "alice" cannot get resource "namespaces"' in r.stdout + r.stderr, r
+        lab.out("config", "use-context", "admin@skiff-lab")
+        binding = tmp_path / "alice-view.yaml"
+        binding.write_text(yaml.safe_dump({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "alice-view"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}))
+        lab.out("apply", "-f", binding)
+        lab.out("config", "use-context", "alice@skiff-lab")
         assert "default" in lab.out("get", "ns", "default")
         _endpoints, creds = clientconfig.resolve(config_path=lab.config)
         assert certs.subject(creds.cert) == ("alice", ("devs",))
     finally:
         lab.out("config", "use-context", "admin@skiff-lab")
+        lab.run("delete", "clusterrolebinding", "alice-view", check=False)
 
 
 def test_the_cli_without_a_certificate_is_refused(lab, tmp_path):

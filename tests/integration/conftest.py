@@ -49,3 +49,16 @@ def client(cluster):
     c = cluster.client()
     yield c
     c.close()
+
+
+@pytest.fixture
+def cli_config(cluster, tmp_path, monkeypatch):
+    """$SKIFF_CONFIG for CLI calls in this test: a context with the cluster's servers and, TLS
+    being on, the admin's certificate (`--server` alone names servers, not credentials)."""
+    from skiff import clientconfig
+    path = str(tmp_path / "skiff-config")
+    pem = cluster.pki.admin_pem() if cluster.tls else {}
+    ctx = clientconfig.context_doc("admin@test", cluster.endpoints, user="skiff:admin" if pem else "", **pem)
+    clientconfig.save(path, {"currentContext": ctx["name"], "contexts": [ctx]})
+    monkeypatch.setenv("SKIFF_CONFIG", path)
+    return path

@@ -10,6 +10,9 @@ from skiff.api import objects_pb2 as pb
 from skiff.cli import main as cli
 from tests.helpers import settled_namespace
 
+# the CLI calls made here use the cluster's admin certificate
+pytestmark = pytest.mark.usefixtures("cli_config")
+
 
 @pytest.fixture
 def ns(client):
