@@ -70,7 +70,7 @@ def renewed(lease: pb.Lease, now: float) -> pb.Lease:
 
 
 def test_renewals_from_many_nodes_share_raft_entries(quiet_cluster):
-    clients = [clientmod.Client([quiet_cluster.api_address(quiet_cluster.names[i % 3])]) for i in range(NODES)]
+    clients = [quiet_cluster.client([quiet_cluster.api_address(quiet_cluster.names[i % 3])]) for i in range(NODES)]
     admin = quiet_cluster.client()
     try:
         names = [f"node{i + 1}" for i in range(NODES)]
