@@ -16,6 +16,7 @@ from nodeagent.runtime import labels as L
 from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.lab import images
+from skiff.pki import config as tlsconfig
 from tests.dockerd import PrivateDockerd
 from tests.helpers import free_port_block, wait_until
 
@@ -32,7 +33,11 @@ def node(cluster, engine):
     """A Node object for the test's agent server, kept Ready by heartbeats (the node
     lifecycle controller would otherwise evict its pods after grace + eviction)."""
     port = free_port_block(1)
-    srv = agent_server.serve(f"127.0.0.1:{port}", engine.client, "proxy-node", engine.base)
+    creds = None
+    if cluster.tls:   # the replicas call agents with mTLS: the agent serves a node certificate
+        doc = cluster.pki.node_tls_doc("proxy-node", "127.0.0.1")
+        creds = tlsconfig.parse(doc, "test_node_proxy", allow_ca_key=False).credentials()
+    srv = agent_server.serve(f"127.0.0.1:{port}", engine.client, "proxy-node", engine.base, creds=creds)
     c = cluster.client()
     c.create(pb.Node(metadata=pb.ObjectMeta(name="proxy-node")))
     stop = threading.Event()
@@ -80,34 +85,34 @@ def bound_pod(client, name, node, containers):
     return client.create(p)
 
 
-def skiff(cluster, *args, input=None):
-    env = dict(os.environ, SKIFF_SERVER=",".join(cluster.endpoints))
+def skiff(config, *args, input=None):
+    env = dict(os.environ, SKIFF_CONFIG=config)   # the cluster's servers and admin certificate
     return subprocess.run([sys.executable, "-m", "skiff.cli.main", *args], input=input,
                           capture_output=True, env=env, timeout=60)
 
 
-def test_logs_exec_and_errors_through_the_api(cluster, engine, node, client):
+def test_logs_exec_and_errors_through_the_api(cluster, engine, node, client, cli_config):
     bound_pod(client, "talker", node, ["main"])
     old = run_labelled(engine, "talker", "main", ["sh", "-c", "echo previous-life"], attempt=0)
     old.wait(timeout=30)
     run_labelled(engine, "talker", "main",
                  ["sh", "-c", "for i in 1 2 3; do echo line $i; done; echo err >&2; sleep 300"], attempt=1)
     wait_until(lambda: b"line 3" in b"".join(client.logs("talker")), 20, "logs")
-    out = skiff(cluster, "logs", "talker")
+    out = skiff(cli_config, "logs", "talker")
     lines = out.stdout.splitlines()
     # stdout and stderr are both shown; their interleaving is the engine's business.
     assert out.returncode == 0 and [x for x in lines if x != b"err"] == [b"line 1", b"line 2", b"line 3"]
     assert b"err" in lines
-    assert skiff(cluster, "logs", "talker", "--tail", "1").stdout.strip() in (b"err", b"line 3")
-    prev = skiff(cluster, "logs", "talker", "--previous")
+    assert skiff(cli_config, "logs", "talker", "--tail", "1").stdout.strip() in (b"err", b"line 3")
+    prev = skiff(cli_config, "logs", "talker", "--previous")
     assert prev.stdout == b"previous-life\n", prev
-    r = skiff(cluster, "exec", "talker", "--", "sh", "-c", "echo out; echo oops >&2; exit 7")
+    r = skiff(cli_config, "exec", "talker", "--", "sh", "-c", "echo out; echo oops >&2; exit 7")
     assert r.returncode == 7 and r.stdout == b"out\n" and r.stderr == b"oops\n"
-    r = skiff(cluster, "exec", "-i", "talker", "--", "sh", "-c", "tr a-z A-Z", input=b"hello stdin\n")
+    r = skiff(cli_config, "exec", "-i", "talker", "--", "sh", "-c", "tr a-z A-Z", input=b"hello stdin\n")
     assert r.returncode == 0 and r.stdout == b"HELLO STDIN\n"
-    r = skiff(cluster, "exec", "talker", "-c", "nope", "--", "true")
+    r = skiff(cli_config, "exec", "talker", "-c", "nope", "--", "true")
     assert r.returncode == 1 and b'container "nope" is not valid' in r.stderr
-    r = skiff(cluster, "logs", "ghost")
+    r = skiff(cli_config, "logs", "ghost")
     assert r.returncode == 1 and b'pods "ghost" not found' in r.stderr
     client.delete("po", "talker", grace_period_seconds=0)
 
