@@ -388,3 +388,25 @@ def test_cluster_secrets_are_created_once(tmp_path):
 def test_agent_token_must_be_a_join_token():
     with pytest.raises(render.InputError, match="--join-token"):
         render.render(dataclasses.replace(AGENT, join_token="SKIFF-1-x-y"), None)
+
+
+def test_a_joined_agent_keeps_its_token(tmp_path, monkeypatch):
+    """A newer token in the join directory must not rewrite a joined agent's config (and
+    restart it); an agent not joined yet takes --join-token, else the join directory's."""
+    from skiff.install import main as mainmod
+    monkeypatch.setattr(render, "ETC", str(tmp_path / "etc"))
+    monkeypatch.setattr(render, "PKI", str(tmp_path / "etc" / "pki"))
+    join_dir = tmp_path / "join"
+    join_dir.mkdir()
+    newer = TOKEN[:-1] + "z"
+    (join_dir / "join-token").write_text(newer + "\n")
+    args = mainmod.build_parser().parse_args(["--role", "agent", "--name", "node1", "--address", "192.168.56.21",
+                                              "--controlplanes", "cp1=192.168.56.11", "--dry-run"])
+    assert mainmod.agent_token(args, CPS, str(join_dir), print) == newer
+    args.join_token = TOKEN
+    assert mainmod.agent_token(args, CPS, str(join_dir), print) == TOKEN
+    (tmp_path / "etc" / "pki").mkdir(parents=True)
+    (tmp_path / "etc" / "agent.yaml").write_text(render._yaml(render.agent_doc(AGENT)))
+    (tmp_path / "etc" / "pki" / "node1.crt").write_text("joined")
+    args.join_token = ""
+    assert mainmod.agent_token(args, CPS, str(join_dir), print) == TOKEN
