@@ -173,7 +173,8 @@ def main(argv=None) -> int:
             cert, key, why = cluster.replica_cert(material, args.name, args.address,
                                                   socket.gethostname(), current)
             if why:
-                say(f"installer: issued a certificate for {args.name} ({why})")
+                say(f"installer: {'would issue' if args.dry_run else 'issued'} a certificate for "
+                    f"{args.name} ({why})")
             tls = {"cluster": material, "serving_cert": cert, "serving_key": key}
         else:
             pw = ""
