@@ -8,6 +8,11 @@ then calls this; it can be run alone on a machine that has them.
     python -m skiff.install --role agent --name node1 --address 192.168.56.21 \\
         --controlplanes cp1=192.168.56.11,... [--join-dir DIR] [--wait-s 900]
 
+TLS (issue 10): a control plane takes the cluster's CA, encryption config, ServiceAccount
+key and admin certificate from <join-dir>/controlplane/ (the first replica creates them),
+gets its own serving certificate, and once the API answers publishes a join token in
+<join-dir>/join-token; an agent waits for that token (or takes --join-token) and joins with it.
+
 Idempotent: a second run with the same inputs writes no file and restarts nothing
 (it prints "installer: nothing to do"); a changed input rewrites exactly the files it
 appears in and restarts the services that read them. --dry-run prints the plan only.
@@ -19,10 +24,15 @@ import os
 import socket
 import sys
 
-from skiff.install import apply, join, plan as planmod, render
+import yaml
 
-DIRS = {"controlplane": [(render.ETC, 0o755), (render.STATE, 0o755), (f"{render.STATE}/controlplane", 0o700)],
-        "agent": [(render.ETC, 0o755), (render.STATE, 0o755), (f"{render.STATE}/agent", 0o700)]}
+from skiff.install import apply, cluster, join, plan as planmod, render
+
+DIRS = {"controlplane": [(render.ETC, 0o755), (render.PKI, 0o755), (render.STATE, 0o755),
+                         (f"{render.STATE}/controlplane", 0o700)],
+        "agent": [(render.ETC, 0o755), (render.PKI, 0o755), (render.STATE, 0o755),
+                  (f"{render.STATE}/agent", 0o700)]}
+LOCAL_JOIN_DIR = f"{render.STATE}/join"
 
 
 def parse_controlplanes(text: str) -> tuple:
@@ -65,7 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="this machine's advertise address (Raft, gRPC, InternalIP); must be bound here")
     ap.add_argument("--controlplanes", required=True, help="NAME=ADDRESS,... of every control-plane replica")
     ap.add_argument("--join-dir", default="", help="directory shared by the machines (raft-password, "
-                    "admin.yaml, join-token); Vagrant's .vagrant-skiff")
+                    "controlplane/, admin.yaml, join-token); Vagrant's .vagrant-skiff "
+                    f"(default: {LOCAL_JOIN_DIR}, copy it to the other machines)")
+    ap.add_argument("--join-token", default="", help="agent: join with this token (`skiff token create` "
+                    "on a control plane) instead of waiting for <join-dir>/join-token")
+    ap.add_argument("--token-ttl", default="24h", help="control plane: lifetime of the join token it "
+                    "publishes (kubeadm's default 24h; 0 = never expires); an expired one is replaced "
+                    "by the next control-plane install")
+    ap.add_argument("--token-wait-s", type=float, default=None,
+                    help="control plane: how long to wait for the API before publishing the join token "
+                         "(default 120 s for one replica, 30 s with more: without quorum yet, a later "
+                         "replica's install publishes it)")
     ap.add_argument("--python", default=sys.executable, help="interpreter the units run (default: this one)")
     ap.add_argument("--source-dir", default="", help="run skiff from this checkout (PYTHONPATH in the units)")
     ap.add_argument("--code-version", default="", help="a digest of the installed skiff: a new one restarts the daemons")
@@ -84,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def inputs_from(args, raft_password: str, token: str) -> render.Inputs:
-    return render.Inputs(
+def inputs_from(args, raft_password: str, token: str, **tls) -> render.Inputs:
+    return render.Inputs(**tls,
         role=args.role, name=args.name, address=args.address, hostname=socket.gethostname(),
         controlplanes=parse_controlplanes(args.controlplanes), raft_password=raft_password,
         join_token=token, python=args.python, source_dir=args.source_dir, code_version=args.code_version,
@@ -104,6 +124,28 @@ def check_address(address: str) -> str:
         return f"--address {address} is not an address of this machine ({exc.strerror})"
 
 
+def agent_token(args, cps, join_dir: str, say) -> str:
+    """The token the agent's config carries. An agent that has joined (its certificate is
+    there) keeps the token its config has, so a newer token in the join directory does
+    not rewrite the config and restart it; else --join-token; else it waits for
+    <join-dir>/join-token and a replica's join port (order-independent bring-up)."""
+    if os.path.exists(f"{render.PKI}/{args.name}.crt"):
+        cur = apply.read_file(f"{render.ETC}/agent.yaml")
+        try:
+            old = ((yaml.safe_load(cur[0]) or {}).get("tls") or {}).get("joinToken", "") if cur else ""
+        except yaml.YAMLError:
+            old = ""
+        if old:
+            return old
+    if args.join_token:
+        return args.join_token
+    if args.dry_run:
+        return join.read_token(join_dir)
+    servers = [f"{a}:{render.Inputs.join_port}" for _, a in cps]
+    return join.wait_for_agent(join_dir, servers, args.wait_s, need_token=True, say=say,
+                               check=join.port_answers)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     say = print
@@ -115,16 +157,29 @@ def main(argv=None) -> int:
         if args.address == "10.0.2.15":
             say("installer: WARNING --address 10.0.2.15 is Vagrant's NAT address, the same on every VM; "
                 "give the private-network address")
-        token = ""
+        from skiff.pki import tokens
+        try:
+            ttl_s = tokens.parse_ttl(args.token_ttl)
+        except tokens.TokenError as exc:
+            raise render.InputError(str(exc)) from None
+        token, tls = "", {}
+        join_dir = args.join_dir or LOCAL_JOIN_DIR
         if args.role == "controlplane":
-            pw = join.raft_password(args.join_dir or None, f"{render.ETC}/raft-password", create=True)
+            pw = join.raft_password(join_dir, f"{render.ETC}/raft-password", create=True)
+            material = cluster.ensure(join_dir)
+            crt_path, key_path = f"{render.PKI}/{args.name}.crt", f"{render.PKI}/{args.name}.key"
+            cur_crt, cur_key = apply.read_file(crt_path), apply.read_file(key_path)
+            current = (cur_crt[0].encode(), cur_key[0].encode()) if cur_crt and cur_key else None
+            cert, key, why = cluster.replica_cert(material, args.name, args.address,
+                                                  socket.gethostname(), current)
+            if why:
+                say(f"installer: {'would issue' if args.dry_run else 'issued'} a certificate for "
+                    f"{args.name} ({why})")
+            tls = {"cluster": material, "serving_cert": cert, "serving_key": key}
         else:
             pw = ""
-            if not args.dry_run:
-                servers = [f"{a}:7100" for _, a in cps]
-                token = join.wait_for_agent(args.join_dir or None, servers, args.wait_s,
-                                            need_token=False, say=say)
-        inp = inputs_from(args, pw, token)
+            token = agent_token(args, cps, join_dir, say)
+        inp = inputs_from(args, pw, token, **tls)
         files = render.render(inp, apply.read_file("/etc/hosts"), apply.read_file(render.DOCKER_CONFIG))
     except (render.InputError, TimeoutError) as exc:
         print(f"installer: {exc}", file=sys.stderr)
@@ -140,9 +195,13 @@ def main(argv=None) -> int:
             say(f"installer: would {line}" if line != "nothing to do" else "installer: nothing to do")
         return 0
     warnings = apply.run(p, mgr, render.SYSCTLS, say=say)
-    if args.role == "controlplane" and args.join_dir:
-        if join.publish_admin_config(args.join_dir, inp.api_addresses()):
-            say(f"installer: wrote {os.path.join(args.join_dir, join.ADMIN_CONFIG)}")
+    if args.role == "controlplane":
+        admin = render.admin_config(inp)
+        if join.publish_admin_config(join_dir, admin):
+            say(f"installer: wrote {os.path.join(join_dir, join.ADMIN_CONFIG)}")
+        wait_s = args.token_wait_s if args.token_wait_s is not None else (120.0 if len(cps) == 1 else 30.0)
+        join.ensure_token(join_dir, inp.api_addresses(), join.admin_credentials(admin),
+                          ttl_s, wait_s, say=say)
     for w in warnings:
         say(f"installer: WARNING {w}")
     if not isinstance(mgr, apply.Systemd):

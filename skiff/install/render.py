@@ -9,10 +9,19 @@ Files (paths are fixed, like k3s' /etc/rancher/k3s and /var/lib/rancher/k3s):
   /etc/skiff/controlplane.yaml     role controlplane: controlplane/config.py's format
   /etc/skiff/raft-password         role controlplane: the Raft password (0600)
   /etc/skiff/controlplane.env      role controlplane: EnvironmentFile of the unit (0600)
-  /etc/skiff/admin.yaml            role controlplane: the CLI config (servers) for root on the machine
-  /etc/skiff/agent.yaml            role agent: nodeagent/config.py's format
-  /etc/skiff/agent.env             role agent: EnvironmentFile of the unit (0600), carries
-                                   SKIFF_JOIN_TOKEN once the agent join flow (pki) exists
+  /etc/skiff/admin.yaml            role controlplane: the CLI config for root on the machine (0600):
+                                   context admin@skiff, the replicas' API addresses, the CA and
+                                   the admin's client certificate inline (skiff/clientconfig.py)
+  /etc/skiff/pki/ca.crt, ca.key    role controlplane: the cluster CA (key 0600), copied from the
+                                   join directory's controlplane/ part (cluster.py)
+  /etc/skiff/pki/<name>.crt, .key  role controlplane: this replica's serving/client certificate
+                                   (cluster.replica_cert; the replica renews it itself later)
+  /etc/skiff/encryption-config.yaml  role controlplane: Secret encryption keys (0600), copied
+  /etc/skiff/sa.key                role controlplane: ServiceAccount signing key (0600), copied
+  /etc/skiff/agent.yaml            role agent: nodeagent/config.py's format; 0600 (its tls:
+                                   section holds the join token). The agent writes
+                                   /etc/skiff/pki/ca.crt, <node>.crt, <node>.key when it joins.
+  /etc/skiff/agent.env             role agent: EnvironmentFile of the unit (0600)
   /etc/systemd/system/skiff-controlplane.service, skiff-agent.service
   /etc/modules-load.d/skiff.conf   br_netfilter, vxlan, overlay (loaded at boot)
   /etc/sysctl.d/90-skiff.conf      ip_forward=1, bridge-nf-call-iptables=1, rp_filter=2
@@ -39,6 +48,7 @@ from dataclasses import dataclass, field
 import yaml
 
 ETC = "/etc/skiff"
+PKI = "/etc/skiff/pki"
 STATE = "/var/lib/skiff"
 UNIT_DIR = "/etc/systemd/system"
 CONTROLPLANE_UNIT = "skiff-controlplane.service"
@@ -76,6 +86,13 @@ class Inputs:
     controlplanes: tuple
     raft_password: str = ""
     join_token: str = ""
+    # TLS (issue 10). Control plane: cluster = the shared secrets (cluster.Material; None:
+    # plaintext, no encryption, no ServiceAccount key), serving_cert/serving_key its own pair.
+    # Agent: join_token (SKIFF1-...) turns TLS on: it joins through the replicas' join ports.
+    cluster: object = None
+    serving_cert: bytes = b""
+    serving_key: bytes = b""
+    join_port: int = 7300
     python: str = "/opt/skiff/venv/bin/python"
     source_dir: str = ""
     code_version: str = ""
@@ -91,6 +108,9 @@ class Inputs:
 
     def api_addresses(self) -> list[str]:
         return [f"{addr}:{self.api_port}" for _, addr in self.controlplanes]
+
+    def join_addresses(self) -> list[str]:
+        return [f"{addr}:{self.join_port}" for _, addr in self.controlplanes]
 
 
 class InputError(ValueError):
@@ -123,6 +143,14 @@ def validate(inp: Inputs) -> None:
             raise InputError(f"--controlplanes: {inp.name}={mine} differs from --address {inp.address}")
         if len(inp.raft_password) < 16:
             raise InputError("the Raft password must be at least 16 characters")
+        if inp.cluster is not None and not (inp.serving_cert and inp.serving_key):
+            raise InputError("TLS: this replica's certificate and key are missing")
+    if inp.role == "agent" and inp.join_token:
+        from skiff.pki import tokens
+        try:
+            tokens.parse_token(inp.join_token)
+        except tokens.TokenError as exc:
+            raise InputError(f"--join-token: {exc}") from None
     if inp.network_backend not in ("host-gw", "vxlan"):
         raise InputError(f"--network: expected host-gw or vxlan, got {inp.network_backend!r}")
     if not inp.python.startswith("/"):
@@ -147,13 +175,23 @@ def render(inp: Inputs, current_hosts: tuple | None, current_docker: tuple | Non
             File(f"{ETC}/raft-password", inp.raft_password + "\n", 0o600),
             File(f"{ETC}/controlplane.yaml", _yaml(controlplane_doc(inp))),
             File(f"{ETC}/controlplane.env", env_file(inp, {}), 0o600),
-            File(f"{ETC}/admin.yaml", _yaml({"servers": inp.api_addresses()}), 0o600),
+            File(f"{ETC}/admin.yaml", admin_config(inp), 0o600),
             File(f"{UNIT_DIR}/{CONTROLPLANE_UNIT}", controlplane_unit(inp)),
         ]
+        c = inp.cluster
+        if c is not None:
+            files += [
+                File(f"{PKI}/ca.crt", c.ca_crt.decode()),
+                File(f"{PKI}/ca.key", c.ca_key.decode(), 0o600),
+                File(f"{PKI}/{inp.name}.crt", inp.serving_cert.decode()),
+                File(f"{PKI}/{inp.name}.key", inp.serving_key.decode(), 0o600),
+                File(f"{ETC}/encryption-config.yaml", c.encryption_config, 0o600),
+                File(f"{ETC}/sa.key", c.sa_key.decode(), 0o600),
+            ]
     else:
         files += [
-            File(f"{ETC}/agent.yaml", _yaml(agent_doc(inp))),
-            File(f"{ETC}/agent.env", env_file(inp, {"SKIFF_JOIN_TOKEN": inp.join_token}), 0o600),
+            File(f"{ETC}/agent.yaml", _yaml(agent_doc(inp)), 0o600 if inp.join_token else 0o644),
+            File(f"{ETC}/agent.env", env_file(inp, {}), 0o600),
             File(f"{UNIT_DIR}/{AGENT_UNIT}", agent_unit(inp)),
             docker_config(current_docker),
         ]
@@ -166,8 +204,11 @@ def services_of(inp: Inputs, docker: bool = True) -> dict[str, list[str]]:
     """unit -> the files whose change means the service must restart. docker: whether
     docker.service is ours to restart (systemd machines; the unit runner has no docker)."""
     if inp.role == "controlplane":
+        # Not the serving certificate: the replica re-reads it at each handshake (renewal).
         return {CONTROLPLANE_UNIT: [f"{UNIT_DIR}/{CONTROLPLANE_UNIT}", f"{ETC}/controlplane.yaml",
-                                    f"{ETC}/raft-password", f"{ETC}/controlplane.env"]}
+                                    f"{ETC}/raft-password", f"{ETC}/controlplane.env",
+                                    f"{PKI}/ca.crt", f"{PKI}/ca.key", f"{ETC}/encryption-config.yaml",
+                                    f"{ETC}/sa.key"]}
     out = {DOCKER_UNIT: [DOCKER_CONFIG]} if docker else {}
     out[AGENT_UNIT] = [f"{UNIT_DIR}/{AGENT_UNIT}", f"{ETC}/agent.yaml", f"{ETC}/agent.env"]
     return out
@@ -205,7 +246,29 @@ def controlplane_doc(inp: Inputs) -> dict:
            "network": {"clusterCIDR": inp.cluster_cidr, "backend": inp.network_backend}}
     if inp.load_balancer_pool:
         doc["services"] = {"loadBalancerPool": inp.load_balancer_pool}
+    if inp.cluster is not None:
+        doc["encryptionConfigFile"] = f"{ETC}/encryption-config.yaml"
+        doc["serviceAccounts"] = {"keyFile": f"{ETC}/sa.key"}
+        # joinAddress: Join (bootstrap tokens) and bearer tokens, no client certificate.
+        doc["tls"] = {"caFile": f"{PKI}/ca.crt", "certFile": f"{PKI}/{inp.name}.crt",
+                      "keyFile": f"{PKI}/{inp.name}.key", "caKeyFile": f"{PKI}/ca.key",
+                      "joinAddress": f"{inp.address}:{inp.join_port}"}
     return doc
+
+
+ADMIN_CONTEXT = "admin@skiff"
+
+
+def admin_config(inp: Inputs) -> str:
+    """The CLI config (skiff/clientconfig.py) of the cluster's administrator: every replica
+    renders the same text, so the copy in the join directory is compared, not rewritten."""
+    from skiff import clientconfig
+    c = inp.cluster
+    if c is None:
+        return _yaml({"servers": inp.api_addresses()})
+    ctx = clientconfig.context_doc(ADMIN_CONTEXT, inp.api_addresses(), user="skiff:admin",
+                                   ca=c.ca_crt, cert=c.admin_crt, key=c.admin_key)
+    return _yaml({"currentContext": ADMIN_CONTEXT, "contexts": [ctx]})
 
 
 def agent_doc(inp: Inputs) -> dict:
@@ -217,6 +280,12 @@ def agent_doc(inp: Inputs) -> dict:
         doc["labels"] = dict(inp.labels)
     if inp.dns_upstream:
         doc["dnsUpstream"] = inp.dns_upstream
+    if inp.join_token:
+        # The agent joins once (no certificate yet): pins the CA by the token's digest, sends
+        # a CSR, writes these three files (nodeagent/join.py); then renews through the API.
+        doc["tls"] = {"caFile": f"{PKI}/ca.crt", "certFile": f"{PKI}/{inp.name}.crt",
+                      "keyFile": f"{PKI}/{inp.name}.key", "joinToken": inp.join_token,
+                      "joinServers": inp.join_addresses()}
     return doc
 
 

@@ -8,10 +8,14 @@ files never change, and the upper dirs show exactly what was written. No systemd
 PID 1 here, so the installer runs the units through the unit runner (ExecStart exactly).
 
 Asserted: the first run starts a replica that answers on the advertise address with the
-unit's ExecStart as its command line, fixes the 127.0.1.1 line; the second run with the
-same inputs writes nothing (every file's inode and mtime unchanged) and restarts nothing
-(same pid); a changed input rewrites exactly that file and restarts the replica; an
-address not bound on the machine is refused before anything is written.
+unit's ExecStart as its command line, fixes the 127.0.1.1 line; TLS is on: the replica
+answers the admin certificate of the admin config the installer wrote in the join
+directory and refuses plain TCP and a certificate from a foreign CA, and a join token is
+published there; the second run with the same inputs writes nothing (every file's inode
+and mtime unchanged, no certificate re-issued, no new token) and restarts nothing (same
+pid); a changed input rewrites exactly that file and restarts the replica; an address
+not bound on the machine is refused before anything is written. The agent role joins
+with the published token (CA pinned by digest, CSR) and gets skiff:node:<name>.
 """
 
 import os
@@ -111,9 +115,19 @@ class Machine:
         r = self.run("cat", f"/var/lib/skiff/runner/{unit}.pid", check=False)
         return int(r.stdout.split()[0]) if r.returncode == 0 else None
 
+    def admin_yaml(self):
+        with open(os.path.join(self.join_dir, "admin.yaml"), encoding="utf-8") as f:
+            return f.read()
+
+    def client(self, **kw):
+        from skiff import client as clientmod
+        from skiff.install import join
+        return clientmod.Client([f"{self.address}:7100"], tls=join.admin_credentials(self.admin_yaml()), **kw)
+
     def wait_api(self, timeout_s=60):
         code = ("import sys; from skiff.install import join; "
-                f"join.wait_for_agent(None, ['{self.address}:7100'], {timeout_s}, False, say=lambda m: None)")
+                f"tls = join.admin_credentials(open('{self.join_dir}/admin.yaml').read()); "
+                f"join.wait_for_agent(None, ['{self.address}:7100'], {timeout_s}, False, say=lambda m: None, tls=tls)")
         r = self.run(sys.executable, "-c", code, check=False)
         if r.returncode != 0:
             log = self.run("cat", f"/var/lib/skiff/runner/{UNIT}.log", check=False).stdout
@@ -159,6 +173,13 @@ def test_install_twice_second_run_is_a_noop(machine):
     assert os.stat(machine.upper("/etc/skiff/raft-password")).st_mode & 0o777 == 0o600
     assert os.stat(machine.upper("/etc/skiff/controlplane.env")).st_mode & 0o777 == 0o600
     assert os.path.exists(os.path.join(machine.join_dir, "admin.yaml"))
+    assert_tls_only(machine)
+    with open(os.path.join(machine.join_dir, "join-token"), encoding="utf-8") as f:
+        token = f.read().strip()
+    assert token.startswith("SKIFF1-") and f"wrote {machine.join_dir}/join-token" in out, out
+    for secret in ("pki/ca.key", "pki/cp1.key", "encryption-config.yaml", "sa.key", "admin.yaml"):
+        assert os.stat(machine.upper(f"/etc/skiff/{secret}")).st_mode & 0o777 == 0o600, secret
+    assert os.stat(os.path.join(machine.join_dir, "controlplane")).st_mode & 0o777 == 0o700
 
     before = machine.snapshot()
     second = machine.install()
@@ -177,6 +198,28 @@ def test_install_twice_second_run_is_a_noop(machine):
     assert changed == [machine.upper("/etc/skiff/controlplane.yaml")]
     machine.wait_api()
     assert machine.pid() not in (None, pid)
+
+
+def assert_tls_only(machine):
+    """The replica serves mTLS only: the admin's certificate gets answers; plain TCP and a
+    foreign CA's certificate do not (the handshake fails: UNAVAILABLE)."""
+    from skiff import client as clientmod
+    from skiff.pki import certs
+    from skiff.pki.tls import Credentials
+    c = machine.client()
+    try:
+        assert c.get("namespaces", "default").metadata.name == "default"
+    finally:
+        c.close()
+    ca, ca_key = certs.create_ca()
+    cert, key = certs.issue(ca, ca_key, common_name="skiff:admin", groups=("system:masters",))
+    for tls in (None, Credentials(ca=ca, cert=cert, key=key)):
+        c = clientmod.Client([f"{machine.address}:7100"], tls=tls, call_timeout_s=2.0, failover_budget_s=2.0)
+        try:
+            with pytest.raises(clientmod.ApiError):
+                c.get("namespaces", "default")
+        finally:
+            c.close()
 
 
 def test_address_not_on_the_machine_is_refused_before_writing(machine):
@@ -207,11 +250,16 @@ def test_agent_installed_on_the_machine_runs_pods_that_survive_its_restart(machi
     # The engine in the machine's namespaces (as on a VM): the agent's bind-mount sources
     # under /var/lib/skiff exist only in the machine's mount namespace.
     engine = PrivateDockerd(["nsenter", "-t", str(machine.holder.pid), "-m", "-u", "-n", "--"]).start()
-    c = clientmod.Client([f"{machine.address}:7100"])
+    c = machine.client()
     try:
         agent_args = ("--docker-host", engine.host, "--dns-upstream", "")
         first = machine.install(*agent_args, role="agent", name="node1")
         assert f"started {AGENT_UNIT}" in first.stdout and "wrote /etc/skiff/agent.yaml" in first.stdout
+        # It joined with the published token: its own key and a certificate for its node identity.
+        wait_until(lambda: os.path.exists(machine.upper("/etc/skiff/pki/node1.crt")), 60, "node1 joined")
+        with open(machine.upper("/etc/skiff/pki/node1.crt"), "rb") as f:
+            from skiff.pki import certs
+            assert certs.subject(f.read()) == ("skiff:node:node1", ("skiff:nodes",))
 
         def ready():
             node = c.get("nodes", "node1")
