@@ -1,6 +1,7 @@
 """Shared test helpers: free ports, temp dirs with the skiff- prefix, waiting with deadlines."""
 
 import contextlib
+import gzip
 import os
 import random
 import shutil
@@ -92,3 +93,33 @@ def scratch_namespace(client, prefix: str):
             client.delete("namespaces", name)
         except clientmod.NotFound:
             pass
+
+
+def _readable(blob: bytes) -> bytes:
+    """A file's bytes, and what they hold gzipped (PySyncObj gzips its dump)."""
+    if blob[:2] == b"\x1f\x8b":
+        try:
+            return blob + gzip.decompress(blob)
+        except (OSError, EOFError):     # a dump being written
+            return blob
+    return blob
+
+
+def files_holding(dirs, needles, relative_to: str) -> dict:
+    """{needle: [files under dirs (paths relative to relative_to) whose bytes, or what they
+    hold gzipped, contain it]}: the search the Secrets-at-rest tests make of replicas' data
+    directories (journal, dump, anything else there)."""
+    found = {n: [] for n in needles}
+    for top in dirs:
+        for root, _, files in os.walk(top):
+            for fn in files:
+                path = os.path.join(root, fn)
+                try:
+                    with open(path, "rb") as f:
+                        blob = _readable(f.read())
+                except FileNotFoundError:       # a file replaced while we walk
+                    continue
+                for n in needles:
+                    if n in blob:
+                        found[n].append(os.path.relpath(path, relative_to))
+    return found

@@ -18,7 +18,6 @@ the client library where a user would write a program:
 """
 
 import base64
-import gzip
 import json
 import os
 import re
@@ -37,7 +36,7 @@ from skiff.pki import authority, certs
 from skiff.pki.tls import Credentials
 from skiff.satoken import MOUNT_PATH
 from tests.e2e.conftest import Cli, nodes_lab
-from tests.helpers import wait_until
+from tests.helpers import files_holding, wait_until
 
 IMAGE = "skiff/busybox:latest"
 NS = "sec-e2e"
@@ -258,34 +257,6 @@ def test_an_agent_certificate_is_confined_to_its_node(lab):
 # ------------------------------------------------------------ Secrets at rest
 
 
-def readable(blob: bytes) -> bytes:
-    """A file's bytes, and what they hold gzipped (PySyncObj gzips its dump)."""
-    if blob[:2] == b"\x1f\x8b":
-        try:
-            return blob + gzip.decompress(blob)
-        except (OSError, EOFError):     # a dump being written
-            return blob
-    return blob
-
-
-def files_holding(lab, needles) -> dict:
-    """{needle: [files under any replica's dataDir that contain it]}."""
-    found = {n: [] for n in needles}
-    for cfg in replica_configs(lab):
-        for root, _, files in os.walk(cfg["dataDir"]):
-            for fn in files:
-                path = os.path.join(root, fn)
-                try:
-                    with open(path, "rb") as f:
-                        blob = readable(f.read())
-                except FileNotFoundError:       # a file replaced while we walk
-                    continue
-                for n in needles:
-                    if n in blob:
-                        found[n].append(os.path.relpath(path, lab.lab_dir))
-    return found
-
-
 def test_no_replica_stores_a_secret_in_clear(lab):
     value = SECRET_VALUE.encode()
     control = CONTROL_VALUE.encode()
@@ -295,10 +266,11 @@ def test_no_replica_stores_a_secret_in_clear(lab):
         assert admin.get("Secret", "used", namespace=NS, linearizable=True).data["password"] == value
     finally:
         admin.close()
-    wait_until(lambda: len(files_holding(lab, [control])[control]) >= 3, 30,
+    dirs = [cfg["dataDir"] for cfg in replica_configs(lab)]
+    wait_until(lambda: len(files_holding(dirs, [control], lab.lab_dir)[control]) >= 3, 30,
                "the ConfigMap's value in every replica's data directory")
     needles = [value, base64.b64encode(value)]
-    found = files_holding(lab, needles)
+    found = files_holding(dirs, needles, lab.lab_dir)
     assert found == {n: [] for n in needles}
 
 

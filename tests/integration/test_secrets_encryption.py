@@ -4,7 +4,6 @@ base64, while Get and Watch return it; a key rotation re-encrypts every Secret s
 can go; a replica missing the key fails loudly instead of serving garbage."""
 
 import base64
-import gzip
 import os
 import threading
 import uuid
@@ -17,7 +16,7 @@ from skiff import client as clientmod
 from skiff.api import objects_pb2 as pb
 from skiff.cli import secrets_cmds
 from skiff.encryption_config import new_key
-from tests.helpers import remove, wait_until
+from tests.helpers import files_holding, remove, wait_until
 from tests.integration.conftest import dump_logs, make_cluster
 
 # Small compaction thresholds: the replicas write their dump (raft.dump) within the test.
@@ -41,29 +40,8 @@ def client(cp):
     c.close()
 
 
-def readable(blob: bytes) -> bytes:
-    """A file's bytes, and what they hold gzipped (PySyncObj gzips its dump)."""
-    if blob[:2] == b"\x1f\x8b":
-        try:
-            return blob + gzip.decompress(blob)
-        except (OSError, EOFError):     # a dump being written
-            return blob
-    return blob
-
-
-def files_holding(cp, needles) -> dict:
-    """{needle: [files of any replica's data directory that contain it]}."""
-    found = {n: [] for n in needles}
-    for name in cp.names:
-        for root, _, files in os.walk(cp.data_dir(name)):
-            for fn in files:
-                path = os.path.join(root, fn)
-                with open(path, "rb") as f:
-                    blob = readable(f.read())
-                for n in needles:
-                    if n in blob:
-                        found[n].append(os.path.relpath(path, cp.lab_dir))
-    return found
+def data_dirs(cp):
+    return [cp.data_dir(name) for name in cp.names]
 
 
 def make_secret(name, value: bytes, immutable=False):
@@ -119,9 +97,9 @@ def test_no_data_dir_holds_the_value_while_get_and_watch_return_it(cp, client):
                                data={"v": control2.decode()}))
     client.get("Secret", "db2", linearizable=True)
     secret_needles = [v for x in (value, value2) for v in (x, base64.b64encode(x), b"tok-" + x)]
-    wait_until(lambda: all(files_holding(cp, [control, control2]).values()), 10,
+    wait_until(lambda: all(files_holding(data_dirs(cp), [control, control2], cp.lab_dir).values()), 10,
                "the control values on disk")
-    found = files_holding(cp, [control, control2, *secret_needles])
+    found = files_holding(data_dirs(cp), [control, control2, *secret_needles], cp.lab_dir)
     # The grep sees what is on disk: the ConfigMaps' values in the dumps and the journals.
     assert any(f.endswith("raft.dump") for f in found[control]), found[control]
     assert any(f.endswith("raft.journal") for f in found[control2]), found[control2]
@@ -174,7 +152,7 @@ def test_rotation_reencrypts_and_the_old_key_can_go(cp, client):
         assert result == "unchanged"
     finally:
         c.close()
-    found = files_holding(cp, [v for x in values.values() for v in (x, base64.b64encode(x))])
+    found = files_holding(data_dirs(cp), [v for x in values.values() for v in (x, base64.b64encode(x))], cp.lab_dir)
     assert all(not files for files in found.values()), found
 
 
