@@ -35,7 +35,7 @@ import grpc
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from controlplane.apiserver import authn
+from controlplane.apiserver import guard
 from skiff.api import service_pb2 as api
 from skiff.api.identity import SA_PREFIX, serviceaccount_identity
 from skiff.api.kinds import unwrap
@@ -245,20 +245,14 @@ _CODES = {"not_found": grpc.StatusCode.NOT_FOUND, "invalid": grpc.StatusCode.INV
 
 
 def create_token(tokens, request, context):
-    """CreateToken: a token for request.service_account, bound to the pod named. An agent
-    (a node identity) may ask only for pods bound to its own node (NodeRestriction)."""
+    """CreateToken: a token for request.service_account, bound to the pod named. Who may ask
+    was decided by the API's guard before this runs (RBAC's create serviceaccounts/token; an
+    agent only for a pod bound to its node that runs as that account: authz/node.py)."""
     if tokens is None:
         context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                       "this control plane issues no ServiceAccount tokens: its config has no serviceAccounts.keyFile")
     if not request.namespace or not request.service_account:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "namespace and serviceAccount are required")
-    caller = authn.authenticate(context, tokens=tokens)
-    if caller.node_name is not None:
-        pod = tokens.get(POD.name, request.namespace, request.bound_pod_name) if request.bound_pod_name else None
-        if pod is None or pod.spec.node_name != caller.node_name:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          f'User "{caller.user}" cannot create resource "serviceaccounts/token" in namespace '
-                          f'"{request.namespace}": a node may only request tokens for pods bound to it')
     try:
         token, exp = tokens.issue(request.namespace, request.service_account, audiences=tuple(request.audiences),
                                   expiration_s=int(request.expiration_seconds), pod_name=request.bound_pod_name,
@@ -272,5 +266,5 @@ def create_token(tokens, request, context):
 
 def whoami(tokens, context):
     """WhoAmI (Kubernetes' SelfSubjectReview): the caller's identity as authentication sees it."""
-    identity = authn.authenticate(context, tokens=tokens)
+    identity = guard.current_identity()   # authenticated (and impersonated) by the guard
     return api.WhoAmIResponse(username=identity.user, groups=list(identity.groups))
