@@ -16,7 +16,10 @@ Settings (plain data, pickled in the Raft log; see ServicesConfig.alloc_settings
 Rules:
 - spec.clusterIP "None" = headless (no address); an explicit address is honoured if it
   lies in the CIDR and no other Service holds it; otherwise the lowest free address
-  (network address and broadcast excluded). clusterIPs mirrors clusterIP.
+  from the second host address on (network address and broadcast excluded). The first
+  host address (10.96.0.1) is never handed out automatically: it belongs to
+  default/kubernetes, which the leader creates asking for it by name, and a Service a
+  user creates before the leader got to it must not take it. clusterIPs mirrors clusterIP.
 - NodePort/LoadBalancer: every port without a nodePort gets the lowest free one in the
   range; an explicit one must be in the range and unused by other Services.
 - LoadBalancer: status.loadBalancer.ingress gets one pool address (spec.loadBalancerIP
@@ -69,7 +72,8 @@ def _cluster_ip(spec, old, others, cidr):
             if ip in taken:
                 return f'spec.clusterIP: Invalid value: "{ip}": provided IP is already allocated'
     else:
-        first, last = int(net.network_address) + 1, int(net.broadcast_address) - 1
+        # +2: the first host address is reserved for the API Service (asked for explicitly)
+        first, last = int(net.network_address) + 2, int(net.broadcast_address) - 1
         taken_ints = {int(ipaddress.IPv4Address(t)) for t in taken if _is_ipv4(t)}
         n = first
         while n in taken_ints:

@@ -59,24 +59,32 @@ def w(st):
 
 
 def test_cluster_ips_lowest_free_explicit_taken_headless_and_freed(w):
+    # The first host address (.1) is the API Service's: never handed out automatically.
     a = result_obj(w.create(svc("a")))
-    assert a.spec.cluster_ip == "10.96.0.1" and list(a.spec.cluster_ips) == ["10.96.0.1"]
-    b = result_obj(w.create(svc("b", cluster_ip="10.96.0.3")))
-    assert b.spec.cluster_ip == "10.96.0.3"
-    assert result_obj(w.create(svc("c"))).spec.cluster_ip == "10.96.0.2"
-    assert result_obj(w.create(svc("d"))).spec.cluster_ip == "10.96.0.4"
-    taken = w.create(svc("e", cluster_ip="10.96.0.3"))
+    assert a.spec.cluster_ip == "10.96.0.2" and list(a.spec.cluster_ips) == ["10.96.0.2"]
+    b = result_obj(w.create(svc("b", cluster_ip="10.96.0.4")))
+    assert b.spec.cluster_ip == "10.96.0.4"
+    assert result_obj(w.create(svc("c"))).spec.cluster_ip == "10.96.0.3"
+    assert result_obj(w.create(svc("d"))).spec.cluster_ip == "10.96.0.5"
+    taken = w.create(svc("e", cluster_ip="10.96.0.4"))
     assert taken[:2] == ("error", "invalid") and "spec.clusterIP" in taken[2] and "already allocated" in taken[2]
     outside = w.create(svc("e", cluster_ip="10.97.0.3"))
     assert outside[0] == "error" and "spec.clusterIP" in outside[2] and "10.96.0.0/29" in outside[2]
     headless = result_obj(w.create(svc("h", cluster_ip="None")))
     assert headless.spec.cluster_ip == "None" and list(headless.spec.cluster_ips) == ["None"]
-    assert result_obj(w.create(svc("f"))).spec.cluster_ip == "10.96.0.5"
-    assert result_obj(w.create(svc("g"))).spec.cluster_ip == "10.96.0.6"
-    full = w.create(svc("i"))      # /29: .1-.6 usable
+    assert result_obj(w.create(svc("f"))).spec.cluster_ip == "10.96.0.6"
+    full = w.create(svc("i"))      # /29: .2-.6 usable automatically
     assert full[0] == "error" and "is full" in full[2]
+    api = result_obj(w.create(svc("kubernetes", cluster_ip="10.96.0.1")))   # asked for by name
+    assert api.spec.cluster_ip == "10.96.0.1"
     assert w.delete("c")[0] == "ok"
-    assert result_obj(w.create(svc("i"))).spec.cluster_ip == "10.96.0.2"
+    assert result_obj(w.create(svc("i"))).spec.cluster_ip == "10.96.0.3"
+
+
+def test_a_service_made_before_the_api_service_leaves_it_the_first_address(w):
+    """The race CI caught: users' Services created before the leader's bootstrap ran."""
+    assert result_obj(w.create(svc("early"))).spec.cluster_ip == "10.96.0.2"
+    assert result_obj(w.create(svc("kubernetes", cluster_ip="10.96.0.1"))).spec.cluster_ip == "10.96.0.1"
 
 
 def test_update_keeps_cluster_ip_and_node_ports(w, st):
@@ -186,7 +194,7 @@ def test_refused_write_changes_nothing_and_replicas_agree(st, w):
 
 def test_commands_without_settings_use_kubernetes_defaults(w):
     a = result_obj(w.create(svc("a", typ="NodePort"), alloc=None))
-    assert a.spec.cluster_ip == "10.96.0.1" and a.spec.ports[0].node_port == 30000
+    assert a.spec.cluster_ip == "10.96.0.2" and a.spec.ports[0].node_port == 30000
 
 
 def test_services_config_section(tmp_path):

@@ -63,7 +63,7 @@ CASES = [
     ("create in a missing namespace", Create("c3", env(cm("x", namespace="nope")), NOW, "u"),
      ("error", "not_found")),
     ("service allocation", Create("c4", env(svc("api")), NOW, "u", ALLOC), ("ok", "created")),
-    ("taken clusterIP", Create("c5", env(svc("api", "10.96.0.1")), NOW, "u", ALLOC), ("error", "invalid")),
+    ("taken clusterIP", Create("c5", env(svc("api", "10.96.0.2")), NOW, "u", ALLOC), ("error", "invalid")),
     ("update", Update("u1", env(cm("a", {"k": "w"}))), ("ok", "updated")),
     ("update unchanged", Update("u2", env(cm("a", {"k": "v"}))), ("ok", "unchanged")),
     ("update stale rv", Update("u3", env(cm("a", {"k": "w"}, rv="1")), "", "1"), ("error", "conflict")),
@@ -116,7 +116,7 @@ def test_dry_run_of_a_created_service_shows_its_allocation(st):
     e = pb.Object()
     e.ParseFromString(result[2])
     made = kinds.unwrap(e)[1]
-    assert made.spec.cluster_ip == "10.96.0.2" and made.spec.ports[0].node_port == 30001
+    assert made.spec.cluster_ip == "10.96.0.3" and made.spec.ports[0].node_port == 30001
     assert made.metadata.uid == "u" and made.metadata.resource_version == ""
 
 
