@@ -47,6 +47,15 @@ POD_SPEC_RULES = (
          "pod anti-affinity is planned; remove it to run this pod"),
     Rule("priority", _has("priority"),
          "pod priority and preemption are planned; remove it to run this pod"),
+    Rule("securityContext", _has("security_context"),
+         "pod-level securityContext is planned; a container's securityContext "
+         "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works"),
+    Rule("topologySpreadConstraints", lambda s, _: len(s.topology_spread_constraints) > 0,
+         "topology spread is planned; remove it to run this pod"),
+    Rule("schedulingGates", lambda s, _: len(s.scheduling_gates) > 0,
+         "scheduling gates are planned; remove them to run this pod"),
+    Rule("imagePullSecrets", lambda s, _: len(s.image_pull_secrets) > 0,
+         "registry credentials are planned; skiff pulls public images only"),
 )
 
 CONTAINER_RULES = (
@@ -57,6 +66,21 @@ CONTAINER_RULES = (
     Rule("securityContext.runAsGroup",
          lambda s, c: c.security_context.HasField("run_as_group") and not c.security_context.HasField("run_as_user"),
          "the node agent sets the group only together with the user; add runAsUser"),
+    Rule("securityContext.allowPrivilegeEscalation",
+         lambda s, c: c.security_context.HasField("allow_privilege_escalation"),
+         "the node agent does not set no-new-privileges yet; remove it to run this pod"),
+    Rule("securityContext.runAsNonRoot", lambda s, c: c.security_context.HasField("run_as_non_root"),
+         "the node agent does not check the image's user yet; set runAsUser instead"),
+    Rule("securityContext.seccompProfile", lambda s, c: c.security_context.HasField("seccomp_profile"),
+         "seccomp profiles are planned; remove it to run this pod"),
+    Rule("livenessProbe.grpc", lambda s, c: c.liveness_probe.HasField("grpc"),
+         "gRPC probes are planned; use exec, httpGet or tcpSocket"),
+    Rule("readinessProbe.grpc", lambda s, c: c.readiness_probe.HasField("grpc"),
+         "gRPC probes are planned; use exec, httpGet or tcpSocket"),
+    Rule("startupProbe.grpc", lambda s, c: c.startup_probe.HasField("grpc"),
+         "gRPC probes are planned; use exec, httpGet or tcpSocket"),
+    Rule("restartPolicy", lambda s, c: c.HasField("restart_policy"),
+         "sidecar containers (an init container with restartPolicy: Always) are planned"),
 )
 
 # Container ports: a hostPort is honoured only with hostNetwork (where it equals
@@ -65,6 +89,19 @@ CONTAINER_RULES = (
 PORT_RULES = (
     Rule("hostPort", lambda s, p: p.host_port != 0 and not s.host_network,
          "nothing maps a node port to a pod yet; use a Service of type NodePort, or hostNetwork"),
+)
+
+# Services (kind Service): by JSON path under the Service.
+SERVICE_RULES = (
+    Rule("spec.ipFamilyPolicy", lambda svc, _: svc.spec.HasField("ip_family_policy"),
+         "skiff Services are IPv4 single-stack; remove it"),
+    Rule("spec.ipFamilies", lambda svc, _: len(svc.spec.ip_families) > 0,
+         "skiff Services are IPv4 single-stack; remove it"),
+)
+
+SERVICE_ACCOUNT_RULES = (
+    Rule("imagePullSecrets", lambda sa, _: len(sa.image_pull_secrets) > 0,
+         "registry credentials are planned; skiff pulls public images only"),
 )
 
 VOLUME_RULES = (
@@ -92,31 +129,28 @@ NOT_IN_API = {
         "serviceAccount is the deprecated name of serviceAccountName; use serviceAccountName",
     ("skiff.api.ServiceAccount", "secrets"):
         "long-lived token Secrets are not supported; pods get bound, expiring tokens (as in Kubernetes 1.24+)",
-    ("skiff.api.ServiceAccount", "imagePullSecrets"):
-        "registry credentials are planned; skiff pulls public images only",
-    ("skiff.api.PodSpec", "securityContext"):
-        "pod-level securityContext is planned; a container's securityContext "
-        "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works",
-    ("skiff.api.PodSpec", "topologySpreadConstraints"):
-        "topology spread is planned; remove it to run this pod",
-    ("skiff.api.PodSpec", "schedulingGates"):
-        "scheduling gates are planned; remove them to run this pod",
-    ("skiff.api.Container", "restartPolicy"):
-        "sidecar containers (an init container with restartPolicy: Always) are planned",
-    ("skiff.api.PodSpec", "imagePullSecrets"):
-        "registry credentials are planned; skiff pulls public images only",
-    ("skiff.api.SecurityContext", "allowPrivilegeEscalation"):
-        "the node agent does not set no-new-privileges yet; remove it to run this pod",
-    ("skiff.api.SecurityContext", "runAsNonRoot"):
-        "the node agent does not check the image's user yet; set runAsUser instead",
-    ("skiff.api.Probe", "grpc"):
-        "gRPC probes are planned; use exec, httpGet or tcpSocket",
+    ("skiff.api.PodSecurityContext", "seLinuxOptions"):
+        "SELinux labels are not supported; the lab's nodes do not run SELinux",
+    ("skiff.api.PodSecurityContext", "windowsOptions"):
+        "skiff runs Linux containers only",
+    ("skiff.api.PodSecurityContext", "appArmorProfile"):
+        "AppArmor profiles are not supported; use seccompProfile",
+    ("skiff.api.PodSecurityContext", "fsGroupChangePolicy"):
+        "the node agent always sets the fsGroup on a pod's volumes (Always); remove it",
+    ("skiff.api.PodSecurityContext", "supplementalGroupsPolicy"):
+        "supplementalGroups are merged with the image's groups (Merge); remove it",
+    ("skiff.api.SecurityContext", "seLinuxOptions"):
+        "SELinux labels are not supported; the lab's nodes do not run SELinux",
+    ("skiff.api.SecurityContext", "windowsOptions"):
+        "skiff runs Linux containers only",
+    ("skiff.api.SecurityContext", "appArmorProfile"):
+        "AppArmor profiles are not supported; use seccompProfile",
+    ("skiff.api.SecurityContext", "procMount"):
+        "only the default /proc mount is supported; remove procMount",
     ("skiff.api.Volume", "projected"):
         "projected volumes are planned; use configMap or secret volumes",
     ("skiff.api.Volume", "downwardAPI"):
         "downwardAPI volumes are planned; env valueFrom.fieldRef works",
-    ("skiff.api.ServiceSpec", "ipFamilyPolicy"):
-        "skiff Services are IPv4 single-stack; remove it",
     ("skiff.api.StatefulSetSpec", "volumeClaimTemplates"):
         "persistent volumes are planned; until then a StatefulSet's pods use emptyDir or hostPath volumes",
     ("skiff.api.StatefulSetSpec", "persistentVolumeClaimRetentionPolicy"):
@@ -150,6 +184,11 @@ def check(kind, msg) -> list:
     FieldErrors with full paths. Empty when msg uses none. kind is the Kind; it
     is here for rules about other kinds' fields (none today)."""
     errors: list = []
+    name = msg.DESCRIPTOR.full_name
+    if name == "skiff.api.Service":
+        errors.extend(_error(r.path, r) for r in SERVICE_RULES if r.when(msg, msg))
+    elif name == "skiff.api.ServiceAccount":
+        errors.extend(_error(r.path, r) for r in SERVICE_ACCOUNT_RULES if r.when(msg, msg))
     for path, spec in pod_specs(msg):
         errors.extend(check_pod_spec(spec, path))
     return errors

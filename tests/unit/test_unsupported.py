@@ -65,6 +65,19 @@ REFUSED = [
      "volumes[0].emptyDir.sizeLimit", "medium: Memory"),
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
      "volumes[0].persistentVolumeClaim", "persistent volumes"),
+    # decoded since the pod-spec fields arrived in the API types; refused until honoured
+    ({"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}})]},
+     "containers[0].livenessProbe.grpc", "exec, httpGet or tcpSocket"),
+    ({"containers": [dict(CONTAINER, securityContext={"allowPrivilegeEscalation": False})]},
+     "containers[0].securityContext.allowPrivilegeEscalation", "no-new-privileges"),
+    ({"securityContext": {"runAsUser": 1000}}, "securityContext", "pod-level"),
+    ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                     "whenUnsatisfiable": "DoNotSchedule"}]},
+     "topologySpreadConstraints", "topology spread"),
+    ({"schedulingGates": [{"name": "example.com/wait"}]}, "schedulingGates", "gates"),
+    ({"imagePullSecrets": [{"name": "regcred"}]}, "imagePullSecrets", "credentials"),
+    ({"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}]},
+     "initContainers[0].restartPolicy", "sidecar"),
 ]
 
 
@@ -125,10 +138,7 @@ NOT_IN_API = [
     # (pod spec changes, path, a word the reason must contain)
     ({"priorityClassName": "high"}, "spec.priorityClassName", "priority"),
     ({"serviceAccount": "default"}, "spec.serviceAccount", "deprecated name of serviceAccountName"),
-    ({"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}})]},
-     "spec.containers[0].livenessProbe.grpc", "exec, httpGet or tcpSocket"),
-    ({"containers": [dict(CONTAINER, securityContext={"allowPrivilegeEscalation": False})]},
-     "spec.containers[0].securityContext.allowPrivilegeEscalation", "no-new-privileges"),
+    ({"securityContext": {"seLinuxOptions": {"level": "s0"}}}, "spec.securityContext.seLinuxOptions", "SELinux"),
 ]
 
 
