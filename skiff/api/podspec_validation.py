@@ -181,17 +181,29 @@ def _validate_container(c: pb.Container, path, volumes: set, errs, init: bool) -
     _validate_env_from(c.env_from, join(path, "envFrom"), errs)
     _validate_resources(c.resources, join(path, "resources"), errs)
     _validate_volume_mounts(c.volume_mounts, join(path, "volumeMounts"), volumes, errs)
+    # restartPolicy: only an init container's, only Always (a sidecar, which alone of
+    # init containers may have probes and a lifecycle): Kubernetes' rules and messages.
+    sidecar = False
+    if c.HasField("restart_policy"):
+        if not init:
+            forbidden(errs, join(path, "restartPolicy"), "may not be set for non-init containers")
+        elif c.restart_policy != "Always":
+            errs.append(FieldError(join(path, "restartPolicy"),
+                                   f'Unsupported value: {show(c.restart_policy)}: supported values: "Always"'))
+        else:
+            sidecar = True
+    plain_init = init and not sidecar
     for field, json_name in (("liveness_probe", "livenessProbe"), ("readiness_probe", "readinessProbe"),
                              ("startup_probe", "startupProbe")):
         if not c.HasField(field):
             continue
-        if init:
-            forbidden(errs, join(path, json_name), "may not be set for init containers")
+        if plain_init:
+            forbidden(errs, join(path, json_name), "may not be set for init containers without restartPolicy=Always")
         else:
             _validate_probe(getattr(c, field), join(path, json_name), errs, json_name)
     if c.HasField("lifecycle"):
-        if init:
-            forbidden(errs, join(path, "lifecycle"), "may not be set for init containers")
+        if plain_init:
+            forbidden(errs, join(path, "lifecycle"), "may not be set for init containers without restartPolicy=Always")
         for field, json_name in (("post_start", "postStart"), ("pre_stop", "preStop")):
             if c.lifecycle.HasField(field):
                 _validate_handler(getattr(c.lifecycle, field), join(path, f"lifecycle.{json_name}"), errs)

@@ -79,8 +79,6 @@ CONTAINER_RULES = (
          "gRPC probes are planned; use exec, httpGet or tcpSocket"),
     Rule("startupProbe.grpc", lambda s, c: c.startup_probe.HasField("grpc"),
          "gRPC probes are planned; use exec, httpGet or tcpSocket"),
-    Rule("restartPolicy", lambda s, c: c.HasField("restart_policy"),
-         "sidecar containers (an init container with restartPolicy: Always) are planned"),
 )
 
 # Container ports: a hostPort is honoured only with hostNetwork (where it equals
