@@ -95,7 +95,11 @@ def pod_status(p) -> str:
     if p.metadata.deletion_timestamp:
         return "Terminating"
     reason = p.status.reason or p.status.phase or "Pending"
-    for i, cs in enumerate(p.status.init_container_statuses):
+    side = _sidecars(p)
+    initialized = any(c.type == "Initialized" and c.status == "True" for c in p.status.conditions)
+    for i, cs in enumerate([] if initialized else p.status.init_container_statuses):
+        if cs.name in side and cs.started:
+            continue  # a started sidecar is done initializing (kubectl's printer)
         if cs.state.HasField("terminated") and cs.state.terminated.exit_code != 0:
             return f"Init:{cs.state.terminated.reason or 'Error'}"
         if cs.state.HasField("waiting") and cs.state.waiting.reason not in ("", "PodInitializing"):
@@ -110,19 +114,40 @@ def pod_status(p) -> str:
     return reason
 
 
+def _sidecars(p) -> set:
+    """Names of the pod's sidecars (init containers with restartPolicy Always)."""
+    return {c.name for c in p.spec.init_containers if c.HasField("restart_policy") and c.restart_policy == "Always"}
+
+
 def _row(p):
+    # kubectl's: sidecars count in READY; RESTARTS counts init containers' restarts too.
+    side = _sidecars(p)
     ready = sum(1 for cs in p.status.container_statuses if cs.ready)
-    restarts = sum(cs.restart_count for cs in p.status.container_statuses)
-    return ([f"{ready}/{len(p.spec.containers)}", pod_status(p), str(restarts)],
+    ready += sum(1 for cs in p.status.init_container_statuses if cs.name in side and cs.ready)
+    restarts = sum(cs.restart_count for cs in list(p.status.container_statuses) + list(p.status.init_container_statuses))
+    return ([f"{ready}/{len(p.spec.containers) + len(side)}", pod_status(p), str(restarts)],
             [p.status.pod_ip or "<none>", p.spec.node_name or "<none>"])
 
 
 def _describe(p) -> str:
     rows = [("Node", p.spec.node_name or "<none>"), ("Start Time", p.status.start_time or "<none>"),
             ("Status", pod_status(p)), ("IP", p.status.pod_ip or "<none>")]
-    lines = [kv(rows), "Containers:"]
-    statuses = {cs.name: cs for cs in p.status.container_statuses}
-    for c in p.spec.containers:
+    lines = [kv(rows)]
+    if p.spec.init_containers:
+        lines.append("Init Containers:")
+        lines += _describe_containers(p.spec.init_containers, p.status.init_container_statuses, _sidecars(p))
+    lines.append("Containers:")
+    lines += _describe_containers(p.spec.containers, p.status.container_statuses, set())
+    if p.status.conditions:
+        lines.append("Conditions:")
+        lines.append(indent(kv([(c.type, c.status) for c in p.status.conditions]), 2))
+    return "\n".join(lines)
+
+
+def _describe_containers(specs, container_statuses, sidecars) -> list:
+    lines = []
+    statuses = {cs.name: cs for cs in container_statuses}
+    for c in specs:
         cs = statuses.get(c.name)
         state = "Waiting"
         if cs is not None:
@@ -136,11 +161,8 @@ def _describe(p) -> str:
             ("State", state),
             ("Ready", str(cs.ready) if cs else "False"),
             ("Restart Count", str(cs.restart_count) if cs else "0"),
-        ]), 4))
-    if p.status.conditions:
-        lines.append("Conditions:")
-        lines.append(indent(kv([(c.type, c.status) for c in p.status.conditions]), 2))
-    return "\n".join(lines)
+        ] + ([("Restart Policy", "Always")] if c.name in sidecars else [])), 4))
+    return lines
 
 
 POD = register(Kind(
