@@ -48,23 +48,36 @@ def _container_requests(c: pb.Container) -> tuple:
     return _quantity(cpu_millicores, cpu), _quantity(memory_bytes, mem)
 
 
+def _is_sidecar(c: pb.Container) -> bool:
+    return c.HasField("restart_policy") and c.restart_policy == "Always"
+
+
 def pod_requests(pod: pb.Pod) -> Resources:
-    """What the pod asks for: the sum over its containers, or the largest init container
-    if that is larger (init containers run one at a time, before the others)."""
+    """What the pod asks for (Kubernetes' PodRequests): the sum over its app containers and
+    sidecars (init containers with restartPolicy Always: they keep running beside the apps),
+    or, if larger, the peak of initialization: a regular init container runs alone but
+    beside the sidecars declared before it."""
     cpu = mem = 0
     for c in pod.spec.containers:
         c_cpu, c_mem = _container_requests(c)
         cpu, mem = cpu + c_cpu, mem + c_mem
+    side_cpu = side_mem = init_cpu = init_mem = 0
     for c in pod.spec.init_containers:
         c_cpu, c_mem = _container_requests(c)
-        cpu, mem = max(cpu, c_cpu), max(mem, c_mem)
-    return Resources(cpu, mem, 1)
+        if _is_sidecar(c):
+            side_cpu, side_mem = side_cpu + c_cpu, side_mem + c_mem
+            c_cpu, c_mem = side_cpu, side_mem
+        else:
+            c_cpu, c_mem = c_cpu + side_cpu, c_mem + side_mem
+        init_cpu, init_mem = max(init_cpu, c_cpu), max(init_mem, c_mem)
+    return Resources(max(cpu + side_cpu, init_cpu), max(mem + side_mem, init_mem), 1)
 
 
 def nonzero_requests(pod: pb.Pod) -> Resources:
-    """pod_requests, with Kubernetes' scoring defaults for containers that request nothing."""
+    """The app containers' and sidecars' requests, with Kubernetes' scoring defaults for
+    containers that request nothing."""
     cpu = mem = 0
-    for c in pod.spec.containers:
+    for c in list(pod.spec.containers) + [c for c in pod.spec.init_containers if _is_sidecar(c)]:
         c_cpu, c_mem = _container_requests(c)
         cpu += c_cpu or NONZERO_CPU_M
         mem += c_mem or NONZERO_MEMORY_B
