@@ -237,3 +237,21 @@ def test_observed_is_sidecar_needs_the_pod():
     assert not sidecars.observed_is_sidecar(None, o)
     assert not sidecars.observed_is_sidecar(P, dataclasses.replace(o, container="i1"))
     assert not sidecars.observed_is_sidecar(P, dataclasses.replace(o, kind=APP))
+
+
+def test_the_docs_example_is_valid_and_admitted():
+    import os
+    import re
+
+    import yaml
+
+    from skiff.api import unsupported
+    from tests.unit.test_validation import decoded, errors_of
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "pods.md")
+    with open(path, encoding="utf-8") as f:
+        doc = yaml.safe_load(re.search(r"```yaml\n(.*?)```", f.read(), re.S).group(1))
+    assert errors_of(doc) == []
+    kind, msg = decoded(doc, True)
+    assert unsupported.check(kind, msg) == []
+    assert [c.name for c in msg.spec.init_containers if sidecars.is_sidecar(c)] == ["log-shipper"]
