@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from skiff.api import objects_pb2 as pb
 from skiff.api.quantity import cpu_millicores, memory_bytes
-from skiff.api.wellknown import POD_FINISHED_PHASES
+from skiff.api.wellknown import POD_FINISHED_PHASES, is_sidecar
 
 # Used when a node reports no allocatable/capacity pod count (the kubelet's --max-pods default).
 DEFAULT_MAX_PODS = 110
@@ -48,10 +48,6 @@ def _container_requests(c: pb.Container) -> tuple:
     return _quantity(cpu_millicores, cpu), _quantity(memory_bytes, mem)
 
 
-def _is_sidecar(c: pb.Container) -> bool:
-    return c.HasField("restart_policy") and c.restart_policy == "Always"
-
-
 def pod_requests(pod: pb.Pod) -> Resources:
     """What the pod asks for (Kubernetes' PodRequests): the sum over its app containers and
     sidecars (init containers with restartPolicy Always: they keep running beside the apps),
@@ -64,7 +60,7 @@ def pod_requests(pod: pb.Pod) -> Resources:
     side_cpu = side_mem = init_cpu = init_mem = 0
     for c in pod.spec.init_containers:
         c_cpu, c_mem = _container_requests(c)
-        if _is_sidecar(c):
+        if is_sidecar(c):
             side_cpu, side_mem = side_cpu + c_cpu, side_mem + c_mem
             c_cpu, c_mem = side_cpu, side_mem
         else:
@@ -77,7 +73,7 @@ def nonzero_requests(pod: pb.Pod) -> Resources:
     """The app containers' and sidecars' requests, with Kubernetes' scoring defaults for
     containers that request nothing."""
     cpu = mem = 0
-    for c in list(pod.spec.containers) + [c for c in pod.spec.init_containers if _is_sidecar(c)]:
+    for c in list(pod.spec.containers) + [c for c in pod.spec.init_containers if is_sidecar(c)]:
         c_cpu, c_mem = _container_requests(c)
         cpu += c_cpu or NONZERO_CPU_M
         mem += c_mem or NONZERO_MEMORY_B

@@ -15,13 +15,7 @@ one has exited, so a group is given what is left of the grace period when its tu
 
 from nodeagent.probes.results import ProbeResults
 from nodeagent.runtime.container import INIT, SANDBOX
-
-ALWAYS = "Always"
-
-
-def is_sidecar(spec) -> bool:
-    """spec: a Container of the pod spec."""
-    return spec.HasField("restart_policy") and spec.restart_policy == ALWAYS
+from skiff.api.wellknown import is_sidecar
 
 
 def sidecar_names(pod) -> list:

@@ -35,6 +35,7 @@ import time
 from nodeagent.probes import handlers
 from nodeagent.probes.results import ProbeResults
 from nodeagent.runtime.container import APP, INIT, SANDBOX
+from skiff.api.wellknown import is_sidecar
 
 log = logging.getLogger("skiff.agent.probes")
 
@@ -79,7 +80,7 @@ class ProbeManager:
         containers with restartPolicy Always, which alone of init containers have probes) need."""
         uid = pod.metadata.uid
         specs = {(APP, c.name): c for c in pod.spec.containers}
-        specs.update({(INIT, c.name): c for c in pod.spec.init_containers if c.restart_policy == "Always"})
+        specs.update({(INIT, c.name): c for c in pod.spec.init_containers if is_sidecar(c)})
         sandboxes = sorted((o for o in observed if o.kind == SANDBOX and o.pod_uid == uid),
                            key=lambda o: o.attempt)
         sandbox = sandboxes[-1] if sandboxes and sandboxes[-1].running else None

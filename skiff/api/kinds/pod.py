@@ -6,6 +6,7 @@ from skiff.api.display import indent, kv
 from skiff.api.kinds.registry import Kind, StoreHooks, register
 from skiff.api.podspec_validation import validate_pod_spec
 from skiff.api.validation import changed_fields, forbidden, invalid
+from skiff.api.wellknown import is_sidecar
 
 DEFAULT_TERMINATION_GRACE_S = 30
 
@@ -116,7 +117,7 @@ def pod_status(p) -> str:
 
 def _sidecars(p) -> set:
     """Names of the pod's sidecars (init containers with restartPolicy Always)."""
-    return {c.name for c in p.spec.init_containers if c.HasField("restart_policy") and c.restart_policy == "Always"}
+    return {c.name for c in p.spec.init_containers if is_sidecar(c)}
 
 
 def _row(p):
