@@ -112,6 +112,8 @@ def test_sidecar_starts_before_the_next_init_container_and_the_app_and_its_readi
     lab.out("exec", "ordered", "-c", "side", "--", "touch", "/tmp/ready")
     wait_until(lambda: ready_column(lab, "ordered") == "2/2", 20, "the pod ready once its sidecar is")
     assert condition(get_pod(lab, "ordered"), "Ready") == "True"
+    page = lab.out("describe", "po", "ordered")
+    assert "Init Containers:\n  side:" in page and "Restart Policy:" in page
     lab.out("delete", "po", "ordered")
     wait_until(lambda: gone(lab, "po", "ordered"), 60, "pod ordered gone")
 
@@ -207,3 +209,16 @@ def test_a_job_whose_pod_has_a_sidecar_completes_when_its_app_exits(lab):
         return "terminated" in statuses(q, "initContainerStatuses")["logger"]["state"]
     wait_until(sidecar_stopped, 30, "the job pod's sidecar stopped")
     lab.out("delete", "job", "with-sidecar")
+
+
+def test_restart_policy_is_refused_where_kubernetes_refuses_it(lab):
+    r = lab.run("apply", "-f", "-", check=False, input=yaml.safe_dump(pod("bad", [
+        container("app", IDLE, restartPolicy="Always"),
+    ], [
+        container("init", "true", restartPolicy="OnFailure"),
+    ])))
+    assert r.returncode != 0
+    assert "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers" in r.stderr
+    assert ('spec.initContainers[0].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"'
+            in r.stderr)
+    assert gone(lab, "po", "bad")
