@@ -6,11 +6,15 @@ Invariants:
   their resources until the node has stopped them) and pods the scheduler has
   just bound but not yet seen come back from the API ("assumed" pods);
 - requests are summed exactly as the resource filter compares them, so "fits"
-  means allocatable - requested >= the pod's request for every resource.
+  means allocatable - requested >= the pod's request for every resource;
+- pods_with_affinity is the sublist of pods that have pod affinity or
+  anti-affinity terms (Kubernetes' PodsWithAffinity): the inter-pod affinity
+  checks walk only these for the existing pods' own terms.
 """
 
 from dataclasses import dataclass, field
 
+from controlplane.scheduler.podterms import has_pod_affinity
 from skiff.api import objects_pb2 as pb
 from skiff.api.quantity import cpu_millicores, memory_bytes
 from skiff.api.wellknown import POD_FINISHED_PHASES
@@ -87,6 +91,7 @@ class NodeInfo:
     pods: list = field(default_factory=list)
     requested: Resources = Resources()
     nonzero_requested: Resources = Resources()
+    pods_with_affinity: list = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -100,6 +105,8 @@ class NodeInfo:
         self.pods.append(pod)
         self.requested = self.requested + pod_requests(pod)
         self.nonzero_requested = self.nonzero_requested + nonzero_requests(pod)
+        if has_pod_affinity(pod):
+            self.pods_with_affinity.append(pod)
 
 
 def build_node_infos(nodes, pods) -> dict:
