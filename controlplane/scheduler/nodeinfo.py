@@ -12,6 +12,7 @@ Invariants:
   checks walk only these for the existing pods' own terms.
 """
 
+import functools
 from dataclasses import dataclass, field
 
 from controlplane.scheduler.podterms import has_pod_affinity
@@ -36,7 +37,10 @@ class Resources:
         return Resources(self.cpu_m + other.cpu_m, self.memory_b + other.memory_b, self.pods + other.pods)
 
 
+@functools.lru_cache(maxsize=4096)
 def _quantity(fn, value: str) -> int:
+    """fn(value), memoized: every cycle re-reads the same few request strings ("100m",
+    "64Mi") of hundreds of pods, and exact parsing (fractions) dominated a cycle's cost."""
     try:
         return fn(value)
     except ValueError:
