@@ -107,6 +107,8 @@ class Scheduler:
     def _pod_added(self, pod):
         if needs_scheduling(pod):
             self.loop.enqueue(key_of(pod))
+        elif pod.spec.node_name:
+            self._pods_changed()    # created bound (a DaemonSet's pod, a nodeName set by hand)
 
     def _pod_updated(self, old, new):
         if new.spec.node_name:

@@ -101,3 +101,6 @@ def test_a_bound_pod_retries_only_the_pods_waiting_for_pods():
     queued.clear()
     sched._pod_updated(relabelled, relabelled)    # a status-only change helps nobody
     assert queued == []
+
+    sched._pod_added(pod("db2", {"app": "db"}, node_name="n1"))   # created bound
+    assert queued == ["default/web"]
