@@ -48,10 +48,6 @@ def check(doc):
 
 REFUSED = [
     # (pod spec changes, path relative to the pod spec, a word the reason must contain)
-    ({"affinity": {"podAffinity": {}}}, "affinity.podAffinity", "pod affinity"),
-    ({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}},
-     "affinity.podAntiAffinity", "anti-affinity"),
     ({"priority": 0}, "priority", "priority"),
     ({"containers": [dict(CONTAINER, resources={"requests": {"ephemeral-storage": "1Gi"}})]},
      "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),
@@ -71,9 +67,6 @@ REFUSED = [
     ({"containers": [dict(CONTAINER, securityContext={"allowPrivilegeEscalation": False})]},
      "containers[0].securityContext.allowPrivilegeEscalation", "no-new-privileges"),
     ({"securityContext": {"runAsUser": 1000}}, "securityContext", "pod-level"),
-    ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                     "whenUnsatisfiable": "DoNotSchedule"}]},
-     "topologySpreadConstraints", "topology spread"),
     ({"schedulingGates": [{"name": "example.com/wait"}]}, "schedulingGates", "gates"),
     ({"imagePullSecrets": [{"name": "regcred"}]}, "imagePullSecrets", "credentials"),
     ({"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}]},
@@ -103,6 +96,13 @@ ACCEPTED = [
                          resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
     {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
     {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
+    # honoured by the scheduler since issue 11
+    {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}},
+    {"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}},
+    {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                    "whenUnsatisfiable": "DoNotSchedule"}]},
 ]
 
 
