@@ -66,8 +66,6 @@ REFUSED = [
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
      "volumes[0].persistentVolumeClaim", "persistent volumes"),
     # decoded since the pod-spec fields arrived in the API types; refused until honoured
-    ({"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}})]},
-     "containers[0].livenessProbe.grpc", "exec, httpGet or tcpSocket"),
     ({"containers": [dict(CONTAINER, securityContext={"allowPrivilegeEscalation": False})]},
      "containers[0].securityContext.allowPrivilegeEscalation", "no-new-privileges"),
     ({"securityContext": {"runAsUser": 1000}}, "securityContext", "pod-level"),
@@ -103,6 +101,9 @@ ACCEPTED = [
                          resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
     {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
     {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
+    {"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}},
+                         readinessProbe={"grpc": {"port": 9000, "service": "ready"}},
+                         startupProbe={"grpc": {"port": 9000}})]},
 ]
 
 
