@@ -52,6 +52,11 @@ def _go_code(code: grpc.StatusCode) -> str:
     return "".join(part.capitalize() for part in code.name.split("_"))
 
 
+class DialAbort(Exception):
+    """Raised by a connect function when retrying cannot help (the pod's network
+    namespace is gone): the probe fails at once with this message."""
+
+
 def dial(connect, addr: str, timeout_s: float, deadline: float):
     """A connected TCP socket from connect(remaining_s), retried until deadline while the
     pod refuses; (None, failure message) when none could be made in time."""
@@ -62,6 +67,8 @@ def dial(connect, addr: str, timeout_s: float, deadline: float):
             break
         try:
             return connect(remaining), None
+        except DialAbort as exc:
+            return None, f'error: failed to connect service at "{addr}": {exc}'
         except TimeoutError:
             last = "context deadline exceeded"
             break

@@ -12,7 +12,7 @@ when the pod has none), also from inside the pod's namespace: grpc_health.py.
 import socket
 
 from nodeagent.probes import grpc_health
-from nodeagent.probes.netns import run_in_netns
+from nodeagent.probes.netns import NetnsError, run_in_netns
 
 USER_AGENT = "skiff-probe/0.1"
 MAX_BODY = 10 * 1024
@@ -101,8 +101,11 @@ def grpc_check(netns_pid: int, host: str, port: int, service: str, timeout_s: fl
     host = host or "127.0.0.1"
 
     def connect(remaining_s):
-        return run_in_netns(netns_pid, lambda: socket.create_connection((host, port), timeout=remaining_s),
-                            remaining_s + 1.0)
+        try:
+            return run_in_netns(netns_pid, lambda: socket.create_connection((host, port), timeout=remaining_s),
+                                remaining_s + 1.0)
+        except NetnsError as exc:
+            raise grpc_health.DialAbort(exc.strerror or str(exc)) from exc
 
     return grpc_health.check(connect, host, port, service, timeout_s)
 

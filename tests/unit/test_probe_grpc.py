@@ -170,3 +170,13 @@ def test_probes_leave_no_threads_or_sockets_behind(health_server):
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before
+
+
+def test_a_gone_network_namespace_fails_at_once():
+    probe = codec.decode(pb.Probe, {"grpc": {"port": 9000}})
+    t0 = time.monotonic()
+    ok, message = handlers.run_handler(probe, None, pb.Container(name="app"), "cid", 2 ** 22 + 7, 5.0,
+                                       pod_ip="10.244.0.9")
+    assert not ok and time.monotonic() - t0 < 1.0
+    assert message.startswith('error: failed to connect service at "10.244.0.9:9000": pod network namespace of pid'), \
+        message
