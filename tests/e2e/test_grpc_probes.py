@@ -15,23 +15,27 @@ One 1-node lab for the module.
 """
 
 import json
+import os
 
 import pytest
 import yaml
 
 from skiff.lab import grpcimage
 from tests.e2e.conftest import nodes_lab
-from tests.helpers import wait_until
+from tests.helpers import remove, temp_dir, wait_until
 
 NS = "grpc-e2e"
 PORT = 9000
 
 
 @pytest.fixture(scope="module")
-def lab(request, tmp_path_factory):
+def lab(request):
     with nodes_lab(request, "grpcprobes", 1) as cli:
-        archive = grpcimage.write_archive(str(tmp_path_factory.mktemp("skiff-grpc-img") / "grpc-health.tar"))
-        cli.run("lab", "load", archive, timeout=300)
+        scratch = temp_dir("grpcprobes-img")   # the archive is ~90 MB: gone once loaded
+        try:
+            cli.run("lab", "load", grpcimage.write_archive(os.path.join(scratch, "grpc-health.tar")), timeout=300)
+        finally:
+            remove(scratch)
         apply(cli, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         yield cli
 
