@@ -349,12 +349,16 @@ def _validate_volume_mounts(mounts, path, volumes: set, errs) -> None:
             validate_relative_path(errs, join(mpath, "subPath"), m.sub_path)
 
 
-def _validate_handler(h, path, errs) -> None:
-    """A probe or lifecycle handler: exactly one of exec, httpGet, tcpSocket, each complete."""
-    present = [j for f, j in (("exec", "exec"), ("http_get", "httpGet"), ("tcp_socket", "tcpSocket"))
-               if h.HasField(f)]
+def _validate_handler(h, path, errs, probe: bool = False) -> None:
+    """A probe or lifecycle handler: exactly one of exec, httpGet, tcpSocket (or grpc, for
+    a probe), each complete."""
+    kinds = (("exec", "exec"), ("http_get", "httpGet"), ("tcp_socket", "tcpSocket"))
+    if probe:
+        kinds += (("grpc", "grpc"),)
+    present = [j for f, j in kinds if h.HasField(f)]
     if not present:
-        required(errs, path, "must specify a handler type: one of exec, httpGet or tcpSocket")
+        required(errs, path, "must specify a handler type: one of exec, httpGet, tcpSocket or grpc" if probe
+                 else "must specify a handler type: one of exec, httpGet or tcpSocket")
         return
     if len(present) > 1:
         forbidden(errs, join(path, present[1]), "may not specify more than 1 handler type "
@@ -369,10 +373,12 @@ def _validate_handler(h, path, errs) -> None:
                 required(errs, f"{path}.httpGet.httpHeaders[{i}].name")
     if h.HasField("tcp_socket"):
         validate_port_ref(h.tcp_socket.port, join(path, "tcpSocket.port"), errs)
+    if probe and h.HasField("grpc"):
+        in_range(errs, join(path, "grpc.port"), h.grpc.port, 1, 65535)
 
 
 def _validate_probe(p: pb.Probe, path, errs, which: str) -> None:
-    _validate_handler(p, path, errs)
+    _validate_handler(p, path, errs, probe=True)
     for field, json_name in (("initial_delay_seconds", "initialDelaySeconds"),
                              ("timeout_seconds", "timeoutSeconds"), ("period_seconds", "periodSeconds"),
                              ("success_threshold", "successThreshold"),

@@ -67,12 +67,6 @@ CONTAINER_RULES = (
          "the node agent does not check the image's user yet; set runAsUser instead"),
     Rule("securityContext.seccompProfile", lambda s, c: c.security_context.HasField("seccomp_profile"),
          "seccomp profiles are planned; remove it to run this pod"),
-    Rule("livenessProbe.grpc", lambda s, c: c.liveness_probe.HasField("grpc"),
-         "gRPC probes are planned; use exec, httpGet or tcpSocket"),
-    Rule("readinessProbe.grpc", lambda s, c: c.readiness_probe.HasField("grpc"),
-         "gRPC probes are planned; use exec, httpGet or tcpSocket"),
-    Rule("startupProbe.grpc", lambda s, c: c.startup_probe.HasField("grpc"),
-         "gRPC probes are planned; use exec, httpGet or tcpSocket"),
     Rule("restartPolicy", lambda s, c: c.HasField("restart_policy"),
          "sidecar containers (an init container with restartPolicy: Always) are planned"),
 )

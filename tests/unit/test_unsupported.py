@@ -62,8 +62,6 @@ REFUSED = [
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
      "volumes[0].persistentVolumeClaim", "persistent volumes"),
     # decoded since the pod-spec fields arrived in the API types; refused until honoured
-    ({"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}})]},
-     "containers[0].livenessProbe.grpc", "exec, httpGet or tcpSocket"),
     ({"containers": [dict(CONTAINER, securityContext={"allowPrivilegeEscalation": False})]},
      "containers[0].securityContext.allowPrivilegeEscalation", "no-new-privileges"),
     ({"securityContext": {"runAsUser": 1000}}, "securityContext", "pod-level"),
@@ -103,6 +101,9 @@ ACCEPTED = [
         {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}},
     {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                                     "whenUnsatisfiable": "DoNotSchedule"}]},
+    {"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}},
+                         readinessProbe={"grpc": {"port": 9000, "service": "ready"}},
+                         startupProbe={"grpc": {"port": 9000}})]},
 ]
 
 
