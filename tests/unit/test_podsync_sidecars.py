@@ -255,3 +255,20 @@ def test_the_docs_example_is_valid_and_admitted():
     kind, msg = decoded(doc, True)
     assert unsupported.check(kind, msg) == []
     assert [c.name for c in msg.spec.init_containers if sidecars.is_sidecar(c)] == ["log-shipper"]
+
+
+def test_probe_workers_run_for_sidecars_not_for_regular_init_containers():
+    from nodeagent.probes.manager import ProbeManager
+
+    pod = side_pod(readiness=("s1", "i1"))   # i1's probe: validation refuses it; the agent ignores it too
+    for c in pod.spec.init_containers:
+        c.readiness_probe.initial_delay_seconds = 3600   # a worker waits; no probe runs here
+    obs = [dataclasses.replace(sandbox(), pid=1), dataclasses.replace(side(pod), started_at=NOW),
+           ctr(pod, "i1", INIT)]
+    manager = ProbeManager(runtime=None)
+    try:
+        manager.sync_pod(pod, obs)
+        assert sorted(manager._workers) == [("s10", "readiness")]
+        assert manager.results(pod.metadata.uid) == {"s10": ProbeResults(readiness=False)}
+    finally:
+        manager.stop()
