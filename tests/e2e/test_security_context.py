@@ -9,11 +9,13 @@ driven through the CLI and checked from inside the containers with `skiff exec`:
 - readOnlyRootFilesystem: writing / fails, the emptyDir stays writable for the non-root user
   through fsGroup (the file it makes belongs to the fsGroup: setgid directory);
 - a sysctl of the pod (net.ipv4.ip_unprivileged_port_start) read back in the container;
+- a Localhost seccomp profile (in the agent's data dir on the node) that forbids mkdir;
 - runAsNonRoot on an image that runs as root: the container waits with
   CreateContainerConfigError and kubelet's message, which `describe` shows.
 """
 
 import json
+import os
 
 import pytest
 import yaml
@@ -177,6 +179,23 @@ def test_run_as_non_root_on_a_root_image_waits_with_kubelets_message(lab):
     apply(lab, pod("rootimg2", [sleeper("app")], {"runAsNonRoot": True, "runAsUser": 1234}))
     wait_until(lambda: running(lab, "rootimg2"), 120, "pod rootimg2 running")
     assert sh(lab, "rootimg2", "app", "id -u").stdout.strip() == "1234"
+
+
+def test_localhost_seccomp_profile_from_the_nodes_data_dir(lab):
+    """A profile that allows everything but mkdir (EPERM), in <agent dataDir>/seccomp/ on the node."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    path = os.path.join(lab.plan.node_paths("node1").agent_data, "seccomp", "skiff-e2e", "no-mkdir.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(profile, f)
+    apply(lab, pod("local", [sleeper("app", {"seccompProfile": {"type": "Localhost",
+                                                                "localhostProfile": "skiff-e2e/no-mkdir.json"}})]))
+    wait_until(lambda: running(lab, "local"), 120, "pod local running")
+    assert status_of(lab, "local", "app")["Seccomp"] == "2"
+    r = sh(lab, "local", "app", "mkdir /tmp/skiff-d", check=False)
+    assert r.returncode != 0 and "Operation not permitted" in r.stdout + r.stderr, r
+    assert sh(lab, "local", "app", "touch /tmp/skiff-f && echo ok").stdout.strip() == "ok"
 
 
 def test_admission_refuses_an_unsafe_sysctl(lab):
