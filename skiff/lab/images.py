@@ -100,9 +100,10 @@ def _archive(tag, layer: bytes, config: dict) -> bytes:
     return buf.getvalue()
 
 
-def busybox_archive(tags=BUSYBOX_IMAGE, cmd=("sh",)) -> bytes:
-    """skiff/busybox; tags and cmd give the same files under other names with another
-    default command (a stand-in for images no registry can provide here)."""
+def busybox_archive(tags=BUSYBOX_IMAGE, cmd=("sh",), user: str = "") -> bytes:
+    """skiff/busybox; tags, cmd and user give the same files under other names with another
+    default command or image user (Config.User) (stand-ins for images no registry can
+    provide here)."""
     busybox = _find_busybox()
     with open(busybox, "rb") as f:
         binary = f.read()
@@ -118,7 +119,10 @@ def busybox_archive(tags=BUSYBOX_IMAGE, cmd=("sh",)) -> bytes:
         _add_file(tar, "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n", 0o644)
         _add_file(tar, "etc/group", b"root:x:0:\nnobody:x:65534:\n", 0o644)
 
-    return _archive(tags, _layer(build), {"Cmd": list(cmd), "Env": [_PATH_ENV]})
+    config = {"Cmd": list(cmd), "Env": [_PATH_ENV]}
+    if user:
+        config["User"] = user
+    return _archive(tags, _layer(build), config)
 
 
 def pause_archive(work_dir: str | None = None) -> bytes:

@@ -10,8 +10,10 @@ driven through the CLI and checked from inside the containers with `skiff exec`:
   through fsGroup (the file it makes belongs to the fsGroup: setgid directory);
 - a sysctl of the pod (net.ipv4.ip_unprivileged_port_start) read back in the container;
 - a Localhost seccomp profile (in the agent's data dir on the node) that forbids mkdir;
-- runAsNonRoot on an image that runs as root: the container waits with
-  CreateContainerConfigError and kubelet's message, which `describe` shows.
+- runAsNonRoot on an image that runs as root, or as a named user: the container waits with
+  CreateContainerConfigError and kubelet's message, which `describe` shows; runAsGroup alone
+  keeps the image's (numeric, non-root) user. Those images are the lab's busybox with a
+  Config.User, loaded with `skiff lab load`.
 """
 
 import json
@@ -20,6 +22,7 @@ import os
 import pytest
 import yaml
 
+from skiff.lab import images
 from tests.e2e.conftest import nodes_lab
 from tests.helpers import wait_until
 
@@ -29,9 +32,19 @@ CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 
 
+NAMED_USER_IMAGE = "skiff/busybox-e2e:user-nobody"     # Config.User "nobody"
+NUMERIC_USER_IMAGE = "skiff/busybox-e2e:user-1000"    # Config.User "1000"
+
+
 @pytest.fixture(scope="module")
-def lab(request):
+def lab(request, tmp_path_factory):
     with nodes_lab(request, "secctx", 1) as cli:
+        tmp = tmp_path_factory.mktemp("skiff-secctx-img")
+        for tag, user in ((NAMED_USER_IMAGE, "nobody"), (NUMERIC_USER_IMAGE, "1000")):
+            path = str(tmp / (tag.rsplit(":", 1)[1] + ".tar"))
+            with open(path, "wb") as f:
+                f.write(images.busybox_archive(tags=tag, user=user))
+            cli.out("lab", "load", path, timeout=180)
         cli.out("apply", "-f", "-", input=yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace",
                                                           "metadata": {"name": NS}}))
         yield cli
@@ -196,6 +209,27 @@ def test_localhost_seccomp_profile_from_the_nodes_data_dir(lab):
     r = sh(lab, "local", "app", "mkdir /tmp/skiff-d", check=False)
     assert r.returncode != 0 and "Operation not permitted" in r.stdout + r.stderr, r
     assert sh(lab, "local", "app", "touch /tmp/skiff-f && echo ok").stdout.strip() == "ok"
+
+
+def waiting_state(lab, name) -> dict:
+    statuses = get_pod(lab, name).get("status", {}).get("containerStatuses") or []
+    return statuses[0].get("state", {}).get("waiting", {}) if statuses else {}
+
+
+def test_run_as_non_root_on_an_image_with_a_named_user(lab):
+    apply(lab, pod("named", [sleeper("app", image=NAMED_USER_IMAGE)], {"runAsNonRoot": True}))
+    uid = get_pod(lab, "named")["metadata"]["uid"]
+    w = wait_until(lambda: (lambda w: w if w.get("reason") == "CreateContainerConfigError" else None)(
+        waiting_state(lab, "named")), 90, "named waiting with CreateContainerConfigError")
+    assert w["message"] == ("container has runAsNonRoot and image has non-numeric user (nobody), cannot verify "
+                            f'user is non-root (pod: "named_{NS}({uid})", container: app)')
+
+
+def test_run_as_group_alone_keeps_the_images_numeric_user(lab):
+    apply(lab, pod("grouponly", [sleeper("app", image=NUMERIC_USER_IMAGE)], {"runAsNonRoot": True,
+                                                                               "runAsGroup": 3333}))
+    wait_until(lambda: running(lab, "grouponly"), 120, "pod grouponly running")
+    assert sh(lab, "grouponly", "app", "id -u; id -g").stdout.split() == ["1000", "3333"]
 
 
 def test_admission_refuses_an_unsafe_sysctl(lab):
