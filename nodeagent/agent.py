@@ -122,6 +122,8 @@ class Agent:
         if self.network is not None:   # IP garbage collection once the node's pods are known
             self.network.live_uids = lambda: self.syncer._all_uids() if self.syncer.informer.synced else None
         self.syncer.start()
+        if self.network is not None:   # the network's Node informer: the status runner reads it too
+            self.reporter.use_cache(self.informers.informer("nodes"))
         self.informers.start()      # every loop has its handlers: one watch per kind from here on
         log.info("event=agent_started node=%s listen=%s", cfg.node_name, cfg.listen)
         return self
