@@ -155,6 +155,15 @@ class StoreConsumer(SyncObjConsumer):
                         cond.notify_all()
         return result
 
+    def wake_watchers(self):
+        """Wake every watcher (of every kind) to re-check what is not a change of state:
+        the store calls it on a Raft state change, so a watch of a replica that lost its
+        leader ends within WATCH_NO_LEADER_S instead of at its next idle poll."""
+        with self.changed:
+            self.changed.notify_all()
+            for cond in self._kind_changed.values():
+                cond.notify_all()
+
     def _deserialize(self, data):
         with self.changed:
             super()._deserialize(data)

@@ -200,6 +200,7 @@ class Store(StoreReader):
         # Runs on the Raft tick thread: must not block.
         self.leader_changes += 1
         log.info("event=raft_state old=%s new=%s", ROLE_NAMES.get(old, old), ROLE_NAMES.get(new, new))
+        self.consumer.wake_watchers()    # open watches re-check has_leader() now
         for listener in self._listeners:
             try:
                 listener(old, new)
