@@ -29,7 +29,7 @@ from controlplane.leader import LeaderSupervisor
 from controlplane.pki import start_renewal
 from controlplane.store.raft import die_with_parent_on_fork
 from controlplane.store.store import Store
-from skiff import advertise
+from skiff import advertise, grpcwait
 from skiff.reconcile import Group
 
 
@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     if not _addresses_ok(cfg, args.config, log):
         return 2
     die_with_parent_on_fork()
+    grpcwait.relax_blocking_waits()   # idle watches: one wake a second, not ten (skiff/grpcwait.py)
     store = Store(cfg)
     server = serve(store, cfg)
     renewer = start_renewal(cfg)
