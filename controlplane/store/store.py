@@ -215,6 +215,9 @@ class Store(StoreReader):
     def close(self):
         self._closed.set()
         self.batcher.close()
+        # Watch streams the API server has cancelled end at their next wake: now, not at
+        # their idle poll (WATCH_POLL_S), so the replica's exit does not wait for them.
+        self.consumer.wake_watchers()
         self.sync.destroy()
 
     # ------------------------------------------------------------ writes
