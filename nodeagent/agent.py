@@ -8,7 +8,8 @@ agent restarts, and the next agent adopts them (their labels say what they are).
 Every loop is built on the reconcile toolkit (skiff.reconcile): pod sync is a keyed
 Loop; heartbeats, the pod network, the service proxy and DNS start-up are
 bounded-frequency runners. They read one informer per kind from the agent's
-InformerFactory: Services, Endpoints and Nodes (proxier, DNS, pod network), and
+InformerFactory: Services, Endpoints and Nodes (proxier, DNS, pod network; the node
+status runner reads its own Node there too), and
 this node's Pods (pod sync; the Endpoints one also orders a deleted pod's drain before
 its SIGTERM: podsync/drain.py); started once every loop has registered its handlers.
 """
