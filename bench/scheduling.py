@@ -88,11 +88,13 @@ class BindWatcher:
     def __init__(self, c, rv):
         self.bound = {}
         self.cond = threading.Condition()
+        self._streams = []
         self._stop = False
-        threading.Thread(target=self._run, args=(c, rv), daemon=True).start()
+        self.thread = threading.Thread(target=self._run, args=(c, rv), daemon=True)
+        self.thread.start()
 
     def _run(self, c, rv):
-        for typ, p, _ in c.watch("pods", namespace=NS, resource_version=rv):
+        for typ, p, _ in c.watch("pods", namespace=NS, resource_version=rv, on_stream=self._streams.append):
             if self._stop:
                 return
             if typ != "DELETED" and p.spec.node_name:
@@ -112,7 +114,11 @@ class BindWatcher:
             return {n: self.bound[n] for n in names}
 
     def stop(self):
+        """End the watch now (a stale watcher decoding the next round's events would cost CPU)."""
         self._stop = True
+        for stream in self._streams:
+            stream.cancel()
+        self.thread.join(5.0)
 
 
 def parallel(fn, items):
@@ -196,6 +202,7 @@ def one_round(session, c, nodes, variant, count, timeout_s) -> dict:
         watcher.stop()
         delete_all(c, timeout_s)
     finally:
+        watcher.stop()
         signal_agents(session, signal.SIGCONT)
     return {"pods_per_s": count / last, "last_bind_s": last, "first_bind_s": times[0],
             "half_bound_s": times[len(times) // 2], "uncordon_s": uncordon_s,
