@@ -174,10 +174,12 @@ def _force_delete(c, p):
 
 def one_round(session, c, nodes, variant, count, timeout_s) -> dict:
     set_unschedulable(c, nodes, True)
+    # The scheduler reads nodes from its informer: give it a moment to see every cordon, or the
+    # first pods may still be bound to a node it believes schedulable (seen once: one pod).
+    time.sleep(1.0)
     parallel(lambda i: c.create(bench_pod(variant, i)), range(count))
-    # Let the scheduler mark them Unschedulable (and back off) before the clock starts. An agent
-    # that has just been resumed may write its Node from a stale copy and un-cordon it for a
-    # moment (seen once in 12 rounds): a pod bound then is left out of the round's figure.
+    # Let the scheduler mark them Unschedulable (and back off) before the clock starts; a pod
+    # bound anyway is left out of the round's figure (bound_before_t0).
     deadline = time.monotonic() + timeout_s
     while True:
         pods = live_pods(c)
