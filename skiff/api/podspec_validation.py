@@ -215,7 +215,7 @@ def _validate_item_path(errs, path, value, seen) -> None:
         required(errs, path)
         return
     validate_relative_path(errs, path, value)
-    if value.startswith(".."):
+    if value.startswith("..") and ".." not in value.split("/"):   # "..data" is the writer's
         invalid(errs, path, value, "must not start with '..'")
     if seen is not None:
         if value in seen:
