@@ -40,6 +40,7 @@ log = logging.getLogger("skiff.agent.projected")
 DEFAULT_MODE = 0o644
 DEFAULT_TOKEN_EXPIRATION_S = 3600      # Kubernetes' default for a serviceAccountToken source
 OBJECT_TTL_S = 60.0
+CACHE_PRUNE_AT = 512
 DATA_LINK = "..data"
 
 
@@ -274,7 +275,11 @@ class ProjectedVolumes:
     def _fresh(self, kind, get):
         def read(namespace, name):
             obj = get(namespace, name)
-            self._cache[(kind, namespace, name)] = (self._clock(), obj)
+            now = self._clock()
+            if len(self._cache) > CACHE_PRUNE_AT:   # objects of pods long gone
+                for key in [k for k, (t, _) in self._cache.items() if now - t >= self.object_ttl_s]:
+                    self._cache.pop(key, None)
+            self._cache[(kind, namespace, name)] = (now, obj)
             return obj
         return read
 
