@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 
 from nodeagent.podsync import env as envmod
-from nodeagent.podsync.volumes import VolumeError, volume_dir
+from nodeagent.podsync.volumes import VolumeError, fs_group, set_ownership, volume_dir
 
 log = logging.getLogger("skiff.agent.projected")
 
@@ -194,14 +194,15 @@ def read(path: str) -> dict:
     return out
 
 
-def write(path: str, files: dict) -> bool:
-    """Make path show exactly files (AtomicWriter); False when it already does."""
+def write(path: str, files: dict, gid: int | None = None) -> bool:
+    """Make path show exactly files (AtomicWriter); False when it already does. With gid (the
+    pod's fsGroup) everything is group-owned by it and group-readable (volumes.set_ownership)."""
     clean = {}
     for rel, (data, mode) in files.items():
         norm = os.path.normpath(rel)
         if norm.startswith("..") or os.path.isabs(norm):
             raise VolumeError(f"file path {rel!r} must be relative and inside the volume")
-        clean[norm] = (data, mode)
+        clean[norm] = (data, mode | 0o440 if gid is not None else mode)   # what set_ownership leaves
     os.makedirs(path, exist_ok=True)
     if os.path.islink(os.path.join(path, DATA_LINK)) and read(path) == clean:
         return False
@@ -218,6 +219,8 @@ def write(path: str, files: dict) -> bool:
             for d in dirnames:
                 os.chmod(os.path.join(dirpath, d), 0o755)
         os.chmod(version, 0o755)
+        if gid is not None:
+            set_ownership(version, gid, read_only=True)
         tmp_link = os.path.join(path, DATA_LINK + "_tmp")
         if os.path.lexists(tmp_link):
             os.remove(tmp_link)
@@ -242,6 +245,9 @@ def write(path: str, files: dict) -> bool:
     if old is not None and os.path.dirname(old) == os.path.realpath(path):
         shutil.rmtree(old, ignore_errors=True)
     os.chmod(path, 0o755)
+    if gid is not None:
+        os.chown(path, -1, gid)
+        os.chmod(path, 0o2755)
     return True
 
 
@@ -303,7 +309,7 @@ class ProjectedVolumes:
             if os.path.islink(os.path.join(path, DATA_LINK)):
                 return path
             raise
-        write(path, files)
+        write(path, files, fs_group(pod))
         return path
 
     def refresh(self, pod, pod_ip: str = "") -> int:
@@ -319,7 +325,7 @@ class ProjectedVolumes:
                 continue     # not prepared yet: the pod's start writes it
             src = src or self._sources(pod_ip, cached=True)
             try:
-                if write(path, render(pod, vol, src)):
+                if write(path, render(pod, vol, src), fs_group(pod)):
                     changed += 1
                     log.info("event=volume_updated pod=%s/%s volume=%s", pod.metadata.namespace,
                              pod.metadata.name, vol.name)

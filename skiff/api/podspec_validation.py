@@ -2,8 +2,8 @@
 
 validate_pod_spec(spec, path, errs) checks a defaulted PodSpec at `path` ("spec"
 for a Pod, "spec.template.spec" for a template): volumes, containers (ports,
-env, resources, mounts, probes, lifecycle handlers), policies, tolerations and
-affinity. What a kind adds around its pod spec (a template's selector, a Pod's
+env, resources, mounts, probes, lifecycle handlers, securityContext: in
+securitycontext_validation.py), policies, tolerations and affinity. What a kind adds around its pod spec (a template's selector, a Pod's
 update rules) lives in the kind's module; the checkers every kind shares live in
 validation.py.
 """
@@ -13,6 +13,7 @@ import re
 from skiff.api import objects_pb2 as pb
 from skiff.api.errors import FieldError, join
 from skiff.api.scheduling_validation import validate_pod_affinity, validate_topology_spread
+from skiff.api.securitycontext_validation import validate_pod_security_context, validate_security_context
 from skiff.api.selectors import (
     validate_dns1123_label, validate_dns1123_subdomain, validate_label_key, validate_label_value,
 )
@@ -57,6 +58,7 @@ def validate_pod_spec(spec: pb.PodSpec, path, errs) -> None:
     if not spec.containers:
         required(errs, join(path, "containers"), "a pod needs at least one container")
     _validate_containers(spec, path, volumes, errs)
+    validate_pod_security_context(spec, path, errs)
     enum(errs, join(path, "restartPolicy"), spec.restart_policy, RESTART_POLICIES)
     enum(errs, join(path, "dnsPolicy"), spec.dns_policy, DNS_POLICIES)
     if spec.dns_policy == "None" and not spec.dns_config.nameservers:
@@ -274,6 +276,7 @@ def _validate_container(c: pb.Container, path, volumes: set, errs, init: bool) -
     _validate_env_from(c.env_from, join(path, "envFrom"), errs)
     _validate_resources(c.resources, join(path, "resources"), errs)
     _validate_volume_mounts(c.volume_mounts, join(path, "volumeMounts"), volumes, errs)
+    validate_security_context(c, path, errs)
     for field, json_name in (("liveness_probe", "livenessProbe"), ("readiness_probe", "readinessProbe"),
                              ("startup_probe", "startupProbe")):
         if not c.HasField(field):
@@ -440,12 +443,16 @@ def _validate_volume_mounts(mounts, path, volumes: set, errs) -> None:
             validate_relative_path(errs, join(mpath, "subPath"), m.sub_path)
 
 
-def _validate_handler(h, path, errs) -> None:
-    """A probe or lifecycle handler: exactly one of exec, httpGet, tcpSocket, each complete."""
-    present = [j for f, j in (("exec", "exec"), ("http_get", "httpGet"), ("tcp_socket", "tcpSocket"))
-               if h.HasField(f)]
+def _validate_handler(h, path, errs, probe: bool = False) -> None:
+    """A probe or lifecycle handler: exactly one of exec, httpGet, tcpSocket (or grpc, for
+    a probe), each complete."""
+    kinds = (("exec", "exec"), ("http_get", "httpGet"), ("tcp_socket", "tcpSocket"))
+    if probe:
+        kinds += (("grpc", "grpc"),)
+    present = [j for f, j in kinds if h.HasField(f)]
     if not present:
-        required(errs, path, "must specify a handler type: one of exec, httpGet or tcpSocket")
+        required(errs, path, "must specify a handler type: one of exec, httpGet, tcpSocket or grpc" if probe
+                 else "must specify a handler type: one of exec, httpGet or tcpSocket")
         return
     if len(present) > 1:
         forbidden(errs, join(path, present[1]), "may not specify more than 1 handler type "
@@ -460,10 +467,12 @@ def _validate_handler(h, path, errs) -> None:
                 required(errs, f"{path}.httpGet.httpHeaders[{i}].name")
     if h.HasField("tcp_socket"):
         validate_port_ref(h.tcp_socket.port, join(path, "tcpSocket.port"), errs)
+    if probe and h.HasField("grpc"):
+        in_range(errs, join(path, "grpc.port"), h.grpc.port, 1, 65535)
 
 
 def _validate_probe(p: pb.Probe, path, errs, which: str) -> None:
-    _validate_handler(p, path, errs)
+    _validate_handler(p, path, errs, probe=True)
     for field, json_name in (("initial_delay_seconds", "initialDelaySeconds"),
                              ("timeout_seconds", "timeoutSeconds"), ("period_seconds", "periodSeconds"),
                              ("success_threshold", "successThreshold"),

@@ -262,3 +262,15 @@ def test_projected_tokens_per_audience_renewed_at_80_percent(tmp_path):
     tokens.forget("uid-1")
     fake.error = None
     assert tokens.projected_token(pod, "", 3600) == "token-6"      # forgotten with the pod
+
+
+def test_fs_group_owns_the_files_and_a_rewrite_is_not_needed_again(tmp_path):
+    gid = os.getgid() + 1 if os.geteuid() == 0 else os.getgid()
+    path = str(tmp_path / "v")
+    assert projected.write(path, {"a": (b"1", 0o400), "d/b": (b"2", 0o600)}, gid)
+    for name in ("a", "d/b", "d"):
+        st = os.stat(os.path.join(path, name))
+        assert st.st_gid == gid
+    assert os.stat(os.path.join(path, "a")).st_mode & 0o777 == 0o440
+    assert os.stat(os.path.join(path, "d/b")).st_mode & 0o777 == 0o640
+    assert not projected.write(path, {"a": (b"1", 0o400), "d/b": (b"2", 0o600)}, gid)   # no rewrite every sync
