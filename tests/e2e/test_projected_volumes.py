@@ -6,7 +6,8 @@
   ServiceAccount tokens reads them all with `skiff exec`; the token asked for an audience is a
   JWT signed by the cluster's key, for the pod's account, bound to the pod, with that audience
   and lifetime; the one for the API's audience authenticates as the account (WhoAmI);
-- the volume is read-only in the container.
+- the volume is read-only in the container, and group-owned by the pod's fsGroup (a non-root
+  user reads its 0440 files).
 """
 
 import base64
@@ -38,7 +39,7 @@ def apply(lab, *docs, check=True):
     return lab.run("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=check)
 
 
-def pod(name, volume, mount_path, labels=None, account="", limits=None):
+def pod(name, volume, mount_path, labels=None, account="", limits=None, security=None):
     container = {"name": "app", "image": IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "3600"],
                  "volumeMounts": [{"name": volume["name"], "mountPath": mount_path}]}
     if limits:
@@ -46,6 +47,8 @@ def pod(name, volume, mount_path, labels=None, account="", limits=None):
     spec = {"containers": [container], "volumes": [volume], "terminationGracePeriodSeconds": 1}
     if account:
         spec["serviceAccountName"] = account
+    if security:
+        spec["securityContext"] = security
     return {"apiVersion": "v1", "kind": "Pod", "spec": spec,
             "metadata": {"name": name, "namespace": NS, "labels": labels or {}}}
 
@@ -106,7 +109,9 @@ def test_projected_volume_combines_secret_configmap_fields_and_tokens(lab):
                                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
         {"serviceAccountToken": {"audience": AUDIENCE, "expirationSeconds": 600, "path": "vault-token"}},
         {"serviceAccountToken": {"path": "api-token"}}]}}
-    apply(lab, pod("bundle", volume, "/var/run/bundle", labels={"app": "bundle"}, account="robot"))
+    # A non-root user reads the 0440 files through the pod's fsGroup, which owns them.
+    apply(lab, pod("bundle", volume, "/var/run/bundle", labels={"app": "bundle"}, account="robot",
+                   security={"runAsUser": 1000, "fsGroup": 2000}))
     wait_until(lambda: running(lab, "bundle"), 90, "bundle running")
 
     listing = lab.out("exec", "bundle", "-n", NS, "--", "ls", "/var/run/bundle").split()
@@ -115,8 +120,8 @@ def test_projected_volume_combines_secret_configmap_fields_and_tokens(lab):
     assert cat(lab, "bundle", "/var/run/bundle/color") == "blue"
     assert cat(lab, "bundle", "/var/run/bundle/name") == "bundle"
     assert cat(lab, "bundle", "/var/run/bundle/labels") == 'app="bundle"'
-    mode = lab.out("exec", "bundle", "-n", NS, "--", "stat", "-L", "-c", "%a", "/var/run/bundle/color").strip()
-    assert mode == "440"
+    mode = lab.out("exec", "bundle", "-n", NS, "--", "stat", "-L", "-c", "%a %g", "/var/run/bundle/color").strip()
+    assert mode == "440 2000"
 
     uid = json.loads(lab.out("get", "po", "bundle", "-n", NS, "-o", "json"))["metadata"]["uid"]
     token = cat(lab, "bundle", "/var/run/bundle/vault-token")
