@@ -161,9 +161,9 @@ class Agent:
                 return None
         return get
 
-    def _request_token(self, namespace, account, pod, uid, expiration_s):
+    def _request_token(self, namespace, account, pod, uid, expiration_s, audiences=()):
         return self.sync_client.request_token(namespace, account, pod_name=pod, pod_uid=uid,
-                                              expiration_s=expiration_s)
+                                              expiration_s=expiration_s, audiences=audiences)
 
     def _ca_bundle(self) -> bytes:
         """The cluster CA for pods' ca.crt: the CA file of the agent's tls: section (the file
