@@ -35,10 +35,12 @@ import docker.errors
 
 from nodeagent.dns import resolvconf
 from nodeagent.podsync import env as envmod
+from nodeagent.podsync import projected as projectedmod
 from nodeagent.podsync import spechash, volumes
 from nodeagent.podsync.model import (
     CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff)
 from nodeagent.podsync.plan import MIN_GRACE_S, pod_grace_s
+from nodeagent.podsync.projected import ProjectedVolumes
 from nodeagent.podsync.service_env import service_env
 from nodeagent.probes import handlers
 from nodeagent.runtime import labels as L
@@ -92,6 +94,9 @@ class Applier:
         self.delete_pod = delete_pod
         self.probes = probes
         self.allocatable = allocatable or {}
+        # downwardAPI and projected volumes: written at the start, refreshed on every sync.
+        self.projected = ProjectedVolumes(data_dir, self.get_configmap, self.get_secret, tokens=sa_tokens,
+                                          host_ip=host_ip, allocatable=self.allocatable)
         self.backoff_state: dict = {}
         self.start_errors: dict = {}       # pod uid -> {container name: (reason, message)}
         self._pull_failed: dict = {}       # image -> monotonic time of the last failed pull
@@ -153,7 +158,8 @@ class Applier:
         if action.recreate:
             self._event(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
         try:
-            ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret)
+            ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret,
+                                               projected=self._prepare_projected)
         except volumes.VolumeError as exc:
             self._event(pod, "Warning", "FailedMount", str(exc))
             self._record_pod_error(pod, "ContainerCreating", str(exc))
@@ -223,12 +229,15 @@ class Applier:
         meta = pod.metadata
         if ctx.volume_paths is None:
             try:
-                ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret)
+                ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret,
+                                                   projected=self._prepare_projected)
             except volumes.VolumeError as exc:
                 self._event(pod, "Warning", "FailedMount", str(exc))
                 raise StartError("ContainerCreating", str(exc)) from None
             except clientmod.ApiError as exc:
                 raise StartError("ContainerCreating", f"reading a volume's source: {exc}") from None
+        else:
+            self.refresh_volumes(pod)   # e.g. status.podIP, known once the sandbox's network is up
         # A hostNetwork pod sees the node's own /etc/hosts, as in Kubernetes.
         hosts = "" if pod.spec.host_network else volumes.write_hosts(self.data_dir, pod, self.pod_ip(pod))
         self._ensure_image(pod, spec)
@@ -430,6 +439,14 @@ class Applier:
 
     def _wants_network(self, pod) -> bool:
         return self.network is not None and not pod.spec.host_network
+
+    def _prepare_projected(self, pod, vol) -> str:
+        return self.projected.prepare(pod, vol, self.pod_ip(pod))
+
+    def refresh_volumes(self, pod) -> None:
+        """Rewrite the running pod's downwardAPI/projected files that changed (labels, tokens...)."""
+        if any(projectedmod.is_projected(v) for v in pod.spec.volumes):
+            self.projected.refresh(pod, self.pod_ip(pod))
 
     def pod_ip(self, pod) -> str:
         """The pod's IP: the node's address for hostNetwork pods, else its allocation

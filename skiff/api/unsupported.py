@@ -120,10 +120,10 @@ NOT_IN_API = {
         "AppArmor profiles are not supported; use seccompProfile",
     ("skiff.api.SecurityContext", "procMount"):
         "only the default /proc mount is supported; remove procMount",
-    ("skiff.api.Volume", "projected"):
-        "projected volumes are planned; use configMap or secret volumes",
-    ("skiff.api.Volume", "downwardAPI"):
-        "downwardAPI volumes are planned; env valueFrom.fieldRef works",
+    ("skiff.api.VolumeProjection", "clusterTrustBundle"):
+        "ClusterTrustBundles are not served by skiff; put the CA bundle in a ConfigMap and project that",
+    ("skiff.api.VolumeProjection", "podCertificate"):
+        "pod certificates are not issued by skiff; project a Secret holding the certificate",
     ("skiff.api.StatefulSetSpec", "volumeClaimTemplates"):
         "persistent volumes are planned; until then a StatefulSet's pods use emptyDir or hostPath volumes",
     ("skiff.api.StatefulSetSpec", "persistentVolumeClaimRetentionPolicy"):

@@ -12,7 +12,7 @@ from skiff.api.display import format_rows
 from skiff.api.errors import ValidationError
 from skiff.api.kinds.event import event_order
 from skiff.cli import (auth_cmds, batch_cmds, drain, dry_run, explain, lab_cmds, meta_cmds, node_cmds, pki_cmds,
-                       printers, rollout_cmds, secrets_cmds, wait_cmds)
+                       printers, rollout_cmds, secrets_cmds, taint_cmds, wait_cmds)
 from skiff.cli.common import client as _client
 from skiff.cli.common import server_error
 from skiff.cli.common import split_kind_names as _split_kind_names
@@ -383,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     meta_cmds.add_parsers(sub, common, ns)
     wait_cmds.add_parsers(sub, common, ns)
     node_cmds.add_parsers(sub, common, ns)
+    taint_cmds.add_parsers(sub, common)
     drain.add_parsers(sub, common)
     batch_cmds.add_parsers(sub, common, ns)
     rollout_cmds.add_parsers(sub, common, ns)

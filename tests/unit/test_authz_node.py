@@ -207,3 +207,17 @@ def test_create_token_attributes():
                                                                           "dev", "default")
     got = of_request("/skiff.api.Api/WhoAmI", None)
     assert (got.verb, got.resource, got.api_group) == ("create", "selfsubjectreviews", "authentication.k8s.io")
+
+
+def test_projected_volume_sources_are_references():
+    """A node may read the Secrets and ConfigMaps named in its pods' projected volumes."""
+    p = pod("proj", "n1")
+    sources = p.spec.volumes.add(name="bundle").projected.sources
+    sources.add().secret.name = "proj-secret"
+    sources.add().config_map.name = "proj-config"
+    sources.add().service_account_token.path = "token"
+    assert nodeauthz.pod_references(p.spec) == {"secrets": {"proj-secret"}, "configmaps": {"proj-config"}}
+    view = DictView.of(p, pod("other", "n2"))
+    assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "proj-secret"), view)) == ALLOW
+    assert _outcome(nodeauthz.authorize(N1, A("get", "configmaps", "dev", "proj-config"), view)) == ALLOW
+    assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "unnamed"), view)) == DENY

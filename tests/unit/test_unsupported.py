@@ -87,6 +87,12 @@ ACCEPTED = [
                          resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
     {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
     {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
+    # honoured by the node agent since issue 11 (nodeagent/podsync/projected.py)
+    {"volumes": [{"name": "info", "downwardAPI": {"items": [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]},
+    {"volumes": [{"name": "all", "projected": {"sources": [
+        {"secret": {"name": "s"}}, {"configMap": {"name": "c"}},
+        {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 600, "path": "token"}}]}}]},
     # honoured by the scheduler since issue 11
     {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}},
@@ -144,6 +150,8 @@ NOT_IN_API = [
     ({"priorityClassName": "high"}, "spec.priorityClassName", "priority"),
     ({"serviceAccount": "default"}, "spec.serviceAccount", "deprecated name of serviceAccountName"),
     ({"securityContext": {"seLinuxOptions": {"level": "s0"}}}, "spec.securityContext.seLinuxOptions", "SELinux"),
+    ({"volumes": [{"name": "ca", "projected": {"sources": [{"clusterTrustBundle": {"name": "x", "path": "ca"}}]}}]},
+     "spec.volumes[0].projected.sources[0].clusterTrustBundle", "ConfigMap"),
     ({"securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}}}, "spec.securityContext.appArmorProfile",
      "AppArmor"),
     ({"containers": [dict(CONTAINER, securityContext={"procMount": "Unmasked"})]},
