@@ -21,7 +21,7 @@ from skiff.api import node_pb2 as npb
 from skiff.api import objects_pb2 as pb
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
-from skiff.pki.tls import ChannelCache
+from skiff.pki.tls import ChannelCache, bearer_credentials
 
 DEFAULT_CONFIG = os.path.expanduser("~/.skiff/config")
 AGENT_ERROR_PREFIX = "node agent: "  # see controlplane/apiserver/service.py
@@ -111,8 +111,12 @@ def resolve(server: str | None = None, config_path: str | None = None):
 
 class Client:
     def __init__(self, endpoints, call_timeout_s: float = CALL_TIMEOUT_S,
-                 failover_budget_s: float = FAILOVER_BUDGET_S, tls=None):
-        """tls: skiff.pki.tls.Credentials (the CA and our client certificate), None = plaintext."""
+                 failover_budget_s: float = FAILOVER_BUDGET_S, tls=None, token: str = "",
+                 token_file: str = ""):
+        """tls: skiff.pki.tls.Credentials (the CA and our client certificate, if any), None =
+        plaintext. token / token_file: a bearer token (a ServiceAccount's) sent with every
+        call, the file re-read when it changes; only over TLS (gRPC never sends call
+        credentials in clear)."""
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
         if not endpoints:
@@ -122,7 +126,11 @@ class Client:
         self.failover_budget_s = failover_budget_s
         self._current = 0
         self.tls = tls
-        self._channels = ChannelCache(tls, options=[
+        if (token or token_file) and tls is None:
+            raise ApiError("a bearer token needs TLS (a CA to verify the server with): "
+                           "tokens are never sent in clear")
+        self.token_file = token_file
+        self._channels = ChannelCache(tls, call_creds=bearer_credentials(token, token_file), options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
@@ -130,8 +138,13 @@ class Client:
 
     @classmethod
     def from_config(cls, server=None, config_path=None, **kw):
-        endpoints, tls = resolve(server, config_path)
+        try:
+            endpoints, tls, bearer = clientconfig.resolve_all(server, config_path)
+        except clientconfig.ConfigError as exc:
+            raise ApiError(str(exc)) from None
         kw.setdefault("tls", tls)
+        for k, v in bearer.items():
+            kw.setdefault(k, v)
         return cls(endpoints, **kw)
 
     def close(self):

@@ -28,6 +28,12 @@ API_SERVICE_DNS = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                    "kubernetes.default.svc.cluster.local")
 
 
+def api_service_ip(service_cidr: str) -> str:
+    """The API Service's ClusterIP for a service CIDR: its first address (bootstrap.py)."""
+    import ipaddress
+    return str(ipaddress.ip_network(service_cidr, strict=False).network_address + 1)
+
+
 class Authority:
     """A PKI directory; create() makes the CA once, later calls reuse it."""
 
@@ -90,8 +96,8 @@ class Authority:
 
     # ------------------------------------------------------------ well-known certificates
 
-    def write_replica(self, name: str, ips=(), dns=()) -> tuple[str, str]:
-        return self.write(name, **replica_identity(name, ips, dns))
+    def write_replica(self, name: str, ips=(), dns=(), service_ip: str = API_SERVICE_IP) -> tuple[str, str]:
+        return self.write(name, **replica_identity(name, ips, dns, service_ip))
 
     def write_node(self, node: str, ips=(), dns=()) -> tuple[str, str]:
         return self.write(node, **node_identity(node, ips, dns))
