@@ -167,6 +167,10 @@ class Client:
         if self.tls is None:
             return (" (this client speaks plaintext; a cluster with TLS on needs a context with its CA "
                     "and a client certificate: skiff config get-contexts)")
+        if not self.tls.cert:
+            return (" (TLS handshake refused: this client has no certificate, which a replica's API port "
+                    "requires; a bearer-token client calls the join ports, tls.joinAddress, as pods do "
+                    "through the Service default/kubernetes)")
         return (" (TLS handshake refused: is the client certificate, and the CA the server's certificate "
                 "is checked against, this cluster's?)")
 
