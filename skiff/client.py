@@ -129,7 +129,6 @@ class Client:
         if (token or token_file) and tls is None:
             raise ApiError("a bearer token needs TLS (a CA to verify the server with): "
                            "tokens are never sent in clear")
-        self.token_file = token_file
         self._channels = ChannelCache(tls, call_creds=bearer_credentials(token, token_file), options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.initial_reconnect_backoff_ms", 100),
