@@ -11,7 +11,8 @@ without importing this module; load() parses and validates it when a replica sta
     raftPasswordFile: /etc/skiff/raft-password
     peers:
       - {name: cp2, apiAddress: 10.0.0.12:7100, raftAddress: 10.0.0.12:7200}
-      - {name: cp3, apiAddress: 10.0.0.13:7100, raftAddress: 10.0.0.13:7200}
+      - {name: cp3, apiAddress: 10.0.0.13:7100, raftAddress: 10.0.0.13:7200,
+         joinAddress: 10.0.0.13:7300}   # optional: its tls.joinAddress (the in-cluster API port)
     raft:                           # optional; LAN defaults
       minTimeoutS: 0.45              # election timeout, drawn in [min, max] (RaftTuning)
       maxTimeoutS: 0.9
@@ -70,9 +71,12 @@ from controlplane.apiserver.sa_tokens import ServiceAccountsConfig, dump_config,
 
 @dataclass(frozen=True)
 class Peer:
+    """A replica as the others know it. join_address: its tls.joinAddress ("" = none or
+    unknown), where the Service default/kubernetes sends pods (controlplane/bootstrap.py)."""
     name: str
     api_address: str
     raft_address: str
+    join_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,8 @@ class ControlPlaneConfig:
 
     @property
     def self_peer(self) -> Peer:
-        return Peer(self.name, self.advertise_api_address or self.api_address, self.raft_address)
+        return Peer(self.name, self.advertise_api_address or self.api_address, self.raft_address,
+                    self.tls.join_address if self.tls else "")
 
 
 class ConfigError(ValueError):
@@ -241,8 +246,10 @@ def load(path: str) -> ControlPlaneConfig:
         where = f"{path}: peers[{i}]"
         if not isinstance(p, dict):
             raise ConfigError(f"{where}: expected a mapping")
+        join = p.get("joinAddress") or ""
         peers.append(Peer(_need(p, "name", where), _address(_need(p, "apiAddress", where), where),
-                          _address(_need(p, "raftAddress", where), where)))
+                          _address(_need(p, "raftAddress", where), where),
+                          _address(join, f"{where}: joinAddress") if join else ""))
     raft_doc = doc.get("raft") or {}
     tuning = RaftTuning(
         min_timeout_s=float(raft_doc.get("minTimeoutS", RaftTuning.min_timeout_s)),
@@ -371,7 +378,8 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
     doc = {
         "name": cfg.name, "dataDir": cfg.data_dir, "apiAddress": cfg.api_address,
         "raftAddress": cfg.raft_address, "raftPasswordFile": password_file,
-        "peers": [{"name": p.name, "apiAddress": p.api_address, "raftAddress": p.raft_address}
+        "peers": [{"name": p.name, "apiAddress": p.api_address, "raftAddress": p.raft_address,
+                   **({"joinAddress": p.join_address} if p.join_address else {})}
                   for p in cfg.peers],
         "raft": {"minTimeoutS": cfg.raft.min_timeout_s, "maxTimeoutS": cfg.raft.max_timeout_s,
                  "heartbeatS": cfg.raft.heartbeat_s,

@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from skiff import client as clientmod
+from skiff import clientconfig
 from skiff.api.display import format_rows
 from skiff.api.errors import ValidationError
 from skiff.api.kinds.event import event_order
@@ -414,6 +415,9 @@ def main(argv=None) -> int:
         args.names.extend(extra)
     if command is not None:
         args.command = command
+    if getattr(args, "namespace", "") is None and args.cmd != "secrets-encrypt":
+        # In a pod without a config file: the pod's own namespace, as kubectl does in-cluster.
+        args.namespace = clientconfig.default_namespace()
     try:
         return args.func(args)
     except CliError as exc:
