@@ -52,8 +52,6 @@ POD_SPEC_RULES = (
          "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works"),
     Rule("topologySpreadConstraints", lambda s, _: len(s.topology_spread_constraints) > 0,
          "topology spread is planned; remove it to run this pod"),
-    Rule("schedulingGates", lambda s, _: len(s.scheduling_gates) > 0,
-         "scheduling gates are planned; remove them to run this pod"),
     Rule("imagePullSecrets", lambda s, _: len(s.image_pull_secrets) > 0,
          "registry credentials are planned; skiff pulls public images only"),
 )

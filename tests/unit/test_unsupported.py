@@ -74,7 +74,6 @@ REFUSED = [
     ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                                      "whenUnsatisfiable": "DoNotSchedule"}]},
      "topologySpreadConstraints", "topology spread"),
-    ({"schedulingGates": [{"name": "example.com/wait"}]}, "schedulingGates", "gates"),
     ({"imagePullSecrets": [{"name": "regcred"}]}, "imagePullSecrets", "credentials"),
     ({"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}]},
      "initContainers[0].restartPolicy", "sidecar"),
@@ -103,6 +102,7 @@ ACCEPTED = [
                          resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
     {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
     {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
+    {"schedulingGates": [{"name": "example.com/wait"}]},
 ]
 
 

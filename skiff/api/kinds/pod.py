@@ -18,6 +18,8 @@ def _defaults(pod: pb.Pod) -> None:
 
 def _validate(pod: pb.Pod, errs) -> None:
     validate_pod_spec(pod.spec, "spec", errs)
+    if pod.spec.node_name and pod.spec.scheduling_gates:
+        forbidden(errs, "spec.nodeName", "cannot be set until all schedulingGates have been cleared")
 
 POD_UPDATE_FORBIDDEN = ("pod updates may not change fields other than `spec.containers[*].image`, "
                         "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, "
@@ -26,9 +28,13 @@ POD_UPDATE_FORBIDDEN = ("pod updates may not change fields other than `spec.cont
 
 
 def _validate_update(new: pb.Pod, old: pb.Pod, errs) -> None:
-    """Only images, activeDeadlineSeconds, toleration additions and binding may change."""
+    """Only images, activeDeadlineSeconds, toleration additions, scheduling-gate removals
+    and binding may change."""
     masked = pb.PodSpec()
     masked.CopyFrom(new.spec)
+    _update_scheduling_gates(new.spec, old.spec, errs)
+    del masked.scheduling_gates[:]
+    masked.scheduling_gates.extend(old.spec.scheduling_gates)
     for group, old_group in ((masked.containers, old.spec.containers),
                              (masked.init_containers, old.spec.init_containers)):
         for c, old_c in zip(group, old_group):
@@ -47,6 +53,18 @@ def _validate_update(new: pb.Pod, old: pb.Pod, errs) -> None:
     if masked != old.spec:
         changed = ", ".join(changed_fields(masked, old.spec, "spec"))
         forbidden(errs, "spec", f"{POD_UPDATE_FORBIDDEN} (changed: {changed})")
+
+
+def _update_scheduling_gates(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
+    """Gates are set at creation and only removed afterwards (Kubernetes'
+    validateOnlyDeletedSchedulingGates); a pod bound to a node has none left to add."""
+    old_names = {g.name for g in old.scheduling_gates}
+    for gate in new.scheduling_gates:
+        if gate.name not in old_names:
+            forbidden(errs, "spec.schedulingGates",
+                      f"only deletion is allowed, but found new scheduling gate '{gate.name}'")
+    if new.scheduling_gates and new.node_name and not old.node_name:
+        forbidden(errs, "spec.nodeName", "cannot be set until all schedulingGates have been cleared")
 
 
 def _update_active_deadline(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
@@ -91,10 +109,12 @@ def graceful_delete_s(pod: pb.Pod, requested_s) -> int:
 
 def pod_status(p) -> str:
     """kubectl's STATUS column: Terminating, Init:N/M, a container's waiting or terminated
-    reason, else the phase."""
+    reason, SchedulingGated (PodScheduled=False for that reason), else the phase."""
     if p.metadata.deletion_timestamp:
         return "Terminating"
     reason = p.status.reason or p.status.phase or "Pending"
+    if any(c.type == "PodScheduled" and c.reason == "SchedulingGated" for c in p.status.conditions):
+        reason = "SchedulingGated"
     for i, cs in enumerate(p.status.init_container_statuses):
         if cs.state.HasField("terminated") and cs.state.terminated.exit_code != 0:
             return f"Init:{cs.state.terminated.reason or 'Error'}"
