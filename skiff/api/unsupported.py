@@ -90,12 +90,7 @@ PORT_RULES = (
 )
 
 # Services (kind Service): by JSON path under the Service.
-SERVICE_RULES = (
-    Rule("spec.ipFamilyPolicy", lambda svc, _: svc.spec.HasField("ip_family_policy"),
-         "skiff Services are IPv4 single-stack; remove it"),
-    Rule("spec.ipFamilies", lambda svc, _: len(svc.spec.ip_families) > 0,
-         "skiff Services are IPv4 single-stack; remove it"),
-)
+SERVICE_RULES = ()
 
 SERVICE_ACCOUNT_RULES = (
     Rule("imagePullSecrets", lambda sa, _: len(sa.image_pull_secrets) > 0,
