@@ -6,7 +6,8 @@
   the pod IP; a node whose network is not ready yet (no podCIDR) creates no sandbox;
 - before any container starts, the sandbox's network is ensured (a sandbox whose
   network setup failed never runs containers without it);
-- StartContainer: image per imagePullPolicy, environment, mounts, then create +
+- StartContainer: image per imagePullPolicy (with the credentials of the pod's
+  imagePullSecrets that match the image's registry: podsync/pullsecrets.py), environment, mounts, then create +
   start (events Pulled, Created, Started), then the postStart hook (a failed hook
   kills the container: event FailedPostStartHook); the back-off entry the planner
   computed is recorded before the start, as kubelet does;
@@ -34,7 +35,7 @@ import docker.errors
 
 from nodeagent.dns import resolvconf
 from nodeagent.podsync import env as envmod
-from nodeagent.podsync import spechash, volumes
+from nodeagent.podsync import pullsecrets, spechash, volumes
 from nodeagent.podsync.model import (
     CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff)
 from nodeagent.podsync.plan import MIN_GRACE_S, pod_grace_s
@@ -296,10 +297,11 @@ class Applier:
             if failed_at is not None and time.monotonic() - failed_at < PULL_RETRY_AFTER_S:
                 self._event(pod, "Normal", "Pulled", already)
                 return
+        auths = self._pull_auths(pod, ref)
         self._event(pod, "Normal", "Pulling", f'Pulling image "{ref}"')
         t0 = time.monotonic()
         try:
-            self.runtime.pull(ref)
+            self.runtime.pull(ref, auths)
         except ImageError as exc:
             if present:
                 with self._lock:
@@ -312,6 +314,22 @@ class Applier:
         with self._lock:
             self._pull_failed.pop(ref, None)
         self._event(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in {time.monotonic() - t0:.3f}s')
+
+    def _pull_auths(self, pod, ref) -> list:
+        """The engine auth configs for pulling ref: the pod's imagePullSecrets matching its
+        registry, most specific first. A secret that cannot be read does not stop the pull
+        (it may be public): a Warning FailedToRetrieveImagePullSecret says so, as the kubelet."""
+        if not pod.spec.image_pull_secrets:
+            return []
+        ring, missing = pullsecrets.Keyring.for_pod(pod, self.get_secret)
+        if missing:
+            self._event(pod, "Warning", "FailedToRetrieveImagePullSecret",
+                        f"Unable to retrieve some image pull secrets ({', '.join(missing)}); "
+                        "attempting to pull the image may not succeed.")
+        matches = ring.lookup(ref)
+        log.info("event=pull_credentials pod=%s image=%s matching=%d missing=%d",
+                 pod.metadata.name, ref, len(matches), len(missing))
+        return [cred.auth_config(key.split("/", 1)[0]) for key, cred in matches]
 
     # ------------------------------------------------------------ stopping
 

@@ -52,8 +52,6 @@ POD_SPEC_RULES = (
          "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works"),
     Rule("topologySpreadConstraints", lambda s, _: len(s.topology_spread_constraints) > 0,
          "topology spread is planned; remove it to run this pod"),
-    Rule("imagePullSecrets", lambda s, _: len(s.image_pull_secrets) > 0,
-         "registry credentials are planned; skiff pulls public images only"),
 )
 
 CONTAINER_RULES = (
@@ -92,10 +90,7 @@ PORT_RULES = (
 # Services (kind Service): by JSON path under the Service.
 SERVICE_RULES = ()
 
-SERVICE_ACCOUNT_RULES = (
-    Rule("imagePullSecrets", lambda sa, _: len(sa.image_pull_secrets) > 0,
-         "registry credentials are planned; skiff pulls public images only"),
-)
+SERVICE_ACCOUNT_RULES = ()
 
 VOLUME_RULES = (
     Rule("emptyDir.sizeLimit",

@@ -19,8 +19,9 @@ class FakeRuntime:
     def image_id(self, ref):
         return f"sha256:{ref}" if ref in self.images else ""
 
-    def pull(self, ref):
+    def pull(self, ref, auth_configs=()):
         self.calls.append(("pull", ref))
+        self.auths = list(auth_configs)
         if not self.pull_ok:
             raise ImageError("ErrImagePull", f'failed to pull image "{ref}": no registry')
         self.images.add(ref)

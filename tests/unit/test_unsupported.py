@@ -74,7 +74,6 @@ REFUSED = [
     ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                                      "whenUnsatisfiable": "DoNotSchedule"}]},
      "topologySpreadConstraints", "topology spread"),
-    ({"imagePullSecrets": [{"name": "regcred"}]}, "imagePullSecrets", "credentials"),
     ({"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}]},
      "initContainers[0].restartPolicy", "sidecar"),
 ]
@@ -103,6 +102,7 @@ ACCEPTED = [
     {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
     {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
     {"schedulingGates": [{"name": "example.com/wait"}]},
+    {"imagePullSecrets": [{"name": "regcred"}]},
 ]
 
 
@@ -126,6 +126,15 @@ def test_kinds_without_pod_specs_have_nothing_to_refuse():
            "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
     assert check(svc) == [] and check(cm) == []
+
+
+def test_issue_11_service_and_account_fields_are_honoured():
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+           "spec": {"ports": [{"port": 80}], "selector": {"app": "web"},
+                    "ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4"]}}
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"},
+          "imagePullSecrets": [{"name": "regcred"}]}
+    assert check(svc) == [] and check(sa) == []
 
 
 def test_pod_specs_found_by_type_not_by_kind():

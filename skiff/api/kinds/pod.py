@@ -81,7 +81,8 @@ def _update_active_deadline(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
 
 def carry_over(new: pb.Pod, old: pb.Pod) -> None:
     """A re-applied manifest does not name the node the pod was bound to, nor the service
-    account and token mount the ServiceAccount admission plugin filled in: keep them."""
+    account, token mount and imagePullSecrets the ServiceAccount admission plugin filled
+    in: keep them."""
     if not new.spec.node_name:
         new.spec.node_name = old.spec.node_name
     if not new.spec.service_account_name:
@@ -89,6 +90,8 @@ def carry_over(new: pb.Pod, old: pb.Pod) -> None:
     if not new.spec.HasField("automount_service_account_token") and \
             old.spec.HasField("automount_service_account_token"):
         new.spec.automount_service_account_token = old.spec.automount_service_account_token
+    if not new.spec.image_pull_secrets:
+        new.spec.image_pull_secrets.extend(old.spec.image_pull_secrets)
 
 
 # ---------------------------------------------------------------- the replicated apply
