@@ -7,7 +7,8 @@
 - before any container starts, the sandbox's network is ensured (a sandbox whose
   network setup failed never runs containers without it);
 - StartContainer: image per imagePullPolicy (with the credentials of the pod's
-  imagePullSecrets that match the image's registry: podsync/pullsecrets.py), environment, mounts, then create +
+  imagePullSecrets that match the image's registry: podsync/pullsecrets.py; after a failed
+  pull, ImagePullBackOff: podsync/pullbackoff.py), environment, mounts, then create +
   start (events Pulled, Created, Started), then the postStart hook (a failed hook
   kills the container: event FailedPostStartHook); the back-off entry the planner
   computed is recorded before the start, as kubelet does;
@@ -35,7 +36,7 @@ import docker.errors
 
 from nodeagent.dns import resolvconf
 from nodeagent.podsync import env as envmod
-from nodeagent.podsync import pullsecrets, spechash, volumes
+from nodeagent.podsync import pullbackoff, pullsecrets, spechash, volumes
 from nodeagent.podsync.model import (
     CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff)
 from nodeagent.podsync.plan import MIN_GRACE_S, pod_grace_s
@@ -94,6 +95,7 @@ class Applier:
         self.backoff_state: dict = {}
         self.start_errors: dict = {}       # pod uid -> {container name: (reason, message)}
         self._pull_failed: dict = {}       # image -> monotonic time of the last failed pull
+        self.pull_backoff = pullbackoff.PullBackoff()   # ImagePullBackOff per (pod, image)
         self._backoff_events: set = set()  # (backoff key, delay) already announced
         self._lock = threading.Lock()
 
@@ -297,6 +299,11 @@ class Applier:
             if failed_at is not None and time.monotonic() - failed_at < PULL_RETRY_AFTER_S:
                 self._event(pod, "Normal", "Pulled", already)
                 return
+        uid = pod.metadata.uid
+        backing_off = self.pull_backoff.waiting(uid, ref, time.monotonic())
+        if backing_off is not None:
+            self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{ref}"')
+            raise StartError("ImagePullBackOff", backing_off)
         auths = self._pull_auths(pod, ref)
         self._event(pod, "Normal", "Pulling", f'Pulling image "{ref}"')
         t0 = time.monotonic()
@@ -309,8 +316,10 @@ class Applier:
                 self._event(pod, "Warning", "Failed", f"{exc.message}; using the image already present on "
                                                       "the machine (pull policy Always, no registry reachable)")
                 return
+            self.pull_backoff.failed(uid, ref, exc.message, time.monotonic())
             self._event(pod, "Warning", "Failed", exc.message)
             raise StartError(exc.reason, exc.message) from None
+        self.pull_backoff.succeeded(uid, ref)
         with self._lock:
             self._pull_failed.pop(ref, None)
         self._event(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in {time.monotonic() - t0:.3f}s')
@@ -388,6 +397,7 @@ class Applier:
         log.info("event=pod_finalized pod=%s uid=%s deleted_from_api=%s", ctx.ref, uid, action.delete_from_api)
 
     def forget(self, uid: str) -> None:
+        self.pull_backoff.forget(uid)
         with self._lock:
             self.start_errors.pop(uid, None)
             for key in [k for k in self.backoff_state if k[0] == uid]:
