@@ -119,6 +119,7 @@ class Agent:
                                 workers=cfg.sync_workers, resync_s=cfg.resync_s, informers=self.informers,
                                 drain=self._endpoints_drain())
         probes.on_change = self.syncer.enqueue
+        probes.pod_ip = applier.pod_ip     # where grpc probes call (kubelet: the pod's IP)
         if self.network is not None:   # IP garbage collection once the node's pods are known
             self.network.live_uids = lambda: self.syncer._all_uids() if self.syncer.informer.synced else None
         self.syncer.start()

@@ -83,7 +83,8 @@ class ControllerManager:
         ctl = cfg.controllers
         # The scheduler's events are written in the background: a binding is one round trip, not two.
         self.scheduler = Scheduler(guarded, pods, nodes,
-                                   EventRecorder(guarded, COMPONENT_SCHEDULER, host, asynchronous=True))
+                                   EventRecorder(guarded, COMPONENT_SCHEDULER, host, asynchronous=True),
+                                   namespaces=self.informers.informer("namespaces"))
         recorder = EventRecorder(guarded, COMPONENT_CONTROLLERS, host)
         self.loops = [
             self.scheduler,

@@ -5,7 +5,9 @@ means the node passes. Reasons are Kubernetes' own wording, because they end up
 in "0/3 nodes are available: 2 Insufficient cpu, ..." messages people search for.
 Filters run in FILTERS order and a node stops at the first filter that rejects
 it (as Kubernetes' framework does); one filter may give several reasons
-(Insufficient cpu and Insufficient memory).
+(Insufficient cpu and Insufficient memory). These are the node-local filters;
+the cluster-wide ones (PodTopologySpread, InterPodAffinity) run after them, in
+algorithm.FILTERS.
 """
 
 from controlplane.controllers.podutil import get_condition

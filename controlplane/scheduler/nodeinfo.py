@@ -6,11 +6,16 @@ Invariants:
   their resources until the node has stopped them) and pods the scheduler has
   just bound but not yet seen come back from the API ("assumed" pods);
 - requests are summed exactly as the resource filter compares them, so "fits"
-  means allocatable - requested >= the pod's request for every resource.
+  means allocatable - requested >= the pod's request for every resource;
+- pods_with_affinity is the sublist of pods that have pod affinity or
+  anti-affinity terms (Kubernetes' PodsWithAffinity): the inter-pod affinity
+  checks walk only these for the existing pods' own terms.
 """
 
+import functools
 from dataclasses import dataclass, field
 
+from controlplane.scheduler.podterms import has_pod_affinity
 from skiff.api import objects_pb2 as pb
 from skiff.api.quantity import cpu_millicores, memory_bytes
 from skiff.api.wellknown import POD_FINISHED_PHASES
@@ -32,7 +37,10 @@ class Resources:
         return Resources(self.cpu_m + other.cpu_m, self.memory_b + other.memory_b, self.pods + other.pods)
 
 
+@functools.lru_cache(maxsize=4096)
 def _quantity(fn, value: str) -> int:
+    """fn(value), memoized: every cycle re-reads the same few request strings ("100m",
+    "64Mi") of hundreds of pods, and exact parsing (fractions) dominated a cycle's cost."""
     try:
         return fn(value)
     except ValueError:
@@ -87,6 +95,7 @@ class NodeInfo:
     pods: list = field(default_factory=list)
     requested: Resources = Resources()
     nonzero_requested: Resources = Resources()
+    pods_with_affinity: list = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -100,6 +109,8 @@ class NodeInfo:
         self.pods.append(pod)
         self.requested = self.requested + pod_requests(pod)
         self.nonzero_requested = self.nonzero_requested + nonzero_requests(pod)
+        if has_pod_affinity(pod):
+            self.pods_with_affinity.append(pod)
 
 
 def build_node_infos(nodes, pods) -> dict:

@@ -16,11 +16,16 @@ runs the pure algorithm, and then:
   SchedulingGated. Gates can only be removed (pod update validation), and removing
   the last one is a spec change that enqueues the pod;
 - no node: sets PodScheduled=False reason Unschedulable with the FitError
-  message, records one Warning "FailedScheduling" event per distinct message per
-  pod (also across leader changes: the condition remembers the last message),
-  and retries with backoff (1 s doubling to 10 s, Kubernetes' pod backoff) and
-  at once on every relevant cluster change (a node added, removed or changed in
-  labels/taints/allocatable/readiness/cordon; a pod deleted or finished).
+  message (Kubernetes' histogram, exactly), records one Warning
+  "FailedScheduling" event per distinct FitError message per pod (also across
+  leader changes: the condition remembers the last message) whose text is the
+  histogram followed by which filter rejected which node (algorithm.node_detail,
+  bounded), and retries with backoff (1 s doubling to 10 s, Kubernetes' pod
+  backoff) and at once on every relevant cluster change (a node added, removed
+  or changed in labels/taints/allocatable/readiness/cordon; a pod deleted or
+  finished; and, for pods waiting on pod affinity or a DoNotSchedule spread
+  constraint, a pod bound or relabelled, since another pod's arrival can
+  satisfy those).
 
 One worker makes every decision, so decisions never race each other.
 
@@ -58,6 +63,13 @@ def needs_scheduling(pod) -> bool:
             and not pod.metadata.deletion_timestamp and pod.status.phase not in POD_FINISHED_PHASES)
 
 
+def _helped_by_pods(pod) -> bool:
+    """Another pod's arrival can make this pod schedulable: it has required pod affinity
+    or a DoNotSchedule spread constraint (anti-affinity only ever needs pods to go)."""
+    return (bool(pod.spec.affinity.pod_affinity.required_during_scheduling_ignored_during_execution)
+            or any(c.when_unsatisfiable == "DoNotSchedule" for c in pod.spec.topology_spread_constraints))
+
+
 def _node_fingerprint(node):
     """What about a node can change a scheduling decision (not its heartbeat times)."""
     ready = get_condition(node.status.conditions, "Ready")
@@ -67,15 +79,18 @@ def _node_fingerprint(node):
 
 
 class Scheduler:
-    def __init__(self, client, pods, nodes, recorder):
-        """client: a leader-guarded client; pods, nodes: shared informers."""
+    def __init__(self, client, pods, nodes, recorder, namespaces=None):
+        """client: a leader-guarded client; pods, nodes, namespaces: shared informers
+        (namespaces: their labels, for affinity terms' namespaceSelector)."""
         self.client = client
         self.pods = pods
         self.nodes = nodes
+        self.namespaces = namespaces
         self.recorder = recorder
         self._lock = threading.Lock()
         self._assumed: dict = {}          # pod uid -> (bound pod copy, monotonic deadline)
         self._unschedulable: set = set()  # keys waiting for a cluster change (or backoff)
+        self._wait_for_pods: set = set()  # of those, the ones another pod's arrival can help
         self._last_failure: dict = {}     # pod uid -> last FailedScheduling message recorded
         self.loop = Loop("scheduler", self.sync, informers=(pods, nodes), list_keys=self._pending_keys,
                          resync_s=RESYNC_S, base_delay_s=BACKOFF_BASE_S, max_delay_s=BACKOFF_MAX_S)
@@ -97,11 +112,15 @@ class Scheduler:
     def _pod_added(self, pod):
         if needs_scheduling(pod):
             self.loop.enqueue(key_of(pod))
+        elif pod.spec.node_name:
+            self._pods_changed()    # created bound (a DaemonSet's pod, a nodeName set by hand)
 
     def _pod_updated(self, old, new):
         if new.spec.node_name:
             with self._lock:
                 self._assumed.pop(new.metadata.uid, None)
+            if not old.spec.node_name or old.metadata.labels != new.metadata.labels:
+                self._pods_changed()
         if needs_scheduling(new) and (not needs_scheduling(old) or old.spec != new.spec):
             self.loop.enqueue(key_of(new))
         if new.status.phase in POD_FINISHED_PHASES and old.status.phase != new.status.phase:
@@ -112,6 +131,7 @@ class Scheduler:
             self._assumed.pop(pod.metadata.uid, None)
             self._last_failure.pop(pod.metadata.uid, None)
             self._unschedulable.discard(key_of(pod))
+            self._wait_for_pods.discard(key_of(pod))
         if pod.spec.node_name:
             self._cluster_changed()
 
@@ -124,6 +144,18 @@ class Scheduler:
             waiting = list(self._unschedulable)
         for key in waiting:
             self.loop.enqueue(key)
+
+    def _pods_changed(self):
+        """A pod was bound or relabelled: retry the pods only another pod can help."""
+        with self._lock:
+            waiting = list(self._wait_for_pods)
+        for key in waiting:
+            self.loop.enqueue(key)
+
+    def _namespace_labels(self) -> dict:
+        if self.namespaces is None:
+            return {}
+        return {ns.metadata.name: dict(ns.metadata.labels) for ns in self.namespaces.list()}
 
     # ------------------------------------------------------------ sync
 
@@ -144,6 +176,7 @@ class Scheduler:
         if pod is None or not needs_scheduling(pod):
             with self._lock:
                 self._unschedulable.discard(key)
+                self._wait_for_pods.discard(key)
             return None
         with self._lock:
             if pod.metadata.uid in self._assumed:
@@ -157,17 +190,21 @@ class Scheduler:
             self._set_scheduled_condition(pod, "False", SCHEDULING_GATED, SCHEDULING_GATED_MESSAGE)
             return None
         infos = build_node_infos(self.nodes.list(), self._bound_pods())
-        decision = schedule(pod, infos)
+        decision = schedule(pod, infos, self._namespace_labels())
         log.debug("event=decision pod=%s node=%s %s", key, decision.node, decision.explain())
         if decision.node is None:
-            self._unschedulable_pod(key, pod, decision.message)
+            if _helped_by_pods(pod):
+                with self._lock:
+                    self._wait_for_pods.add(key)
+            self._unschedulable_pod(key, pod, decision.message, decision.detail)
             return BACKOFF  # cluster changes requeue it sooner (_cluster_changed)
         with self._lock:
             self._unschedulable.discard(key)
+            self._wait_for_pods.discard(key)
         self._bind(key, pod, decision.node)
         return None
 
-    def _unschedulable_pod(self, key, pod, message):
+    def _unschedulable_pod(self, key, pod, message, detail=""):
         uid = pod.metadata.uid
         with self._lock:
             self._unschedulable.add(key)
@@ -181,7 +218,7 @@ class Scheduler:
         log.info("event=unschedulable pod=%s message=%r", key, message)
         self._set_scheduled_condition(pod, "False", "Unschedulable", message)
         if first_time:
-            self.recorder.event(pod, "Warning", "FailedScheduling", message)
+            self.recorder.event(pod, "Warning", "FailedScheduling", f"{message} {detail}".rstrip())
             flush = getattr(self.recorder, "flush", None)
             if flush is not None:   # rare and not on the binding path: written before we go on
                 flush(uid, FLUSH_S)

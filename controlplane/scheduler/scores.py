@@ -7,6 +7,7 @@ the caller breaks ties by node name, so equal inputs give equal decisions.
 """
 
 from controlplane.controllers.podutil import controller_ref
+from controlplane.scheduler import interpodaffinity, podtopologyspread
 from controlplane.scheduler.filters import tolerated, term_matches
 from controlplane.scheduler.nodeinfo import nonzero_requests
 from skiff.api import objects_pb2 as pb
@@ -50,8 +51,9 @@ def same_owner_count(pod: pb.Pod, info) -> int:
 
 def spread_by_owner(pod: pb.Pod, infos) -> dict:
     """Fewer pods of the same owner (controller uid) on a node = better; pods without an
-    owner are not spread (every node scores the maximum)."""
-    if not owner_uid(pod):
+    owner, or with topologySpreadConstraints of their own (which then replace this
+    default spreading, as in Kubernetes), are not spread (every node scores the maximum)."""
+    if not owner_uid(pod) or pod.spec.topology_spread_constraints:
         return {info.name: MAX_SCORE for info in infos}
     counts = {info.name: same_owner_count(pod, info) for info in infos}
     most = max(counts.values(), default=0)
@@ -92,10 +94,24 @@ SCORERS = (
 )
 
 
-def score(pod: pb.Pod, infos) -> dict:
-    """{node name: {ranker name: weighted score}} for the feasible nodes."""
+# Rankers that look at the whole cluster, not only the feasible nodes: (name, weight,
+# fn(cycle, feasible)), cycle being the algorithm's per-pod Cycle (all node infos,
+# namespace labels). Kubernetes' default weights (InterPodAffinity 2, PodTopologySpread 2).
+CYCLE_SCORERS = (
+    ("InterPodAffinity", 2, lambda cycle, feasible: interpodaffinity.score(cycle.affinity_scores, feasible)),
+    ("PodTopologySpread", 2, lambda cycle, feasible: podtopologyspread.score(cycle.pod, cycle.infos, feasible)),
+)
+
+
+def score(pod: pb.Pod, infos, cycle=None) -> dict:
+    """{node name: {ranker name: weighted score}} for the feasible nodes (infos); the
+    cluster-wide rankers run when cycle is given."""
     out = {info.name: {} for info in infos}
     for name, weight, fn in SCORERS:
         for node, value in fn(pod, infos).items():
             out[node][name] = weight * value
+    if cycle is not None:
+        for name, weight, fn in CYCLE_SCORERS:
+            for node, value in fn(cycle, infos).items():
+                out[node][name] = weight * value
     return out

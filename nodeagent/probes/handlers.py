@@ -1,15 +1,18 @@
-"""The actions of probes and lifecycle hooks: exec, httpGet, tcpSocket.
+"""The actions of probes and lifecycle hooks: exec, httpGet, tcpSocket, grpc.
 
 Each returns (ok, message). exec runs in the container (docker exec; exit 0 =
 success). httpGet and tcpSocket connect from inside the pod's network namespace
-(the pause container's), to 127.0.0.1 unless the action names a host: pods have
-no address reachable from the node yet, and this is also where a process
-listening on localhost only can be reached. httpGet succeeds on status 200-399.
+(the pause container's), to 127.0.0.1 unless the action names a host: a pod
+without a pod network has no address reachable from the node, and this is also
+where a process listening on localhost only can be reached. httpGet succeeds on
+status 200-399. grpc (probes only) dials the pod's IP, as kubelet does (127.0.0.1
+when the pod has none), also from inside the pod's namespace: grpc_health.py.
 """
 
 import socket
 
-from nodeagent.probes.netns import run_in_netns
+from nodeagent.probes import grpc_health
+from nodeagent.probes.netns import NetnsError, run_in_netns
 
 USER_AGENT = "skiff-probe/0.1"
 MAX_BODY = 10 * 1024
@@ -94,8 +97,23 @@ def tcp_socket(netns_pid: int, host: str, port: int, timeout_s: float = 1.0) -> 
         return False, f"dial tcp {host}:{port}: connect: {exc.strerror or exc}"
 
 
-def run_handler(handler, runtime, container, container_id: str, netns_pid: int, timeout_s: float) -> tuple:
-    """A Probe or LifecycleHandler message: whichever of exec/httpGet/tcpSocket it has."""
+def grpc_check(netns_pid: int, host: str, port: int, service: str, timeout_s: float = 1.0) -> tuple:
+    host = host or "127.0.0.1"
+
+    def connect(remaining_s):
+        try:
+            return run_in_netns(netns_pid, lambda: socket.create_connection((host, port), timeout=remaining_s),
+                                remaining_s + 1.0)
+        except NetnsError as exc:
+            raise grpc_health.DialAbort(exc.strerror or str(exc)) from exc
+
+    return grpc_health.check(connect, host, port, service, timeout_s)
+
+
+def run_handler(handler, runtime, container, container_id: str, netns_pid: int, timeout_s: float,
+                pod_ip: str = "") -> tuple:
+    """A Probe or LifecycleHandler message: whichever of exec/httpGet/tcpSocket/grpc it
+    has (grpc: probes only; pod_ip is where it calls, 127.0.0.1 when empty)."""
     if handler.HasField("exec"):
         return run_exec(runtime, container_id, handler.exec.command, timeout_s)
     try:
@@ -106,6 +124,8 @@ def run_handler(handler, runtime, container, container_id: str, netns_pid: int, 
         if handler.HasField("tcp_socket"):
             a = handler.tcp_socket
             return tcp_socket(netns_pid, a.host, resolve_port(a.port, container), timeout_s)
+        if "grpc" in handler.DESCRIPTOR.fields_by_name and handler.HasField("grpc"):
+            return grpc_check(netns_pid, pod_ip, handler.grpc.port, handler.grpc.service, timeout_s)
     except ValueError as exc:
         return False, str(exc)
-    return False, "no exec, httpGet or tcpSocket action"
+    return False, "no exec, httpGet, tcpSocket or grpc action"

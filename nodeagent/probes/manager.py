@@ -24,8 +24,10 @@ the reconciling happens. A shared runner would only add a queue between a timer
 and its one probe.
 
 Period and cost: each worker runs every periodSeconds of its probe (the pod's
-choice; Kubernetes' default 10 s) and costs one probe (an exec, a TCP connect or an
-HTTP GET in the pod's network namespace) per period; a pod without probes has none.
+choice; Kubernetes' default 10 s) and costs one probe (an exec, a TCP connect, an
+HTTP GET or a gRPC health check in the pod's network namespace) per period; a pod
+without probes has none. grpc probes call pod_ip(pod) (the agent's view of the pod's
+IP, read at every probe: it is known only once the sandbox's network is set up).
 """
 
 import logging
@@ -42,8 +44,9 @@ TYPES = ("startup", "liveness", "readiness")
 
 
 class ProbeManager:
-    def __init__(self, runtime, recorder=None, on_change=None):
+    def __init__(self, runtime, recorder=None, on_change=None, pod_ip=None):
         self.runtime = runtime
+        self.pod_ip = pod_ip or (lambda pod: pod.status.pod_ip)
         self.recorder = recorder
         self.on_change = on_change or (lambda uid: None)
         self._lock = threading.Lock()
@@ -171,8 +174,9 @@ class _Worker:
             if self.type != "startup" and has_startup and self.manager._get(self.cid, "startup") is not True:
                 self._stop.wait(min(period, 1.0))
                 continue
+            pod_ip = self.manager.pod_ip(self.pod) if p.HasField("grpc") else ""
             ok, message = handlers.run_handler(p, self.manager.runtime, self.spec, self.cid,
-                                               self.netns_pid, float(timeout))
+                                               self.netns_pid, float(timeout), pod_ip=pod_ip)
             if self._stop.is_set():
                 return
             if ok:

@@ -159,7 +159,7 @@ DESCRIPTIONS = {
     'skiff.api.TCPSocketAction': 'Opens a TCP connection to the container. It succeeds when the connection is accepted.',
     'skiff.api.TCPSocketAction.port': "The container's port: a number or the name of one of its ports.",
     'skiff.api.TCPSocketAction.host': "The host to connect to; defaults to the pod's IP.",
-    'skiff.api.Probe': 'A health check the node agent runs against a container, with exactly one handler: exec, httpGet or tcpSocket. After failureThreshold failures in a row the probe fails; after successThreshold successes it passes again.',
+    'skiff.api.Probe': 'A health check the node agent runs against a container, with exactly one handler: exec, httpGet, tcpSocket or grpc. After failureThreshold failures in a row the probe fails; after successThreshold successes it passes again.',
     'skiff.api.Probe.exec': 'Run a command in the container; exit code 0 is a success.',
     'skiff.api.Probe.http_get': 'Send an HTTP GET to the container; a status of 200-399 is a success.',
     'skiff.api.Probe.tcp_socket': 'Open a TCP connection to the container; an accepted connection is a success.',

@@ -12,12 +12,13 @@ import re
 
 from skiff.api import objects_pb2 as pb
 from skiff.api.errors import FieldError, join
+from skiff.api.scheduling_validation import validate_pod_affinity, validate_topology_spread
 from skiff.api.selectors import (
     validate_dns1123_label, validate_dns1123_subdomain, validate_label_key, validate_label_value,
 )
 from skiff.api.validation import (
     PROTOCOLS, TAINT_EFFECTS, check, duplicate, enum, forbidden, in_range, invalid, non_negative, required, show,
-    validate_config_key, validate_ip, validate_label_selector, validate_labels, validate_port_name, validate_port_ref,
+    validate_config_key, validate_ip, validate_labels, validate_port_name, validate_port_ref,
     validate_quantity, validate_relative_path,
 )
 
@@ -77,6 +78,7 @@ def validate_pod_spec(spec: pb.PodSpec, path, errs) -> None:
     _validate_tolerations(spec.tolerations, join(path, "tolerations"), errs)
     if spec.HasField("affinity"):
         _validate_affinity(spec.affinity, join(path, "affinity"), errs)
+    validate_topology_spread(spec.topology_spread_constraints, join(path, "topologySpreadConstraints"), errs)
     for i, alias in enumerate(spec.host_aliases):
         apath = f"{path}.hostAliases[{i}]"
         check(errs, join(apath, "ip"), alias.ip, validate_ip(alias.ip))
@@ -362,12 +364,16 @@ def _validate_volume_mounts(mounts, path, volumes: set, errs) -> None:
             validate_relative_path(errs, join(mpath, "subPath"), m.sub_path)
 
 
-def _validate_handler(h, path, errs) -> None:
-    """A probe or lifecycle handler: exactly one of exec, httpGet, tcpSocket, each complete."""
-    present = [j for f, j in (("exec", "exec"), ("http_get", "httpGet"), ("tcp_socket", "tcpSocket"))
-               if h.HasField(f)]
+def _validate_handler(h, path, errs, probe: bool = False) -> None:
+    """A probe or lifecycle handler: exactly one of exec, httpGet, tcpSocket (or grpc, for
+    a probe), each complete."""
+    kinds = (("exec", "exec"), ("http_get", "httpGet"), ("tcp_socket", "tcpSocket"))
+    if probe:
+        kinds += (("grpc", "grpc"),)
+    present = [j for f, j in kinds if h.HasField(f)]
     if not present:
-        required(errs, path, "must specify a handler type: one of exec, httpGet or tcpSocket")
+        required(errs, path, "must specify a handler type: one of exec, httpGet, tcpSocket or grpc" if probe
+                 else "must specify a handler type: one of exec, httpGet or tcpSocket")
         return
     if len(present) > 1:
         forbidden(errs, join(path, present[1]), "may not specify more than 1 handler type "
@@ -382,10 +388,12 @@ def _validate_handler(h, path, errs) -> None:
                 required(errs, f"{path}.httpGet.httpHeaders[{i}].name")
     if h.HasField("tcp_socket"):
         validate_port_ref(h.tcp_socket.port, join(path, "tcpSocket.port"), errs)
+    if probe and h.HasField("grpc"):
+        in_range(errs, join(path, "grpc.port"), h.grpc.port, 1, 65535)
 
 
 def _validate_probe(p: pb.Probe, path, errs, which: str) -> None:
-    _validate_handler(p, path, errs)
+    _validate_handler(p, path, errs, probe=True)
     for field, json_name in (("initial_delay_seconds", "initialDelaySeconds"),
                              ("timeout_seconds", "timeoutSeconds"), ("period_seconds", "periodSeconds"),
                              ("success_threshold", "successThreshold"),
@@ -441,7 +449,7 @@ def _validate_affinity(a: pb.Affinity, path, errs) -> None:
             _validate_node_selector_term(pref.preference, join(ppath, "preference"), errs)
     for field, json_name in (("pod_affinity", "podAffinity"), ("pod_anti_affinity", "podAntiAffinity")):
         if a.HasField(field):
-            _validate_pod_affinity(getattr(a, field), join(path, json_name), errs)
+            validate_pod_affinity(getattr(a, field), join(path, json_name), errs)
 
 
 def _validate_node_selector_term(term: pb.NodeSelectorTerm, path, errs) -> None:
@@ -473,22 +481,3 @@ def _validate_node_selector_requirement(req: pb.NodeSelectorRequirement, path, e
             required(errs, vpath, f"must be specified as a single integer when `operator` is '{req.operator}'")
         elif not re.fullmatch(r"-?[0-9]+", req.values[0]):
             invalid(errs, f"{vpath}[0]", req.values[0], "must be an integer")
-
-
-def _validate_pod_affinity(pa: pb.PodAffinity, path, errs) -> None:
-    for i, term in enumerate(pa.required_during_scheduling_ignored_during_execution):
-        _validate_pod_affinity_term(term, f"{path}.requiredDuringSchedulingIgnoredDuringExecution[{i}]", errs)
-    for i, w in enumerate(pa.preferred_during_scheduling_ignored_during_execution):
-        wpath = f"{path}.preferredDuringSchedulingIgnoredDuringExecution[{i}]"
-        in_range(errs, join(wpath, "weight"), w.weight, 1, 100)
-        _validate_pod_affinity_term(w.pod_affinity_term, join(wpath, "podAffinityTerm"), errs)
-
-
-def _validate_pod_affinity_term(term: pb.PodAffinityTerm, path, errs) -> None:
-    validate_label_selector(term.label_selector, join(path, "labelSelector"), errs)
-    if not term.topology_key:
-        required(errs, join(path, "topologyKey"), "e.g. kubernetes.io/hostname")
-    else:
-        check(errs, join(path, "topologyKey"), term.topology_key, validate_label_key(term.topology_key))
-    for i, ns in enumerate(term.namespaces):
-        check(errs, f"{path}.namespaces[{i}]", ns, validate_dns1123_label(ns))

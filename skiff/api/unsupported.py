@@ -10,7 +10,7 @@ Pure and table-driven: the API server runs check() as a validating admission
 plugin, and client-side tools (`skiff apply --dry-run=client`) run it too.
 Pod specs are found wherever they sit (a Pod's spec, a ReplicaSet's or a
 Deployment's spec.template.spec, and the templates of kinds to come), and every
-error carries the full path: `spec.template.spec.affinity.podAffinity`.
+error carries the full path: `spec.template.spec.priority`.
 """
 
 from dataclasses import dataclass
@@ -41,17 +41,11 @@ def _resource(which: str, name: str) -> Callable:
 
 
 POD_SPEC_RULES = (
-    Rule("affinity.podAffinity", lambda s, _: s.affinity.HasField("pod_affinity"),
-         "pod affinity is planned; remove it to run this pod"),
-    Rule("affinity.podAntiAffinity", lambda s, _: s.affinity.HasField("pod_anti_affinity"),
-         "pod anti-affinity is planned; remove it to run this pod"),
     Rule("priority", _has("priority"),
          "pod priority and preemption are planned; remove it to run this pod"),
     Rule("securityContext", _has("security_context"),
          "pod-level securityContext is planned; a container's securityContext "
          "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works"),
-    Rule("topologySpreadConstraints", lambda s, _: len(s.topology_spread_constraints) > 0,
-         "topology spread is planned; remove it to run this pod"),
 )
 
 CONTAINER_RULES = (
@@ -69,12 +63,6 @@ CONTAINER_RULES = (
          "the node agent does not check the image's user yet; set runAsUser instead"),
     Rule("securityContext.seccompProfile", lambda s, c: c.security_context.HasField("seccomp_profile"),
          "seccomp profiles are planned; remove it to run this pod"),
-    Rule("livenessProbe.grpc", lambda s, c: c.liveness_probe.HasField("grpc"),
-         "gRPC probes are planned; use exec, httpGet or tcpSocket"),
-    Rule("readinessProbe.grpc", lambda s, c: c.readiness_probe.HasField("grpc"),
-         "gRPC probes are planned; use exec, httpGet or tcpSocket"),
-    Rule("startupProbe.grpc", lambda s, c: c.startup_probe.HasField("grpc"),
-         "gRPC probes are planned; use exec, httpGet or tcpSocket"),
     Rule("restartPolicy", lambda s, c: c.HasField("restart_policy"),
          "sidecar containers (an init container with restartPolicy: Always) are planned"),
 )

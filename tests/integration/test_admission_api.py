@@ -27,12 +27,12 @@ def test_object_in_a_missing_namespace_is_not_found(client):
 
 def test_fields_not_supported_yet_are_refused_with_their_path(client):
     pod = a_pod("affine")
-    pod.spec.affinity.pod_anti_affinity.SetInParent()
+    pod.spec.priority = 1
     pod.spec.volumes.add(name="data").persistent_volume_claim.claim_name = "db"
     with pytest.raises(clientmod.Invalid) as exc:
         client.create(pod)
     message = str(exc.value)
-    assert "spec.affinity.podAntiAffinity: Forbidden: not supported yet by skiff" in message
+    assert "spec.priority: Forbidden: not supported yet by skiff" in message
     assert "spec.volumes[0].persistentVolumeClaim: Forbidden: not supported yet by skiff" in message
     with pytest.raises(clientmod.NotFound):
         client.get("pod", "affine")          # nothing was stored
@@ -41,10 +41,10 @@ def test_fields_not_supported_yet_are_refused_with_their_path(client):
     d.spec.selector.match_labels["app"] = "web"
     d.spec.template.metadata.labels["app"] = "web"
     d.spec.template.spec.containers.add(name="main", image="busybox")
-    d.spec.template.spec.affinity.pod_affinity.SetInParent()
-    with pytest.raises(clientmod.Invalid, match=r"spec\.template\.spec\.affinity\.podAffinity: Forbidden: "
-                                                r"not supported yet by skiff"):
+    d.spec.template.spec.volumes.add(name="data").persistent_volume_claim.claim_name = "db"
+    with pytest.raises(clientmod.Invalid, match=r"spec\.template\.spec\.volumes\[0\]\.persistentVolumeClaim: "
+                                                r"Forbidden: not supported yet by skiff"):
         client.apply(d)
-    d.spec.template.spec.ClearField("affinity")
+    d.spec.template.spec.ClearField("volumes")
     client.apply(d)
     client.delete("deploy", "web")

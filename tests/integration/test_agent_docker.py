@@ -23,7 +23,7 @@ from nodeagent.runtime import labels as L
 from skiff import client as clientmod
 from skiff.api import codec
 from skiff.api import objects_pb2 as pb
-from skiff.lab import images
+from skiff.lab import grpcimage, images
 from tests.dockerd import PrivateDockerd, unmount_below
 from tests.helpers import free_port_block, remove, temp_dir, wait_until
 
@@ -444,6 +444,23 @@ def test_http_and_tcp_probes_run_in_the_pod_network(client, ns):
     assert container_status(p, "web").ready
     time.sleep(4)  # three liveness probes or more; a single failure would have restarted it
     assert container_status(get_pod(client, ns, "probes"), "web").restart_count == 0
+
+
+def test_grpc_probe_runs_in_the_pod_network_without_a_pod_ip(client, engine, ns):
+    """No pod network here: the pod has no IP, so the grpc probe calls 127.0.0.1 inside the
+    pod's own namespace (network mode none: nothing else could answer there)."""
+    engine.client.images.load(grpcimage.archive())
+    app = {"name": "app", "image": grpcimage.TAG, "imagePullPolicy": "Never",
+           "readinessProbe": {"grpc": {"port": 9000}, "periodSeconds": 1, "failureThreshold": 1}}
+    client.create(pod_manifest("grpc", ns, [app], terminationGracePeriodSeconds=1))
+    p = wait_running(client, ns, "grpc", 60)
+    assert not p.status.pod_ip and container_status(p, "app").ready
+    running_container(engine, p.metadata.uid, "app").exec_run(
+        ["sh", "-c", "echo NOT_SERVING > /tmp/health-status"])
+    wait_until(lambda: not container_status(get_pod(client, ns, "grpc"), "app").ready, 20, "not ready")
+    wait_until(lambda: has_event(client, ns, "grpc", "Unhealthy",
+                                 'Readiness probe failed: service unhealthy (responded with "NOT_SERVING")'),
+               20, "the Unhealthy event")
 
 
 def test_pre_stop_runs_before_sigterm_on_delete(client, engine, agent, ns):

@@ -450,7 +450,10 @@ def test_unschedulable_pod_says_why_once_and_is_retried_on_node_change(client, n
     message = "0/3 nodes are available: 3 Insufficient cpu."
     wait_unschedulable(client, ns, "big", message)
     failed = wait_until(lambda: events(client, ns, "FailedScheduling", "big"), 5, "FailedScheduling event")
-    assert [e.message for e in failed] == [message] and failed[0].type == "Warning"
+    # The event: the histogram, then which filter rejected which node.
+    assert [e.message for e in failed] == [
+        f"{message} Rejected by: NodeResourcesFit: skiff-node1, skiff-node2, skiff-node3 (Insufficient cpu)."]
+    assert failed[0].type == "Warning"
 
     # A node change that does not help: the pod is retried, the message is the same.
     def label(n):
@@ -504,7 +507,8 @@ def test_node_selector_affinity_taints_and_tolerations(client, ns):
         wait_unschedulable(client, ns, "nvme",
                            "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, "
                            "2 node(s) didn't match Pod's node affinity/selector.")
-        assert sorted(e.message for e in events(client, ns, "FailedScheduling", "nvme")) == sorted([
+        assert sorted(e.message.split(" Rejected by: ")[0]
+                      for e in events(client, ns, "FailedScheduling", "nvme")) == sorted([
             "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
             "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, "
             "2 node(s) didn't match Pod's node affinity/selector."])

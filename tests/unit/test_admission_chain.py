@@ -187,11 +187,11 @@ def test_unsupported_in_a_deployment_template():
     d.spec.selector.match_labels["app"] = "web"
     d.spec.template.metadata.labels["app"] = "web"
     d.spec.template.spec.containers.add(name="web", image="nginx:1.27")
-    d.spec.template.spec.affinity.pod_affinity.SetInParent()
+    d.spec.template.spec.volumes.add(name="data").persistent_volume_claim.claim_name = "db"
     with pytest.raises(AdmissionError) as exc:
         admission.admit(kinds.BY_NAME["Deployment"], d, creating=True, view=CLUSTER)
     assert [str(e).split(" (")[0] for e in exc.value.errors] == [
-        "spec.template.spec.affinity.podAffinity: Forbidden: not supported yet by skiff"]
+        "spec.template.spec.volumes[0].persistentVolumeClaim: Forbidden: not supported yet by skiff"]
 
 
 def test_update_keeps_a_field_the_stored_object_already_uses_but_refuses_a_new_one():
@@ -210,11 +210,11 @@ def test_update_keeps_a_field_the_stored_object_already_uses_but_refuses_a_new_o
 
     old = rs(priority=0)
     admission.admit(rs_kind, rs(priority=0), old=old, creating=False, view=CLUSTER)
-    with_affinity = rs(priority=0)
-    with_affinity.spec.template.spec.affinity.pod_affinity.SetInParent()
+    with_claim = rs(priority=0)
+    with_claim.spec.template.spec.volumes.add(name="data").persistent_volume_claim.claim_name = "db"
     with pytest.raises(AdmissionError) as exc:
-        admission.admit(rs_kind, with_affinity, old=old, creating=False, view=CLUSTER)
-    assert [e.path for e in exc.value.errors] == ["spec.template.spec.affinity.podAffinity"]
+        admission.admit(rs_kind, with_claim, old=old, creating=False, view=CLUSTER)
+    assert [e.path for e in exc.value.errors] == ["spec.template.spec.volumes[0].persistentVolumeClaim"]
     with pytest.raises(AdmissionError):
         admission.admit(rs_kind, rs(priority=0), creating=True, view=CLUSTER)
 

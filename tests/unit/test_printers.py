@@ -94,6 +94,31 @@ def test_describe_pod_has_its_section_and_a_generic_page_for_others():
     assert "Spec:\n  unschedulable: true" in page and page.endswith("Events:  <none>")
 
 
+def test_describe_pod_shows_each_probe_as_kubectl():
+    kind, pod = obj("po", {
+        "metadata": {"name": "web", "namespace": "ns"},
+        "spec": {"containers": [{
+            "name": "c", "image": "app",
+            "livenessProbe": {"grpc": {"port": 9000}, "timeoutSeconds": 1, "periodSeconds": 10,
+                              "successThreshold": 1, "failureThreshold": 3},
+            "readinessProbe": {"grpc": {"port": 9000, "service": "skiff.Echo"}, "initialDelaySeconds": 2,
+                               "timeoutSeconds": 2, "periodSeconds": 1, "successThreshold": 2, "failureThreshold": 1},
+            "startupProbe": {"httpGet": {"port": 8080, "path": "/healthz", "scheme": "HTTP"},
+                             "timeoutSeconds": 1, "periodSeconds": 5, "successThreshold": 1, "failureThreshold": 30},
+        }]}})
+    page = describe(kind, pod)
+    assert ("    Liveness:           grpc <pod>:9000 delay=0s timeout=1s period=10s #success=1 #failure=3\n"
+            "    Readiness:          grpc <pod>:9000 skiff.Echo delay=2s timeout=2s period=1s #success=2 #failure=1\n"
+            "    Startup:            http-get http://:8080/healthz delay=0s timeout=1s period=5s #success=1 #failure=30"
+            ) in page
+    kind, pod = obj("po", {"metadata": {"name": "web"}, "spec": {"containers": [{
+        "name": "c", "image": "app", "livenessProbe": {"exec": {"command": ["cat", "/ok"]}},
+        "readinessProbe": {"tcpSocket": {"port": "http"}}}]}})
+    page = describe(kind, pod)
+    assert "Liveness:           exec [cat /ok] delay=0s" in page
+    assert "Readiness:          tcp-socket :http delay=0s" in page and "Startup:" not in page
+
+
 def test_pdb_table_and_describe_as_kubectl():
     kind, by_min = obj("pdb", {
         "metadata": {"name": "web", "namespace": "ns", "creationTimestamp": YESTERDAY},

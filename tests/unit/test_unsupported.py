@@ -48,10 +48,6 @@ def check(doc):
 
 REFUSED = [
     # (pod spec changes, path relative to the pod spec, a word the reason must contain)
-    ({"affinity": {"podAffinity": {}}}, "affinity.podAffinity", "pod affinity"),
-    ({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}},
-     "affinity.podAntiAffinity", "anti-affinity"),
     ({"priority": 0}, "priority", "priority"),
     ({"containers": [dict(CONTAINER, resources={"requests": {"ephemeral-storage": "1Gi"}})]},
      "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),
@@ -66,14 +62,9 @@ REFUSED = [
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
      "volumes[0].persistentVolumeClaim", "persistent volumes"),
     # decoded since the pod-spec fields arrived in the API types; refused until honoured
-    ({"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}})]},
-     "containers[0].livenessProbe.grpc", "exec, httpGet or tcpSocket"),
     ({"containers": [dict(CONTAINER, securityContext={"allowPrivilegeEscalation": False})]},
      "containers[0].securityContext.allowPrivilegeEscalation", "no-new-privileges"),
     ({"securityContext": {"runAsUser": 1000}}, "securityContext", "pod-level"),
-    ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                     "whenUnsatisfiable": "DoNotSchedule"}]},
-     "topologySpreadConstraints", "topology spread"),
     ({"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}]},
      "initContainers[0].restartPolicy", "sidecar"),
 ]
@@ -101,6 +92,16 @@ ACCEPTED = [
                          resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
     {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
     {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
+    # honoured by the scheduler since issue 11
+    {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}},
+    {"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}},
+    {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                    "whenUnsatisfiable": "DoNotSchedule"}]},
+    {"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}},
+                         readinessProbe={"grpc": {"port": 9000, "service": "ready"}},
+                         startupProbe={"grpc": {"port": 9000}})]},
     {"schedulingGates": [{"name": "example.com/wait"}]},
     {"imagePullSecrets": [{"name": "regcred"}]},
 ]

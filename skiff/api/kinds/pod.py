@@ -140,6 +140,28 @@ def _row(p):
             [p.status.pod_ip or "<none>", p.spec.node_name or "<none>"])
 
 
+def describe_probe(probe) -> str:
+    """kubectl describe's one line for a probe: the action, then its timing."""
+    attrs = (f"delay={probe.initial_delay_seconds}s timeout={probe.timeout_seconds}s "
+             f"period={probe.period_seconds}s #success={probe.success_threshold} "
+             f"#failure={probe.failure_threshold}")
+
+    def port(p):
+        return p.str_val if p.HasField("str_val") else str(p.int_val)
+
+    if probe.HasField("exec"):
+        return f"exec [{' '.join(probe.exec.command)}] {attrs}"
+    if probe.HasField("http_get"):
+        a = probe.http_get
+        return f"http-get {(a.scheme or 'HTTP').lower()}://{a.host}:{port(a.port)}{a.path} {attrs}"
+    if probe.HasField("tcp_socket"):
+        return f"tcp-socket {probe.tcp_socket.host}:{port(probe.tcp_socket.port)} {attrs}"
+    if probe.HasField("grpc"):
+        service = f"{probe.grpc.service} " if probe.grpc.service else ""
+        return f"grpc <pod>:{probe.grpc.port} {service}{attrs}"
+    return f"unknown {attrs}"
+
+
 def _describe(p) -> str:
     rows = [("Node", p.spec.node_name or "<none>"), ("Start Time", p.status.start_time or "<none>"),
             ("Status", pod_status(p)), ("IP", p.status.pod_ip or "<none>")]
@@ -159,7 +181,9 @@ def _describe(p) -> str:
             ("State", state),
             ("Ready", str(cs.ready) if cs else "False"),
             ("Restart Count", str(cs.restart_count) if cs else "0"),
-        ]), 4))
+        ] + [(title, describe_probe(getattr(c, field)))
+             for field, title in (("liveness_probe", "Liveness"), ("readiness_probe", "Readiness"),
+                                  ("startup_probe", "Startup")) if c.HasField(field)]), 4))
     if p.status.conditions:
         lines.append("Conditions:")
         lines.append(indent(kv([(c.type, c.status) for c in p.status.conditions]), 2))
