@@ -8,7 +8,8 @@ agent restarts, and the next agent adopts them (their labels say what they are).
 Every loop is built on the reconcile toolkit (skiff.reconcile): pod sync is a keyed
 Loop; heartbeats, the pod network, the service proxy and DNS start-up are
 bounded-frequency runners. They read one informer per kind from the agent's
-InformerFactory: Services, Endpoints and Nodes (proxier, DNS, pod network), and
+InformerFactory: Services, Endpoints and Nodes (proxier, DNS, pod network; the node
+status runner reads its own Node there too), and
 this node's Pods (pod sync; the Endpoints one also orders a deleted pod's drain before
 its SIGTERM: podsync/drain.py); started once every loop has registered its handlers.
 """
@@ -123,6 +124,8 @@ class Agent:
         if self.network is not None:   # IP garbage collection once the node's pods are known
             self.network.live_uids = lambda: self.syncer._all_uids() if self.syncer.informer.synced else None
         self.syncer.start()
+        if self.network is not None:   # the network's Node informer: the status runner reads it too
+            self.reporter.use_cache(self.informers.informer("nodes"))
         self.informers.start()      # every loop has its handlers: one watch per kind from here on
         log.info("event=agent_started node=%s listen=%s", cfg.node_name, cfg.listen)
         return self

@@ -8,7 +8,8 @@
   network setup failed never runs containers without it);
 - StartContainer: image per imagePullPolicy (with the credentials of the pod's
   imagePullSecrets that match the image's registry: podsync/pullsecrets.py; after a failed
-  pull, ImagePullBackOff: podsync/pullbackoff.py), environment, mounts, then create +
+  pull, ImagePullBackOff: podsync/pullbackoff.py), the securityContext's checks (runAsNonRoot
+  against the image's user), environment, mounts, then create +
   start (events Pulled, Created, Started), then the postStart hook (a failed hook
   kills the container: event FailedPostStartHook); the back-off entry the planner
   computed is recorded before the start, as kubelet does;
@@ -43,6 +44,7 @@ from nodeagent.podsync.plan import MIN_GRACE_S, pod_grace_s
 from nodeagent.podsync.service_env import service_env
 from nodeagent.probes import handlers
 from nodeagent.runtime import labels as L
+from nodeagent.runtime import security
 from nodeagent.runtime import spec as specmod
 from nodeagent.runtime.container import APP, INIT, SANDBOX
 from nodeagent.runtime.docker import ImageError
@@ -233,6 +235,7 @@ class Applier:
         # A hostNetwork pod sees the node's own /etc/hosts, as in Kubernetes.
         hosts = "" if pod.spec.host_network else volumes.write_hosts(self.data_dir, pod, self.pod_ip(pod))
         self._ensure_image(pod, spec)
+        image_user, seccomp_json = self._security_inputs(pod, spec)
         try:
             env = envmod.resolve_env(pod, spec, self.get_configmap, self.get_secret,
                                      host_ip=self.host_ip, pod_ip=self.pod_ip(pod), allocatable=self.allocatable,
@@ -253,7 +256,8 @@ class Applier:
         labels = specmod.make_labels(pod, self.node_name, spec.name, action.kind, spechash.container_hash(spec),
                                      action.restart_count, action.attempt, pod_grace_s(pod))
         kwargs = specmod.container_kwargs(pod, spec, name=name, labels=labels, sandbox_id=sandbox_id, env=env,
-                                          command=command, args=args, mounts=mounts)
+                                          command=command, args=args, mounts=mounts, image_user=image_user,
+                                          localhost_profile=seccomp_json)
         if action.backoff_key is not None and action.backoff_next is not None:
             with self._lock:
                 self.backoff_state[action.backoff_key] = action.backoff_next
@@ -277,6 +281,24 @@ class Applier:
                 self._event(pod, "Normal", "Killing",
                             f"FailedPostStartHook: container {spec.name} will be killed and restarted")
                 self.runtime.stop(cid, max(MIN_GRACE_S, pod_grace_s(pod)))
+
+    def _security_inputs(self, pod, spec) -> tuple:
+        """(image user, Localhost seccomp JSON) the securityContext needs; StartError
+        CreateContainerConfigError when it forbids the start (runAsNonRoot on a root
+        image, a Localhost profile missing on this node), as kubelet's generateContainerConfig."""
+        image_user = ""
+        if security.needs_image_user(pod, spec):
+            image_user = self.runtime.image_user(spec.image)
+        message = security.non_root_error(pod, spec, image_user)
+        if message is not None:
+            raise StartError(security.SecurityError.reason, message)
+        eff = security.effective(pod, spec)
+        if eff.seccomp_type != security.SECCOMP_LOCALHOST:
+            return image_user, ""
+        try:
+            return image_user, security.read_localhost_profile(self.data_dir, eff.seccomp_localhost)
+        except security.SecurityError as exc:
+            raise StartError(exc.reason, str(exc)) from None
 
     def _ensure_image(self, pod, spec):
         ref = spec.image

@@ -9,7 +9,8 @@ plugin decides it at creation: skiff/satoken.py automount), the agent keeps
 
 and bind-mounts the directory read-only at /var/run/secrets/kubernetes.io/serviceaccount in
 every container that does not mount something else there itself (Kubernetes skips those
-containers too). The directory is mounted, not the files, so a refreshed token (written to a
+containers too). With a pod fsGroup the directory and files are group-owned by it (volumes.
+set_ownership), so a non-root user in that group reads the token. The directory is mounted, not the files, so a refreshed token (written to a
 temporary file and renamed over the old one) is what the containers read next.
 
 Tokens: asked for AGENT_EXPIRATION_S (3607 s) bound to the pod's name and uid; refreshed
@@ -134,6 +135,11 @@ class PodTokens:
             except clientmod.ApiError as exc:
                 raise volumes.VolumeError(
                     f'MountVolume.SetUp failed for volume "kube-api-access": failed to fetch token: {exc}') from None
+        gid = volumes.fs_group(pod)
+        if gid is not None:
+            # group-readable by the pod's fsGroup, as Kubernetes' projected kube-api-access
+            # volume; a refreshed token is renamed in and inherits the setgid dir's group
+            volumes.set_ownership(path, gid, read_only=True)
         return path
 
     def _fetch(self, entry: _Entry, path: str) -> None:

@@ -4,6 +4,9 @@
     pods/<uid>/volumes/<name>/           emptyDir (tmpfs mounted on it for medium Memory),
                                          configMap and secret files (mounted read-only)
 
+With a pod securityContext.fsGroup, each volume is group-owned by it when made
+(set_ownership: group read/write, read-only for configMap and secret, setgid dirs).
+
 prepare() is idempotent: directories are created when missing, configMap and
 secret files are written once (when the volume's directory is first made), a
 tmpfs is mounted only when not mounted yet. container_mounts() is pure: a
@@ -77,14 +80,21 @@ def write_hosts(data_dir: str, pod, pod_ip: str = "") -> str:
 def prepare(data_dir: str, pod, get_configmap, get_secret) -> dict:
     """Make every volume of the pod; {volume name: host path}. VolumeError when one cannot be made."""
     uid = pod.metadata.uid
+    gid = fs_group(pod)
     out = {}
     for vol in pod.spec.volumes:
         if vol.HasField("empty_dir"):
             path = volume_dir(data_dir, uid, vol.name)
+            made = not os.path.isdir(path)
             os.makedirs(path, exist_ok=True)
-            os.chmod(path, 0o777)  # Kubernetes' emptyDir is world-writable
             if vol.empty_dir.medium == "Memory" and not _is_mountpoint(path):
                 _mount_tmpfs(path, vol.empty_dir.size_limit)
+                made = True
+            if gid is None:
+                os.chmod(path, 0o777)  # Kubernetes' emptyDir is world-writable
+            elif made:
+                os.chmod(path, 0o777)
+                set_ownership(path, gid, read_only=False)  # -> 2777, group gid
         elif vol.HasField("host_path"):
             path = _host_path(vol)
         elif vol.HasField("config_map"):
@@ -100,7 +110,7 @@ def prepare(data_dir: str, pod, get_configmap, get_secret) -> dict:
                     files = {k: v.encode("utf-8") for k, v in cm.data.items()}
                     files.update(dict(cm.binary_data))
                 _write_files(path, files, src.items, src.default_mode if src.HasField("default_mode") else 0o644,
-                             vol.name, "configmap", src.name, src.optional)
+                             vol.name, "configmap", src.name, src.optional, gid)
         elif vol.HasField("secret"):
             src = vol.secret
             path = volume_dir(data_dir, uid, vol.name)
@@ -111,12 +121,36 @@ def prepare(data_dir: str, pod, get_configmap, get_secret) -> dict:
                                       f'secret "{src.secret_name}" not found')
                 files = dict(secret.data) if secret is not None else {}
                 _write_files(path, files, src.items, src.default_mode if src.HasField("default_mode") else 0o644,
-                             vol.name, "secret", src.secret_name, src.optional)
+                             vol.name, "secret", src.secret_name, src.optional, gid)
         else:
             raise VolumeError(f'volume "{vol.name}": only emptyDir, hostPath, configMap and secret '
                               f"volumes are supported by this agent")
         out[vol.name] = path
     return out
+
+
+def fs_group(pod):
+    """The pod's securityContext.fsGroup, or None."""
+    sc = pod.spec.security_context
+    return sc.fs_group if sc.HasField("fs_group") else None
+
+
+def set_ownership(path: str, gid: int, read_only: bool) -> None:
+    """kubelet's SetVolumeOwnership (fsGroupChangePolicy Always): everything under path
+    (path included) is group-owned by gid and readable by the group (writable too unless
+    read_only); directories also get the group's x and setgid, so files made in them
+    later belong to gid as well. The owner (uid) is kept."""
+    mask = 0o440 if read_only else 0o660
+    for root, dirs, files in os.walk(path):
+        for name in [root] + [os.path.join(root, f) for f in files]:
+            st = os.lstat(name)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            os.chown(name, -1, gid)
+            mode = stat.S_IMODE(st.st_mode) | mask
+            if stat.S_ISDIR(st.st_mode):
+                mode |= stat.S_ISGID | 0o110
+            os.chmod(name, mode)
 
 
 def container_mounts(pod, container, volume_paths: dict, hosts_file: str = "") -> list:
@@ -195,7 +229,7 @@ def _host_path(vol) -> str:
     return path
 
 
-def _write_files(path, files: dict, items, default_mode, vol_name, what, obj_name, optional) -> None:
+def _write_files(path, files: dict, items, default_mode, vol_name, what, obj_name, optional, gid=None) -> None:
     tmp = path + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -222,6 +256,8 @@ def _write_files(path, files: dict, items, default_mode, vol_name, what, obj_nam
             f.write(data)
         os.chmod(target, mode)
     os.chmod(tmp, 0o755)
+    if gid is not None:
+        set_ownership(tmp, gid, read_only=True)
     os.rename(tmp, path)  # the directory appears complete or not at all
 
 

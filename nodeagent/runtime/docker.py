@@ -120,6 +120,14 @@ class DockerRuntime:
         except docker.errors.NotFound:
             return ""
 
+    def image_user(self, ref: str) -> str:
+        """The user the image runs as (its Config.User: "", "name", "uid", "uid:gid"...);
+        "" when the engine does not have the image."""
+        try:
+            return (self.api.inspect_image(ref).get("Config") or {}).get("User") or ""
+        except docker.errors.NotFound:
+            return ""
+
     def images(self) -> list:
         """[(tags, size bytes)] of the engine's tagged images."""
         out = []

@@ -8,13 +8,15 @@
   1 ms), requests.cpu (defaulting to the limit) -> cpu shares (1024 per core, at
   least 2), limits.memory -> memory limit with no extra swap;
 - the pause container: network 'none' (the node's network for hostNetwork pods),
-  hostname = pod hostname, shareable IPC; init/app containers join its network
-  and IPC (and PID with shareProcessNamespace) namespaces.
+  hostname = pod hostname, shareable IPC, the pod's sysctls (in its namespaces); init/app containers join its network
+  and IPC (and PID with shareProcessNamespace) namespaces;
+- securityContext: nodeagent/runtime/security.py.
 """
 
 import docker.types
 
 from nodeagent.runtime import labels as L
+from nodeagent.runtime import security
 from skiff.api import quantity
 
 CPU_PERIOD_US = 100_000
@@ -81,6 +83,9 @@ def sandbox_kwargs(pod, *, name: str, labels: dict, image: str) -> dict:
         "detach": True,
         "cpu_shares": MIN_SHARES,
     }
+    sysctls = security.sandbox_sysctls(pod)
+    if sysctls:
+        kw["sysctls"] = sysctls
     if pod.spec.host_network:
         kw["network_mode"] = "host"
     else:
@@ -89,8 +94,11 @@ def sandbox_kwargs(pod, *, name: str, labels: dict, image: str) -> dict:
 
 
 def container_kwargs(pod, container, *, name: str, labels: dict, sandbox_id: str, env: list,
-                     command: list, args: list, mounts: list) -> dict:
-    """mounts: [(target, source, read_only)] binds."""
+                     command: list, args: list, mounts: list, image_user: str = "",
+                     localhost_profile: str = "") -> dict:
+    """mounts: [(target, source, read_only)] binds; image_user: the image's Config.User and
+    localhost_profile: a Localhost seccomp profile's JSON, for the securityContext
+    (nodeagent/runtime/security.py)."""
     entrypoint, cmd = docker_command(command, args)
     kw = {
         "image": container.image,
@@ -113,16 +121,5 @@ def container_kwargs(pod, container, *, name: str, labels: dict, sandbox_id: str
     if container.working_dir:
         kw["working_dir"] = container.working_dir
     kw.update(resources_to_docker(container.resources))
-    sc = container.security_context
-    if container.HasField("security_context"):
-        if sc.HasField("privileged") and sc.privileged:
-            kw["privileged"] = True
-        if sc.HasField("run_as_user"):
-            kw["user"] = str(sc.run_as_user) + (f":{sc.run_as_group}" if sc.HasField("run_as_group") else "")
-        if sc.HasField("read_only_root_filesystem") and sc.read_only_root_filesystem:
-            kw["read_only"] = True
-        if sc.capabilities.add:
-            kw["cap_add"] = list(sc.capabilities.add)
-        if sc.capabilities.drop:
-            kw["cap_drop"] = list(sc.capabilities.drop)
+    kw.update(security.security_kwargs(pod, container, image_user, localhost_profile))
     return kw

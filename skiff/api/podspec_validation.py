@@ -2,8 +2,8 @@
 
 validate_pod_spec(spec, path, errs) checks a defaulted PodSpec at `path` ("spec"
 for a Pod, "spec.template.spec" for a template): volumes, containers (ports,
-env, resources, mounts, probes, lifecycle handlers), policies, tolerations and
-affinity. What a kind adds around its pod spec (a template's selector, a Pod's
+env, resources, mounts, probes, lifecycle handlers, securityContext: in
+securitycontext_validation.py), policies, tolerations and affinity. What a kind adds around its pod spec (a template's selector, a Pod's
 update rules) lives in the kind's module; the checkers every kind shares live in
 validation.py.
 """
@@ -13,6 +13,7 @@ import re
 from skiff.api import objects_pb2 as pb
 from skiff.api.errors import FieldError, join
 from skiff.api.scheduling_validation import validate_pod_affinity, validate_topology_spread
+from skiff.api.securitycontext_validation import validate_pod_security_context, validate_security_context
 from skiff.api.selectors import (
     validate_dns1123_label, validate_dns1123_subdomain, validate_label_key, validate_label_value,
 )
@@ -54,6 +55,7 @@ def validate_pod_spec(spec: pb.PodSpec, path, errs) -> None:
     if not spec.containers:
         required(errs, join(path, "containers"), "a pod needs at least one container")
     _validate_containers(spec, path, volumes, errs)
+    validate_pod_security_context(spec, path, errs)
     enum(errs, join(path, "restartPolicy"), spec.restart_policy, RESTART_POLICIES)
     enum(errs, join(path, "dnsPolicy"), spec.dns_policy, DNS_POLICIES)
     if spec.dns_policy == "None" and not spec.dns_config.nameservers:
@@ -198,6 +200,7 @@ def _validate_container(c: pb.Container, path, volumes: set, errs, init: bool) -
     _validate_env_from(c.env_from, join(path, "envFrom"), errs)
     _validate_resources(c.resources, join(path, "resources"), errs)
     _validate_volume_mounts(c.volume_mounts, join(path, "volumeMounts"), volumes, errs)
+    validate_security_context(c, path, errs)
     for field, json_name in (("liveness_probe", "livenessProbe"), ("readiness_probe", "readinessProbe"),
                              ("startup_probe", "startupProbe")):
         if not c.HasField(field):

@@ -43,9 +43,6 @@ def _resource(which: str, name: str) -> Callable:
 POD_SPEC_RULES = (
     Rule("priority", _has("priority"),
          "pod priority and preemption are planned; remove it to run this pod"),
-    Rule("securityContext", _has("security_context"),
-         "pod-level securityContext is planned; a container's securityContext "
-         "(privileged, runAsUser, runAsGroup, readOnlyRootFilesystem, capabilities) works"),
 )
 
 CONTAINER_RULES = (
@@ -53,16 +50,6 @@ CONTAINER_RULES = (
          "the scheduler counts only cpu and memory; remove the ephemeral-storage request"),
     Rule("resources.limits[ephemeral-storage]", _resource("limits", "ephemeral-storage"),
          "the node agent does not limit disk use; remove the ephemeral-storage limit"),
-    Rule("securityContext.runAsGroup",
-         lambda s, c: c.security_context.HasField("run_as_group") and not c.security_context.HasField("run_as_user"),
-         "the node agent sets the group only together with the user; add runAsUser"),
-    Rule("securityContext.allowPrivilegeEscalation",
-         lambda s, c: c.security_context.HasField("allow_privilege_escalation"),
-         "the node agent does not set no-new-privileges yet; remove it to run this pod"),
-    Rule("securityContext.runAsNonRoot", lambda s, c: c.security_context.HasField("run_as_non_root"),
-         "the node agent does not check the image's user yet; set runAsUser instead"),
-    Rule("securityContext.seccompProfile", lambda s, c: c.security_context.HasField("seccomp_profile"),
-         "seccomp profiles are planned; remove it to run this pod"),
     Rule("restartPolicy", lambda s, c: c.HasField("restart_policy"),
          "sidecar containers (an init container with restartPolicy: Always) are planned"),
 )

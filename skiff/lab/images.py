@@ -72,8 +72,10 @@ def _layer(build) -> bytes:
     return buf.getvalue()
 
 
-def _archive(tag: str, layer: bytes, config: dict) -> bytes:
-    """A docker-archive (docker save) with one layer."""
+def _archive(tag, layer: bytes, config: dict) -> bytes:
+    """A docker-archive (docker save) with one layer; tag: one tag or a list of them
+    (the same image under every name)."""
+    tags = [tag] if isinstance(tag, str) else list(tag)
     layer_id = hashlib.sha256(layer).hexdigest()
     image_config = {
         "architecture": "amd64", "os": "linux", "created": _CREATED,
@@ -83,19 +85,25 @@ def _archive(tag: str, layer: bytes, config: dict) -> bytes:
     }
     config_bytes = json.dumps(image_config, sort_keys=True).encode()
     config_id = hashlib.sha256(config_bytes).hexdigest()
-    manifest = [{"Config": f"{config_id}.json", "RepoTags": [tag], "Layers": [f"{layer_id}/layer.tar"]}]
+    manifest = [{"Config": f"{config_id}.json", "RepoTags": tags, "Layers": [f"{layer_id}/layer.tar"]}]
+    repositories: dict = {}
+    for t in tags:
+        repo, _, version = t.rpartition(":")
+        repositories.setdefault(repo, {})[version] = layer_id
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         _add_dir(tar, layer_id)
         _add_file(tar, f"{layer_id}/layer.tar", layer, 0o644)
         _add_file(tar, f"{config_id}.json", config_bytes, 0o644)
         _add_file(tar, "manifest.json", json.dumps(manifest).encode(), 0o644)
-        _add_file(tar, "repositories", json.dumps(
-            {tag.split(":")[0]: {tag.split(":")[1]: layer_id}}).encode(), 0o644)
+        _add_file(tar, "repositories", json.dumps(repositories).encode(), 0o644)
     return buf.getvalue()
 
 
-def busybox_archive() -> bytes:
+def busybox_archive(tags=BUSYBOX_IMAGE, cmd=("sh",), user: str = "") -> bytes:
+    """skiff/busybox; tags, cmd and user give the same files under other names with another
+    default command or image user (Config.User) (stand-ins for images no registry can
+    provide here)."""
     busybox = _find_busybox()
     with open(busybox, "rb") as f:
         binary = f.read()
@@ -111,7 +119,10 @@ def busybox_archive() -> bytes:
         _add_file(tar, "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n", 0o644)
         _add_file(tar, "etc/group", b"root:x:0:\nnobody:x:65534:\n", 0o644)
 
-    return _archive(BUSYBOX_IMAGE, _layer(build), {"Cmd": ["sh"], "Env": [_PATH_ENV]})
+    config = {"Cmd": list(cmd), "Env": [_PATH_ENV]}
+    if user:
+        config["User"] = user
+    return _archive(tags, _layer(build), config)
 
 
 def pause_archive(work_dir: str | None = None) -> bytes:

@@ -53,8 +53,6 @@ REFUSED = [
      "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),
     ({"initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]},
      "initContainers[0].resources.limits[ephemeral-storage]", "disk"),
-    ({"containers": [dict(CONTAINER, securityContext={"runAsGroup": 1000})]},
-     "containers[0].securityContext.runAsGroup", "add runAsUser"),
     ({"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 8080}])]},
      "containers[0].ports[0].hostPort", "NodePort"),
     ({"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}]},
@@ -62,9 +60,6 @@ REFUSED = [
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
      "volumes[0].persistentVolumeClaim", "persistent volumes"),
     # decoded since the pod-spec fields arrived in the API types; refused until honoured
-    ({"containers": [dict(CONTAINER, securityContext={"allowPrivilegeEscalation": False})]},
-     "containers[0].securityContext.allowPrivilegeEscalation", "no-new-privileges"),
-    ({"securityContext": {"runAsUser": 1000}}, "securityContext", "pod-level"),
     ({"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}]},
      "initContainers[0].restartPolicy", "sidecar"),
 ]
@@ -102,6 +97,14 @@ ACCEPTED = [
     {"containers": [dict(CONTAINER, livenessProbe={"grpc": {"port": 9000}},
                          readinessProbe={"grpc": {"port": 9000, "service": "ready"}},
                          startupProbe={"grpc": {"port": 9000}})]},
+    # securityContext, honoured by the node agent (nodeagent/runtime/security.py)
+    {"securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": True, "fsGroup": 2000,
+                         "supplementalGroups": [3000], "seccompProfile": {"type": "RuntimeDefault"},
+                         "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"}]}},
+    {"containers": [dict(CONTAINER, securityContext={
+        "runAsGroup": 1000, "runAsNonRoot": True, "allowPrivilegeEscalation": False, "privileged": False,
+        "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "Unconfined"}})]},
     {"schedulingGates": [{"name": "example.com/wait"}]},
     {"imagePullSecrets": [{"name": "regcred"}]},
 ]
@@ -149,6 +152,10 @@ NOT_IN_API = [
     ({"priorityClassName": "high"}, "spec.priorityClassName", "priority"),
     ({"serviceAccount": "default"}, "spec.serviceAccount", "deprecated name of serviceAccountName"),
     ({"securityContext": {"seLinuxOptions": {"level": "s0"}}}, "spec.securityContext.seLinuxOptions", "SELinux"),
+    ({"securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}}}, "spec.securityContext.appArmorProfile",
+     "AppArmor"),
+    ({"containers": [dict(CONTAINER, securityContext={"procMount": "Unmasked"})]},
+     "spec.containers[0].securityContext.procMount", "/proc"),
 ]
 
 
