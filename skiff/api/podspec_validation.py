@@ -89,6 +89,21 @@ def validate_pod_spec(spec: pb.PodSpec, path, errs) -> None:
         check(errs, join(apath, "ip"), alias.ip, validate_ip(alias.ip))
         if not alias.hostnames:
             required(errs, join(apath, "hostnames"))
+    _validate_scheduling_gates(spec.scheduling_gates, join(path, "schedulingGates"), errs)
+
+
+def _validate_scheduling_gates(gates, path, errs) -> None:
+    """Each gate a qualified name (a label key's syntax), none twice."""
+    seen = set()
+    for i, gate in enumerate(gates):
+        gpath = f"{path}[{i}]"
+        if not gate.name:
+            required(errs, join(gpath, "name"))
+        else:
+            check(errs, join(gpath, "name"), gate.name, validate_label_key(gate.name))
+        if gate.name in seen:
+            duplicate(errs, gpath, gate.name)
+        seen.add(gate.name)
 
 
 def _validate_volumes(volumes, path, errs) -> set:

@@ -43,10 +43,6 @@ def _resource(which: str, name: str) -> Callable:
 POD_SPEC_RULES = (
     Rule("priority", _has("priority"),
          "pod priority and preemption are planned; remove it to run this pod"),
-    Rule("schedulingGates", lambda s, _: len(s.scheduling_gates) > 0,
-         "scheduling gates are planned; remove them to run this pod"),
-    Rule("imagePullSecrets", lambda s, _: len(s.image_pull_secrets) > 0,
-         "registry credentials are planned; skiff pulls public images only"),
 )
 
 CONTAINER_RULES = (
@@ -65,17 +61,9 @@ PORT_RULES = (
 )
 
 # Services (kind Service): by JSON path under the Service.
-SERVICE_RULES = (
-    Rule("spec.ipFamilyPolicy", lambda svc, _: svc.spec.HasField("ip_family_policy"),
-         "skiff Services are IPv4 single-stack; remove it"),
-    Rule("spec.ipFamilies", lambda svc, _: len(svc.spec.ip_families) > 0,
-         "skiff Services are IPv4 single-stack; remove it"),
-)
+SERVICE_RULES = ()
 
-SERVICE_ACCOUNT_RULES = (
-    Rule("imagePullSecrets", lambda sa, _: len(sa.image_pull_secrets) > 0,
-         "registry credentials are planned; skiff pulls public images only"),
-)
+SERVICE_ACCOUNT_RULES = ()
 
 VOLUME_RULES = (
     Rule("emptyDir.sizeLimit",

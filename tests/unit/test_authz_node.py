@@ -221,3 +221,13 @@ def test_projected_volume_sources_are_references():
     assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "proj-secret"), view)) == ALLOW
     assert _outcome(nodeauthz.authorize(N1, A("get", "configmaps", "dev", "proj-config"), view)) == ALLOW
     assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "unnamed"), view)) == DENY
+
+
+def test_a_node_reads_the_pull_secrets_of_its_pods_only():
+    """As Kubernetes' Node authorizer: imagePullSecrets are a pod's references too."""
+    mine, theirs = pod("pulls", "n1"), pod("pulls-elsewhere", "n2")
+    mine.spec.image_pull_secrets.add(name="regcred")
+    theirs.spec.image_pull_secrets.add(name="their-regcred")
+    view = DictView.of(stored_node("n1"), mine, theirs)
+    assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "regcred"), view)) == ALLOW
+    assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "their-regcred"), view)) == DENY

@@ -60,8 +60,6 @@ REFUSED = [
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
      "volumes[0].persistentVolumeClaim", "persistent volumes"),
     # decoded since the pod-spec fields arrived in the API types; refused until honoured
-    ({"schedulingGates": [{"name": "example.com/wait"}]}, "schedulingGates", "gates"),
-    ({"imagePullSecrets": [{"name": "regcred"}]}, "imagePullSecrets", "credentials"),
 ]
 
 
@@ -114,6 +112,8 @@ ACCEPTED = [
     # native sidecars (issue 11): honoured by the node agent
     {"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always",
                          "readinessProbe": {"exec": {"command": ["true"]}}}]},
+    {"schedulingGates": [{"name": "example.com/wait"}]},
+    {"imagePullSecrets": [{"name": "regcred"}]},
 ]
 
 
@@ -137,6 +137,15 @@ def test_kinds_without_pod_specs_have_nothing_to_refuse():
            "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
     assert check(svc) == [] and check(cm) == []
+
+
+def test_issue_11_service_and_account_fields_are_honoured():
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+           "spec": {"ports": [{"port": 80}], "selector": {"app": "web"},
+                    "ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4"]}}
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"},
+          "imagePullSecrets": [{"name": "regcred"}]}
+    assert check(svc) == [] and check(sa) == []
 
 
 def test_pod_specs_found_by_type_not_by_kind():

@@ -19,6 +19,8 @@ def _defaults(pod: pb.Pod) -> None:
 
 def _validate(pod: pb.Pod, errs) -> None:
     validate_pod_spec(pod.spec, "spec", errs)
+    if pod.spec.node_name and pod.spec.scheduling_gates:
+        forbidden(errs, "spec.nodeName", "cannot be set until all schedulingGates have been cleared")
 
 POD_UPDATE_FORBIDDEN = ("pod updates may not change fields other than `spec.containers[*].image`, "
                         "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, "
@@ -27,9 +29,13 @@ POD_UPDATE_FORBIDDEN = ("pod updates may not change fields other than `spec.cont
 
 
 def _validate_update(new: pb.Pod, old: pb.Pod, errs) -> None:
-    """Only images, activeDeadlineSeconds, toleration additions and binding may change."""
+    """Only images, activeDeadlineSeconds, toleration additions, scheduling-gate removals
+    and binding may change."""
     masked = pb.PodSpec()
     masked.CopyFrom(new.spec)
+    _update_scheduling_gates(new.spec, old.spec, errs)
+    del masked.scheduling_gates[:]
+    masked.scheduling_gates.extend(old.spec.scheduling_gates)
     for group, old_group in ((masked.containers, old.spec.containers),
                              (masked.init_containers, old.spec.init_containers)):
         for c, old_c in zip(group, old_group):
@@ -50,6 +56,18 @@ def _validate_update(new: pb.Pod, old: pb.Pod, errs) -> None:
         forbidden(errs, "spec", f"{POD_UPDATE_FORBIDDEN} (changed: {changed})")
 
 
+def _update_scheduling_gates(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
+    """Gates are set at creation and only removed afterwards (Kubernetes'
+    validateOnlyDeletedSchedulingGates); a pod bound to a node has none left to add."""
+    old_names = {g.name for g in old.scheduling_gates}
+    for gate in new.scheduling_gates:
+        if gate.name not in old_names:
+            forbidden(errs, "spec.schedulingGates",
+                      f"only deletion is allowed, but found new scheduling gate '{gate.name}'")
+    if new.scheduling_gates and new.node_name and not old.node_name:
+        forbidden(errs, "spec.nodeName", "cannot be set until all schedulingGates have been cleared")
+
+
 def _update_active_deadline(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
     """activeDeadlineSeconds may be added or lowered, never removed or raised."""
     path = "spec.activeDeadlineSeconds"
@@ -64,7 +82,8 @@ def _update_active_deadline(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
 
 def carry_over(new: pb.Pod, old: pb.Pod) -> None:
     """A re-applied manifest does not name the node the pod was bound to, nor the service
-    account and token mount the ServiceAccount admission plugin filled in: keep them."""
+    account, token mount and imagePullSecrets the ServiceAccount admission plugin filled
+    in: keep them."""
     if not new.spec.node_name:
         new.spec.node_name = old.spec.node_name
     if not new.spec.service_account_name:
@@ -72,6 +91,8 @@ def carry_over(new: pb.Pod, old: pb.Pod) -> None:
     if not new.spec.HasField("automount_service_account_token") and \
             old.spec.HasField("automount_service_account_token"):
         new.spec.automount_service_account_token = old.spec.automount_service_account_token
+    if not new.spec.image_pull_secrets:
+        new.spec.image_pull_secrets.extend(old.spec.image_pull_secrets)
 
 
 # ---------------------------------------------------------------- the replicated apply
@@ -92,10 +113,12 @@ def graceful_delete_s(pod: pb.Pod, requested_s) -> int:
 
 def pod_status(p) -> str:
     """kubectl's STATUS column: Terminating, Init:N/M, a container's waiting or terminated
-    reason, else the phase."""
+    reason, SchedulingGated (PodScheduled=False for that reason), else the phase."""
     if p.metadata.deletion_timestamp:
         return "Terminating"
     reason = p.status.reason or p.status.phase or "Pending"
+    if any(c.type == "PodScheduled" and c.reason == "SchedulingGated" for c in p.status.conditions):
+        reason = "SchedulingGated"
     side = _sidecars(p)
     initialized = any(c.type == "Initialized" and c.status == "True" for c in p.status.conditions)
     for i, cs in enumerate([] if initialized else p.status.init_container_statuses):
