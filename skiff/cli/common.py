@@ -2,9 +2,14 @@
 form of a server error, and KIND NAME / KIND/NAME arguments resolved to kinds.
 Command modules import this, never each other or main.py."""
 
+import sys
+
 from skiff import client as clientmod
 from skiff.api import kinds
 from skiff.cli.errors import CliError
+from skiff.retry import GaveUp, update_on_conflict
+
+FAILED = object()   # update_or_report's result when the update did not happen
 
 _ERROR_NAMES = {
     clientmod.NotFound: "NotFound", clientmod.AlreadyExists: "AlreadyExists",
@@ -19,6 +24,20 @@ def server_error(exc: clientmod.ApiError, context: str = "") -> str:
     name = _ERROR_NAMES.get(type(exc), "Error")
     where = f"{context}: " if context else ""
     return f"Error from server ({name}): {where}{exc.message}"
+
+
+def update_or_report(c, kind, name, namespace, change):
+    """update_on_conflict, the failure printed to stderr as kubectl prints it; returns the
+    stored object, or FAILED (commands over many objects go on with the next one)."""
+    try:
+        return update_on_conflict(c, kind, name, namespace, change)
+    except GaveUp as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+    except clientmod.ApiError as exc:
+        print(server_error(exc), file=sys.stderr)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    return FAILED
 
 
 def client(args) -> clientmod.Client:

@@ -14,13 +14,11 @@ writer (a controller's status, another label) is never overwritten. Output per o
 
 import sys
 
-from skiff import client as clientmod
 from skiff.api.selectors import validate_label_value
 from skiff.cli import printers
 from skiff.cli.common import client as _client
-from skiff.cli.common import named_or_selected, server_error
+from skiff.cli.common import FAILED, named_or_selected, update_or_report
 from skiff.cli.errors import CliError
-from skiff.retry import GaveUp, update_on_conflict
 
 
 def split_args(words):
@@ -124,18 +122,8 @@ def _run(args, field: str) -> int:
                 current.pop(key, None)
             return dict(current) != before
 
-        try:
-            obj = update_on_conflict(c, kind, name, ns, change)
-        except GaveUp as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            status = 1
-            continue
-        except clientmod.ApiError as exc:
-            print(server_error(exc), file=sys.stderr)
-            status = 1
-            continue
-        except CliError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        obj = update_or_report(c, kind, name, ns, change)
+        if obj is FAILED:
             status = 1
             continue
         if field == "labels":

@@ -15,14 +15,12 @@ a NoExecute taint (the taint eviction controller counts tolerationSeconds from i
 
 import sys
 
-from skiff import client as clientmod
 from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
 from skiff.api.selectors import validate_label_key, validate_label_value
 from skiff.cli.common import client as _client
-from skiff.cli.common import named_or_selected, server_error
+from skiff.cli.common import FAILED, named_or_selected, update_or_report
 from skiff.cli.errors import CliError
-from skiff.retry import GaveUp, update_on_conflict
 
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
@@ -145,18 +143,7 @@ def cmd_taint(args) -> int:
             del node.spec.taints[:]
             node.spec.taints.extend(taints)
 
-        try:
-            update_on_conflict(c, kind, name, "", change)
-        except GaveUp as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            status = 1
-            continue
-        except clientmod.ApiError as exc:
-            print(server_error(exc), file=sys.stderr)
-            status = 1
-            continue
-        except CliError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        if update_or_report(c, kind, name, "", change) is FAILED:
             status = 1
             continue
         print(f"node/{name} {done['op']}")
