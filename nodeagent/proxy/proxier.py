@@ -22,6 +22,9 @@ What wakes it, and what that costs:
   not a heartbeat renewing timestamps): one sync, at most once per
   min_sync_interval_s (0.5 s: churn is batched, changes arriving meanwhile are taken
   by the next sync);
+- events of this node's pods that change their hostPort mappings (a pod with a
+  hostPort added or deleted, its IP set, finished): one sync, batched the same way;
+  status churn of other pods costs nothing;
 - an nf_tables change in the node's namespace (network.monitor, nft group: someone,
   or we, changed rules): one sync that re-applies only if the rules drifted. Our
   own restore wakes it once more and finds nothing: no loop;
@@ -128,7 +131,7 @@ class Proxier:
             self.runner.run()
 
     def _pod_changed(self, pod):
-        if hostport.mappings([pod], self.node_name) or _has_host_port(pod):
+        if _has_host_port(pod):
             self.runner.run()
 
     def _pod_updated(self, old, new):
