@@ -97,3 +97,48 @@ def test_the_loopback_exclusion_is_spelt_as_iptables_save_prints_it():
     assert drift.jump_line("PREROUTING", spec) == (
         '-A PREROUTING ! -d 127.0.0.0/8 -m comment --comment "skiff hostports" -m addrtype --dst-type LOCAL '
         '-j SKIFF-HOSTPORTS')
+
+
+# ---------------------------------------------------------------- the proxier's use of it
+
+class RecordingIptables:
+    """The iptables seam: keeps the last restored text; nothing is live."""
+    def __init__(self):
+        self.texts = []
+
+    def save(self):
+        return ""
+
+    def restore(self, text):
+        self.texts.append(text)
+
+    def ensure_jump(self, table, chain, spec):
+        pass
+
+
+def test_the_proxier_maps_this_nodes_pods_and_wakes_only_for_mapping_changes():
+    from nodeagent.proxy.proxier import Proxier
+    from skiff.informer import InformerFactory
+    from tests.unit.test_reconcile import FakeClient
+
+    factory = InformerFactory(FakeClient({"pods": [pod(), pod("plain", ports=())]}))
+    ipt = RecordingIptables()
+    px = Proxier(None, "n1", announce=False, iptables=ipt, monitor=False, informers=factory)
+    assert px.pods.field_selector == "spec.nodeName=n1"
+    factory.start()
+    try:
+        assert px.pods.wait_synced(5)
+        assert px.sync()
+        assert "-j DNAT --to-destination 10.244.1.5:80" in ipt.texts[-1]
+    finally:
+        factory.stop()
+    wakes = []
+    px.runner.run = lambda: wakes.append(1)
+    px._pod_updated(pod(phase="Running"), pod(phase="Running"))           # status churn, same mapping
+    px._pod_updated(pod("plain", ports=(), ip=""), pod("plain", ports=()))  # no hostPort: an IP changes nothing
+    px._pod_changed(pod("plain", ports=()))
+    assert wakes == []
+    px._pod_updated(pod(ip=""), pod())                                     # the IP arrives
+    px._pod_updated(pod(), pod(phase="Succeeded"))                         # finished: the mapping goes
+    px._pod_changed(pod())                                                 # added / deleted
+    assert len(wakes) == 3
