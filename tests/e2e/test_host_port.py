@@ -148,6 +148,10 @@ def test_the_same_host_port_goes_to_the_other_node_then_pending(lab):
     cond = wait_until(unschedulable, 60, "hp-c refused by the scheduler")
     assert (cond["reason"], cond["message"]) == ("Unschedulable", NO_FREE_PORTS)
     assert not get_pod(lab, "hp-c")["spec"].get("nodeName")
+    detail = "Rejected by: NodePorts: node1, node2 (node(s) didn't have free ports for the requested pod ports)."
+    out = wait_until(lambda: (lambda o: detail in o and o)(lab.out("describe", "po", "hp-c", "-n", NS)), 30,
+                     "the FailedScheduling detail in describe")
+    assert "FailedScheduling" in out
 
 
 def test_deleting_the_pod_removes_its_rules_and_frees_the_port(lab):
