@@ -11,6 +11,7 @@ would on the node's VM.
 """
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -60,6 +61,12 @@ def ready_node(lab, name):
     return p["spec"].get("nodeName") if st.get("phase") == "Running" and ready and st.get("podIP") else None
 
 
+def peer_line(text):
+    """The last line of /cgi-bin/peer's answer, with busybox httpd's IPv4-mapped client
+    address ([::ffff:10.0.0.1]) as plain IPv4."""
+    return re.sub(r"^\[::ffff:([0-9.]+)\]", r"\1", text.strip().splitlines()[-1])
+
+
 def request(address, port=HOST_PORT, timeout_s=3.0):
     """'<client address> <pod name>' from /cgi-bin/peer, asked from this process's namespace."""
     with socket.create_connection((address, port), timeout=timeout_s) as s:
@@ -67,7 +74,7 @@ def request(address, port=HOST_PORT, timeout_s=3.0):
         data = b""
         while chunk := s.recv(4096):
             data += chunk
-    return data.decode().strip().splitlines()[-1]
+    return peer_line(data.decode())
 
 
 def request_from_node(lab, node, address, port=HOST_PORT):
@@ -78,7 +85,7 @@ def request_from_node(lab, node, address, port=HOST_PORT):
             "print(d.decode().strip().splitlines()[-1])")
     out = subprocess.run(["nsenter", f"--net={lab.plan.node(node).netns_path}", sys.executable, "-c", code,
                           address, str(port)], capture_output=True, text=True, timeout=20)
-    return out.stdout.strip() if out.returncode == 0 else None
+    return peer_line(out.stdout) if out.returncode == 0 and out.stdout.strip() else None
 
 
 def answers(fn, *args):
@@ -124,8 +131,8 @@ def test_hairpin_the_pod_reaches_its_own_host_port(lab):
     node = wait_until(lambda: ready_node(lab, "hp-a"), 60, "hp-a Running and ready")
     address = lab.plan.node(node).address
     script = f'printf "GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n" | nc -w 3 {address} {HOST_PORT} | tail -n 1'
-    out = wait_until(lambda: lab.out("exec", "-n", NS, "hp-a", "--", "sh", "-c", script, timeout=30).strip()
-                     or None, 30, "hairpin answer")
+    out = wait_until(lambda: (lambda o: o.strip() and peer_line(o))(
+        lab.out("exec", "-n", NS, "hp-a", "--", "sh", "-c", script, timeout=30)), 30, "hairpin answer")
     # Masqueraded to the node (the bridge's address), or the reply would bypass the DNAT.
     assert out.endswith(" hp-a") and not out.startswith(get_pod(lab, "hp-a")["status"]["podIP"] + " "), out
 
