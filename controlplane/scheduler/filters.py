@@ -11,7 +11,7 @@ algorithm.FILTERS.
 """
 
 from controlplane.controllers.podutil import get_condition
-from controlplane.scheduler.nodeinfo import NodeInfo, pod_requests
+from controlplane.scheduler.nodeinfo import NodeInfo, host_ports, pod_requests, ports_conflict
 from skiff.api import objects_pb2 as pb
 from skiff.api.wellknown import TAINT_UNSCHEDULABLE
 
@@ -20,6 +20,7 @@ NOT_READY = "node(s) were not ready"
 AFFINITY_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
 TOO_MANY_PODS = "Too many pods"
 INSUFFICIENT = "Insufficient {}"
+NO_FREE_PORTS = "node(s) didn't have free ports for the requested pod ports"
 UNSCHEDULABLE_TAINT_KEY = TAINT_UNSCHEDULABLE
 BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
 
@@ -144,6 +145,14 @@ def node_affinity(pod: pb.Pod, info: NodeInfo) -> list:
     return [] if node_affinity_matches(pod, info.node) else [AFFINITY_MISMATCH]
 
 
+def node_ports(pod: pb.Pod, info: NodeInfo) -> list:
+    """Kubernetes' NodePorts: no hostPort of the pod (by hostIP, protocol, port; hostIP
+    0.0.0.0 clashes with every IP) is already used by a pod on the node."""
+    if any(ports_conflict(info.used_ports, want) for want in host_ports(pod)):
+        return [NO_FREE_PORTS]
+    return []
+
+
 def resources_fit(pod: pb.Pod, info: NodeInfo) -> list:
     """Requests fit into allocatable minus what the node's pods already request."""
     want = pod_requests(pod)
@@ -164,6 +173,7 @@ FILTERS = (
     ("NodeReady", node_ready),
     ("TaintToleration", taint_toleration),
     ("NodeAffinity", node_affinity),
+    ("NodePorts", node_ports),
     ("NodeResourcesFit", resources_fit),
 )
 

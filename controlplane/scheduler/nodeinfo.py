@@ -9,7 +9,9 @@ Invariants:
   means allocatable - requested >= the pod's request for every resource;
 - pods_with_affinity is the sublist of pods that have pod affinity or
   anti-affinity terms (Kubernetes' PodsWithAffinity): the inter-pod affinity
-  checks walk only these for the existing pods' own terms.
+  checks walk only these for the existing pods' own terms;
+- used_ports holds the (hostIP, protocol, hostPort) of every hostPort of those
+  pods' containers (Kubernetes' HostPortInfo; an empty hostIP is "0.0.0.0").
 """
 
 import functools
@@ -88,6 +90,26 @@ def nonzero_requests(pod: pb.Pod) -> Resources:
     return Resources(cpu, mem, 1)
 
 
+WILDCARD_IP = "0.0.0.0"
+
+
+def host_ports(pod: pb.Pod) -> list:
+    """(hostIP, protocol, hostPort) of the pod's containers' ports that ask for a hostPort,
+    with Kubernetes' defaults (hostIP 0.0.0.0, protocol TCP). Init containers run before
+    the pod's ports matter and are left out, as in Kubernetes."""
+    return [(p.host_ip or WILDCARD_IP, p.protocol or "TCP", p.host_port)
+            for c in pod.spec.containers for p in c.ports if p.host_port]
+
+
+def ports_conflict(used: set, want) -> bool:
+    """Kubernetes' HostPortInfo.CheckConflict: a wanted (ip, protocol, port) clashes with a
+    used one of the same protocol and port when either IP is the wildcard or they are equal."""
+    ip, protocol, port = want
+    if ip == WILDCARD_IP:
+        return any(u[1] == protocol and u[2] == port for u in used)
+    return (ip, protocol, port) in used or (WILDCARD_IP, protocol, port) in used
+
+
 def allocatable(node: pb.Node) -> Resources:
     """status.allocatable, falling back to status.capacity per resource."""
     def get(name):
@@ -105,6 +127,7 @@ class NodeInfo:
     requested: Resources = Resources()
     nonzero_requested: Resources = Resources()
     pods_with_affinity: list = field(default_factory=list)
+    used_ports: set = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -120,6 +143,7 @@ class NodeInfo:
         self.nonzero_requested = self.nonzero_requested + nonzero_requests(pod)
         if has_pod_affinity(pod):
             self.pods_with_affinity.append(pod)
+        self.used_ports.update(host_ports(pod))
 
 
 def build_node_infos(nodes, pods) -> dict:

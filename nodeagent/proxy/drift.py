@@ -58,7 +58,7 @@ def _tables(text: str) -> dict:
 
 def jump_line(chain: str, spec) -> str:
     """How iptables-save prints the rule `-A chain spec` (arguments with spaces quoted)."""
-    return " ".join(["-A", chain] + [f'"{a}"' if " " in a else shlex.quote(a) for a in spec])
+    return " ".join(["-A", chain] + [f'"{a}"' if " " in a else a if a == "!" else shlex.quote(a) for a in spec])
 
 
 def drifted(saved: str, text: str, jumps=()) -> list:

@@ -1,4 +1,5 @@
-"""The node's service proxy: informers on Services, Endpoints (and Nodes) -> iptables.
+"""The node's service proxy: informers on Services, Endpoints (and Nodes) -> iptables;
+also the hostPorts of the node's pods (nodeagent/proxy/hostport.py).
 
 Proxier(client, node_name, node_ip, informers=factory).start() / .stop(). The agent
 runs inside the node's network namespace, so the iptables commands hit the node's
@@ -21,6 +22,9 @@ What wakes it, and what that costs:
   not a heartbeat renewing timestamps): one sync, at most once per
   min_sync_interval_s (0.5 s: churn is batched, changes arriving meanwhile are taken
   by the next sync);
+- events of this node's pods that change their hostPort mappings (a pod with a
+  hostPort added or deleted, its IP set, finished): one sync, batched the same way;
+  status churn of other pods costs nothing;
 - an nf_tables change in the node's namespace (network.monitor, nft group: someone,
   or we, changed rules): one sync that re-applies only if the rules drifted. Our
   own restore wakes it once more and finds nothing: no loop;
@@ -43,7 +47,7 @@ import time
 
 from nodeagent.network import events as netevents
 from nodeagent.network.monitor import KernelMonitor
-from nodeagent.proxy import conntrack, drift
+from nodeagent.proxy import conntrack, drift, hostport
 from nodeagent.proxy.announce import Announcer, announcer, candidates
 from nodeagent.proxy.iptables import Iptables
 from nodeagent.proxy.render import Node, jump_rules, render_ports, service_ports, skiff_chains
@@ -76,10 +80,12 @@ class Proxier:
         self.services = self.informers.informer("services")
         self.endpoints = self.informers.informer("endpoints")
         self.nodes = self.informers.informer("nodes")
+        # This node's pods (the pod syncer's informer): their hostPorts.
+        self.pods = self.informers.informer("pods", field_selector=f"spec.nodeName={node_name}")
         self.runner = BoundedFrequencyRunner(
             "proxier", self._sync_once, min_interval_s=min_sync_interval_s, max_interval_s=resync_s,
             retry_base_s=RETRY_BASE_S, retry_max_s=max_retry_s, logger=log,
-            informers=(self.services, self.endpoints, self.nodes))
+            informers=(self.services, self.endpoints, self.nodes, self.pods))
         self._last_full = -math.inf       # start of the last successful full sync (monotonic)
         self._last_text = None
         self._unverifiable = None         # a text whose re-apply did not clear the drift check
@@ -96,6 +102,7 @@ class Proxier:
         for inf in (self.services, self.endpoints):
             inf.add_handler(self._changed, lambda old, new: self._changed(new), self._changed)
         self.nodes.add_handler(self._changed, self._node_updated, self._changed)
+        self.pods.add_handler(self._pod_changed, self._pod_updated, self._pod_changed)
         if self.use_monitor:
             try:
                 self.monitor = KernelMonitor(self._rules_changed, netns=self.iptables.netns_path or None,
@@ -121,6 +128,15 @@ class Proxier:
 
     def _node_updated(self, old, new):
         if node_key(old) != node_key(new):
+            self.runner.run()
+
+    def _pod_changed(self, pod):
+        if _has_host_port(pod):
+            self.runner.run()
+
+    def _pod_updated(self, old, new):
+        # Status churn of pods without hostPorts (most of them) costs no sync.
+        if hostport.mappings([old], self.node_name) != hostport.mappings([new], self.node_name):
             self.runner.run()
 
     def _rules_changed(self, repairs):
@@ -158,7 +174,8 @@ class Proxier:
         started = time.monotonic()
         ports = service_ports(self.services.list(), self.endpoints.list())
         saved = self.iptables.save()
-        text = render_ports(ports, self._node(), skiff_chains(saved))
+        maps = hostport.mappings(self.pods.list(), self.node_name)
+        text = render_ports(ports, self._node(), skiff_chains(saved), extra_nat=hostport.nat_chains(maps))
         problems = []
         if text == self._last_text and text != self._unverifiable:
             problems = drift.drifted(saved, text, jump_rules())
@@ -191,8 +208,9 @@ class Proxier:
             self._last_text = text
             self.syncs += 1
             applied = True
-            log.info("event=proxy_rules_applied node=%s service_ports=%d endpoints=%d drift=%s took_ms=%.0f",
-                     self.node_name, len(ports), sum(len(p.endpoints) for p in ports), bool(problems),
+            log.info("event=proxy_rules_applied node=%s service_ports=%d endpoints=%d host_ports=%d drift=%s "
+                     "took_ms=%.0f", self.node_name, len(ports), sum(len(p.endpoints) for p in ports), len(maps),
+                     bool(problems),
                      (time.monotonic() - started) * 1000)
         gone, fresh = conntrack.stale_udp(self._last_ports, ports)
         conntrack.clear_udp(gone, fresh)
@@ -211,6 +229,10 @@ def node_key(node) -> tuple:
     """What the proxier reads of a Node: its Ready status (announcements) and the cluster
     CIDR annotation (masquerade rules); a heartbeat renewing timestamps does not change it."""
     return (node.metadata.name, _ready(node), node.metadata.annotations.get(CLUSTER_CIDR_ANNOTATION, ""))
+
+
+def _has_host_port(pod) -> bool:
+    return any(p.host_port for c in pod.spec.containers for p in c.ports)
 
 
 def _ready(node) -> bool:

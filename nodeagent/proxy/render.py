@@ -22,6 +22,9 @@ nat
   SKIFF-SEP-<hash>    one per endpoint: hairpin (`-s <endpointIP>`) -> SKIFF-MARK-MASQ, then DNAT
                       (with `-m recent --set` under ClientIP affinity).
   SKIFF-MARK-MASQ     sets mark 0x4000.
+  SKIFF-HOSTPORTS     PREROUTING and OUTPUT jump here for local, non-loopback destinations:
+                      pods' hostPorts, rendered by nodeagent/proxy/hostport.py and passed
+                      in as extra_nat (with their SKIFF-HP-* chains).
   SKIFF-POSTROUTING   POSTROUTING jumps here: MASQUERADE only packets carrying the mark.
 filter
   SKIFF-SERVICES      OUTPUT and FORWARD (ctstate NEW) jump here: REJECT ClusterIP:ports
@@ -57,7 +60,8 @@ POSTROUTING = "SKIFF-POSTROUTING"
 MARK_MASQ = "SKIFF-MARK-MASQ"
 EXTERNAL_SERVICES = "SKIFF-EXTERNAL-SERVICES"
 FORWARD = "SKIFF-FORWARD"
-NAT_BASE = (SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ)
+HOSTPORTS = "SKIFF-HOSTPORTS"
+NAT_BASE = (SERVICES, NODEPORTS, POSTROUTING, MARK_MASQ, HOSTPORTS)
 FILTER_BASE = (SERVICES, EXTERNAL_SERVICES, FORWARD)
 DEFAULT_AFFINITY_S = 10800
 
@@ -181,8 +185,11 @@ def render(services, endpoints, node: Node, existing=None) -> str:
     return render_ports(service_ports(services, endpoints), node, existing)
 
 
-def render_ports(ports, node: Node, existing=None) -> str:
+def render_ports(ports, node: Node, existing=None, extra_nat=None) -> str:
+    """extra_nat: {chain: [rules]} rendered elsewhere (hostport.nat_chains), added to the
+    nat table; rules of a base chain (SKIFF-HOSTPORTS) are appended to it."""
     existing = existing or {}
+    extra_nat = extra_nat or {}
     nat_chains = list(NAT_BASE)
     nat_rules = []
     filter_rules = []
@@ -250,7 +257,8 @@ def render_ports(ports, node: Node, existing=None) -> str:
                 f"-m {sp.protocol} -j DNAT --to-destination {ep.ip}:{ep.port}"]
 
     dynamic = sorted(per_chain)
-    nat_chains.extend(dynamic)
+    extra = sorted(c for c in extra_nat if c not in NAT_BASE)
+    nat_chains.extend(dynamic + extra)
     nat_rules.append(f"-A {POSTROUTING} -m mark ! --mark {MASQ_MARK} -j RETURN")
     nat_rules.append(f"-A {POSTROUTING} -j MARK --xor-mark 0x4000")
     nat_rules.append(f'-A {POSTROUTING} -m comment --comment "skiff service traffic requiring SNAT" '
@@ -262,6 +270,9 @@ def render_ports(ports, node: Node, existing=None) -> str:
     nat_rules.extend(nodeport_lines)
     for chain in dynamic:
         nat_rules.extend(per_chain[chain])
+    nat_rules.extend(extra_nat.get(HOSTPORTS, ()))
+    for chain in extra:
+        nat_rules.extend(extra_nat[chain])
 
     filter_rules.extend([
         f"-A {FORWARD} -m conntrack --ctstate INVALID -j DROP",
@@ -330,6 +341,9 @@ def jump_rules():
     """(table, built-in chain, rule spec) for the jumps into our chains; the applier
     ensures each with `iptables -t T -C CHAIN SPEC || iptables -t T -I CHAIN 1 SPEC`."""
     nf = ["-m", "conntrack", "--ctstate", "NEW"]
+    # iptables-save's order of matches: `! -d` before `-m`.
+    hostports = ["!", "-d", "127.0.0.0/8", "-m", "comment", "--comment", "skiff hostports",
+                 "-m", "addrtype", "--dst-type", "LOCAL", "-j", HOSTPORTS]
     return [
         ("nat", "PREROUTING", ["-m", "comment", "--comment", "skiff service portals", "-j", SERVICES]),
         ("nat", "OUTPUT", ["-m", "comment", "--comment", "skiff service portals", "-j", SERVICES]),
@@ -341,6 +355,8 @@ def jump_rules():
                                     "-j", EXTERNAL_SERVICES]),
         ("filter", "FORWARD", ["-m", "comment", "--comment", "skiff forwarding rules", "-j", FORWARD]),
         ("filter", "OUTPUT", nf + ["-m", "comment", "--comment", "skiff service portals", "-j", SERVICES]),
+        ("nat", "PREROUTING", hostports),
+        ("nat", "OUTPUT", hostports),
     ]
 
 

@@ -328,7 +328,8 @@ def _validate_ports(ports, path, errs) -> None:
             required(errs, join(ppath, "containerPort"))
         else:
             in_range(errs, join(ppath, "containerPort"), p.container_port, 1, 65535)
-        in_range(errs, join(ppath, "hostPort"), p.host_port, 0, 65535)
+        if p.host_port != 0:    # 0: no hostPort (Kubernetes: IsValidPortNum only when set)
+            in_range(errs, join(ppath, "hostPort"), p.host_port, 1, 65535)
         enum(errs, join(ppath, "protocol"), p.protocol, PROTOCOLS, allow_empty=True)
         if p.host_ip:
             check(errs, join(ppath, "hostIP"), p.host_ip, validate_ip(p.host_ip))

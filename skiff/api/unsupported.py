@@ -52,13 +52,9 @@ CONTAINER_RULES = (
          "the node agent does not limit disk use; remove the ephemeral-storage limit"),
 )
 
-# Container ports: a hostPort is honoured only with hostNetwork (where it equals
-# containerPort); otherwise nothing maps the node's port to the pod. (hostIP only
-# qualifies a hostPort, and Kubernetes too ignores it without one.)
-PORT_RULES = (
-    Rule("hostPort", lambda s, p: p.host_port != 0 and not s.host_network,
-         "nothing maps a node port to a pod yet; use a Service of type NodePort, or hostNetwork"),
-)
+# Container ports: every field is honoured (hostPort: the node agent's hostport
+# rules and the scheduler's NodePorts filter). Rules for port fields go here.
+PORT_RULES = ()
 
 # Services (kind Service): by JSON path under the Service.
 SERVICE_RULES = ()

@@ -18,6 +18,7 @@ import uuid
 
 import pytest
 
+from nodeagent.proxy import drift
 from nodeagent.proxy import render as r
 from nodeagent.proxy.iptables import Iptables
 from nodeagent.proxy.proxier import Proxier
@@ -130,7 +131,8 @@ def test_clusterip_nodeport_reject_idempotent_and_stale(net):
     apply(ipt, services, endpoints)
     after = r.skiff_lines(ipt.save())
     assert before == after
-    assert after.count("-A PREROUTING") == 1 and after.count("-A OUTPUT -m comment") == 1
+    # (PREROUTING: the services jump and the hostports jump; OUTPUT's hostports jump starts with `! -d`)
+    assert after.count("-A PREROUTING") == 2 and after.count("-A OUTPUT -m comment") == 1
     # Endpoint moves to another port; the old SEP chain disappears in the same restore.
     old_sep = {line.split()[0][1:] for line in before.splitlines() if line.startswith(":SKIFF-SEP-")}
     apply(ipt, services, [eps("web", net["srv_ip"], 8081), eps("down", "", 0)])
@@ -143,6 +145,39 @@ def test_clusterip_nodeport_reject_idempotent_and_stale(net):
     final = ipt.save()
     assert "SKIFF-SVC-" not in final and "SKIFF-SEP-" not in final and ":OTHER-CHAIN" in final
     assert connect(net, "10.96.0.10", 80)[0] == "err"
+
+
+def test_host_port_maps_the_nodes_address_to_the_pod(net):
+    """A hostPort mapping (hostport.py) applied with the Service rules: the node's own address
+    :9090 reaches the "pod" (the server namespace) :8080, loopback does not, and the
+    mapping's chain is gone with the pod."""
+    from nodeagent.proxy import hostport
+    ipt = Iptables(net["path"])
+    maps = [hostport.HostPortMapping("default", "web", "", 9090, "tcp", net["srv_ip"], 8080)]
+
+    def apply_maps(maps):
+        text = r.render_ports([], r.Node("n"), r.skiff_chains(ipt.save()), extra_nat=hostport.nat_chains(maps))
+        ipt.restore(text)
+        for table, chain, spec in r.jump_rules():
+            ipt.ensure_jump(table, chain, spec)
+        return text
+
+    text = apply_maps(maps)
+    assert drift.drifted(ipt.save(), text, r.jump_rules()) == []
+    assert connect(net, net["node_ip"], 9090)[:2] == ["ok", "srv:8080"]
+    assert connect(net, "127.0.0.1", 9090)[:2] == ["err", "ConnectionRefusedError"]
+    # Only the hostIP given: another local address does not map.
+    second = net["node_ip"].rsplit(".", 1)[0] + ".9"
+    sh("ip", "-n", net["node"], "addr", "add", f"{second}/24", "dev", "eth0")
+    try:
+        apply_maps([hostport.HostPortMapping("default", "web", second, 9090, "tcp", net["srv_ip"], 8081)])
+        assert connect(net, second, 9090)[:2] == ["ok", "srv:8081"]
+        assert connect(net, net["node_ip"], 9090)[0] == "err"
+        apply_maps([])
+        assert "SKIFF-HP-" not in ipt.save()
+        assert connect(net, second, 9090)[0] == "err"
+    finally:
+        sh("ip", "-n", net["node"], "addr", "del", f"{second}/24", "dev", "eth0", check=False)
 
 
 def test_udp_conntrack_of_removed_endpoint_is_cleared(net):

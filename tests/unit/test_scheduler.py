@@ -61,6 +61,14 @@ def with_affinity(p, *terms, preferred=()):
     return p
 
 
+def with_ports(p, *ports):
+    """ports: (hostPort, protocol, hostIP) of the pod's first container (containerPort 80+i)."""
+    for i, (host_port, protocol, host_ip) in enumerate(ports):
+        p.spec.containers[0].ports.add(container_port=80 + i, host_port=host_port, protocol=protocol,
+                                       host_ip=host_ip)
+    return p
+
+
 def info(n, *pods):
     return build_node_infos([n], list(pods))[n.metadata.name]
 
@@ -117,6 +125,29 @@ FILTER_CASES = [
     ("terminating pods still hold theirs", pod(cpu="1"), node(cpu="1"),
      (pod("going", cpu="1", node_name="n1", deleting=True),), ["Insufficient cpu"]),
     ("no requests always fit the resources", pod(), node(cpu="0", memory="0"), (), []),
+    # NodePorts: (hostIP, protocol, hostPort) must be free; hostIP "" is 0.0.0.0 (every address).
+    ("hostPort free", with_ports(pod(), (8080, "TCP", "")), node(),
+     (with_ports(pod("o", node_name="n1"), (8081, "TCP", "")),), []),
+    ("hostPort taken", with_ports(pod(), (8080, "", "")), node(),
+     (with_ports(pod("o", node_name="n1"), (8080, "TCP", "")),), [filters.NO_FREE_PORTS]),
+    ("same hostPort, other protocol", with_ports(pod(), (53, "UDP", "")), node(),
+     (with_ports(pod("o", node_name="n1"), (53, "TCP", "")),), []),
+    ("same hostPort, two distinct hostIPs", with_ports(pod(), (8080, "TCP", "10.0.0.1")), node(),
+     (with_ports(pod("o", node_name="n1"), (8080, "TCP", "10.0.0.2")),), []),
+    ("same hostPort, same hostIP", with_ports(pod(), (8080, "TCP", "10.0.0.1")), node(),
+     (with_ports(pod("o", node_name="n1"), (8080, "TCP", "10.0.0.1")),), [filters.NO_FREE_PORTS]),
+    ("wildcard wanted, specific used", with_ports(pod(), (8080, "TCP", "0.0.0.0")), node(),
+     (with_ports(pod("o", node_name="n1"), (8080, "TCP", "10.0.0.1")),), [filters.NO_FREE_PORTS]),
+    ("specific wanted, wildcard used", with_ports(pod(), (8080, "TCP", "10.0.0.1")), node(),
+     (with_ports(pod("o", node_name="n1"), (8080, "TCP", "")),), [filters.NO_FREE_PORTS]),
+    ("a containerPort without hostPort uses nothing", with_ports(pod(), (8080, "TCP", "")), node(),
+     (with_ports(pod("o", node_name="n1"), (0, "TCP", "")),), []),
+    ("finished pods free their hostPorts", with_ports(pod(), (8080, "TCP", "")), node(),
+     (with_ports(pod("o", node_name="n1", phase="Succeeded"), (8080, "TCP", "")),), []),
+    ("terminating pods still hold their hostPorts", with_ports(pod(), (8080, "TCP", "")), node(),
+     (with_ports(pod("o", node_name="n1", deleting=True), (8080, "TCP", "")),), [filters.NO_FREE_PORTS]),
+    ("ports checked before resources", with_ports(pod(cpu="3"), (8080, "TCP", "")), node(),
+     (with_ports(pod("o", node_name="n1"), (8080, "TCP", "")),), [filters.NO_FREE_PORTS]),
 ]
 
 
@@ -231,6 +262,15 @@ def test_schedule_reports_each_nodes_reason_and_the_message():
                           "n3": ("node(s) had untolerated taint {dedicated: gpu}",)}
     assert d.message == "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu."
     assert "n3:filtered(node(s) had untolerated taint {dedicated: gpu})" in d.explain()
+
+
+def test_a_taken_host_port_sends_the_pod_to_the_other_node_or_leaves_it_pending():
+    used = [with_ports(pod("first", node_name="n1"), (8080, "TCP", ""))]
+    assert schedule(with_ports(pod("second"), (8080, "TCP", "")),
+                    build_node_infos([node("n1"), node("n2")], used)).node == "n2"
+    d = schedule(with_ports(pod("second"), (8080, "TCP", "")), build_node_infos([node("n1")], used))
+    assert d.node is None
+    assert d.message == "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
 
 
 # ---------------------------------------------------------------- scores and the choice

@@ -2,7 +2,7 @@
 
 Every row breaks one valid object with one such field and checks the exact path;
 the rows that must pass check that the honoured neighbours of a refused field
-(a memory-backed emptyDir with a sizeLimit, hostPort with hostNetwork, the
+(a memory-backed emptyDir with a sizeLimit, hostPort with or without hostNetwork, the
 "default" service account, nodeAffinity) stay accepted.
 """
 
@@ -53,8 +53,6 @@ REFUSED = [
      "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),
     ({"initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]},
      "initContainers[0].resources.limits[ephemeral-storage]", "disk"),
-    ({"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 8080}])]},
-     "containers[0].ports[0].hostPort", "NodePort"),
     ({"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}]},
      "volumes[0].emptyDir.sizeLimit", "medium: Memory"),
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
@@ -79,6 +77,8 @@ ACCEPTED = [
     {"volumes": [{"name": "data", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}]},
     {"volumes": [{"name": "data", "emptyDir": {"medium": "Memory"}}]},
     {"hostNetwork": True, "containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 80}])]},
+    {"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 8080, "hostIP": "10.0.0.1"},
+                                           {"containerPort": 53, "hostPort": 5353, "protocol": "UDP"}])]},
     {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}}}},
     {"containers": [dict(CONTAINER, stdin=True, stdinOnce=True, tty=True,

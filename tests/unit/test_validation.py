@@ -211,7 +211,8 @@ INVALID = [
     # ---- pod: ports
     ("Pod", put(f"{C0}.ports.0.containerPort", 70000), f"{PC0}.ports[0].containerPort", "between 1 and 65535"),
     ("Pod", put(f"{C0}.ports.0.containerPort", 0), f"{PC0}.ports[0].containerPort", "Required value"),
-    ("Pod", put(f"{C0}.ports.0.hostPort", 70000), f"{PC0}.ports[0].hostPort", "between 0 and 65535"),
+    ("Pod", put(f"{C0}.ports.0.hostPort", 70000), f"{PC0}.ports[0].hostPort", "between 1 and 65535"),
+    ("Pod", put(f"{C0}.ports.0.hostPort", -1), f"{PC0}.ports[0].hostPort", "between 1 and 65535"),
     ("Pod", put(f"{C0}.ports.0.protocol", "HTTP"), f"{PC0}.ports[0].protocol", "Unsupported value"),
     ("Pod", put(f"{C0}.ports.0.name", "HTTP"), f"{PC0}.ports[0].name", "lower case"),
     ("Pod", put(f"{C0}.ports.0.name", "8080"), f"{PC0}.ports[0].name", "at least one letter"),
