@@ -32,9 +32,11 @@ class Resources:
     cpu_m: int = 0
     memory_b: int = 0
     pods: int = 0
+    ephemeral_b: int = 0          # ephemeral-storage bytes (scored by nothing, only filtered)
 
     def __add__(self, other: "Resources") -> "Resources":
-        return Resources(self.cpu_m + other.cpu_m, self.memory_b + other.memory_b, self.pods + other.pods)
+        return Resources(self.cpu_m + other.cpu_m, self.memory_b + other.memory_b, self.pods + other.pods,
+                         self.ephemeral_b + other.ephemeral_b)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -48,45 +50,49 @@ def _quantity(fn, value: str) -> int:
 
 
 def _container_requests(c: pb.Container) -> tuple:
-    """(cpu_m, memory_b): requests, or limits where a request is missing (Kubernetes'
-    defaulting copies limits into absent requests)."""
+    """(cpu_m, memory_b, ephemeral_b): requests, or limits where a request is missing
+    (Kubernetes' defaulting copies limits into absent requests)."""
     req, lim = c.resources.requests, c.resources.limits
     cpu = req.get("cpu") or lim.get("cpu") or "0"
     mem = req.get("memory") or lim.get("memory") or "0"
-    return _quantity(cpu_millicores, cpu), _quantity(memory_bytes, mem)
+    eph = req.get("ephemeral-storage") or lim.get("ephemeral-storage") or "0"
+    return _quantity(cpu_millicores, cpu), _quantity(memory_bytes, mem), _quantity(memory_bytes, eph)
 
 
 def pod_requests(pod: pb.Pod) -> Resources:
     """What the pod asks for: the sum over its containers, or the largest init container
     if that is larger (init containers run one at a time, before the others)."""
-    cpu = mem = 0
+    cpu = mem = eph = 0
     for c in pod.spec.containers:
-        c_cpu, c_mem = _container_requests(c)
-        cpu, mem = cpu + c_cpu, mem + c_mem
+        c_cpu, c_mem, c_eph = _container_requests(c)
+        cpu, mem, eph = cpu + c_cpu, mem + c_mem, eph + c_eph
     for c in pod.spec.init_containers:
-        c_cpu, c_mem = _container_requests(c)
-        cpu, mem = max(cpu, c_cpu), max(mem, c_mem)
-    return Resources(cpu, mem, 1)
+        c_cpu, c_mem, c_eph = _container_requests(c)
+        cpu, mem, eph = max(cpu, c_cpu), max(mem, c_mem), max(eph, c_eph)
+    return Resources(cpu, mem, 1, eph)
 
 
 def nonzero_requests(pod: pb.Pod) -> Resources:
     """pod_requests, with Kubernetes' scoring defaults for containers that request nothing."""
     cpu = mem = 0
     for c in pod.spec.containers:
-        c_cpu, c_mem = _container_requests(c)
+        c_cpu, c_mem, _ = _container_requests(c)
         cpu += c_cpu or NONZERO_CPU_M
         mem += c_mem or NONZERO_MEMORY_B
     return Resources(cpu, mem, 1)
 
 
 def allocatable(node: pb.Node) -> Resources:
-    """status.allocatable, falling back to status.capacity per resource."""
+    """status.allocatable, falling back to status.capacity per resource. A node that
+    reports no ephemeral-storage has 0 of it (Kubernetes: a pod requesting some does
+    not fit there)."""
     def get(name):
         return node.status.allocatable.get(name) or node.status.capacity.get(name) or ""
-    cpu, mem, pods = get("cpu"), get("memory"), get("pods")
+    cpu, mem, pods, eph = get("cpu"), get("memory"), get("pods"), get("ephemeral-storage")
     return Resources(_quantity(cpu_millicores, cpu) if cpu else 0,
                      _quantity(memory_bytes, mem) if mem else 0,
-                     _quantity(memory_bytes, pods) if pods else DEFAULT_MAX_PODS)
+                     _quantity(memory_bytes, pods) if pods else DEFAULT_MAX_PODS,
+                     _quantity(memory_bytes, eph) if eph else 0)
 
 
 @dataclass
