@@ -18,6 +18,8 @@ It follows kubelet's computePodActions:
   (containers are kept for their logs until the pod is deleted);
 - spec.activeDeadlineSeconds passed since status.startTime -> stop every container,
   as for a finished pod (deadline.py; the status says Failed, DeadlineExceeded);
+- evicted (over an ephemeral-storage limit: ephemeral.py) -> kill every container at
+  once (grace 0, the kubelet's local storage eviction); the status says Failed, Evicted;
 - deletionTimestamp set -> stop every container (preStop hook, SIGTERM, the rest of
   the grace period, SIGKILL), then the sandbox, then FinalizePod(delete_from_api);
 - old exited instances beyond the latest two of a container are removed.
@@ -28,7 +30,7 @@ actions; a pod whose containers all run with the right hash gets no action
 actions that follow each other in parallel and always before a sandbox's kill.
 """
 
-from nodeagent.podsync import deadline, spechash
+from nodeagent.podsync import deadline, ephemeral, spechash
 from nodeagent.podsync.model import (
     BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff,
     backoff_key, in_backoff, next_backoff)
@@ -45,7 +47,7 @@ KEEP_INSTANCES = 2       # per container: the latest and the one before (its las
 
 
 def plan(pod, observed, now: float, probe_results=None, backoff_state=None,
-         policy: BackoffPolicy = BackoffPolicy()) -> list:
+         policy: BackoffPolicy = BackoffPolicy(), evicted: bool = False) -> list:
     """Actions that move the engine towards the pod's spec; see the module docstring."""
     probe_results = probe_results or {}
     backoff_state = backoff_state or {}
@@ -60,6 +62,8 @@ def plan(pod, observed, now: float, probe_results=None, backoff_state=None,
     if pod.status.phase in TERMINAL_PHASES:
         # A terminal pod never runs again; stop whatever still runs of it.
         return _kill_all(mine, ctx.grace_s, "PodCompleted") + _gc(mine)
+    if evicted:
+        return _kill_all(mine, 0, ephemeral.REASON) + _gc(mine)
     if deadline.passed(pod, now):
         # spec.activeDeadlineSeconds: stopped like a finished pod; status makes it Failed.
         return _kill_all(mine, ctx.grace_s, deadline.REASON) + _gc(mine)
