@@ -109,7 +109,8 @@ def test_over_the_limit_evicted_within_it_keeps_running(lab):
                30, "hog's container stopped")
     events = lab.out("get", "events", "-n", NS)
     assert "Evicted" in events and "exceeds the total limit of containers 10Mi" in events
-    assert "Evicted" in lab.out("get", "po", "hog", "-n", NS)
+    described = lab.out("describe", "po", "hog", "-n", NS)
+    assert "Evicted" in described and POD_MESSAGE.strip() in described
 
     # modest wrote its 2 MiB before hog was judged; it stays Running through more measurements
     wait_until(lambda: wrote(lab, "modest"), 60, "pod modest wrote its file")
