@@ -91,8 +91,8 @@ def test_a_pod_requesting_more_than_the_node_has_stays_pending(lab):
     msg = "0/1 nodes are available: 1 Insufficient ephemeral-storage."
     wait_until(lambda: msg in lab.out("describe", "po", "huge", "-n", NS), 30, "FailedScheduling in describe")
     assert "FailedScheduling" in lab.out("get", "events", "-n", NS)
-    st = status(lab, "huge")
-    assert st.get("phase") == "Pending" and not get_pod(lab, "huge")["spec"].get("nodeName")
+    assert lab.out("get", "po", "huge", "-n", NS).splitlines()[1].split()[2] == "Pending"
+    assert not get_pod(lab, "huge")["spec"].get("nodeName")
     lab.out("delete", "po", "huge", "-n", NS)
 
 
