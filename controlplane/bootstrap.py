@@ -5,9 +5,12 @@
   cluster-admin (to system:masters), from controlplane/apiserver/authz/policy.py: created
   when missing, their rules put back when changed (unless annotated autoupdate "false");
 - the Service default/kubernetes (ClusterIP: the first address of the service CIDR
-  when free, port "grpc" 443) and its Endpoints: the API address of every replica
-  of the cluster, re-checked every period, so pods reach the API at
-  kubernetes.default.svc and get KUBERNETES_SERVICE_HOST/PORT.
+  when free, port "grpc" 443) and its Endpoints: the in-cluster API address of every
+  replica of the cluster, re-checked every period, so pods reach the API at
+  kubernetes.default.svc and get KUBERNETES_SERVICE_HOST/PORT. With TLS that is each
+  replica's join port (tls.joinAddress, peers[].joinAddress): TLS without a client
+  certificate, bearer tokens, which is what a pod holds; the API port requires a client
+  certificate (gRPC Python cannot make one optional: docs/security.md).
 
 Runs while this replica leads, started and stopped by the leader supervisor with the
 controllers (controlplane.main), as a bounded-frequency runner of the reconcile
@@ -91,12 +94,13 @@ def api_service(service_cidr: str) -> pb.Service:
 
 
 def api_endpoints(cfg) -> pb.Endpoints:
-    """default/kubernetes: the API address of every replica of the cluster, one subset per
-    port. Static on purpose: following Raft connectivity rewrote the object whenever a
-    replica came or went, racing every reader that compares states across restarts."""
+    """default/kubernetes: the in-cluster API address of every replica of the cluster
+    (its join address when known, else its API address), one subset per port. Static on
+    purpose: following Raft connectivity rewrote the object whenever a replica came or
+    went, racing every reader that compares states across restarts."""
     by_port: dict = {}
     for peer in (cfg.self_peer, *cfg.peers):
-        host, _, port = peer.api_address.rpartition(":")
+        host, _, port = (peer.join_address or peer.api_address).rpartition(":")
         try:
             ip = str(ipaddress.IPv4Address(host))
         except ValueError:

@@ -11,11 +11,12 @@ without importing this module; load() parses and validates it when a replica sta
     raftPasswordFile: /etc/skiff/raft-password
     peers:
       - {name: cp2, apiAddress: 10.0.0.12:7100, raftAddress: 10.0.0.12:7200}
-      - {name: cp3, apiAddress: 10.0.0.13:7100, raftAddress: 10.0.0.13:7200}
+      - {name: cp3, apiAddress: 10.0.0.13:7100, raftAddress: 10.0.0.13:7200,
+         joinAddress: 10.0.0.13:7300}   # optional: its tls.joinAddress (the in-cluster API port)
     raft:                           # optional; LAN defaults
-      minTimeoutS: 0.4
-      maxTimeoutS: 0.8
-      heartbeatS: 0.05
+      minTimeoutS: 0.45              # election timeout, drawn in [min, max] (RaftTuning)
+      maxTimeoutS: 0.9
+      heartbeatS: 0.1
       compactionMinEntries: 5000
       compactionMinTimeS: 300
     watchHistory: 20000             # optional: changes a watch can resume across
@@ -70,16 +71,34 @@ from controlplane.apiserver.sa_tokens import ServiceAccountsConfig, dump_config,
 
 @dataclass(frozen=True)
 class Peer:
+    """A replica as the others know it. join_address: its tls.joinAddress ("" = none or
+    unknown), where the Service default/kubernetes sends pods (controlplane/bootstrap.py)."""
     name: str
     api_address: str
     raft_address: str
+    join_address: str = ""
 
 
 @dataclass(frozen=True)
 class RaftTuning:
-    min_timeout_s: float = 0.4
-    max_timeout_s: float = 0.8
-    heartbeat_s: float = 0.05
+    """PySyncObj timing (controlplane/store/raft.py make_conf; docs/store.md).
+
+    heartbeat_s: the leader's empty append when no entry went out for that long. Its only
+      job is liveness: every entry and commit-index update is sent at once (unbatched
+      appends), so it costs failover time, not commit latency. Each heartbeat is a message
+      to and a reply from every follower (about 0.25 ms of Python each on this machine):
+      50 ms cost an idle leader about 2 % of a core and a follower 1 %; 100 ms half that.
+    min_timeout_s / max_timeout_s: a follower that hears nothing for a random time in
+      [min, max] starts an election: the failover time after a leader dies. A follower
+      tolerates a stall (GC, a saturated CPU) of min_timeout_s - heartbeat_s without a
+      needless election: 0.35 s, as with the former 50 ms / 0.4-0.8 s. Failover (kill -9
+      of the leader to the next commit, a bare loopback trio, 20 rounds each): median
+      1.14 s -> 1.27 s, max 1.27 s -> 1.55 s (150 ms / 0.5-1.0 s: median 1.35 s, a 2.9 s
+      worst case, too slow). etcd's defaults are 100 ms / 1 s.
+    """
+    min_timeout_s: float = 0.45
+    max_timeout_s: float = 0.9
+    heartbeat_s: float = 0.1
     compaction_min_entries: int = 5000
     compaction_min_time_s: float = 300.0
 
@@ -177,7 +196,8 @@ class ControlPlaneConfig:
 
     @property
     def self_peer(self) -> Peer:
-        return Peer(self.name, self.advertise_api_address or self.api_address, self.raft_address)
+        return Peer(self.name, self.advertise_api_address or self.api_address, self.raft_address,
+                    self.tls.join_address if self.tls else "")
 
 
 class ConfigError(ValueError):
@@ -226,8 +246,10 @@ def load(path: str) -> ControlPlaneConfig:
         where = f"{path}: peers[{i}]"
         if not isinstance(p, dict):
             raise ConfigError(f"{where}: expected a mapping")
+        join = p.get("joinAddress") or ""
         peers.append(Peer(_need(p, "name", where), _address(_need(p, "apiAddress", where), where),
-                          _address(_need(p, "raftAddress", where), where)))
+                          _address(_need(p, "raftAddress", where), where),
+                          _address(join, f"{where}: joinAddress") if join else ""))
     raft_doc = doc.get("raft") or {}
     tuning = RaftTuning(
         min_timeout_s=float(raft_doc.get("minTimeoutS", RaftTuning.min_timeout_s)),
@@ -356,7 +378,8 @@ def dump(cfg: ControlPlaneConfig, password_file: str) -> str:
     doc = {
         "name": cfg.name, "dataDir": cfg.data_dir, "apiAddress": cfg.api_address,
         "raftAddress": cfg.raft_address, "raftPasswordFile": password_file,
-        "peers": [{"name": p.name, "apiAddress": p.api_address, "raftAddress": p.raft_address}
+        "peers": [{"name": p.name, "apiAddress": p.api_address, "raftAddress": p.raft_address,
+                   **({"joinAddress": p.join_address} if p.join_address else {})}
                   for p in cfg.peers],
         "raft": {"minTimeoutS": cfg.raft.min_timeout_s, "maxTimeoutS": cfg.raft.max_timeout_s,
                  "heartbeatS": cfg.raft.heartbeat_s,

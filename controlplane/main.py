@@ -1,8 +1,9 @@
 """skiff-controlplane: one replica of the control plane (API server + Raft store).
 
 What runs periodically in a replica, each with its period and idle cost in its own
-docstring: the Raft tick (controlplane/store/raft.py: every heartbeat, 50 ms, and
-every message), the open watches' waits (controlplane/apiserver/service.py: 1 s), the
+docstring: the Raft tick (controlplane/store/raft.py: every heartbeat, 100 ms, and
+every message), the open watches' waits (controlplane/apiserver/service.py: 5 s, and
+gRPC's own waits in 1 s slices: skiff/grpcwait.py), the
 leader supervisor (controlplane/leader.py: woken by Raft state changes, else every
 1 s), the renewal of its own certificate (skiff/pki/renew.py: about once per certificate
 lifetime), and, while this replica leads, the bootstrapper and the controllers
@@ -29,7 +30,7 @@ from controlplane.leader import LeaderSupervisor
 from controlplane.pki import start_renewal
 from controlplane.store.raft import die_with_parent_on_fork
 from controlplane.store.store import Store
-from skiff import advertise
+from skiff import advertise, grpcwait
 from skiff.reconcile import Group
 
 
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
     if not _addresses_ok(cfg, args.config, log):
         return 2
     die_with_parent_on_fork()
+    grpcwait.relax_blocking_waits()   # idle watches: one wake a second, not ten (skiff/grpcwait.py)
     store = Store(cfg)
     server = serve(store, cfg)
     renewer = start_renewal(cfg)

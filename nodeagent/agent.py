@@ -8,7 +8,8 @@ agent restarts, and the next agent adopts them (their labels say what they are).
 Every loop is built on the reconcile toolkit (skiff.reconcile): pod sync is a keyed
 Loop; heartbeats, the pod network, the service proxy and DNS start-up are
 bounded-frequency runners. They read one informer per kind from the agent's
-InformerFactory: Services, Endpoints and Nodes (proxier, DNS, pod network), and
+InformerFactory: Services, Endpoints and Nodes (proxier, DNS, pod network; the node
+status runner reads its own Node there too), and
 this node's Pods (pod sync; the Endpoints one also orders a deleted pod's drain before
 its SIGTERM: podsync/drain.py); started once every loop has registered its handlers.
 """
@@ -125,6 +126,8 @@ class Agent:
         if self.network is not None:   # IP garbage collection once the node's pods are known
             self.network.live_uids = lambda: self.syncer._all_uids() if self.syncer.informer.synced else None
         self.syncer.start()
+        if self.network is not None:   # the network's Node informer: the status runner reads it too
+            self.reporter.use_cache(self.informers.informer("nodes"))
         self.informers.start()      # every loop has its handlers: one watch per kind from here on
         log.info("event=agent_started node=%s listen=%s", cfg.node_name, cfg.listen)
         return self
@@ -160,9 +163,9 @@ class Agent:
                 return None
         return get
 
-    def _request_token(self, namespace, account, pod, uid, expiration_s):
+    def _request_token(self, namespace, account, pod, uid, expiration_s, audiences=()):
         return self.sync_client.request_token(namespace, account, pod_name=pod, pod_uid=uid,
-                                              expiration_s=expiration_s)
+                                              expiration_s=expiration_s, audiences=audiences)
 
     def _ca_bundle(self) -> bytes:
         """The cluster CA for pods' ca.crt: the CA file of the agent's tls: section (the file

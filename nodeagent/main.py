@@ -11,7 +11,7 @@ import sys
 import threading
 
 from nodeagent import config as configmod
-from skiff import advertise
+from skiff import advertise, grpcwait
 
 
 def main(argv=None) -> int:
@@ -44,6 +44,7 @@ def main(argv=None) -> int:
         print(f"skiff-agent: {exc}", file=sys.stderr)
         return 2
 
+    grpcwait.relax_blocking_waits()   # idle informers: one wake a second, not ten (skiff/grpcwait.py)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

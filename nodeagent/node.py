@@ -16,7 +16,9 @@ the reconcile toolkit (no event triggers them, only time):
   as the kubelet's setNodeOwnerFunc). A failed renewal is retried after 0.2 s,
   doubling up to the renewal period; it never ends the loop.
 - the status runner runs every nodeStatusUpdateFrequencyS (lab 2.5 s, Kubernetes
-  10 s): it reads the Node (a read, no Raft entry) and computes the status (condition
+  10 s): it reads the Node (from the agent's Node informer when it has one and it has
+  synced, else a GET: the kubelet reads it from the API server's watch cache) and
+  computes the status (condition
   Ready=True reason KubeletReady, MemoryPressure/DiskPressure/PIDPressure=False,
   addresses, capacity/allocatable (ephemeral-storage: the size of the data dir's
   filesystem, as the kubelet's root dir's), nodeInfo, daemonEndpoints, the engine's images
@@ -227,6 +229,16 @@ class NodeReporter:
             retry_max_s=every_s, run_at_start=False, logger=log)
         self.renewals = 0
         self.status_writes = 0
+        # () -> this node as the agent's Node informer has it, or None (not synced, not
+        # seen): read instead of a GET every status period (use_cache). A stale copy is
+        # harmless: a write is a compare-and-swap, and its Conflict re-reads with a GET.
+        self._cached_node = None
+
+    def use_cache(self, nodes_informer) -> None:
+        """Read this Node from nodes_informer (a skiff.informer.Informer of Nodes) once it
+        has synced: at 20 nodes and the lab's 2.5 s, 8 GETs a second fewer for the API."""
+        name = self.cfg.node_name
+        self._cached_node = lambda: nodes_informer.get(name) if nodes_informer.synced else None
 
     def register(self) -> pb.Node:
         """Create or adopt the Node object; retries until the API answers or stop()."""
@@ -301,8 +313,10 @@ class NodeReporter:
         if self._node is None:
             self.register()
             return
+        node = self._cached_node() if self._cached_node is not None else None
         try:
-            node = self.client.get("nodes", self.cfg.node_name, "")
+            if node is None:   # no cache, or the cache does not have it (then the API decides)
+                node = self.client.get("nodes", self.cfg.node_name, "")
         except clientmod.NotFound:
             log.info("event=node_missing node=%s action=register", self.cfg.node_name)
             self._node = None

@@ -21,7 +21,7 @@ from skiff.api import node_pb2 as npb
 from skiff.api import objects_pb2 as pb
 from skiff.api import service_pb2 as api
 from skiff.api import service_pb2_grpc as api_grpc
-from skiff.pki.tls import ChannelCache
+from skiff.pki.tls import ChannelCache, bearer_credentials
 
 DEFAULT_CONFIG = os.path.expanduser("~/.skiff/config")
 AGENT_ERROR_PREFIX = "node agent: "  # see controlplane/apiserver/service.py
@@ -111,8 +111,12 @@ def resolve(server: str | None = None, config_path: str | None = None):
 
 class Client:
     def __init__(self, endpoints, call_timeout_s: float = CALL_TIMEOUT_S,
-                 failover_budget_s: float = FAILOVER_BUDGET_S, tls=None):
-        """tls: skiff.pki.tls.Credentials (the CA and our client certificate), None = plaintext."""
+                 failover_budget_s: float = FAILOVER_BUDGET_S, tls=None, token: str = "",
+                 token_file: str = ""):
+        """tls: skiff.pki.tls.Credentials (the CA and our client certificate, if any), None =
+        plaintext. token / token_file: a bearer token (a ServiceAccount's) sent with every
+        call, the file re-read when it changes; only over TLS (gRPC never sends call
+        credentials in clear)."""
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
         if not endpoints:
@@ -122,7 +126,10 @@ class Client:
         self.failover_budget_s = failover_budget_s
         self._current = 0
         self.tls = tls
-        self._channels = ChannelCache(tls, options=[
+        if (token or token_file) and tls is None:
+            raise ApiError("a bearer token needs TLS (a CA to verify the server with): "
+                           "tokens are never sent in clear")
+        self._channels = ChannelCache(tls, call_creds=bearer_credentials(token, token_file), options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
@@ -130,8 +137,13 @@ class Client:
 
     @classmethod
     def from_config(cls, server=None, config_path=None, **kw):
-        endpoints, tls = resolve(server, config_path)
+        try:
+            endpoints, tls, bearer = clientconfig.resolve_all(server, config_path)
+        except clientconfig.ConfigError as exc:
+            raise ApiError(str(exc)) from None
         kw.setdefault("tls", tls)
+        for k, v in bearer.items():
+            kw.setdefault(k, v)
         return cls(endpoints, **kw)
 
     def close(self):
@@ -154,6 +166,10 @@ class Client:
         if self.tls is None:
             return (" (this client speaks plaintext; a cluster with TLS on needs a context with its CA "
                     "and a client certificate: skiff config get-contexts)")
+        if not self.tls.cert:
+            return (" (TLS handshake refused: this client has no certificate, which a replica's API port "
+                    "requires; a bearer-token client calls the join ports, tls.joinAddress, as pods do "
+                    "through the Service default/kubernetes)")
         return (" (TLS handshake refused: is the client certificate, and the CA the server's certificate "
                 "is checked against, this cluster's?)")
 

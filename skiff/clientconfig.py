@@ -8,7 +8,21 @@
         certificateAuthorityData: <base64 PEM>    # or certificateAuthority: /path/ca.crt
         clientCertificateData: <base64 PEM>       # or clientCertificate: /path/admin.crt
         clientKeyData: <base64 PEM>               # or clientKey: /path/admin.key
+      - name: robot@lab                           # a bearer token instead of (or with) a certificate
+        servers: ["10.200.0.11:7300"]             # a join port: the API port requires a certificate
+        certificateAuthority: /path/ca.crt
+        token: <a ServiceAccount token>           # or tokenFile: /path/token (re-read when it changes)
     lab: /var/lib/skiff-lab                       # optional: the lab that wrote it (`skiff lab down` removes it)
+
+token / tokenFile are kubeconfig's users[].user.token / tokenFile (skiff's contexts hold the
+user's credentials themselves). They are sent only over TLS (the context needs a CA).
+
+In-cluster (client-go's rest.InClusterConfig): with no config file at all, and
+KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT set (every pod has them) and a
+ServiceAccount token mounted at /var/run/secrets/kubernetes.io/serviceaccount, the client
+dials $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT verifying the server with the
+mounted ca.crt, authenticates with the mounted token (re-read as the agent renews it), and
+the CLI's default namespace is the mounted `namespace`.
 
 The older form, a top-level `servers: [...]` without contexts, is a plaintext cluster
 (TLS off). A context without certificateAuthority* is plaintext too. `--server` and
@@ -21,6 +35,8 @@ import os
 import yaml
 
 DEFAULT_CONFIG = os.path.expanduser("~/.skiff/config")
+# Where a pod's ServiceAccount credentials are (skiff/satoken.py MOUNT_PATH, Kubernetes' path).
+SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 PEM_FIELDS = (("certificateAuthority", "ca"), ("clientCertificate", "cert"), ("clientKey", "key"))
 
 
@@ -121,9 +137,46 @@ def upsert_context(doc: dict, ctx: dict, make_current: bool = False) -> dict:
     return doc
 
 
+def in_cluster(environ=None, sa_dir: str | None = None) -> dict | None:
+    """The in-cluster config as a context ({"name", "servers", "certificateAuthority",
+    "tokenFile", "namespace"}), or None when not in a pod (no KUBERNETES_SERVICE_HOST/PORT,
+    or no mounted token)."""
+    env = os.environ if environ is None else environ
+    sa_dir = sa_dir or SERVICEACCOUNT_DIR
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    token_file = os.path.join(sa_dir, "token")
+    if not host or not port or not os.path.isfile(token_file):
+        return None
+    if ":" in host:
+        host = f"[{host}]"      # an IPv6 address, as net.JoinHostPort writes it
+    ctx = {"name": "in-cluster", "servers": [f"{host}:{port}"],
+           "certificateAuthority": os.path.join(sa_dir, "ca.crt"), "tokenFile": token_file}
+    try:
+        with open(os.path.join(sa_dir, "namespace"), encoding="utf-8") as f:
+            ctx["namespace"] = f.read().strip()
+    except OSError:
+        pass
+    return ctx
+
+
+def default_namespace(config_path: str | None = None) -> str | None:
+    """The namespace commands use without -n: the in-cluster one (a pod's own), else None
+    (the caller's default, "default")."""
+    if os.path.exists(path_of(config_path)):
+        return None
+    ctx = in_cluster()
+    return ctx.get("namespace") or None if ctx else None
+
+
 def resolve(server: str | None = None, config_path: str | None = None):
-    """(endpoints, Credentials or None): --server, then $SKIFF_SERVER, then the current
-    context's servers; credentials from the current context when the file exists."""
+    """(endpoints, Credentials or None): see resolve_all."""
+    return resolve_all(server, config_path)[:2]
+
+
+def resolve_all(server: str | None = None, config_path: str | None = None):
+    """(endpoints, Credentials or None, {"token"|"token_file": ...}): --server, then
+    $SKIFF_SERVER, then the current context's servers; credentials from the current
+    context when the file exists, else from the pod's mounted ServiceAccount (in_cluster)."""
     from skiff.pki.tls import Credentials
     path = path_of(config_path)
     text = server or os.environ.get("SKIFF_SERVER")
@@ -131,15 +184,40 @@ def resolve(server: str | None = None, config_path: str | None = None):
     try:
         doc = load(path)
     except FileNotFoundError:
-        if explicit:
-            return explicit, None
-        raise ConfigError(f"no control plane configured: pass --server HOST:PORT, set SKIFF_SERVER, "
-                          f"or run 'skiff lab up' (which writes {path})") from None
-    ctx = current(doc, path)
+        ctx = in_cluster()
+        if ctx is None:
+            if explicit:
+                return explicit, None, {}
+            raise ConfigError(f"no control plane configured: pass --server HOST:PORT, set SKIFF_SERVER, "
+                              f"or run 'skiff lab up' (which writes {path})") from None
+        path = "in-cluster config"
+    else:
+        ctx = current(doc, path)
     servers = explicit or ctx.get("servers")
     if not servers or not all(isinstance(s, str) for s in servers):
         raise ConfigError(f"{path}: context {ctx['name']}: expected 'servers: [host:port, ...]'")
     pem = context_pem(ctx, path)
+    bearer = context_bearer(ctx, path)
     if not pem["ca"]:
-        return list(servers), None
-    return list(servers), Credentials(ca=pem["ca"], cert=pem["cert"], key=pem["key"])
+        if bearer:
+            raise ConfigError(f"{path}: context {ctx['name']}: a token needs certificateAuthority "
+                              f"(tokens are sent over TLS only)")
+        return list(servers), None, {}
+    return list(servers), Credentials(ca=pem["ca"], cert=pem["cert"], key=pem["key"]), bearer
+
+
+def context_bearer(ctx: dict, path: str) -> dict:
+    """{"token": ...} or {"token_file": ...} of a context ({} without)."""
+    token, token_file = ctx.get("token"), ctx.get("tokenFile")
+    if token and token_file:
+        raise ConfigError(f"{path}: context {ctx['name']}: token and tokenFile are exclusive")
+    if token:
+        if not isinstance(token, str):
+            raise ConfigError(f"{path}: context {ctx['name']}: token: expected a string")
+        return {"token": token.strip()}
+    if token_file:
+        token_file = os.path.expanduser(str(token_file))
+        if not os.path.isfile(token_file):
+            raise ConfigError(f"{path}: context {ctx['name']}: tokenFile: {token_file}: no such file")
+        return {"token_file": token_file}
+    return {}

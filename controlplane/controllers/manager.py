@@ -1,7 +1,7 @@
 """Everything that runs while this replica leads: shared informers and the leader-only loops.
 
 The loops (scheduler, ReplicaSet, Deployment, DaemonSet, StatefulSet, Job, CronJob, Endpoints,
-node IPAM, disruption, serviceaccounts: keyed
+node IPAM, disruption, serviceaccounts, taint eviction: keyed
 reconcile Loops; node lifecycle and GC: bounded-frequency runners) all read one
 informer per kind from this manager's InformerFactory. Leases (kube-node-lease,
 renewed by every node every leaseDurationSeconds / 4) are read by the node
@@ -41,6 +41,7 @@ from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.controllers.serviceaccount import ServiceAccountsController
 from controlplane.controllers.statefulset import StatefulSetController
+from controlplane.controllers.taint_eviction import TaintEvictionController
 from controlplane.controllers.replicationcontroller import replication_controller_controller
 from controlplane.scheduler.scheduler import Scheduler
 from skiff import client as clientmod
@@ -93,6 +94,8 @@ class ControllerManager:
             DeploymentController(guarded, deploys, rss, recorder, pods=pods),
             NodeLifecycleController(guarded, nodes, pods, recorder, ctl.node_monitor_grace_period_s,
                                     ctl.pod_eviction_timeout_s, leases=leases),
+            # NoExecute taints other than node.kubernetes.io/unreachable (node lifecycle's).
+            TaintEvictionController(guarded, nodes, pods, recorder),
             GarbageCollector(guarded, pods, rss, deploys, nodes,
                              dependents=(leases, *(self.informers.informer(k.plural) for k in gc_kinds()))),
             StatefulSetController(guarded, stss, pods, recorder),

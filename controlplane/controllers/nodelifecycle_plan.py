@@ -23,6 +23,10 @@ With G = nodeMonitorGracePeriodS and E = podEvictionTimeoutS:
   counted from the moment the node went silent past G);
 - renewals (or heartbeats) changing again, seen after this leader started
   watching: remove the unreachable taint. The agent sets Ready=True itself.
+
+This controller owns node.kubernetes.io/unreachable and the evictions it causes;
+every other NoExecute taint (a user's) is the taint eviction controller's
+(taint_eviction.py), which ignores this one: the two never evict for the same taint.
 """
 
 from dataclasses import dataclass

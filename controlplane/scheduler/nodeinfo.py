@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from controlplane.scheduler.podterms import has_pod_affinity
 from skiff.api import objects_pb2 as pb
 from skiff.api.quantity import cpu_millicores, memory_bytes
-from skiff.api.wellknown import POD_FINISHED_PHASES
+from skiff.api.wellknown import POD_FINISHED_PHASES, is_sidecar
 
 # Used when a node reports no allocatable/capacity pod count (the kubelet's --max-pods default).
 DEFAULT_MAX_PODS = 110
@@ -60,22 +60,32 @@ def _container_requests(c: pb.Container) -> tuple:
 
 
 def pod_requests(pod: pb.Pod) -> Resources:
-    """What the pod asks for: the sum over its containers, or the largest init container
-    if that is larger (init containers run one at a time, before the others)."""
-    cpu = mem = eph = 0
+    """What the pod asks for (Kubernetes' PodRequests): the sum over its app containers and
+    sidecars (init containers with restartPolicy Always: they keep running beside the apps),
+    or, if larger, the peak of initialization: a regular init container runs alone but
+    beside the sidecars declared before it. Per resource: cpu, memory, ephemeral-storage."""
+    apps = [0, 0, 0]
     for c in pod.spec.containers:
-        c_cpu, c_mem, c_eph = _container_requests(c)
-        cpu, mem, eph = cpu + c_cpu, mem + c_mem, eph + c_eph
+        apps = [a + b for a, b in zip(apps, _container_requests(c))]
+    side = [0, 0, 0]
+    init = [0, 0, 0]
     for c in pod.spec.init_containers:
-        c_cpu, c_mem, c_eph = _container_requests(c)
-        cpu, mem, eph = max(cpu, c_cpu), max(mem, c_mem), max(eph, c_eph)
+        req = list(_container_requests(c))
+        if is_sidecar(c):
+            side = [a + b for a, b in zip(side, req)]
+            req = side
+        else:
+            req = [a + b for a, b in zip(req, side)]
+        init = [max(a, b) for a, b in zip(init, req)]
+    cpu, mem, eph = (max(a + s, i) for a, s, i in zip(apps, side, init))
     return Resources(cpu, mem, 1, eph)
 
 
 def nonzero_requests(pod: pb.Pod) -> Resources:
-    """pod_requests, with Kubernetes' scoring defaults for containers that request nothing."""
+    """The app containers' and sidecars' requests, with Kubernetes' scoring defaults for
+    containers that request nothing."""
     cpu = mem = 0
-    for c in pod.spec.containers:
+    for c in list(pod.spec.containers) + [c for c in pod.spec.init_containers if is_sidecar(c)]:
         c_cpu, c_mem, _ = _container_requests(c)
         cpu += c_cpu or NONZERO_CPU_M
         mem += c_mem or NONZERO_MEMORY_B

@@ -12,6 +12,9 @@ runs the pure algorithm, and then:
   already or being deleted), and records a Normal "Scheduled" event
   "Successfully assigned ns/pod to node" (written in the background by the
   manager's asynchronous recorder, so a binding costs one round trip);
+- gated (spec.schedulingGates not empty): not tried at all; PodScheduled=False reason
+  SchedulingGated. Gates can only be removed (pod update validation), and removing
+  the last one is a spec change that enqueues the pod;
 - no node: sets PodScheduled=False reason Unschedulable with the FitError
   message (Kubernetes' histogram, exactly), records one Warning
   "FailedScheduling" event per distinct FitError message per pod (also across
@@ -51,6 +54,8 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 10.0
 RESYNC_S = 30.0
 FLUSH_S = 2.0              # a FailedScheduling event is waited for at most this long
+SCHEDULING_GATED = "SchedulingGated"
+SCHEDULING_GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
 
 
 def needs_scheduling(pod) -> bool:
@@ -176,6 +181,14 @@ class Scheduler:
         with self._lock:
             if pod.metadata.uid in self._assumed:
                 return None  # bound already; the informer has not caught up
+        if pod.spec.scheduling_gates:
+            # Gated: not tried, not an Unschedulable pod; removing the last gate is a spec
+            # change, and _pod_updated enqueues it then.
+            with self._lock:
+                self._unschedulable.discard(key)
+            log.info("event=gated pod=%s gates=%s", key, ",".join(g.name for g in pod.spec.scheduling_gates))
+            self._set_scheduled_condition(pod, "False", SCHEDULING_GATED, SCHEDULING_GATED_MESSAGE)
+            return None
         infos = build_node_infos(self.nodes.list(), self._bound_pods())
         decision = schedule(pod, infos, self._namespace_labels())
         log.debug("event=decision pod=%s node=%s %s", key, decision.node, decision.explain())

@@ -6,8 +6,8 @@ apply. Pure and deterministic like the rest of the apply: the time comes from th
 command, and a refusal is returned (code, message), never raised.
 
 Rules (as Kubernetes): only a pod no node holds yet, and that is not being deleted,
-can be bound (anything else is a Conflict: a pod is never moved); the node name is
-required.
+can be bound (anything else is a Conflict: a pod is never moved), and only once its
+schedulingGates are all removed; the node name is required.
 """
 
 
@@ -34,6 +34,8 @@ def bind(pod, target, now: str):
         return ("conflict", f'pod "{name}" is being deleted, cannot be assigned to a host')
     if pod.spec.node_name:
         return ("conflict", f'pod "{name}" is already assigned to node "{pod.spec.node_name}"')
+    if pod.spec.scheduling_gates:
+        return ("conflict", f'pod "{name}" has non-empty .spec.schedulingGates')
     pod.spec.node_name = node
     set_condition(pod.status.conditions, "PodScheduled", "True", now)
     return None

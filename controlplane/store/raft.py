@@ -18,11 +18,13 @@ What this module adds to PySyncObj, and why (see docs/store.md):
 The Raft tick (PySyncObj's autoTick thread) is the one periodic loop here. It runs
 on every socket event (a message, a proposal: PySyncObj's pipe notifier wakes it)
 and otherwise when its next timer is due: the leader's heartbeat (heartbeatS,
-50 ms), a follower's election deadline (0.4-0.8 s), at most TICK_MAX_WAIT_S apart
-(connection retries, the leader's step-down check). Idle, that is about 20 ticks
-a second on the leader (one per heartbeat) plus one per message (each follower's
-reply), and on a follower one per received message; a tick with nothing to do
-costs some 50-100 us of Python. Before, PySyncObj polled every 10 ms
+100 ms: controlplane/config.py RaftTuning says why), a follower's election deadline
+(0.45-0.9 s), at most TICK_MAX_WAIT_S apart (connection retries, the leader's
+step-down check). Idle, that is about 10 ticks a second on the leader plus one per
+message (each follower's reply), and on a follower one per received message; a tick
+with nothing to do costs some 50-100 us of Python, a message about 250 us (pickle,
+Fernet, dispatch). The heartbeat was 50 ms: its messages alone cost an idle leader
+about 2 % of a core and each follower 1 %, half that now. Before, PySyncObj polled every 10 ms
 (autoTickPeriod 0.01): 100 empty ticks a second per replica, about 3 % of a core
 each at 20 idle nodes (bench/README.md, idle_cost).
 """
@@ -152,6 +154,15 @@ class StoreConsumer(SyncObjConsumer):
                     if cond is not None:
                         cond.notify_all()
         return result
+
+    def wake_watchers(self):
+        """Wake every watcher (of every kind) to re-check what is not a change of state:
+        the store calls it on a Raft state change, so a watch of a replica that lost its
+        leader ends within WATCH_NO_LEADER_S instead of at its next idle poll."""
+        with self.changed:
+            self.changed.notify_all()
+            for cond in self._kind_changed.values():
+                cond.notify_all()
 
     def _deserialize(self, data):
         with self.changed:

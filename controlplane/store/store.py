@@ -200,6 +200,7 @@ class Store(StoreReader):
         # Runs on the Raft tick thread: must not block.
         self.leader_changes += 1
         log.info("event=raft_state old=%s new=%s", ROLE_NAMES.get(old, old), ROLE_NAMES.get(new, new))
+        self.consumer.wake_watchers()    # open watches re-check has_leader() now
         for listener in self._listeners:
             try:
                 listener(old, new)
@@ -214,6 +215,9 @@ class Store(StoreReader):
     def close(self):
         self._closed.set()
         self.batcher.close()
+        # Watch streams the API server has cancelled end at their next wake: now, not at
+        # their idle poll (WATCH_POLL_S), so the replica's exit does not wait for them.
+        self.consumer.wake_watchers()
         self.sync.destroy()
 
     # ------------------------------------------------------------ writes

@@ -6,7 +6,9 @@
   the pod IP; a node whose network is not ready yet (no podCIDR) creates no sandbox;
 - before any container starts, the sandbox's network is ensured (a sandbox whose
   network setup failed never runs containers without it);
-- StartContainer: image per imagePullPolicy, the securityContext's checks (runAsNonRoot
+- StartContainer: image per imagePullPolicy (with the credentials of the pod's
+  imagePullSecrets that match the image's registry: podsync/pullsecrets.py; after a failed
+  pull, ImagePullBackOff: podsync/pullbackoff.py), the securityContext's checks (runAsNonRoot
   against the image's user), environment, mounts, then create +
   start (events Pulled, Created, Started), then the postStart hook (a failed hook
   kills the container: event FailedPostStartHook); the back-off entry the planner
@@ -35,10 +37,12 @@ import docker.errors
 
 from nodeagent.dns import resolvconf
 from nodeagent.podsync import env as envmod
-from nodeagent.podsync import spechash, volumes
+from nodeagent.podsync import projected as projectedmod
+from nodeagent.podsync import pullbackoff, pullsecrets, spechash, volumes
 from nodeagent.podsync.model import (
     CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff)
 from nodeagent.podsync.plan import MIN_GRACE_S, pod_grace_s
+from nodeagent.podsync.projected import ProjectedVolumes
 from nodeagent.podsync.service_env import service_env
 from nodeagent.probes import handlers
 from nodeagent.runtime import labels as L
@@ -92,9 +96,13 @@ class Applier:
         self.delete_pod = delete_pod
         self.probes = probes
         self.allocatable = allocatable or {}
+        # downwardAPI and projected volumes: written at the start, refreshed on every sync.
+        self.projected = ProjectedVolumes(data_dir, self.get_configmap, self.get_secret, tokens=sa_tokens,
+                                          host_ip=host_ip, allocatable=self.allocatable)
         self.backoff_state: dict = {}
         self.start_errors: dict = {}       # pod uid -> {container name: (reason, message)}
         self._pull_failed: dict = {}       # image -> monotonic time of the last failed pull
+        self.pull_backoff = pullbackoff.PullBackoff()   # ImagePullBackOff per (pod, image)
         self._backoff_events: set = set()  # (backoff key, delay) already announced
         self._lock = threading.Lock()
 
@@ -153,7 +161,8 @@ class Applier:
         if action.recreate:
             self._event(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
         try:
-            ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret)
+            ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret,
+                                               projected=self._prepare_projected)
         except volumes.VolumeError as exc:
             self._event(pod, "Warning", "FailedMount", str(exc))
             self._record_pod_error(pod, "ContainerCreating", str(exc))
@@ -223,12 +232,15 @@ class Applier:
         meta = pod.metadata
         if ctx.volume_paths is None:
             try:
-                ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret)
+                ctx.volume_paths = volumes.prepare(self.data_dir, pod, self.get_configmap, self.get_secret,
+                                                   projected=self._prepare_projected)
             except volumes.VolumeError as exc:
                 self._event(pod, "Warning", "FailedMount", str(exc))
                 raise StartError("ContainerCreating", str(exc)) from None
             except clientmod.ApiError as exc:
                 raise StartError("ContainerCreating", f"reading a volume's source: {exc}") from None
+        else:
+            self.refresh_volumes(pod)   # e.g. status.podIP, known once the sandbox's network is up
         # A hostNetwork pod sees the node's own /etc/hosts, as in Kubernetes.
         hosts = "" if pod.spec.host_network else volumes.write_hosts(self.data_dir, pod, self.pod_ip(pod))
         self._ensure_image(pod, spec)
@@ -318,10 +330,16 @@ class Applier:
             if failed_at is not None and time.monotonic() - failed_at < PULL_RETRY_AFTER_S:
                 self._event(pod, "Normal", "Pulled", already)
                 return
+        uid = pod.metadata.uid
+        backing_off = self.pull_backoff.waiting(uid, ref, time.monotonic())
+        if backing_off is not None:
+            self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{ref}"')
+            raise StartError("ImagePullBackOff", backing_off)
+        auths = self._pull_auths(pod, ref)
         self._event(pod, "Normal", "Pulling", f'Pulling image "{ref}"')
         t0 = time.monotonic()
         try:
-            self.runtime.pull(ref)
+            self.runtime.pull(ref, auths)
         except ImageError as exc:
             if present:
                 with self._lock:
@@ -329,11 +347,29 @@ class Applier:
                 self._event(pod, "Warning", "Failed", f"{exc.message}; using the image already present on "
                                                       "the machine (pull policy Always, no registry reachable)")
                 return
+            self.pull_backoff.failed(uid, ref, exc.message, time.monotonic())
             self._event(pod, "Warning", "Failed", exc.message)
             raise StartError(exc.reason, exc.message) from None
+        self.pull_backoff.succeeded(uid, ref)
         with self._lock:
             self._pull_failed.pop(ref, None)
         self._event(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in {time.monotonic() - t0:.3f}s')
+
+    def _pull_auths(self, pod, ref) -> list:
+        """The engine auth configs for pulling ref: the pod's imagePullSecrets matching its
+        registry, most specific first. A secret that cannot be read does not stop the pull
+        (it may be public): a Warning FailedToRetrieveImagePullSecret says so, as the kubelet."""
+        if not pod.spec.image_pull_secrets:
+            return []
+        ring, missing = pullsecrets.Keyring.for_pod(pod, self.get_secret)
+        if missing:
+            self._event(pod, "Warning", "FailedToRetrieveImagePullSecret",
+                        f"Unable to retrieve some image pull secrets ({', '.join(missing)}); "
+                        "attempting to pull the image may not succeed.")
+        matches = ring.lookup(ref)
+        log.info("event=pull_credentials pod=%s image=%s matching=%d missing=%d",
+                 pod.metadata.name, ref, len(matches), len(missing))
+        return [cred.auth_config(key.split("/", 1)[0]) for key, cred in matches]
 
     # ------------------------------------------------------------ stopping
 
@@ -392,6 +428,7 @@ class Applier:
         log.info("event=pod_finalized pod=%s uid=%s deleted_from_api=%s", ctx.ref, uid, action.delete_from_api)
 
     def forget(self, uid: str) -> None:
+        self.pull_backoff.forget(uid)
         with self._lock:
             self.start_errors.pop(uid, None)
             for key in [k for k in self.backoff_state if k[0] == uid]:
@@ -430,6 +467,14 @@ class Applier:
 
     def _wants_network(self, pod) -> bool:
         return self.network is not None and not pod.spec.host_network
+
+    def _prepare_projected(self, pod, vol) -> str:
+        return self.projected.prepare(pod, vol, self.pod_ip(pod))
+
+    def refresh_volumes(self, pod) -> None:
+        """Rewrite the running pod's downwardAPI/projected files that changed (labels, tokens...)."""
+        if any(projectedmod.is_projected(v) for v in pod.spec.volumes):
+            self.projected.refresh(pod, self.pod_ip(pod))
 
     def pod_ip(self, pod) -> str:
         """The pod's IP: the node's address for hostNetwork pods, else its allocation

@@ -9,19 +9,28 @@ It follows kubelet's computePodActions:
 - init containers run one at a time, in order, in the current sandbox; each must
   exit 0 before the next starts; a failed one is restarted (with back-off) unless
   restartPolicy is Never, which fails the pod (its sandbox is stopped);
+- a sidecar (an init container with restartPolicy Always, sidecars.py) is started in
+  its turn and the next init container starts once it has *started* (startup probe
+  passed, or running without one); it is kept running beside the app containers:
+  restarted with back-off whenever it exits (whatever the pod's restartPolicy), killed
+  and restarted when its spec hash changed or its liveness/startup probe failed;
 - app containers start together once initialization is done; a running one is
   killed and restarted when its spec hash changed (whatever the restart policy),
   when its liveness or startup probe failed (if the restart policy allows); an
   exited one is restarted per restartPolicy (Always; OnFailure if exit code != 0)
   after a crash-loop back-off (0, base, 2*base, ... cap);
-- nothing to keep running and nothing to start -> the pod is done: stop its sandbox
-  (containers are kept for their logs until the pod is deleted);
+- no app container to keep running and nothing to start -> the pod is done: stop its
+  sidecars (last declared first, sidecars.stop_order), then its sandbox (containers are
+  kept for their logs until the pod is deleted); sidecars never keep a pod alive;
 - spec.activeDeadlineSeconds passed since status.startTime -> stop every container,
   as for a finished pod (deadline.py; the status says Failed, DeadlineExceeded);
 - evicted (over an ephemeral-storage limit: ephemeral.py) -> kill every container at
   once (grace 0, the kubelet's local storage eviction); the status says Failed, Evicted;
 - deletionTimestamp set -> stop every container (preStop hook, SIGTERM, the rest of
-  the grace period, SIGKILL), then the sandbox, then FinalizePod(delete_from_api);
+  the grace period, SIGKILL) in sidecars.stop_order: the app containers together, then
+  each sidecar, last declared first, each given what is left of the grace period when
+  its turn comes (one group per plan: the next plan sees the previous group exited);
+  then the sandbox, then FinalizePod(delete_from_api);
 - old exited instances beyond the latest two of a container are removed.
 
 Invariants: plan() never mutates its inputs; the same inputs give the same
@@ -30,7 +39,7 @@ actions; a pod whose containers all run with the right hash gets no action
 actions that follow each other in parallel and always before a sandbox's kill.
 """
 
-from nodeagent.podsync import deadline, ephemeral, spechash
+from nodeagent.podsync import deadline, ephemeral, sidecars, spechash
 from nodeagent.podsync.model import (
     BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff,
     backoff_key, in_backoff, next_backoff)
@@ -61,12 +70,12 @@ def plan(pod, observed, now: float, probe_results=None, backoff_state=None,
     latest_sb = sandboxes[-1] if sandboxes else None
     if pod.status.phase in TERMINAL_PHASES:
         # A terminal pod never runs again; stop whatever still runs of it.
-        return _kill_all(mine, ctx.grace_s, "PodCompleted") + _gc(mine)
+        return _stop_next(pod, mine, ctx.grace_s, "PodCompleted") + _gc(mine)
     if evicted:
-        return _kill_all(mine, 0, ephemeral.REASON) + _gc(mine)
+        return _kill_all_now(mine, ephemeral.REASON) + _gc(mine)
     if deadline.passed(pod, now):
         # spec.activeDeadlineSeconds: stopped like a finished pod; status makes it Failed.
-        return _kill_all(mine, ctx.grace_s, deadline.REASON) + _gc(mine)
+        return _stop_next(pod, mine, ctx.grace_s, deadline.REASON) + _gc(mine)
     actions = [_kill_sandbox(sb) for sb in sandboxes[:-1] if sb.running]
 
     sandbox_ok = (latest_sb is not None and latest_sb.running
@@ -82,29 +91,32 @@ def plan(pod, observed, now: float, probe_results=None, backoff_state=None,
                                  f"Container {o.container} is in a replaced pod sandbox, will be restarted"))
 
     init_actions, initialized, init_failed = _plan_init(ctx, sb)
-    actions += init_actions
     if init_failed:
         # restartPolicy Never and an init container failed: the pod has failed.
-        return actions + [_kill_sandbox(sb)] + _gc(mine)
+        return actions + _stop_sandbox_pod(ctx, sb, "PodFailed") + _gc(mine)
     if not initialized:
-        return actions + _gc(mine)
+        return actions + init_actions + _gc(mine)
 
     kept, app_actions, starts = _plan_apps(ctx, sb)
-    actions += app_actions + starts
     if kept == 0 and not starts:
-        actions.append(_kill_sandbox(sb))
-    return actions + _gc(mine)
+        # The app containers are done: the pod is, whatever its sidecars do.
+        stopping = {k.container_id for k in app_actions}
+        return actions + app_actions + _stop_sandbox_pod(ctx, sb, "PodCompleted", stopping) + _gc(mine)
+    return actions + init_actions + app_actions + starts + _gc(mine)
 
 
 def plan_termination(pod, mine, now: float) -> list:
-    """Pod deleted: stop containers (preStop first), then the sandbox, then finalize."""
+    """Pod deleted: stop containers (preStop first) in sidecars.stop_order, then the
+    sandbox, then finalize."""
     grace = termination_grace_s(pod, now)
     running = [o for o in mine if o.running]
     if not running:
         return [FinalizePod(delete_from_api=True)]
-    actions = [_kill(o, grace, "Deleting", f"Stopping container {o.container}", pre_stop=o.kind == APP)
-               for o in running if o.kind != SANDBOX]
-    actions += [_kill_sandbox(o, min(grace, SANDBOX_STOP_S)) for o in running if o.kind == SANDBOX]
+    group, with_sandbox = sidecars.stop_order(pod, running)
+    actions = [_kill(o, grace, "Deleting", f"Stopping container {o.container}", pre_stop=_has_hooks(pod, o))
+               for o in group]
+    if with_sandbox:
+        actions += [_kill_sandbox(o, min(grace, SANDBOX_STOP_S)) for o in running if o.kind == SANDBOX]
     return actions
 
 
@@ -195,22 +207,66 @@ def _plan_new_sandbox(ctx, latest_sb) -> list:
 
 
 def _plan_init(ctx, sb):
-    """(actions, initialized, failed) for the init containers in sandbox sb."""
-    if any(o.kind == APP and o.sandbox_id == sb.id for o in ctx.mine):
-        return [], True, False  # app containers ran in this sandbox: initialization was done
+    """(actions, initialized, failed) for the init containers (sidecars included) in sandbox sb.
+
+    Once an app container ran in sb the regular init containers are done; the sidecars
+    are still looked after (restarted, probed) for as long as the pod runs."""
+    apps_ran = any(o.kind == APP and o.sandbox_id == sb.id for o in ctx.mine)
+    actions = []
     for spec in ctx.pod.spec.init_containers:
         current = [o for o in ctx.instances(INIT, spec.name) if o.sandbox_id == sb.id]
         latest = current[0] if current else None
+        if sidecars.is_sidecar(spec):
+            more, up = _plan_sidecar(ctx, spec, latest)
+            actions += more
+            if not up and not apps_ran:
+                return actions, False, False
+            continue
+        if apps_ran:
+            continue  # app containers ran in this sandbox: initialization was done
         if latest is None or latest.state == CREATED:
-            return [_start_or_backoff(ctx, spec, INIT)], False, False
+            return actions + [_start_or_backoff(ctx, spec, INIT)], False, False
         if latest.running:
-            return [], False, False
+            return actions, False, False
         if latest.exit_code == 0:
             continue
         if ctx.restart_policy == "Never":
-            return [], False, True
-        return [_start_or_backoff(ctx, spec, INIT)], False, False
-    return [], True, False
+            return actions, False, True
+        return actions + [_start_or_backoff(ctx, spec, INIT)], False, False
+    return actions, True, False
+
+
+def _plan_sidecar(ctx, spec, latest):
+    """(actions, started) for one sidecar whose newest instance in the current sandbox is latest."""
+    if latest is None or latest.state == CREATED or latest.exited:
+        return [_start_or_backoff(ctx, spec, INIT)], False
+    if not latest.running:
+        return [], False
+    kill = _probe_or_spec_kill(ctx, spec, latest)
+    if kill is not None:
+        return [kill, _start_or_backoff(ctx, spec, INIT)], False
+    return [], sidecars.started(spec, latest, ctx.probe_results)
+
+
+def _probe_or_spec_kill(ctx, spec, latest):
+    """The KillContainer a running container needs (spec hash changed, liveness or
+    startup probe failed), or None. The event says "will be restarted" whatever the
+    restart policy, as kubelet's does."""
+    results = ctx.probe_results.get(latest.id) or ProbeResults()
+    grace = ctx.grace_s
+    if spechash.changed(latest.spec_hash, spechash.container_hash(spec)):
+        reason, message = "SpecChanged", f"Container {spec.name} definition changed, will be restarted"
+    elif results.liveness is False:
+        reason, message = "LivenessProbe", f"Container {spec.name} failed liveness probe, will be restarted"
+        if spec.liveness_probe.HasField("termination_grace_period_seconds"):
+            grace = float(spec.liveness_probe.termination_grace_period_seconds)
+    elif results.startup is False:
+        reason, message = "StartupProbe", f"Container {spec.name} failed startup probe, will be restarted"
+        if spec.startup_probe.HasField("termination_grace_period_seconds"):
+            grace = float(spec.startup_probe.termination_grace_period_seconds)
+    else:
+        return None
+    return _kill(latest, grace, reason, message, pre_stop=True)
 
 
 def _plan_apps(ctx, sb):
@@ -223,26 +279,13 @@ def _plan_apps(ctx, sb):
             starts.append(_start_or_backoff(ctx, spec, APP))
             continue
         if latest.running and latest.sandbox_id == sb.id:
-            results = ctx.probe_results.get(latest.id) or ProbeResults()
-            grace = ctx.grace_s
-            if spechash.changed(latest.spec_hash, spechash.container_hash(spec)):
-                reason, message, restart = ("SpecChanged",
-                                            f"Container {spec.name} definition changed, will be restarted", True)
-            elif results.liveness is False:
-                reason, message = "LivenessProbe", f"Container {spec.name} failed liveness probe, will be restarted"
-                restart = ctx.restart_policy != "Never"
-                if spec.liveness_probe.HasField("termination_grace_period_seconds"):
-                    grace = float(spec.liveness_probe.termination_grace_period_seconds)
-            elif results.startup is False:
-                reason, message = "StartupProbe", f"Container {spec.name} failed startup probe, will be restarted"
-                restart = ctx.restart_policy != "Never"
-                if spec.startup_probe.HasField("termination_grace_period_seconds"):
-                    grace = float(spec.startup_probe.termination_grace_period_seconds)
-            else:
+            kill = _probe_or_spec_kill(ctx, spec, latest)
+            if kill is None:
                 kept += 1
                 continue
-            kills.append(_kill(latest, grace, reason, message, pre_stop=True))
-            if restart:
+            kills.append(kill)
+            # A changed spec restarts whatever the policy; a failed probe per restartPolicy.
+            if kill.reason == "SpecChanged" or ctx.restart_policy != "Never":
                 starts.append(_start_or_backoff(ctx, spec, APP))
             continue
         if latest.running or latest.state == CREATED:
@@ -298,10 +341,41 @@ def _kill_sandbox(sb, grace_s=SANDBOX_STOP_S) -> KillContainer:
                          reason="StopSandbox")
 
 
-def _kill_all(mine, grace_s, reason) -> list:
+def _stop_next(pod, mine, grace_s, reason) -> list:
+    """The next group of a finished pod to stop, in sidecars.stop_order."""
     running = [o for o in mine if o.running]
-    return ([_kill(o, grace_s, reason, pre_stop=o.kind == APP) for o in running if o.kind != SANDBOX]
+    group, with_sandbox = sidecars.stop_order(pod, running)
+    actions = [_kill(o, grace_s, reason, pre_stop=_has_hooks(pod, o)) for o in group]
+    if with_sandbox:
+        actions += [_kill_sandbox(o) for o in running if o.kind == SANDBOX]
+    return actions
+
+
+def _stop_sandbox_pod(ctx, sb, reason, stopping=frozenset()) -> list:
+    """A pod done in sandbox sb (its app containers finished, or an init container failed
+    under Never): stop its sidecars in order, then sb. Nothing is (re)started.
+    stopping: ids of containers this plan already kills (a failed liveness probe under
+    Never): the sidecars wait for them; the sandbox goes with them if no sidecar runs."""
+    running = [o for o in ctx.mine if o.id not in stopping and o.running
+               and (o.kind == SANDBOX and o.id == sb.id or o.kind != SANDBOX and o.sandbox_id == sb.id)]
+    if stopping:
+        if any(sidecars.observed_is_sidecar(ctx.pod, o) for o in running):
+            return []
+        return [_kill_sandbox(o) for o in running if o.kind == SANDBOX]
+    return _stop_next(ctx.pod, running, ctx.grace_s, reason)
+
+
+def _kill_all_now(mine, reason) -> list:
+    """Every running container at once, grace 0 (no preStop, SIGKILL; sidecar order is moot),
+    then the sandbox: the kubelet's local storage eviction."""
+    running = [o for o in mine if o.running]
+    return ([_kill(o, 0, reason) for o in running if o.kind != SANDBOX]
             + [_kill_sandbox(o) for o in running if o.kind == SANDBOX])
+
+
+def _has_hooks(pod, o) -> bool:
+    """Whether stopping o runs its preStop hook: app containers and sidecars have a lifecycle."""
+    return o.kind == APP or sidecars.observed_is_sidecar(pod, o)
 
 
 def _gc(mine) -> list:

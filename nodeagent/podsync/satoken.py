@@ -28,6 +28,13 @@ A control plane that issues no tokens (no serviceAccounts.keyFile) answers
 FAILED_PRECONDITION: the pod still starts, with namespace and ca.crt and no token, and the
 agent logs event=sa_token_unavailable once per pod.
 
+Projected tokens (serviceAccountToken sources of projected volumes: podsync/projected.py):
+projected_token(pod, audience, expiration_s) asks CreateToken for that audience and lifetime,
+bound to the pod, keeps it in memory per (pod, audience, lifetime) and asks for a new one once
+80 % of its life has passed; the pod's sync, which rewrites the volume, calls it (the agent's
+resync, 5 s, so a token is renewed within a resync of its due time). They are forgotten with
+the pod; a restarted agent asks for new ones on its first pass.
+
 Period and cost: the refresh runner (start(): a BoundedFrequencyRunner) runs when the
 earliest token is due, at the latest every REFRESH_CHECK_S (60 s); an idle pass walks this
 node's pods' entries (a dict) and costs no API call.
@@ -68,6 +75,13 @@ def refresh_at(issued_at: float, expires_at: float) -> float:
 
 
 @dataclass
+class _Projected:
+    token: str
+    refresh_at: float
+    expires_at: float
+
+
+@dataclass
 class _Entry:
     namespace: str
     pod: str
@@ -90,6 +104,7 @@ class PodTokens:
         self._clock = clock
         self.expiration_s = expiration_s
         self._entries: dict = {}
+        self._projected: dict = {}      # (uid, audience, expiration_s) -> _Projected
         self._lock = threading.Lock()
         self.runner = None
 
@@ -160,6 +175,35 @@ class PodTokens:
         log.info("event=sa_token_written pod=%s/%s account=%s expires_in_s=%d",
                  entry.namespace, entry.pod, entry.account, resp.expiration_seconds)
 
+    def projected_token(self, pod, audience: str, expiration_s: int) -> str:
+        """A token of the pod's account for audience ("" = the API server), bound to the pod:
+        the one kept, or a new one once the kept one is 80 % through its life.
+        volumes.VolumeError when none can be had (no signing key, or the API refused)."""
+        meta = pod.metadata
+        key = (meta.uid, audience, int(expiration_s))
+        now = self._clock()
+        with self._lock:
+            kept = self._projected.get(key)
+        if kept is not None and now < kept.refresh_at:
+            return kept.token
+        account = pod.spec.service_account_name or "default"
+        try:
+            resp = self._request(meta.namespace, account, meta.name, meta.uid, int(expiration_s),
+                                 audiences=[audience] if audience else [])
+        except clientmod.ApiError as exc:
+            if kept is not None and now < kept.expires_at:
+                log.info("event=sa_token_refresh_failed pod=%s/%s audience=%s error=%s", meta.namespace,
+                         meta.name, audience, str(exc)[:160].replace(" ", "_"))
+                return kept.token         # still valid: retried on the next sync
+            raise volumes.VolumeError(f"failed to fetch token for audience {audience!r} "
+                                      f"of serviceaccount {meta.namespace}/{account}: {exc}") from None
+        expires_at = now + max(1, resp.expiration_seconds)
+        with self._lock:
+            self._projected[key] = _Projected(resp.token, refresh_at(now, expires_at), expires_at)
+        log.info("event=sa_token_projected pod=%s/%s account=%s audience=%s expires_in_s=%d",
+                 meta.namespace, meta.name, account, audience or "-", resp.expiration_seconds)
+        return resp.token
+
     # ------------------------------------------------------------ refresh
 
     def refresh(self) -> float:
@@ -209,6 +253,8 @@ class PodTokens:
     def forget(self, uid: str) -> None:
         with self._lock:
             self._entries.pop(uid, None)
+            for key in [k for k in self._projected if k[0] == uid]:
+                del self._projected[key]
 
     def tracked(self) -> list:
         with self._lock:

@@ -9,8 +9,15 @@ compute_status(pod, observed, now, probe_results, waiting, host_ip) -> PodStatus
   container that is not running: CrashLoopBackOff during a back-off, or a start
   error (ErrImageNeverPull, CreateContainerConfigError, ...);
 - ready: running, started (startup probe passed, or none) and the readiness
-  probe passed (or none); init containers are ready once they exited 0;
-- phase like kubelet's getPhase; a terminal phase (Succeeded/Failed) never changes;
+  probe passed (or none); init containers are ready once they exited 0; sidecars
+  (init containers with restartPolicy Always, sidecars.py) are judged like app
+  containers: started, ready, restartCount;
+- Initialized: every regular init container exited 0 and every sidecar started (or an
+  app container already ran in the current sandbox); a sidecar's readiness counts for
+  Ready and ContainersReady (named first in the message, as kubelet's);
+- phase like kubelet's getPhase, judged by the app containers: a pod whose app
+  containers finished is Succeeded/Failed whatever its sidecars do (they are stopped
+  after them); a terminal phase (Succeeded/Failed) never changes;
   past spec.activeDeadlineSeconds: Failed, reason DeadlineExceeded (deadline.py);
   evicted (`evicted` is the eviction message: ephemeral.py): Failed, reason Evicted;
 - conditions Initialized, Ready, ContainersReady (lastTransitionTime kept while
@@ -26,7 +33,7 @@ from skiff.api import objects_pb2 as pb
 from skiff.api import quantity
 from skiff.api.wellknown import POD_FINISHED_PHASES
 
-from nodeagent.podsync import deadline, ephemeral
+from nodeagent.podsync import deadline, ephemeral, sidecars
 from nodeagent.runtime import timeutil
 from nodeagent.probes.results import ProbeResults
 from nodeagent.runtime.container import APP, CREATED, INIT, SANDBOX
@@ -50,11 +57,12 @@ def compute_status(pod, observed, now: float, probe_results=None, waiting=None, 
         return sorted((o for o in mine if o.kind == kind and o.container == name),
                       key=lambda o: (o.attempt, o.started_at), reverse=True)
 
-    initialized, init_failed = _initialization(pod, mine, sandbox_id, group)
+    initialized, init_failed = _initialization(pod, mine, sandbox_id, group, probe_results)
     status = pb.PodStatus()
     for spec in pod.spec.init_containers:
+        kind = APP if sidecars.is_sidecar(spec) else INIT   # a sidecar's status reads like an app's
         status.init_container_statuses.append(_container_status(
-            spec, INIT, group(INIT, spec.name), waiting, probe_results, "PodInitializing", initialized))
+            spec, kind, group(INIT, spec.name), waiting, probe_results, "PodInitializing", initialized))
     for spec in pod.spec.containers:
         default = "ContainerCreating" if initialized else "PodInitializing"
         status.container_statuses.append(_container_status(
@@ -93,7 +101,7 @@ def compute_status(pod, observed, now: float, probe_results=None, waiting=None, 
 # ------------------------------------------------------------------ containers
 
 
-def _initialization(pod, mine, sandbox_id, group):
+def _initialization(pod, mine, sandbox_id, group, probe_results):
     """(initialized, an init container failed) judged in the current sandbox."""
     if not pod.spec.init_containers:
         return True, False
@@ -104,6 +112,10 @@ def _initialization(pod, mine, sandbox_id, group):
     for spec in pod.spec.init_containers:
         current = [o for o in group(INIT, spec.name) if o.sandbox_id == sandbox_id]
         latest = current[0] if current else None
+        if sidecars.is_sidecar(spec):
+            if not sidecars.started(spec, latest, probe_results):
+                return False, False
+            continue
         if latest is None or not latest.exited:
             return False, False
         if latest.exit_code != 0:
@@ -223,14 +235,17 @@ def _conditions(status, old, pod, initialized, now):
             else timeutil.rfc3339(now)
         conds.append(c)
 
+    side = set(sidecars.sidecar_names(pod))
     if initialized:
         cond("Initialized", True, "PodCompleted" if terminal and pod.spec.init_containers else "")
     else:
         pending = [cs.name for cs in status.init_container_statuses
-                   if not (cs.state.HasField("terminated") and cs.state.terminated.exit_code == 0)]
+                   if not (cs.started if cs.name in side
+                           else cs.state.HasField("terminated") and cs.state.terminated.exit_code == 0)]
         cond("Initialized", False, "ContainersNotInitialized",
              f"containers with incomplete status: [{' '.join(pending)}]")
-    unready = [cs.name for cs in status.container_statuses if not cs.ready]
+    unready = [cs.name for cs in status.init_container_statuses if cs.name in side and not cs.ready]
+    unready += [cs.name for cs in status.container_statuses if not cs.ready]
     if terminal:
         ready_args = (False, "PodCompleted", "")
     elif unready:

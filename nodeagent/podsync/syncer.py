@@ -197,6 +197,8 @@ class PodSyncer:
             if not any(isinstance(a, MUTATING) for a in actions):
                 break
         self.probes.sync_pod(pod, observed)
+        if not pod.metadata.deletion_timestamp:
+            self.applier.refresh_volumes(pod)   # downwardAPI labels, projected tokens: kept current
         waiting = {a.container: ("CrashLoopBackOff", a.message) for a in waits}
         waiting.update(self.applier.waiting_reasons(uid))
         self._write_status(pod, observed, waiting, evicted)

@@ -77,8 +77,9 @@ def write_hosts(data_dir: str, pod, pod_ip: str = "") -> str:
     return path
 
 
-def prepare(data_dir: str, pod, get_configmap, get_secret) -> dict:
-    """Make every volume of the pod; {volume name: host path}. VolumeError when one cannot be made."""
+def prepare(data_dir: str, pod, get_configmap, get_secret, projected=None) -> dict:
+    """Make every volume of the pod; {volume name: host path}. VolumeError when one cannot be made.
+    projected(pod, vol) -> path makes downwardAPI and projected volumes (podsync/projected.py)."""
     uid = pod.metadata.uid
     gid = fs_group(pod)
     out = {}
@@ -122,9 +123,11 @@ def prepare(data_dir: str, pod, get_configmap, get_secret) -> dict:
                 files = dict(secret.data) if secret is not None else {}
                 _write_files(path, files, src.items, src.default_mode if src.HasField("default_mode") else 0o644,
                              vol.name, "secret", src.secret_name, src.optional, gid)
+        elif projected is not None and (vol.HasField("downward_api") or vol.HasField("projected")):
+            path = projected(pod, vol)
         else:
-            raise VolumeError(f'volume "{vol.name}": only emptyDir, hostPath, configMap and secret '
-                              f"volumes are supported by this agent")
+            raise VolumeError(f'volume "{vol.name}": only emptyDir, hostPath, configMap, secret, '
+                              f"downwardAPI and projected volumes are supported by this agent")
         out[vol.name] = path
     return out
 
@@ -168,7 +171,7 @@ def container_mounts(pod, container, volume_paths: dict, hosts_file: str = "") -
                 raise VolumeError(f'volumeMount "{vm.name}": subPath {vm.sub_path!r} must be a relative '
                                   f"path inside the volume")
             source = os.path.join(source, sub)
-        read_only = vm.read_only or vol.HasField("config_map") or vol.HasField("secret")
+        read_only = vm.read_only or any(vol.HasField(f) for f in ("config_map", "secret", "downward_api", "projected"))
         mounts.append((vm.mount_path, source, read_only))
     if hosts_file and not any(t == "/etc/hosts" for t, _, _ in mounts):
         mounts.append(("/etc/hosts", hosts_file, False))

@@ -36,7 +36,8 @@ import time
 
 from nodeagent.probes import handlers
 from nodeagent.probes.results import ProbeResults
-from nodeagent.runtime.container import APP, SANDBOX
+from nodeagent.runtime.container import APP, INIT, SANDBOX
+from skiff.api.wellknown import is_sidecar
 
 log = logging.getLogger("skiff.agent.probes")
 
@@ -78,17 +79,19 @@ class ProbeManager:
     # ------------------------------------------------------------ workers
 
     def sync_pod(self, pod, observed) -> None:
-        """Run exactly the workers the pod's running app containers need."""
+        """Run exactly the workers the pod's running app containers and sidecars (init
+        containers with restartPolicy Always, which alone of init containers have probes) need."""
         uid = pod.metadata.uid
-        specs = {c.name: c for c in pod.spec.containers}
+        specs = {(APP, c.name): c for c in pod.spec.containers}
+        specs.update({(INIT, c.name): c for c in pod.spec.init_containers if is_sidecar(c)})
         sandboxes = sorted((o for o in observed if o.kind == SANDBOX and o.pod_uid == uid),
                            key=lambda o: o.attempt)
         sandbox = sandboxes[-1] if sandboxes and sandboxes[-1].running else None
         wanted = {}
         if sandbox is not None and not pod.metadata.deletion_timestamp:
             for o in observed:
-                spec = specs.get(o.container)
-                if o.pod_uid != uid or o.kind != APP or not o.running or spec is None \
+                spec = specs.get((o.kind, o.container))
+                if o.pod_uid != uid or not o.running or spec is None \
                         or o.sandbox_id != sandbox.id:
                     continue
                 for t in TYPES:

@@ -166,14 +166,19 @@ class DockerRuntime:
                 out.append((tags, int(img.get("Size") or 0)))
         return out
 
-    def pull(self, ref: str) -> None:
+    def pull(self, ref: str, auth_configs=()) -> None:
+        """Pull ref, with each auth_config (docker's AuthConfig: username, password,
+        serveraddress, ...) in turn until one succeeds, as the kubelet tries a pod's matching
+        credentials; with none, anonymously. Every failure is in the ImageError's message."""
         repo, tag = _split_ref(ref)
-        try:
-            self.pull_client.images.pull(repo, tag=tag)
-        except (docker.errors.APIError, docker.errors.DockerException) as exc:
-            raise ImageError("ErrImagePull", f'failed to pull image "{ref}": {_short(exc)}') from None
-        except Exception as exc:  # noqa: BLE001 - requests' timeouts and connection errors
-            raise ImageError("ErrImagePull", f'failed to pull image "{ref}": {_short(exc)}') from None
+        failures = []
+        for auth in list(auth_configs) or [None]:
+            try:
+                self.pull_client.images.pull(repo, tag=tag, auth_config=auth)
+                return
+            except Exception as exc:  # noqa: BLE001 - the engine's errors, requests' timeouts and connection errors
+                failures.append(_short(exc))
+        raise ImageError("ErrImagePull", f'failed to pull image "{ref}": {"; ".join(failures)}')
 
     # ------------------------------------------------------------ containers
 

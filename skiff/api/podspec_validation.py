@@ -34,6 +34,9 @@ HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File",
 ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
                    "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP",
                    "status.podIPs")
+# A downwardAPI file: Kubernetes' volume set (all labels / annotations as one file) plus what
+# env fieldRef gives (skiff's superset: the node agent rewrites the files on every sync).
+VOLUME_FIELD_PATHS = ("metadata.annotations", "metadata.labels") + ENV_FIELD_PATHS
 ENV_RESOURCE_FIELDS = tuple(f"{w}.{r}" for w in ("limits", "requests") for r in STANDARD_RESOURCES)
 
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
@@ -86,6 +89,21 @@ def validate_pod_spec(spec: pb.PodSpec, path, errs) -> None:
         check(errs, join(apath, "ip"), alias.ip, validate_ip(alias.ip))
         if not alias.hostnames:
             required(errs, join(apath, "hostnames"))
+    _validate_scheduling_gates(spec.scheduling_gates, join(path, "schedulingGates"), errs)
+
+
+def _validate_scheduling_gates(gates, path, errs) -> None:
+    """Each gate a qualified name (a label key's syntax), none twice."""
+    seen = set()
+    for i, gate in enumerate(gates):
+        gpath = f"{path}[{i}]"
+        if not gate.name:
+            required(errs, join(gpath, "name"))
+        else:
+            check(errs, join(gpath, "name"), gate.name, validate_label_key(gate.name))
+        if gate.name in seen:
+            duplicate(errs, gpath, gate.name)
+        seen.add(gate.name)
 
 
 def _validate_volumes(volumes, path, errs) -> set:
@@ -104,7 +122,8 @@ def _validate_volumes(volumes, path, errs) -> set:
     return names
 
 _VOLUME_SOURCES = (("empty_dir", "emptyDir"), ("host_path", "hostPath"), ("config_map", "configMap"),
-                   ("secret", "secret"), ("persistent_volume_claim", "persistentVolumeClaim"))
+                   ("secret", "secret"), ("persistent_volume_claim", "persistentVolumeClaim"),
+                   ("projected", "projected"), ("downward_api", "downwardAPI"))
 
 
 def _validate_volume_source(v: pb.Volume, vpath, errs) -> None:
@@ -139,10 +158,95 @@ def _validate_volume_source(v: pb.Volume, vpath, errs) -> None:
         _validate_key_to_paths(s.items, s, join(vpath, "secret"), errs)
     if v.HasField("persistent_volume_claim") and not v.persistent_volume_claim.claim_name:
         required(errs, join(vpath, "persistentVolumeClaim.claimName"))
+    if v.HasField("downward_api"):
+        _validate_downward_api(v.downward_api, join(vpath, "downwardAPI"), errs)
+    if v.HasField("projected"):
+        _validate_projected(v.projected, join(vpath, "projected"), errs)
 
 
-def _validate_key_to_paths(items, source, path, errs) -> None:
-    if source.HasField("default_mode"):
+def _validate_downward_api(src, path, errs, seen=None) -> None:
+    if src.DESCRIPTOR.name == "DownwardAPIVolumeSource" and src.HasField("default_mode"):
+        _file_mode(errs, join(path, "defaultMode"), src.default_mode)
+    for i, item in enumerate(src.items):
+        ipath = f"{path}.items[{i}]"
+        _validate_item_path(errs, join(ipath, "path"), item.path, seen)
+        if item.HasField("field_ref"):
+            _validate_field_ref(item.field_ref, join(ipath, "fieldRef"), errs, VOLUME_FIELD_PATHS)
+            if item.HasField("resource_field_ref"):
+                invalid(errs, ipath, "resource", "fieldRef and resourceFieldRef can not be specified simultaneously")
+        elif item.HasField("resource_field_ref"):
+            ref = item.resource_field_ref
+            rpath = join(ipath, "resourceFieldRef")
+            if not ref.container_name:
+                required(errs, join(rpath, "containerName"))
+            enum(errs, join(rpath, "resource"), ref.resource, ENV_RESOURCE_FIELDS)
+            if ref.divisor:
+                validate_quantity(ref.divisor, join(rpath, "divisor"), errs)
+        else:
+            required(errs, ipath, "one of fieldRef and resourceFieldRef is required")
+        if item.HasField("mode"):
+            _file_mode(errs, join(ipath, "mode"), item.mode)
+
+
+_PROJECTIONS = (("secret", "secret"), ("config_map", "configMap"), ("downward_api", "downwardAPI"),
+                ("service_account_token", "serviceAccountToken"))
+MIN_TOKEN_EXPIRATION_S = 600
+
+
+def _validate_projected(src, path, errs) -> None:
+    """Kubernetes' validateProjectionSources: one kind per source; no two files on one path."""
+    if src.HasField("default_mode"):
+        _file_mode(errs, join(path, "defaultMode"), src.default_mode)
+    seen: set = set()
+    for i, source in enumerate(src.sources):
+        spath = f"{path}.sources[{i}]"
+        present = [j for f, j in _PROJECTIONS if source.HasField(f)]
+        if not present:
+            required(errs, spath, "must specify one of: " + ", ".join(j for _, j in _PROJECTIONS))
+        elif len(present) > 1:
+            forbidden(errs, spath, "may not specify more than 1 volume type per source")
+        for field, json_name in (("secret", "secret"), ("config_map", "configMap")):
+            if source.HasField(field):
+                ref = getattr(source, field)
+                if not ref.name:
+                    required(errs, join(spath, f"{json_name}.name"))
+                _validate_key_to_paths(ref.items, None, join(spath, json_name), errs, seen)
+        if source.HasField("downward_api"):
+            _validate_downward_api(source.downward_api, join(spath, "downwardAPI"), errs, seen)
+        if source.HasField("service_account_token"):
+            tok = source.service_account_token
+            tpath = join(spath, "serviceAccountToken")
+            if tok.HasField("expiration_seconds"):
+                if tok.expiration_seconds < MIN_TOKEN_EXPIRATION_S:
+                    invalid(errs, join(tpath, "expirationSeconds"), tok.expiration_seconds,
+                            "may not specify a duration less than 10 minutes")
+                elif tok.expiration_seconds > 1 << 32:
+                    invalid(errs, join(tpath, "expirationSeconds"), tok.expiration_seconds,
+                            "may not specify a duration larger than 2^32 seconds")
+            _validate_item_path(errs, join(tpath, "path"), tok.path, seen)
+
+
+def _validate_item_path(errs, path, value, seen) -> None:
+    """A file's path inside a volume: required, relative, no '..'; unique within a projected volume."""
+    if not value:
+        required(errs, path)
+        return
+    validate_relative_path(errs, path, value)
+    if value.startswith("..") and ".." not in value.split("/"):   # "..data" is the writer's
+        invalid(errs, path, value, "must not start with '..'")
+    if seen is not None:
+        if value in seen:
+            invalid(errs, path, value, "conflicting duplicate paths")
+        seen.add(value)
+
+
+def _file_mode(errs, path, mode) -> None:
+    if not 0 <= mode <= 0o777:
+        invalid(errs, path, mode, "must be a number between 0 and 0777 (octal), both inclusive")
+
+
+def _validate_key_to_paths(items, source, path, errs, seen=None) -> None:
+    if source is not None and source.HasField("default_mode"):
         in_range(errs, join(path, "defaultMode"), source.default_mode, 0, 0o777)
     for i, item in enumerate(items):
         ipath = f"{path}.items[{i}]"
@@ -150,6 +254,8 @@ def _validate_key_to_paths(items, source, path, errs) -> None:
             required(errs, join(ipath, "key"))
         if not item.path:
             required(errs, join(ipath, "path"))
+        elif seen is not None:
+            _validate_item_path(errs, join(ipath, "path"), item.path, seen)
         else:
             validate_relative_path(errs, join(ipath, "path"), item.path)
         if item.HasField("mode"):
@@ -186,17 +292,29 @@ def _validate_container(c: pb.Container, path, volumes: set, errs, init: bool) -
     _validate_resources(c.resources, join(path, "resources"), errs)
     _validate_volume_mounts(c.volume_mounts, join(path, "volumeMounts"), volumes, errs)
     validate_security_context(c, path, errs)
+    # restartPolicy: only an init container's, only Always (a sidecar, which alone of
+    # init containers may have probes and a lifecycle): Kubernetes' rules and messages.
+    sidecar = False
+    if c.HasField("restart_policy"):
+        if not init:
+            forbidden(errs, join(path, "restartPolicy"), "may not be set for non-init containers")
+        elif c.restart_policy != "Always":
+            errs.append(FieldError(join(path, "restartPolicy"),
+                                   f'Unsupported value: {show(c.restart_policy)}: supported values: "Always"'))
+        else:
+            sidecar = True
+    plain_init = init and not sidecar
     for field, json_name in (("liveness_probe", "livenessProbe"), ("readiness_probe", "readinessProbe"),
                              ("startup_probe", "startupProbe")):
         if not c.HasField(field):
             continue
-        if init:
-            forbidden(errs, join(path, json_name), "may not be set for init containers")
+        if plain_init:
+            forbidden(errs, join(path, json_name), "may not be set for init containers without restartPolicy=Always")
         else:
             _validate_probe(getattr(c, field), join(path, json_name), errs, json_name)
     if c.HasField("lifecycle"):
-        if init:
-            forbidden(errs, join(path, "lifecycle"), "may not be set for init containers")
+        if plain_init:
+            forbidden(errs, join(path, "lifecycle"), "may not be set for init containers without restartPolicy=Always")
         for field, json_name in (("post_start", "postStart"), ("pre_stop", "preStop")):
             if c.lifecycle.HasField(field):
                 _validate_handler(getattr(c.lifecycle, field), join(path, f"lifecycle.{json_name}"), errs)
@@ -278,7 +396,7 @@ def _validate_env_source(src: pb.EnvVarSource, path, errs) -> None:
             validate_quantity(ref.divisor, join(rpath, "divisor"), errs)
 
 
-def _validate_field_ref(ref: pb.ObjectFieldSelector, path, errs) -> None:
+def _validate_field_ref(ref: pb.ObjectFieldSelector, path, errs, supported=None) -> None:
     if ref.api_version and ref.api_version != "v1":
         enum(errs, join(path, "apiVersion"), ref.api_version, ("v1",))
     fp = ref.field_path
@@ -288,9 +406,9 @@ def _validate_field_ref(ref: pb.ObjectFieldSelector, path, errs) -> None:
     subscript = _LABEL_SUBSCRIPT.fullmatch(fp)
     if subscript:
         check(errs, join(path, "fieldPath"), fp, validate_label_key(subscript.group(2)))
-    elif fp not in ENV_FIELD_PATHS:
+    elif fp not in (supported or ENV_FIELD_PATHS):
         errs.append(FieldError(join(path, "fieldPath"), f"Unsupported value: {show(fp)}: supported values: "
-                               + ", ".join(show(p) for p in ENV_FIELD_PATHS)
+                               + ", ".join(show(p) for p in (supported or ENV_FIELD_PATHS))
                                + ", \"metadata.labels['<KEY>']\", \"metadata.annotations['<KEY>']\""))
 
 

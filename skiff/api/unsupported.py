@@ -39,16 +39,9 @@ def _has(field: str) -> Callable:
 POD_SPEC_RULES = (
     Rule("priority", _has("priority"),
          "pod priority and preemption are planned; remove it to run this pod"),
-    Rule("schedulingGates", lambda s, _: len(s.scheduling_gates) > 0,
-         "scheduling gates are planned; remove them to run this pod"),
-    Rule("imagePullSecrets", lambda s, _: len(s.image_pull_secrets) > 0,
-         "registry credentials are planned; skiff pulls public images only"),
 )
 
-CONTAINER_RULES = (
-    Rule("restartPolicy", lambda s, c: c.HasField("restart_policy"),
-         "sidecar containers (an init container with restartPolicy: Always) are planned"),
-)
+CONTAINER_RULES = ()
 
 # Container ports: a hostPort is honoured only with hostNetwork (where it equals
 # containerPort); otherwise nothing maps the node's port to the pod. (hostIP only
@@ -59,17 +52,9 @@ PORT_RULES = (
 )
 
 # Services (kind Service): by JSON path under the Service.
-SERVICE_RULES = (
-    Rule("spec.ipFamilyPolicy", lambda svc, _: svc.spec.HasField("ip_family_policy"),
-         "skiff Services are IPv4 single-stack; remove it"),
-    Rule("spec.ipFamilies", lambda svc, _: len(svc.spec.ip_families) > 0,
-         "skiff Services are IPv4 single-stack; remove it"),
-)
+SERVICE_RULES = ()
 
-SERVICE_ACCOUNT_RULES = (
-    Rule("imagePullSecrets", lambda sa, _: len(sa.image_pull_secrets) > 0,
-         "registry credentials are planned; skiff pulls public images only"),
-)
+SERVICE_ACCOUNT_RULES = ()
 
 VOLUME_RULES = (
     Rule("persistentVolumeClaim", _has("persistent_volume_claim"),
@@ -110,10 +95,10 @@ NOT_IN_API = {
         "AppArmor profiles are not supported; use seccompProfile",
     ("skiff.api.SecurityContext", "procMount"):
         "only the default /proc mount is supported; remove procMount",
-    ("skiff.api.Volume", "projected"):
-        "projected volumes are planned; use configMap or secret volumes",
-    ("skiff.api.Volume", "downwardAPI"):
-        "downwardAPI volumes are planned; env valueFrom.fieldRef works",
+    ("skiff.api.VolumeProjection", "clusterTrustBundle"):
+        "ClusterTrustBundles are not served by skiff; put the CA bundle in a ConfigMap and project that",
+    ("skiff.api.VolumeProjection", "podCertificate"):
+        "pod certificates are not issued by skiff; project a Secret holding the certificate",
     ("skiff.api.StatefulSetSpec", "volumeClaimTemplates"):
         "persistent volumes are planned; until then a StatefulSet's pods use emptyDir or hostPath volumes",
     ("skiff.api.StatefulSetSpec", "persistentVolumeClaimRetentionPolicy"):

@@ -38,6 +38,16 @@ POD_FAILED = "Failed"
 POD_UNKNOWN = "Unknown"
 POD_FINISHED_PHASES = (POD_SUCCEEDED, POD_FAILED)   # terminal: no container of the pod runs again
 
+# ------------------------------------------------------------ containers
+
+SIDECAR_RESTART_POLICY = "Always"   # an init container's restartPolicy that makes it a sidecar
+
+
+def is_sidecar(container) -> bool:
+    """Whether a Container of a pod's initContainers is a native sidecar (restartPolicy Always):
+    kept running beside the app containers (the agent, the scheduler and the CLI agree on it)."""
+    return container.HasField("restart_policy") and container.restart_policy == SIDECAR_RESTART_POLICY
+
 # ------------------------------------------------------------ time
 
 RFC3339 = "%Y-%m-%dT%H:%M:%SZ"

@@ -139,7 +139,9 @@ def cmd_chaos(args) -> int:
 
 
 def add_parsers(sub, common) -> None:
-    from skiff.lab.lab import DEFAULT_LAB_DIR
+    # skiff.lab.base, not skiff.lab.lab: building the parser must not import the lab's
+    # builder (dnslib, pyroute2), which a `skiff` in a pod's image does not carry.
+    from skiff.lab.base import DEFAULT_LAB_DIR
     from skiff.lab.plan import DEFAULT_PREFIX, DEFAULT_SUBNET
     lab = sub.add_parser("lab", help="a local lab cluster on this host")
     lsub = lab.add_subparsers(dest="lab_cmd", required=True)

@@ -8,11 +8,12 @@ import argparse
 import sys
 
 from skiff import client as clientmod
+from skiff import clientconfig
 from skiff.api.display import format_rows
 from skiff.api.errors import ValidationError
 from skiff.api.kinds.event import event_order
 from skiff.cli import (auth_cmds, batch_cmds, drain, dry_run, explain, lab_cmds, meta_cmds, node_cmds, pki_cmds,
-                       printers, rollout_cmds, secrets_cmds, wait_cmds)
+                       printers, rollout_cmds, secrets_cmds, taint_cmds, wait_cmds)
 from skiff.cli.common import client as _client
 from skiff.cli.common import server_error
 from skiff.cli.common import split_kind_names as _split_kind_names
@@ -383,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     meta_cmds.add_parsers(sub, common, ns)
     wait_cmds.add_parsers(sub, common, ns)
     node_cmds.add_parsers(sub, common, ns)
+    taint_cmds.add_parsers(sub, common)
     drain.add_parsers(sub, common)
     batch_cmds.add_parsers(sub, common, ns)
     rollout_cmds.add_parsers(sub, common, ns)
@@ -413,6 +415,9 @@ def main(argv=None) -> int:
         args.names.extend(extra)
     if command is not None:
         args.command = command
+    if getattr(args, "namespace", "") is None and args.cmd != "secrets-encrypt":
+        # In a pod without a config file: the pod's own namespace, as kubectl does in-cluster.
+        args.namespace = clientconfig.default_namespace()
     try:
         return args.func(args)
     except CliError as exc:

@@ -237,7 +237,9 @@ def _yaml(doc) -> str:
 def controlplane_doc(inp: Inputs) -> dict:
     """The replica's config (controlplane/config.py). API and Raft bind the advertise
     address only: the Raft port (password-protected) stays on the private network."""
-    peers = [{"name": n, "apiAddress": f"{a}:{inp.api_port}", "raftAddress": f"{a}:{inp.raft_port}"}
+    # peers' joinAddress: the in-cluster API port the Service default/kubernetes points at.
+    peers = [{"name": n, "apiAddress": f"{a}:{inp.api_port}", "raftAddress": f"{a}:{inp.raft_port}",
+              **({"joinAddress": f"{a}:{inp.join_port}"} if inp.cluster is not None else {})}
              for n, a in inp.controlplanes if n != inp.name]
     doc = {"name": inp.name, "dataDir": f"{STATE}/controlplane",
            "apiAddress": f"{inp.address}:{inp.api_port}",

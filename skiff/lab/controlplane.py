@@ -138,7 +138,8 @@ class ControlPlane:
         doc = {"name": name, "dataDir": self.data_dir(name), "apiAddress": self.api_address(name),
                "raftAddress": self.raft_address(name), "raftPasswordFile": password_file,
                "encryptionConfigFile": self.encryption_config_path,
-               "peers": [{"name": p, "apiAddress": self.api_address(p), "raftAddress": self.raft_address(p)}
+               "peers": [{"name": p, "apiAddress": self.api_address(p), "raftAddress": self.raft_address(p),
+                          **({"joinAddress": self.join_address(p)} if self.tls else {})}
                          for p in self.names if p != name]}
         if self.raft:
             doc["raft"] = dict(self.raft)

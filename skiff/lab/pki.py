@@ -31,7 +31,9 @@ class LabPki:
         self.ca.create()
         for name in cp.names:
             ips, dns = self._hosts(cp.api_address(name))
-            self.ca.write_replica(name, ips=[i for i in ips if i != "0.0.0.0"], dns=dns)
+            self.ca.write_replica(name, ips=[i for i in ips if i != "0.0.0.0"], dns=dns,
+                                  service_ip=authority.api_service_ip(
+                                      cp.services.get("serviceCIDR", "10.96.0.0/12")))
         self.write_admin()
 
     def write_admin(self):

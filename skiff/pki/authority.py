@@ -20,6 +20,18 @@ from skiff.pki.tls import write_private
 ADMIN_USER = "skiff:admin"
 LOCAL_SANS_IPS = ("127.0.0.1",)
 LOCAL_SANS_DNS = ("localhost",)
+# How pods name the API (the Service default/kubernetes, controlplane/bootstrap.py): its
+# ClusterIP (the first address of the default service CIDR 10.96.0.0/12) and DNS names,
+# as kube-apiserver puts them in its serving certificate.
+API_SERVICE_IP = "10.96.0.1"
+API_SERVICE_DNS = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                   "kubernetes.default.svc.cluster.local")
+
+
+def api_service_ip(service_cidr: str) -> str:
+    """The API Service's ClusterIP for a service CIDR: its first address (bootstrap.py)."""
+    import ipaddress
+    return str(ipaddress.ip_network(service_cidr, strict=False).network_address + 1)
 
 
 class Authority:
@@ -84,8 +96,8 @@ class Authority:
 
     # ------------------------------------------------------------ well-known certificates
 
-    def write_replica(self, name: str, ips=(), dns=()) -> tuple[str, str]:
-        return self.write(name, **replica_identity(name, ips, dns))
+    def write_replica(self, name: str, ips=(), dns=(), service_ip: str = API_SERVICE_IP) -> tuple[str, str]:
+        return self.write(name, **replica_identity(name, ips, dns, service_ip))
 
     def write_node(self, node: str, ips=(), dns=()) -> tuple[str, str]:
         return self.write(node, **node_identity(node, ips, dns))
@@ -94,11 +106,13 @@ class Authority:
         return self.write(name, **admin_identity())
 
 
-def replica_identity(name: str, ips=(), dns=()) -> dict:
-    """sign() arguments for replica `name`: serves its API and calls agents and peers."""
+def replica_identity(name: str, ips=(), dns=(), service_ip: str = API_SERVICE_IP) -> dict:
+    """sign() arguments for replica `name`: serves its API and calls agents and peers.
+    SANs: its addresses and names, loopback, and the API Service's ClusterIP (service_ip)
+    and names, so a pod verifies it at kubernetes.default.svc as at 10.96.0.1."""
     return dict(common_name=CONTROLPLANE_PREFIX + name, groups=(CONTROLPLANE_GROUP, MASTERS),
-                ips=tuple(dict.fromkeys((*ips, *LOCAL_SANS_IPS))),
-                dns=tuple(dict.fromkeys((name, *dns, *LOCAL_SANS_DNS))),
+                ips=tuple(dict.fromkeys((*ips, *LOCAL_SANS_IPS, *((service_ip,) if service_ip else ())))),
+                dns=tuple(dict.fromkeys((name, *dns, *LOCAL_SANS_DNS, *API_SERVICE_DNS))),
                 server=True, client=True)
 
 

@@ -125,11 +125,50 @@ class Credentials:
                                                    require_client_authentication=require_client_cert)
 
 
-def channel(target: str, creds: "Credentials | None", options=None) -> grpc.Channel:
-    """A secure channel with creds, or an insecure one without (TLS off)."""
+def channel(target: str, creds: "Credentials | None", options=None,
+            call_creds: "grpc.CallCredentials | None" = None) -> grpc.Channel:
+    """A secure channel with creds, or an insecure one without (TLS off). call_creds
+    (bearer_credentials) add a token to every call; gRPC sends them on TLS channels only."""
     if creds is None:
         return grpc.insecure_channel(target, options=options)
-    return grpc.secure_channel(target, creds.channel_credentials(), options=options)
+    ch_creds = creds.channel_credentials()
+    if call_creds is not None:
+        ch_creds = grpc.composite_channel_credentials(ch_creds, call_creds)
+    return grpc.secure_channel(target, ch_creds, options=options)
+
+
+class _BearerPlugin(grpc.AuthMetadataPlugin):
+    """`authorization: Bearer <token>` on every call. A token file is re-read when its
+    mtime changes: the node agent renews a pod's token in place (as client-go re-reads
+    its tokenFile), so a long-lived client keeps working past the first token's expiry."""
+
+    def __init__(self, token: str = "", token_file: str = ""):
+        self.token, self.token_file = token, token_file
+        self._stamp = None
+        self._lock = threading.Lock()
+
+    def current(self) -> str:
+        if not self.token_file:
+            return self.token
+        with self._lock:
+            stamp = os.stat(self.token_file).st_mtime_ns
+            if stamp != self._stamp:
+                with open(self.token_file, encoding="utf-8") as f:
+                    self.token, self._stamp = f.read().strip(), stamp
+            return self.token
+
+    def __call__(self, context, callback):
+        try:
+            callback((("authorization", f"Bearer {self.current()}"),), None)
+        except OSError as exc:
+            callback((), exc)
+
+
+def bearer_credentials(token: str = "", token_file: str = "") -> "grpc.CallCredentials | None":
+    """Call credentials carrying a bearer token (or the one in token_file); None without."""
+    if not (token or token_file):
+        return None
+    return grpc.metadata_call_credentials(_BearerPlugin(token, token_file), name="bearer")
 
 
 def add_port(server: grpc.Server, address: str, creds: "Credentials | None",
@@ -177,9 +216,10 @@ class ChannelCache:
     """Channels by target, rebuilt when the credentials' files were renewed (a channel keeps
     the certificate it was made with across reconnects; after a renewal it must not)."""
 
-    def __init__(self, creds: "Credentials | None", options=None):
+    def __init__(self, creds: "Credentials | None", options=None, call_creds=None):
         self.creds = creds
         self.options = options
+        self.call_creds = call_creds
         self._channels = {}
         self._generation = creds.generation if creds else 0
         self._lock = threading.Lock()
@@ -195,7 +235,7 @@ class ChannelCache:
                     self._channels = {}
             ch = self._channels.get(target)
             if ch is None:
-                ch = self._channels[target] = channel(target, self.creds, self.options)
+                ch = self._channels[target] = channel(target, self.creds, self.options, self.call_creds)
             return ch
 
     def close(self) -> None:

@@ -111,3 +111,56 @@ def test_token_requests_that_kubernetes_refuses(client):
         with pytest.raises(clientmod.Invalid, match="less than 600 seconds"):
             client.request_token(ns, "robot", expiration_s=60)
     assert _unauthenticated(client, "eyJhbGciOiJFUzI1NiJ9.e30.bm90LWEtc2lnbmF0dXJl")
+
+
+def test_a_token_client_reaches_the_api_on_the_ports_pods_are_sent_to(cluster, client, tmp_path):
+    """skiff.client with token= / token_file= (what an in-pod `skiff` uses) on the join
+    ports, which the Service default/kubernetes's Endpoints name (the API port requires a
+    client certificate; a pod has a token). There, gRPC Python never asks for a client
+    certificate (ssl_server_credentials(require_client_auth=False) means "don't request"),
+    so a certificate from the cluster CA is not even seen: no token -> UNAUTHENTICATED."""
+    from skiff.pki.tls import Credentials
+    joins = [cluster.join_address(n) for n in cluster.names]
+    eps = client.get("endpoints", "kubernetes", "default")
+    assert sorted(f"{a.ip}:{p.port}" for s in eps.subsets for a in s.addresses for p in s.ports) == sorted(joins)
+    ca = cluster.admin_credentials.ca
+    with scratch_namespace(client, "sa") as ns:
+        client.create(_account("robot", ns))
+        pod = client.create(_pod("web", ns, "robot"))
+        token = client.request_token(ns, "robot", pod_name="web", pod_uid=pod.metadata.uid).token
+        want = f"system:serviceaccount:{ns}:robot"
+        robot = clientmod.Client(joins, tls=Credentials(ca=ca), token=token, call_timeout_s=5.0)
+        try:
+            assert robot.whoami()[0] == want
+            with pytest.raises(clientmod.Forbidden, match=f'User "{want}" cannot list resource "pods"'):
+                robot.list("pods", ns)
+        finally:
+            robot.close()
+        # tokenFile: re-read when the agent renews it in place (here: another pod's token)
+        client.create(_pod("web2", ns, "robot"))
+        token_file = tmp_path / "token"
+        token_file.write_text(token)
+        robot = clientmod.Client(joins, tls=Credentials(ca=ca), token_file=str(token_file))
+        try:
+            assert robot.whoami()[0] == want
+            client.delete("pods", "web", ns)
+            wait_until(lambda: _unauthenticated(client, token), 10, "the first pod's token refused")
+            token_file.write_text(client.request_token(ns, "robot", pod_name="web2").token)
+            assert robot.whoami()[0] == want      # the new token, same client
+        finally:
+            robot.close()
+    # No token: the admin's certificate is not requested on these ports, so nobody is known.
+    admin = cluster.admin_credentials
+    anon = clientmod.Client(joins, tls=Credentials(ca=ca, cert=admin.cert, key=admin.key), call_timeout_s=5.0)
+    try:
+        with pytest.raises(clientmod.Unauthorized, match="no client certificate and no bearer token"):
+            anon.list("pods", "default")
+    finally:
+        anon.close()
+    # Plain TCP is refused there too.
+    plain = clientmod.Client(joins, call_timeout_s=2.0, failover_budget_s=2.0)
+    try:
+        with pytest.raises(clientmod.Unavailable):
+            plain.get("namespace", "default")
+    finally:
+        plain.close()

@@ -82,6 +82,35 @@ def test_allocation_through_the_api(client, ns):
     assert b.spec.cluster_ip == a.spec.cluster_ip
 
 
+def test_ip_families_as_on_a_single_stack_ipv4_cluster(client, ns):
+    """The server defaults the families (kept on re-apply), accepts PreferDualStack as IPv4
+    single-stack and refuses what needs IPv6, before anything is stored."""
+    a = client.create(service("a", ns))
+    assert (a.spec.ip_family_policy, list(a.spec.ip_families)) == ("SingleStack", ["IPv4"])
+    again, _ = client.apply(service("a", ns))
+    assert (again.spec.ip_family_policy, list(again.spec.ip_families)) == ("SingleStack", ["IPv4"])
+    prefer = service("p", ns)
+    prefer.spec.ip_family_policy = "PreferDualStack"
+    p = client.create(prefer)
+    assert (p.spec.ip_family_policy, list(p.spec.ip_families)) == ("PreferDualStack", ["IPv4"])
+    assert p.spec.cluster_ip.startswith("10.")
+    headless = client.create(service("h", ns, cluster_ip="None", selector={}))
+    assert (headless.spec.ip_family_policy, list(headless.spec.ip_families)) == \
+        ("RequireDualStack", ["IPv4", "IPv6"])   # Kubernetes' selectorless headless special case
+    require = service("r", ns)
+    require.spec.ip_family_policy = "RequireDualStack"
+    with pytest.raises(clientmod.Invalid, match=r'spec\.ipFamilyPolicy: Invalid value: "RequireDualStack": '
+                       r"this cluster is not configured for dual-stack services"):
+        client.create(require)
+    v6 = service("v6", ns)
+    v6.spec.ip_families.append("IPv6")
+    with pytest.raises(clientmod.Invalid, match=r'spec\.ipFamilies\[0\]: Invalid value: "IPv6": '
+                       r"not configured on this cluster"):
+        client.create(v6)
+    with pytest.raises(clientmod.NotFound):
+        client.get("services", "r", ns)
+
+
 def test_endpoints_follow_pods_and_services(client, ns):
     client.create(service("web", ns))
     wait_until(lambda: endpoints_view(client, "web", ns) == ([], [], []), 10, "empty Endpoints for web")

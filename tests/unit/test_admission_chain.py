@@ -37,7 +37,7 @@ CLUSTER = DictView.of(namespace("default"), namespace("team-a"), namespace("leav
 def test_default_chain_order():
     assert admission.DEFAULT_CHAIN.names() == [
         "NormalizeIdentity", "NamespaceLifecycle", "CarryOverAssigned", "Defaults", "ServiceAccount",
-        "Validation", "ValidateUpdate", "NotSupportedYet", "ObjectSize"]
+        "Stamp", "Validation", "ValidateUpdate", "NotSupportedYet", "ObjectSize"]
     assert all(isinstance(p, MutatingPlugin) for p in admission.DEFAULT_CHAIN.mutating)
     assert all(isinstance(p, ValidatingPlugin) for p in admission.DEFAULT_CHAIN.validating)
 

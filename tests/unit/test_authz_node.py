@@ -207,3 +207,27 @@ def test_create_token_attributes():
                                                                           "dev", "default")
     got = of_request("/skiff.api.Api/WhoAmI", None)
     assert (got.verb, got.resource, got.api_group) == ("create", "selfsubjectreviews", "authentication.k8s.io")
+
+
+def test_projected_volume_sources_are_references():
+    """A node may read the Secrets and ConfigMaps named in its pods' projected volumes."""
+    p = pod("proj", "n1")
+    sources = p.spec.volumes.add(name="bundle").projected.sources
+    sources.add().secret.name = "proj-secret"
+    sources.add().config_map.name = "proj-config"
+    sources.add().service_account_token.path = "token"
+    assert nodeauthz.pod_references(p.spec) == {"secrets": {"proj-secret"}, "configmaps": {"proj-config"}}
+    view = DictView.of(p, pod("other", "n2"))
+    assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "proj-secret"), view)) == ALLOW
+    assert _outcome(nodeauthz.authorize(N1, A("get", "configmaps", "dev", "proj-config"), view)) == ALLOW
+    assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "unnamed"), view)) == DENY
+
+
+def test_a_node_reads_the_pull_secrets_of_its_pods_only():
+    """As Kubernetes' Node authorizer: imagePullSecrets are a pod's references too."""
+    mine, theirs = pod("pulls", "n1"), pod("pulls-elsewhere", "n2")
+    mine.spec.image_pull_secrets.add(name="regcred")
+    theirs.spec.image_pull_secrets.add(name="their-regcred")
+    view = DictView.of(stored_node("n1"), mine, theirs)
+    assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "regcred"), view)) == ALLOW
+    assert _outcome(nodeauthz.authorize(N1, A("get", "secrets", "dev", "their-regcred"), view)) == DENY

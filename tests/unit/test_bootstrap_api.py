@@ -37,6 +37,19 @@ def test_api_endpoints(addresses, want):
     assert subsets(ep) == want
 
 
+def test_api_endpoints_send_pods_to_the_join_ports_with_tls():
+    """With TLS the API port requires a client certificate; pods hold a token, so the
+    Service's endpoints are the join ports (TLS, bearer tokens) where replicas have one."""
+    from skiff.pki.config import TLSConfig
+    base = ControlPlaneConfig(name="cp1", data_dir="/tmp/x", api_address="10.0.0.11:7100",
+                              raft_address="10.0.0.11:7200", raft_password="p",
+                              tls=TLSConfig(ca_file="ca", cert_file="c", key_file="k",
+                                            join_address="10.0.0.11:7300"),
+                              peers=(Peer("cp2", "10.0.0.12:7100", "10.0.0.12:7200", "10.0.0.12:7300"),
+                                     Peer("cp3", "10.0.0.13:7100", "10.0.0.13:7200", "10.0.0.13:7300")))
+    assert subsets(api_endpoints(base)) == [(["10.0.0.11", "10.0.0.12", "10.0.0.13"], [("grpc", 7300)])]
+
+
 def test_api_service_takes_the_first_address_of_the_cidr():
     svc = api_service("10.96.0.0/12")
     assert svc.spec.cluster_ip == "10.96.0.1" and not svc.spec.selector

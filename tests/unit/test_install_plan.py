@@ -304,7 +304,7 @@ def test_changed_address_reissues_exactly_that_replicas_certificate(who, new_add
     assert p.restart == [CP_UNIT]
     if want_cert_writes:
         ips, _ = cluster.cert_sans(after.serving_cert)
-        assert ips == {new_address, "127.0.0.1"}
+        assert ips == {new_address, "127.0.0.1", "10.96.0.1"}
 
 
 @pytest.mark.parametrize("what,current,now,want", [
@@ -349,7 +349,8 @@ def test_tls_configs_load_with_the_daemons_loaders(tmp_path):
     crt = files["/etc/skiff/pki/cp1.crt"].content.encode()
     assert certs.subject(crt) == ("skiff:controlplane:cp1", ("skiff:controlplane", "system:masters"))
     ips, dns = cluster.cert_sans(crt)
-    assert ips == {"192.168.56.11", "127.0.0.1"} and {"cp1", "localhost"} <= dns
+    assert ips == {"192.168.56.11", "127.0.0.1", "10.96.0.1"} and {"cp1", "localhost"} <= dns
+    assert "kubernetes.default.svc" in dns      # how pods reach it (the Service default/kubernetes)
 
     agent_files = {f.path: f for f in render.render(AGENT, None)}
     agent_yaml = agent_files["/etc/skiff/agent.yaml"]

@@ -34,8 +34,8 @@ def test_loopback_replica_configs_take_every_default(tmp_path):
     assert dataclasses.replace(cfgs["cp2"], encryption=None) == cpconfig.ControlPlaneConfig(
         name="cp2", data_dir=str(tmp_path / "cp2" / "data"), api_address="127.0.0.1:7101",
         raft_address="127.0.0.1:7201", raft_password=password,
-        peers=(cpconfig.Peer("cp1", "127.0.0.1:7100", "127.0.0.1:7200"),
-               cpconfig.Peer("cp3", "127.0.0.1:7102", "127.0.0.1:7202")),
+        peers=(cpconfig.Peer("cp1", "127.0.0.1:7100", "127.0.0.1:7200", "127.0.0.1:7300"),
+               cpconfig.Peer("cp3", "127.0.0.1:7102", "127.0.0.1:7202", "127.0.0.1:7302")),
         encryption_config_file=str(enc_file),
         tls=TLSConfig(ca_file=str(tmp_path / "pki" / "ca.crt"), cert_file=str(tmp_path / "pki" / "cp2.crt"),
                       key_file=str(tmp_path / "pki" / "cp2.key"), ca_key_file=str(tmp_path / "pki" / "ca.key"),
@@ -104,8 +104,8 @@ def test_nodes_mode_replica_configs_as_the_lab_writes_them(tmp_path):
                       services=services_for_subnet(plan.subnet))
     cfgs = _load_all(cp, tmp_path)
     assert [c.api_address for c in cfgs.values()] == ["10.200.0.11:7100", "10.200.0.12:7100", "10.200.0.13:7100"]
-    assert cfgs["cp1"].peers == (cpconfig.Peer("cp2", "10.200.0.12:7100", "10.200.0.12:7200"),
-                                 cpconfig.Peer("cp3", "10.200.0.13:7100", "10.200.0.13:7200"))
+    assert cfgs["cp1"].peers == (cpconfig.Peer("cp2", "10.200.0.12:7100", "10.200.0.12:7200", "10.200.0.12:7300"),
+                                 cpconfig.Peer("cp3", "10.200.0.13:7100", "10.200.0.13:7200", "10.200.0.13:7300"))
     assert {c.network for c in cfgs.values()} == {cpconfig.NetworkConfig("10.244.0.0/16", 24, "host-gw")}
     assert {c.services.load_balancer_pool for c in cfgs.values()} == {"10.200.0.200-10.200.0.220"}
 

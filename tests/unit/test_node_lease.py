@@ -192,3 +192,76 @@ def test_status_changed(change, changed):
     new.CopyFrom(old)
     change(new)
     assert nodemod.status_changed(old, new) is changed
+
+
+class FakeNodeInformer:
+    """The agent's Node informer as the status runner sees it: get(name) and synced."""
+
+    def __init__(self, api, synced=True):
+        self.api, self.synced, self.frozen = api, synced, None
+
+    def get(self, name):
+        if self.frozen is not None:       # a cache that has not seen the latest write yet
+            return self.frozen
+        obj = self.api.objects.get(("Node", "", name))
+        return None if obj is None else type(obj).FromString(obj.SerializeToString())
+
+
+def counting_gets(api, monkeypatch):
+    gets = []
+    real = api.get
+    monkeypatch.setattr(api, "get", lambda kind, *a, **kw: (gets.append(kind), real(kind, *a, **kw))[1])
+    return gets
+
+
+def test_status_reads_the_node_from_the_informer_once_synced(api, monkeypatch):
+    rep, now = reporter(api, nodeStatusReportFrequencyS=60)
+    rep.register()
+    informer = FakeNodeInformer(api, synced=False)
+    rep.use_cache(informer)
+    gets = counting_gets(api, monkeypatch)
+    now[0] = 2.5
+    rep._sync_status()
+    assert gets == ["nodes"]                   # not synced yet: a GET
+    informer.synced = True
+    for t in (5.0, 7.5, 10.0):
+        now[0] = t
+        rep._sync_status()
+    assert gets == ["nodes"] and api.writes["Node"] == 2   # from the cache: no GET, nothing written
+    # The lifecycle controller marks it Unknown; the cache has it: Ready=True written back, no GET.
+    node = api.get("nodes", "node1", "")
+    next(c for c in node.status.conditions if c.type == "Ready").status = "Unknown"
+    api.update_status(node)
+    gets.clear()
+    now[0] = 12.5
+    rep._sync_status()
+    ready = next(c for c in api.objects[("Node", "", "node1")].status.conditions if c.type == "Ready")
+    assert ready.status == "True" and gets == [] and api.writes["Node"] == 4
+
+
+def test_a_stale_cached_node_costs_a_conflict_and_a_get_not_a_lost_write(api, monkeypatch):
+    rep, now = reporter(api, nodeStatusReportFrequencyS=60)
+    rep.register()
+    informer = FakeNodeInformer(api)
+    rep.use_cache(informer)
+    informer.frozen = informer.get("node1")
+    node = api.get("nodes", "node1", "")
+    next(c for c in node.status.conditions if c.type == "Ready").status = "Unknown"
+    api.update_status(node)                    # written after the cache's copy
+    now[0] = 61.0                              # the report is due: a write from the stale copy
+    gets = counting_gets(api, monkeypatch)
+    rep._sync_status()
+    ready = next(c for c in api.objects[("Node", "", "node1")].status.conditions if c.type == "Ready")
+    assert ready.status == "True" and gets == ["nodes"]
+
+
+def test_a_node_missing_from_the_cache_is_asked_of_the_api_before_registering(api, monkeypatch):
+    rep, now = reporter(api)
+    rep.register()
+    informer = FakeNodeInformer(api)
+    rep.use_cache(informer)
+    monkeypatch.setattr(informer, "get", lambda name: None)
+    gets = counting_gets(api, monkeypatch)
+    now[0] = 2.5
+    rep._sync_status()
+    assert gets == ["nodes"] and api.writes["Node"] == 2   # the API has it: no re-registration

@@ -129,6 +129,12 @@ def test_authority_creates_the_ca_once_and_the_well_known_identities(tmp_path):
     user, groups = certs.subject(pem)
     assert user == "skiff:controlplane:cp1" and set(groups) == {"skiff:controlplane", "system:masters"}
     assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
+    # a pod verifies the replica at the API Service's ClusterIP and names (kube-apiserver's SANs)
+    san = certs.load_cert(pem).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.11", "127.0.0.1", "10.96.0.1"]
+    assert san.get_values_for_type(x509.DNSName) == [
+        "cp1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local"]
     with open(a.write_node("node1", ips=["10.0.0.21"])[0], "rb") as f:
         assert certs.subject(f.read()) == ("skiff:node:node1", ("skiff:nodes",))
     with open(a.write_admin()[0], "rb") as f:

@@ -108,3 +108,57 @@ def test_no_config_and_no_server_says_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(clientconfig.ConfigError, match="skiff lab up"):
         clientconfig.resolve(config_path=str(tmp_path / "missing"))
     assert clientconfig.resolve("h:1", config_path=str(tmp_path / "missing")) == (["h:1"], None)
+
+
+def test_a_context_with_a_token_or_token_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("SKIFF_SERVER", raising=False)
+    ca, _ = certs.create_ca()
+    path = str(tmp_path / "config")
+    ctx = clientconfig.context_doc("robot", ["10.0.0.1:7300"], ca=ca)
+    clientconfig.save(path, clientconfig.upsert_context({}, {**ctx, "token": "abc.def.ghi\n"}))
+    endpoints, creds, bearer = clientconfig.resolve_all(config_path=path)
+    assert endpoints == ["10.0.0.1:7300"] and creds.ca == ca and not creds.cert and bearer == {"token": "abc.def.ghi"}
+    (tmp_path / "token").write_text("t")
+    clientconfig.save(path, clientconfig.upsert_context({}, {**ctx, "tokenFile": str(tmp_path / "token")}))
+    assert clientconfig.resolve_all(config_path=path)[2] == {"token_file": str(tmp_path / "token")}
+    for bad, msg in (({**ctx, "token": "a", "tokenFile": "b"}, "token and tokenFile are exclusive"),
+                     ({**ctx, "tokenFile": str(tmp_path / "nope")}, "tokenFile: .*no such file"),
+                     ({"name": "robot", "servers": ["h:1"], "token": "a"}, "a token needs certificateAuthority")):
+        clientconfig.save(path, clientconfig.upsert_context({}, bad))
+        with pytest.raises(clientconfig.ConfigError, match=msg):
+            clientconfig.resolve_all(config_path=path)
+
+
+def test_in_cluster_config_from_the_mounted_serviceaccount(tmp_path, monkeypatch):
+    """client-go's InClusterConfig: no config file, KUBERNETES_SERVICE_HOST/PORT and the
+    mounted token, ca.crt and namespace."""
+    monkeypatch.delenv("SKIFF_SERVER", raising=False)
+    ca, _ = certs.create_ca()
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "ca.crt").write_bytes(ca)
+    (sa / "namespace").write_text("team-a")
+    monkeypatch.setattr(clientconfig, "SERVICEACCOUNT_DIR", str(sa))
+    missing = str(tmp_path / "missing")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    with pytest.raises(clientconfig.ConfigError, match="no control plane configured"):
+        clientconfig.resolve_all(config_path=missing)       # no token mounted: not in-cluster
+    (sa / "token").write_text("abc.def.ghi")
+    endpoints, creds, bearer = clientconfig.resolve_all(config_path=missing)
+    assert endpoints == ["10.96.0.1:443"] and creds.ca == ca and bearer == {"token_file": str(sa / "token")}
+    assert clientconfig.default_namespace(missing) == "team-a"
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    assert clientconfig.resolve_all(config_path=missing)[0] == ["[fd00::1]:443"]
+    # a config file wins over the in-cluster config
+    clientconfig.save(str(tmp_path / "config"), {"servers": ["127.0.0.1:7100"]})
+    assert clientconfig.resolve_all(config_path=str(tmp_path / "config")) == (["127.0.0.1:7100"], None, {})
+    assert clientconfig.default_namespace(str(tmp_path / "config")) is None
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    assert clientconfig.default_namespace(missing) is None
+
+
+def test_a_token_needs_tls():
+    from skiff import client as clientmod
+    with pytest.raises(clientmod.ApiError, match="a bearer token needs TLS"):
+        clientmod.Client(["127.0.0.1:1"], token="abc")

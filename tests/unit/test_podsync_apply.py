@@ -19,8 +19,9 @@ class FakeRuntime:
     def image_id(self, ref):
         return f"sha256:{ref}" if ref in self.images else ""
 
-    def pull(self, ref):
+    def pull(self, ref, auth_configs=()):
         self.calls.append(("pull", ref))
+        self.auths = list(auth_configs)
         if not self.pull_ok:
             raise ImageError("ErrImagePull", f'failed to pull image "{ref}": no registry')
         self.images.add(ref)
@@ -88,9 +89,29 @@ def test_if_not_present_pulls_a_missing_image_and_reports_failure():
     with pytest.raises(StartError) as err:
         a._ensure_image(*container("IfNotPresent"))
     assert err.value.reason == "ErrImagePull" and rt.calls == [("pull", "img:1")]
+    # The kubelet's ImagePullBackOff: not asked again at once, the last error kept in the message.
     rt.pull_ok = True
+    with pytest.raises(StartError) as err:
+        a._ensure_image(*container("IfNotPresent"))
+    assert err.value.reason == "ImagePullBackOff" and rt.calls == [("pull", "img:1")]
+    assert err.value.message == ('Back-off pulling image "img:1": ErrImagePull: '
+                                 'failed to pull image "img:1": no registry')
+    assert rec.events[-1][1:] == ("BackOff", 'Back-off pulling image "img:1"')
+    a.pull_backoff.forget(UID)        # as if the back-off had run out
     a._ensure_image(*container("IfNotPresent"))
     assert rec.events[-1][1] == "Pulled" and rec.events[-1][2].startswith('Successfully pulled image "img:1"')
+
+
+def test_pull_backoff_doubles_to_five_minutes_and_clears_on_success():
+    from nodeagent.podsync.pullbackoff import PullBackoff
+    b = PullBackoff()
+    delays = [b.failed("u", "img", "no", now=0.0) for _ in range(7)]
+    assert delays == [10, 20, 40, 80, 160, 300, 300]
+    assert b.waiting("u", "img", now=299.0).startswith('Back-off pulling image "img"')
+    assert b.waiting("u", "img", now=300.0) is None
+    assert b.waiting("other-pod", "img", now=1.0) is None
+    b.succeeded("u", "img")
+    assert b.failed("u", "img", "no", now=0.0) == 10
 
 
 def test_always_falls_back_to_the_local_image_and_stops_asking_for_a_while():

@@ -41,6 +41,42 @@ def test_pod_table_plain_wide_all_namespaces_labels():
     assert printers.table(kind, [pod], headers=False, now=NOW) == "web   1/1   Running   2   24h"
 
 
+def _sidecar_pod(side_state, side_started, side_ready, initialized, app_state=None):
+    status = {"phase": "Running" if initialized else "Pending",
+              "conditions": [{"type": "Initialized", "status": "True" if initialized else "False"}],
+              "initContainerStatuses": [
+                  {"name": "side", "ready": side_ready, "started": side_started, "restartCount": 3,
+                   "state": side_state},
+                  {"name": "init", "ready": initialized, "restartCount": 1,
+                   "state": {"terminated": {"exitCode": 0, "reason": "Completed"}} if initialized
+                   else {"waiting": {"reason": "PodInitializing"}}}],
+              "containerStatuses": [{"name": "c", "ready": app_state is not None, "restartCount": 0,
+                                     "state": app_state or {"waiting": {"reason": "PodInitializing"}}}]}
+    return obj("po", {
+        "metadata": {"name": "web", "namespace": "ns", "creationTimestamp": YESTERDAY},
+        "spec": {"initContainers": [{"name": "side", "image": "b", "restartPolicy": "Always"},
+                                    {"name": "init", "image": "b"}],
+                 "containers": [{"name": "c", "image": "nginx"}]},
+        "status": status})
+
+
+def test_pod_table_counts_sidecars_as_kubectl():
+    # READY counts sidecars, RESTARTS counts init containers' restarts too.
+    kind, pod = _sidecar_pod({"running": {}}, True, True, True, {"running": {}})
+    assert printers.table(kind, [pod], headers=False, now=NOW) == "web   2/2   Running   4   24h"
+    # a started sidecar does not hold the pod at Init:0/2; the regular init after it does
+    kind, pod = _sidecar_pod({"running": {}}, True, False, False)
+    assert printers.table(kind, [pod], headers=False, now=NOW) == "web   0/2   Init:1/2   4   24h"
+    kind, pod = _sidecar_pod({"running": {}}, False, False, False)
+    assert printers.table(kind, [pod], headers=False, now=NOW) == "web   0/2   Init:0/2   4   24h"
+    # a sidecar crash-looping after initialization: the pod's status is not Init:...
+    kind, pod = _sidecar_pod({"waiting": {"reason": "CrashLoopBackOff"}}, False, False, True, {"running": {}})
+    assert printers.table(kind, [pod], headers=False, now=NOW) == "web   1/2   Running   4   24h"
+    page = describe(kind, pod)
+    assert "Init Containers:\n  side:\n" in page and "Restart Policy:     Always" in page
+    assert page.index("Init Containers:") < page.index("Containers:\n  c:")
+
+
 def test_node_table_puts_age_before_version_and_internal_ip():
     kind, n = node()
     assert printers.table(kind, [n], now=NOW).splitlines() == [

@@ -199,6 +199,24 @@ def test_ephemeral_storage_requests_sum_containers_and_take_the_largest_init_con
     assert pod_requests(p).ephemeral_b == 3 * 1024 ** 3
 
 
+@pytest.mark.parametrize("inits,app_cpu,expected_m", [
+    # (init containers as (cpu, sidecar?)), the app's cpu request, Kubernetes' PodRequests
+    ((("200m", True),), "300m", 500),                       # a sidecar runs beside the app: summed
+    ((("200m", True), ("1", False)), "300m", 1200),         # an init after it runs beside it: 200m + 1
+    ((("1", False), ("200m", True)), "300m", 1000),         # an init before it runs alone: 1
+    ((("100m", True), ("100m", True), ("150m", False)), "100m", 350),   # 2 sidecars + init beats 2 + app
+])
+def test_pod_requests_count_sidecars_beside_the_app_and_the_later_init_containers(inits, app_cpu, expected_m):
+    p = pod()
+    p.spec.containers[0].resources.requests["cpu"] = app_cpu
+    for i, (cpu, sidecar) in enumerate(inits):
+        c = p.spec.init_containers.add(name=f"i{i}", image="x")
+        c.resources.requests["cpu"] = cpu
+        if sidecar:
+            c.restart_policy = "Always"
+    assert pod_requests(p).cpu_m == expected_m
+
+
 def test_missing_allocatable_falls_back_to_capacity():
     n = node(cpu="", memory="", pods="")
     n.status.capacity.update({"cpu": "1", "memory": "1Gi", "ephemeral-storage": "2Gi"})

@@ -90,6 +90,34 @@ def test_a_reapplied_manifest_keeps_the_account_and_mount_admission_filled_in():
     assert again.spec.automount_service_account_token is False
 
 
+def puller(name, *secrets):
+    s = sa(name)
+    for secret in secrets:
+        s.image_pull_secrets.add(name=secret)
+    return s
+
+
+@pytest.mark.parametrize("account, pod_secrets, objs, want", [
+    ("robot", [], [puller("robot", "regcred", "other")], ["regcred", "other"]),   # copied, in order
+    ("robot", ["mine"], [puller("robot", "regcred")], ["mine"]),                   # the pod's own win
+    ("", [], [puller("default", "regcred")], ["regcred"]),
+    ("", [], [], []),                                  # `default` not made yet: nothing to copy
+])
+def test_the_accounts_image_pull_secrets_are_copied_into_pods_that_list_none(account, pod_secrets, objs, want):
+    p = pod(account)
+    for name in pod_secrets:
+        p.spec.image_pull_secrets.add(name=name)
+    admit(p, *objs)
+    assert [r.name for r in p.spec.image_pull_secrets] == want
+
+
+def test_a_reapplied_manifest_keeps_the_pull_secrets_admission_filled_in():
+    stored = admit(pod("robot"), puller("robot", "regcred"))
+    again = pod("robot")
+    admission.admit(POD, again, creating=False, old=stored, view=DictView.of(ns("team")))
+    assert [r.name for r in again.spec.image_pull_secrets] == ["regcred"]
+
+
 @pytest.mark.parametrize("namespace, names, want", [
     (ns("team"), set(), True),
     (ns("team"), {"robot"}, True),

@@ -120,6 +120,26 @@ def test_watch_cursor_wakes_on_its_kind(consumer, reader):
     assert [e.key for e in got] == [("ConfigMap", "default", "c9")]
 
 
+def test_wake_watchers_ends_every_waiting_cursors_wait_without_a_change(consumer, reader):
+    """A Raft state change wakes every watch (Store._state_changed): each re-checks its
+    leader at once instead of at its next idle poll (WATCH_POLL_S, 5 s)."""
+    cursors = [reader.watch(kind, reader.resource_version()) for kind in ("ConfigMap", "Secret", "Pod")]
+    returned = []
+    threads = [threading.Thread(target=lambda w=w: (w.next(30.0), returned.append(time.monotonic())))
+               for w in cursors]
+    for t in threads:
+        t.start()
+    conds = [consumer.changed_for(k) for k in ("ConfigMap", "Secret", "Pod")]
+    deadline = time.monotonic() + 5
+    while not all(c._waiters for c in conds) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    woken_at = time.monotonic()
+    consumer.wake_watchers()
+    for t in threads:
+        t.join(5)
+    assert len(returned) == 3 and max(returned) - woken_at < 2.0
+
+
 def test_watch_cursor_expires_when_history_moved_on(consumer, reader):
     w = reader.watch("ConfigMap", 1)
     for i in range(8):                     # history of 8: version 1 falls out

@@ -54,10 +54,6 @@ REFUSED = [
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
      "volumes[0].persistentVolumeClaim", "persistent volumes"),
     # decoded since the pod-spec fields arrived in the API types; refused until honoured
-    ({"schedulingGates": [{"name": "example.com/wait"}]}, "schedulingGates", "gates"),
-    ({"imagePullSecrets": [{"name": "regcred"}]}, "imagePullSecrets", "credentials"),
-    ({"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}]},
-     "initContainers[0].restartPolicy", "sidecar"),
 ]
 
 
@@ -88,6 +84,12 @@ ACCEPTED = [
      "initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]},
     {"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}]},
     {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
+    # honoured by the node agent since issue 11 (nodeagent/podsync/projected.py)
+    {"volumes": [{"name": "info", "downwardAPI": {"items": [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]},
+    {"volumes": [{"name": "all", "projected": {"sources": [
+        {"secret": {"name": "s"}}, {"configMap": {"name": "c"}},
+        {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 600, "path": "token"}}]}}]},
     # honoured by the scheduler since issue 11
     {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}},
@@ -106,6 +108,11 @@ ACCEPTED = [
         "runAsGroup": 1000, "runAsNonRoot": True, "allowPrivilegeEscalation": False, "privileged": False,
         "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "Unconfined"}})]},
+    # native sidecars (issue 11): honoured by the node agent
+    {"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always",
+                         "readinessProbe": {"exec": {"command": ["true"]}}}]},
+    {"schedulingGates": [{"name": "example.com/wait"}]},
+    {"imagePullSecrets": [{"name": "regcred"}]},
 ]
 
 
@@ -131,6 +138,15 @@ def test_kinds_without_pod_specs_have_nothing_to_refuse():
     assert check(svc) == [] and check(cm) == []
 
 
+def test_issue_11_service_and_account_fields_are_honoured():
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+           "spec": {"ports": [{"port": 80}], "selector": {"app": "web"},
+                    "ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4"]}}
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"},
+          "imagePullSecrets": [{"name": "regcred"}]}
+    assert check(svc) == [] and check(sa) == []
+
+
 def test_pod_specs_found_by_type_not_by_kind():
     kind = kinds.BY_NAME["Deployment"]
     msg = codec.decode(kind.message, templated("Deployment")(POD_SPEC))
@@ -142,6 +158,8 @@ NOT_IN_API = [
     ({"priorityClassName": "high"}, "spec.priorityClassName", "priority"),
     ({"serviceAccount": "default"}, "spec.serviceAccount", "deprecated name of serviceAccountName"),
     ({"securityContext": {"seLinuxOptions": {"level": "s0"}}}, "spec.securityContext.seLinuxOptions", "SELinux"),
+    ({"volumes": [{"name": "ca", "projected": {"sources": [{"clusterTrustBundle": {"name": "x", "path": "ca"}}]}}]},
+     "spec.volumes[0].projected.sources[0].clusterTrustBundle", "ConfigMap"),
     ({"securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}}}, "spec.securityContext.appArmorProfile",
      "AppArmor"),
     ({"containers": [dict(CONTAINER, securityContext={"procMount": "Unmasked"})]},

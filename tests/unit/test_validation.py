@@ -318,6 +318,20 @@ INVALID = [
      f"{PC0}.lifecycle.preStop.httpGet", "more than 1 handler"),
     ("Pod", put("spec.initContainers", [{"name": "init", "image": "b", "livenessProbe": {"exec": {
         "command": ["x"]}}}]), "spec.initContainers[0].livenessProbe", "init containers"),
+    # ---- pod: native sidecars (restartPolicy on containers), Kubernetes' messages
+    ("Pod", put(f"{C0}.restartPolicy", "Always"), f"{PC0}.restartPolicy",
+     "Forbidden: may not be set for non-init containers"),
+    ("Pod", put("spec.initContainers", [{"name": "init", "image": "b", "restartPolicy": "OnFailure"}]),
+     "spec.initContainers[0].restartPolicy", 'Unsupported value: "OnFailure": supported values: "Always"'),
+    ("Pod", put("spec.initContainers", [{"name": "init", "image": "b", "readinessProbe": {"exec": {
+        "command": ["x"]}}}]), "spec.initContainers[0].readinessProbe",
+     "Forbidden: may not be set for init containers without restartPolicy=Always"),
+    ("Pod", put("spec.initContainers", [{"name": "init", "image": "b", "lifecycle": {"preStop": {"exec": {
+        "command": ["x"]}}}}]), "spec.initContainers[0].lifecycle",
+     "Forbidden: may not be set for init containers without restartPolicy=Always"),
+    ("Pod", put("spec.initContainers", [{"name": "side", "image": "b", "restartPolicy": "Always",
+                                         "livenessProbe": {"exec": {"command": ["x"]}, "successThreshold": 2}}]),
+     "spec.initContainers[0].livenessProbe.successThreshold", "must be 1"),
     # ---- pod: scheduling
     ("Pod", put("spec.nodeSelector", {"disk": "s s d"}), "spec.nodeSelector[disk]", "invalid label value"),
     ("Pod", put("spec.tolerations", [{"key": "k", "operator": "Maybe"}]), "spec.tolerations[0].operator",
@@ -570,6 +584,11 @@ VALID_VARIANTS = [
     ("Pod", put(f"{C0}.lifecycle", {"preStop": {"exec": {"command": ["sleep", "5"]}},
                                     "postStart": {"httpGet": {"port": 80}}})),
     ("Pod", put("spec.initContainers", [{"name": "init", "image": "busybox", "command": ["true"]}])),
+    ("Pod", put("spec.initContainers", [{"name": "side", "image": "busybox", "restartPolicy": "Always",
+                                         "startupProbe": {"exec": {"command": ["true"]}},
+                                         "livenessProbe": {"exec": {"command": ["true"]}},
+                                         "readinessProbe": {"tcpSocket": {"port": 80}},
+                                         "lifecycle": {"preStop": {"exec": {"command": ["true"]}}}}])),
     ("Pod", put("spec.restartPolicy", "OnFailure")),
     ("Pod", both(put("spec.dnsPolicy", "None"), put("spec.dnsConfig", {"nameservers": ["1.1.1.1"]}))),
     ("Pod", both(put("spec.hostNetwork", True), put(f"{C0}.ports.0.hostPort", 80))),

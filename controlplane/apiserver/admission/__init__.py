@@ -5,7 +5,7 @@ An ordered chain of plugins, mutating then validating, as in kube-apiserver
 makes again). Nothing that fails here reaches the Raft log.
 
   mutating:   NormalizeIdentity -> NamespaceLifecycle (view) -> CarryOverAssigned -> Defaults
-              -> ServiceAccount (view)
+              -> ServiceAccount (view) -> Stamp
   validating: Validation -> ValidateUpdate -> NotSupportedYet -> ObjectSize
 
 Entry point: admit(kind, msg, old=..., creating=..., view=...). view is a
@@ -20,7 +20,7 @@ from skiff.api.kinds import Kind
 
 from controlplane.apiserver.admission.chain import (  # noqa: F401 - the package's interface
     CREATE, UPDATE, AdmissionError, Attributes, Chain, MutatingPlugin, ValidatingPlugin)
-from controlplane.apiserver.admission.mutating import CARRY_OVER_ASSIGNED, DEFAULTS, NORMALIZE_IDENTITY
+from controlplane.apiserver.admission.mutating import CARRY_OVER_ASSIGNED, DEFAULTS, NORMALIZE_IDENTITY, STAMP
 from controlplane.apiserver.admission.namespace_lifecycle import NAMESPACE_LIFECYCLE
 from controlplane.apiserver.admission.serviceaccount import SERVICE_ACCOUNT_PLUGIN
 from controlplane.apiserver.admission.validating import (  # noqa: F401 - MAX_OBJECT_BYTES re-exported
@@ -33,7 +33,8 @@ from controlplane.apiserver.admission.view import ClusterView, DictView  # noqa:
 # before defaults (a defaulted empty clusterIP would hide the assigned one).
 # Next: LimitRange joins the mutating plugins, ResourceQuota the validating ones.
 DEFAULT_CHAIN = Chain(
-    mutating=(NORMALIZE_IDENTITY, NAMESPACE_LIFECYCLE, CARRY_OVER_ASSIGNED, DEFAULTS, SERVICE_ACCOUNT_PLUGIN),
+    mutating=(NORMALIZE_IDENTITY, NAMESPACE_LIFECYCLE, CARRY_OVER_ASSIGNED, DEFAULTS, SERVICE_ACCOUNT_PLUGIN,
+              STAMP),
     validating=(VALIDATION, VALIDATE_UPDATE, NOT_SUPPORTED_YET, OBJECT_SIZE),
 )
 

@@ -6,6 +6,7 @@ Each is a function of Attributes that changes attrs.obj in place, or refuses.
 from skiff.api import defaults
 from skiff.api.assigned import carry_over_assigned
 from skiff.api.errors import FieldError
+from skiff.api.wellknown import now_rfc3339
 
 from controlplane.apiserver.admission.chain import CREATE, AdmissionError, Attributes, MutatingPlugin
 
@@ -52,6 +53,14 @@ def apply_defaults(a: Attributes) -> None:
     defaults.apply_defaults(a.kind, a.obj)
 
 
+def stamp(a: Attributes) -> None:
+    """The times the API server assigns on a write (a Node's NoExecute taints' timeAdded:
+    Kind.stamp). Here, before the log, so every replica applies the same time."""
+    if a.kind.stamp is not None:
+        a.kind.stamp(a.obj, a.old, now_rfc3339())
+
+
 NORMALIZE_IDENTITY = MutatingPlugin("NormalizeIdentity", normalize_identity)
 CARRY_OVER_ASSIGNED = MutatingPlugin("CarryOverAssigned", carry_over)
 DEFAULTS = MutatingPlugin("Defaults", apply_defaults)
+STAMP = MutatingPlugin("Stamp", stamp)

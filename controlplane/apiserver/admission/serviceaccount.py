@@ -15,11 +15,14 @@ Kubernetes' admission plugin of the same name, for pods being created:
   /var/run/secrets/kubernetes.io/serviceaccount when it is true (nodeagent/podsync/satoken.py).
   Decided once, at creation, as Kubernetes does: changing the account later does not
   change running pods.
+- imagePullSecrets: a pod that lists none gets the account's (names only), as Kubernetes'
+  plugin does; also decided once, at creation.
 
 Checked against the replica's applied state (the view): a little behind the log at
 worst, like Kubernetes' informer-backed plugin.
 """
 
+from skiff.api import objects_pb2 as pb
 from skiff.api.errors import FieldError
 from skiff.api.kinds.pod import POD
 from skiff.api.kinds.serviceaccount import SERVICE_ACCOUNT
@@ -45,6 +48,8 @@ def admit(a: Attributes) -> None:
         spec.automount_service_account_token = not (
             sa is not None and sa.HasField("automount_service_account_token")
             and not sa.automount_service_account_token)
+    if not spec.image_pull_secrets and sa is not None:
+        spec.image_pull_secrets.extend(pb.LocalObjectReference(name=r.name) for r in sa.image_pull_secrets)
 
 
 SERVICE_ACCOUNT_PLUGIN = MutatingPlugin("ServiceAccount", admit, needs_view=True)

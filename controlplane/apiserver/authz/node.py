@@ -21,7 +21,7 @@ For an identity with a node_name N (skiff:node:N in skiff:nodes) and these resou
   events         get: any (the recorder bumps an existing event); create, update, patch:
                  only events whose involvedObject is Node N or a pod bound to N
   secrets,       get: only when a pod bound to N in that namespace references it
-  configmaps     (volumes, env valueFrom, envFrom, imagePullSecrets); nothing else
+  configmaps     (volumes, projected volume sources, env valueFrom, envFrom, imagePullSecrets); nothing else
   services,      get, list, watch (the proxier, DNS and service links)
   endpoints
   serviceaccounts/token  create (TokenRequest): only bound to a pod bound to N that runs
@@ -199,7 +199,7 @@ def selects_node(field_selector: str, node: str) -> bool:
 
 # The message types that name a Secret or ConfigMap of the pod's namespace, and the field
 # holding the name: found wherever they sit in a pod spec (volumes, env, envFrom, projected
-# volumes to come), so a new place to reference one needs no change here.
+# volumes), so a new place to reference one needs no change here.
 _REFS = {
     "skiff.api.SecretVolumeSource": ("secrets", "secret_name"),
     "skiff.api.SecretKeySelector": ("secrets", "name"),

@@ -66,6 +66,20 @@ def _validate_node(node: pb.Node, errs) -> None:
             validate_quantity(value, f"status.{which}[{name}]", errs)
 
 
+def _stamp_node(node: pb.Node, old: pb.Node | None, now: str) -> None:
+    """A NoExecute taint written without timeAdded gets one, as Kubernetes' API does: the
+    stored node's timeAdded when it already had the same taint (key, value, effect; so
+    re-applying a node manifest, or a read-modify-write without the field, does not
+    restart the countdown of tolerationSeconds), else now. The taint eviction controller
+    counts tolerationSeconds from it."""
+    known = {}
+    if old is not None:
+        known = {(t.key, t.value, t.effect): t.time_added for t in old.spec.taints if t.time_added}
+    for taint in node.spec.taints:
+        if taint.effect == "NoExecute" and not taint.time_added:
+            taint.time_added = known.get((taint.key, taint.value, taint.effect), now)
+
+
 def _node_row(n):
     ready = condition_status(n.status.conditions, "Ready")
     # kubectl shows NotReady for both False and Unknown (a node that stopped reporting).
@@ -84,6 +98,7 @@ def _node_row(n):
 NODE = register(Kind(
     "Node", "v1", "nodes", ("no",), False, pb.Node, "node", True,
     validate=_validate_node,
+    stamp=_stamp_node,
     quantity_fields=("skiff.api.NodeStatus.capacity", "skiff.api.NodeStatus.allocatable"),
     columns=("STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP"),
     wide_columns=("OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"),

@@ -4,11 +4,13 @@ Both hold keyed data for pods (env, envFrom, volumes); with `immutable: true` th
 data never changes again. A Secret's values are never printed by `describe`.
 """
 
+import json
+
 from skiff.api import objects_pb2 as pb
 from skiff.api.errors import FieldError
 from skiff.api.kinds.registry import Kind, StoreHooks, register
 from skiff.api.validation import (
-    MAX_DATA_BYTES, check, duplicate, forbidden, immutable, required, validate_config_key,
+    MAX_DATA_BYTES, check, duplicate, forbidden, immutable, invalid, required, validate_config_key,
 )
 
 
@@ -42,10 +44,35 @@ def _validate_secret(secret: pb.Secret, errs) -> None:
         errs.append(FieldError("data", f"Too long: data totals {total} bytes, "
                                        f"must have at most {MAX_DATA_BYTES} bytes (1 MiB)"))
     needed = {"kubernetes.io/tls": ("tls.crt", "tls.key"),
-              "kubernetes.io/dockerconfigjson": (".dockerconfigjson",)}.get(secret.type, ())
+              "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+              "kubernetes.io/dockercfg": (".dockercfg",)}.get(secret.type, ())
     for key in needed:
         if key not in secret.data and key not in secret.string_data:
             required(errs, f"data[{key}]", f"a secret of type {secret.type} needs this key")
+    if secret.type in DOCKER_CONFIG_KEYS:
+        _validate_docker_config(secret, DOCKER_CONFIG_KEYS[secret.type], errs)
+
+
+# Registry credentials (imagePullSecrets): the key each type needs, holding a JSON object.
+DOCKER_CONFIG_KEYS = {"kubernetes.io/dockerconfigjson": ".dockerconfigjson",
+                      "kubernetes.io/dockercfg": ".dockercfg"}
+
+
+def _validate_docker_config(secret: pb.Secret, key: str, errs) -> None:
+    """Kubernetes checks only that the value is well-formed JSON of an object (and never
+    shows it: the value in the message is redacted)."""
+    if key not in secret.data and key not in secret.string_data:
+        return   # reported as required
+    raw = secret.data[key] if key in secret.data else secret.string_data[key].encode()
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        invalid(errs, f"data[{key}]", "<secret contents redacted>", str(exc))
+        return
+    if value is not None and not isinstance(value, dict):   # Go decodes null into a map, not a list
+        go_type = {list: "array", str: "string", bool: "bool"}.get(type(value), "number")
+        invalid(errs, f"data[{key}]", "<secret contents redacted>",
+                f"json: cannot unmarshal {go_type} into Go value of type map[string]interface {{}}")
 
 
 def _validate_data_update(new, old, errs) -> None:

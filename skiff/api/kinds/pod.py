@@ -6,6 +6,7 @@ from skiff.api.display import indent, kv
 from skiff.api.kinds.registry import Kind, StoreHooks, register
 from skiff.api.podspec_validation import validate_pod_spec
 from skiff.api.validation import changed_fields, forbidden, invalid
+from skiff.api.wellknown import is_sidecar
 
 DEFAULT_TERMINATION_GRACE_S = 30
 
@@ -18,6 +19,8 @@ def _defaults(pod: pb.Pod) -> None:
 
 def _validate(pod: pb.Pod, errs) -> None:
     validate_pod_spec(pod.spec, "spec", errs)
+    if pod.spec.node_name and pod.spec.scheduling_gates:
+        forbidden(errs, "spec.nodeName", "cannot be set until all schedulingGates have been cleared")
 
 POD_UPDATE_FORBIDDEN = ("pod updates may not change fields other than `spec.containers[*].image`, "
                         "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, "
@@ -26,9 +29,13 @@ POD_UPDATE_FORBIDDEN = ("pod updates may not change fields other than `spec.cont
 
 
 def _validate_update(new: pb.Pod, old: pb.Pod, errs) -> None:
-    """Only images, activeDeadlineSeconds, toleration additions and binding may change."""
+    """Only images, activeDeadlineSeconds, toleration additions, scheduling-gate removals
+    and binding may change."""
     masked = pb.PodSpec()
     masked.CopyFrom(new.spec)
+    _update_scheduling_gates(new.spec, old.spec, errs)
+    del masked.scheduling_gates[:]
+    masked.scheduling_gates.extend(old.spec.scheduling_gates)
     for group, old_group in ((masked.containers, old.spec.containers),
                              (masked.init_containers, old.spec.init_containers)):
         for c, old_c in zip(group, old_group):
@@ -49,6 +56,18 @@ def _validate_update(new: pb.Pod, old: pb.Pod, errs) -> None:
         forbidden(errs, "spec", f"{POD_UPDATE_FORBIDDEN} (changed: {changed})")
 
 
+def _update_scheduling_gates(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
+    """Gates are set at creation and only removed afterwards (Kubernetes'
+    validateOnlyDeletedSchedulingGates); a pod bound to a node has none left to add."""
+    old_names = {g.name for g in old.scheduling_gates}
+    for gate in new.scheduling_gates:
+        if gate.name not in old_names:
+            forbidden(errs, "spec.schedulingGates",
+                      f"only deletion is allowed, but found new scheduling gate '{gate.name}'")
+    if new.scheduling_gates and new.node_name and not old.node_name:
+        forbidden(errs, "spec.nodeName", "cannot be set until all schedulingGates have been cleared")
+
+
 def _update_active_deadline(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
     """activeDeadlineSeconds may be added or lowered, never removed or raised."""
     path = "spec.activeDeadlineSeconds"
@@ -63,7 +82,8 @@ def _update_active_deadline(new: pb.PodSpec, old: pb.PodSpec, errs) -> None:
 
 def carry_over(new: pb.Pod, old: pb.Pod) -> None:
     """A re-applied manifest does not name the node the pod was bound to, nor the service
-    account and token mount the ServiceAccount admission plugin filled in: keep them."""
+    account, token mount and imagePullSecrets the ServiceAccount admission plugin filled
+    in: keep them."""
     if not new.spec.node_name:
         new.spec.node_name = old.spec.node_name
     if not new.spec.service_account_name:
@@ -71,6 +91,8 @@ def carry_over(new: pb.Pod, old: pb.Pod) -> None:
     if not new.spec.HasField("automount_service_account_token") and \
             old.spec.HasField("automount_service_account_token"):
         new.spec.automount_service_account_token = old.spec.automount_service_account_token
+    if not new.spec.image_pull_secrets:
+        new.spec.image_pull_secrets.extend(old.spec.image_pull_secrets)
 
 
 # ---------------------------------------------------------------- the replicated apply
@@ -91,11 +113,17 @@ def graceful_delete_s(pod: pb.Pod, requested_s) -> int:
 
 def pod_status(p) -> str:
     """kubectl's STATUS column: Terminating, Init:N/M, a container's waiting or terminated
-    reason, else the phase."""
+    reason, SchedulingGated (PodScheduled=False for that reason), else the phase."""
     if p.metadata.deletion_timestamp:
         return "Terminating"
     reason = p.status.reason or p.status.phase or "Pending"
-    for i, cs in enumerate(p.status.init_container_statuses):
+    if any(c.type == "PodScheduled" and c.reason == "SchedulingGated" for c in p.status.conditions):
+        reason = "SchedulingGated"
+    side = _sidecars(p)
+    initialized = any(c.type == "Initialized" and c.status == "True" for c in p.status.conditions)
+    for i, cs in enumerate([] if initialized else p.status.init_container_statuses):
+        if cs.name in side and cs.started:
+            continue  # a started sidecar is done initializing (kubectl's printer)
         if cs.state.HasField("terminated") and cs.state.terminated.exit_code != 0:
             return f"Init:{cs.state.terminated.reason or 'Error'}"
         if cs.state.HasField("waiting") and cs.state.waiting.reason not in ("", "PodInitializing"):
@@ -110,10 +138,18 @@ def pod_status(p) -> str:
     return reason
 
 
+def _sidecars(p) -> set:
+    """Names of the pod's sidecars (init containers with restartPolicy Always)."""
+    return {c.name for c in p.spec.init_containers if is_sidecar(c)}
+
+
 def _row(p):
+    # kubectl's: sidecars count in READY; RESTARTS counts init containers' restarts too.
+    side = _sidecars(p)
     ready = sum(1 for cs in p.status.container_statuses if cs.ready)
-    restarts = sum(cs.restart_count for cs in p.status.container_statuses)
-    return ([f"{ready}/{len(p.spec.containers)}", pod_status(p), str(restarts)],
+    ready += sum(1 for cs in p.status.init_container_statuses if cs.name in side and cs.ready)
+    restarts = sum(cs.restart_count for cs in list(p.status.container_statuses) + list(p.status.init_container_statuses))
+    return ([f"{ready}/{len(p.spec.containers) + len(side)}", pod_status(p), str(restarts)],
             [p.status.pod_ip or "<none>", p.spec.node_name or "<none>"])
 
 
@@ -145,9 +181,22 @@ def _describe(p) -> str:
     # kubectl describe's Reason and Message lines, when the pod has them (e.g. Evicted).
     rows += [(k, v) for k, v in (("Reason", p.status.reason), ("Message", p.status.message)) if v]
     rows.append(("IP", p.status.pod_ip or "<none>"))
-    lines = [kv(rows), "Containers:"]
-    statuses = {cs.name: cs for cs in p.status.container_statuses}
-    for c in p.spec.containers:
+    lines = [kv(rows)]
+    if p.spec.init_containers:
+        lines.append("Init Containers:")
+        lines += _describe_containers(p.spec.init_containers, p.status.init_container_statuses, _sidecars(p))
+    lines.append("Containers:")
+    lines += _describe_containers(p.spec.containers, p.status.container_statuses, set())
+    if p.status.conditions:
+        lines.append("Conditions:")
+        lines.append(indent(kv([(c.type, c.status) for c in p.status.conditions]), 2))
+    return "\n".join(lines)
+
+
+def _describe_containers(specs, container_statuses, sidecars) -> list:
+    lines = []
+    statuses = {cs.name: cs for cs in container_statuses}
+    for c in specs:
         cs = statuses.get(c.name)
         state = "Waiting"
         if cs is not None:
@@ -161,13 +210,11 @@ def _describe(p) -> str:
             ("State", state),
             ("Ready", str(cs.ready) if cs else "False"),
             ("Restart Count", str(cs.restart_count) if cs else "0"),
-        ] + [(title, describe_probe(getattr(c, field)))
+        ] + ([("Restart Policy", "Always")] if c.name in sidecars else [])
+          + [(title, describe_probe(getattr(c, field)))
              for field, title in (("liveness_probe", "Liveness"), ("readiness_probe", "Readiness"),
                                   ("startup_probe", "Startup")) if c.HasField(field)]), 4))
-    if p.status.conditions:
-        lines.append("Conditions:")
-        lines.append(indent(kv([(c.type, c.status) for c in p.status.conditions]), 2))
-    return "\n".join(lines)
+    return lines
 
 
 POD = register(Kind(

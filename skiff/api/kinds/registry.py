@@ -80,6 +80,8 @@ class Kind:
     validate: Callable | None = None          # fn(msg, errs) -> None: the kind's own rules (metadata is generic)
     validate_update: Callable | None = None   # fn(new, old, errs) -> None, immutability rules
     carry_over: Callable | None = None        # fn(new, old) -> None: keep what the cluster assigned
+    stamp: Callable | None = None             # fn(new, old, now) -> None: times the API server stamps on a
+    #                               write (before the log: the replicated apply never re-runs it)
     name_rule: Callable = validate_dns1123_subdomain  # fn(name) -> error detail or None
     # schema
     quantity_fields: tuple = ()   # proto full names of quantity-valued string fields (bare numbers allowed)

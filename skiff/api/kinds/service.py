@@ -1,7 +1,7 @@
 """Service (a stable virtual address in front of pods) and Endpoints (who answers behind it)."""
 
 from skiff.api import objects_pb2 as pb
-from skiff.api import svcalloc
+from skiff.api import svcalloc, svcfamilies
 from skiff.api.errors import join
 from skiff.api.kinds.registry import Kind, StoreHooks, register
 from skiff.api.selectors import validate_dns1035_label, validate_dns1123_label, validate_dns1123_subdomain
@@ -61,6 +61,7 @@ def _validate_service(svc: pb.Service, errs) -> None:
             in_range(errs, "spec.sessionAffinityConfig.clientIP.timeoutSeconds", client_ip.timeout_seconds,
                      1, 86400)
     validate_labels(spec.selector, "spec.selector", errs)
+    svcfamilies.validate(spec, errs)
 
 
 def _validate_cluster_ip(spec: pb.ServiceSpec, errs) -> None:
@@ -121,6 +122,7 @@ def _validate_service_update(new: pb.Service, old: pb.Service, errs) -> None:
     to_or_from_external = (old.spec.type == "ExternalName") != (new.spec.type == "ExternalName")
     if old_ip and new_ip != old_ip and not to_or_from_external:
         immutable(errs, "spec.clusterIP", new_ip)
+    svcfamilies.validate_update(new.spec, old.spec, errs)
 
 
 def _default_service(svc: pb.Service) -> None:
@@ -139,12 +141,15 @@ def _default_service(svc: pb.Service) -> None:
         # targetPort = port; an absent or out-of-range port is left for validation to report, once
         if not int_or_string_set(port.target_port) and 1 <= port.port <= 65535:
             port.target_port.int_val = port.port
+    svcfamilies.defaults(spec)
 
 
 def carry_over(new: pb.Service, old: pb.Service) -> None:
     """Keep what the allocator assigned when a re-applied manifest leaves it out
-    (clusterIP(s), nodePorts of the same port/protocol), as kubectl's merge does."""
+    (clusterIP(s), nodePorts of the same port/protocol, IP families and policy), as
+    kubectl's merge does."""
     _drop_external_policy_left_behind(new.spec, old.spec)
+    svcfamilies.carry_over(new.spec, old.spec)
     if not new.spec.cluster_ip and new.spec.type != "ExternalName":
         new.spec.cluster_ip = old.spec.cluster_ip
         if not new.spec.cluster_ips:
