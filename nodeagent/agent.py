@@ -84,7 +84,7 @@ class Agent:
         self.runtime = dockermod.DockerRuntime(
             self.docker, cfg.node_name,
             pull_client=dockermod.connect(cfg.docker_host, timeout_s=cfg.image_pull_timeout_s))
-        facts = nodemod.machine_facts(version)
+        facts = nodemod.machine_facts(version, cfg.data_dir)
         self.reporter = nodemod.NodeReporter(cfg, self.client, facts, images_fn=self.runtime.images)
         self.reporter.register()
         self.reporter.start()
@@ -103,7 +103,9 @@ class Agent:
         # Events are written in the background; a pod's are flushed before its status (skiff/events.py).
         recorder = self.recorder = EventRecorder(self.sync_client, "skiff-agent", cfg.node_name, asynchronous=True)
         allocatable = {"cpu": facts.cpu, "memory": facts.memory}
-        allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory")})
+        if facts.ephemeral_storage:
+            allocatable["ephemeral-storage"] = facts.ephemeral_storage
+        allocatable.update({k: v for k, v in cfg.capacity.items() if k in ("cpu", "memory", "ephemeral-storage")})
         probes = ProbeManager(self.runtime, recorder)
         self.sa_tokens = PodTokens(cfg.data_dir, self._request_token, ca_bundle=self._ca_bundle).start()
         applier = Applier(runtime=self.runtime, node_name=cfg.node_name, data_dir=cfg.data_dir,

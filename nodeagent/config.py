@@ -7,7 +7,8 @@
     dockerHost: unix:///run/skiff-lab/node1/docker.sock
     dataDir: /var/lib/skiff-lab/node1/agent
     labels: {}                            # optional extra node labels
-    capacity: {cpu: "2", memory: 4Gi, pods: "110"}   # optional; default = this machine's
+    capacity: {cpu: "2", memory: 4Gi, pods: "110"}   # optional; default = this machine's (also
+                                          # ephemeral-storage: default the size of dataDir's filesystem)
     # optional liveness and status reporting (lab defaults; Kubernetes' kubelet defaults in brackets):
     nodeLeaseDurationS: 5                 # [40] the node's Lease (kube-node-lease/<node>) is renewed every
                                           # quarter of it [10 s]; lab: = the control plane's 5 s
@@ -96,7 +97,7 @@ _OPTIONAL_FLOAT = {
     "imagePullTimeoutS": "image_pull_timeout_s",
 }
 _OTHER = ("labels", "capacity", "pauseImage", "syncWorkers", "podNetwork", "dnsUpstream", "nodeLeaseDurationS", "tls")
-CAPACITY_KEYS = ("cpu", "memory", "pods")
+CAPACITY_KEYS = ("cpu", "memory", "pods", "ephemeral-storage")
 
 
 def load(path: str) -> AgentConfig:

@@ -20,7 +20,8 @@ the reconcile toolkit (no event triggers them, only time):
   synced, else a GET: the kubelet reads it from the API server's watch cache) and
   computes the status (condition
   Ready=True reason KubeletReady, MemoryPressure/DiskPressure/PIDPressure=False,
-  addresses, capacity/allocatable, nodeInfo, daemonEndpoints, the engine's images
+  addresses, capacity/allocatable (ephemeral-storage: the size of the data dir's
+  filesystem, as the kubelet's root dir's), nodeInfo, daemonEndpoints, the engine's images
   read every 10 s), and WRITES it only when it differs from the stored one beyond
   the heartbeat times (status_changed) or nodeStatusReportFrequencyS (lab and
   Kubernetes: 300 s) has passed since our last write. The Ready condition's
@@ -64,9 +65,20 @@ class MachineFacts:
     os_image: str
     machine_id: str
     docker_version: str
+    ephemeral_storage: str = ""   # "102626232Ki": size of the filesystem of the agent's data dir; "" unknown
 
 
-def machine_facts(docker_version: str) -> MachineFacts:
+def filesystem_size(path: str) -> str:
+    """Total size of the filesystem holding path, as the kubelet reports ephemeral-storage
+    capacity (its root dir's filesystem: blocks * fragment size), in Ki; "" if unreadable."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return ""
+    return f"{st.f_blocks * st.f_frsize // 1024}Ki"
+
+
+def machine_facts(docker_version: str, data_dir: str = "") -> MachineFacts:
     mem_kib = 0
     try:
         with open("/proc/meminfo", encoding="utf-8") as f:
@@ -91,7 +103,8 @@ def machine_facts(docker_version: str) -> MachineFacts:
     except OSError:
         pass
     return MachineFacts(cpu=str(os.cpu_count() or 1), memory=f"{mem_kib}Ki", kernel_version=platform.release(),
-                        os_image=os_image, machine_id=machine_id, docker_version=docker_version)
+                        os_image=os_image, machine_id=machine_id, docker_version=docker_version,
+                        ephemeral_storage=filesystem_size(data_dir) if data_dir else "")
 
 
 def node_labels(cfg) -> dict:
@@ -113,6 +126,8 @@ def build_status(cfg, facts: MachineFacts, now: float, old: pb.NodeStatus, image
     """images: [(names, size bytes)] the engine has; None keeps the old list."""
     status = pb.NodeStatus()
     capacity = {"cpu": facts.cpu, "memory": facts.memory, "pods": DEFAULT_PODS}
+    if facts.ephemeral_storage:
+        capacity["ephemeral-storage"] = facts.ephemeral_storage
     capacity.update(cfg.capacity)
     status.capacity.update(capacity)
     status.allocatable.update(capacity)

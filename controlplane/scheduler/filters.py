@@ -165,6 +165,8 @@ def resources_fit(pod: pb.Pod, info: NodeInfo) -> list:
         reasons.append(INSUFFICIENT.format("cpu"))
     if want.memory_b > 0 and want.memory_b > have.memory_b - used.memory_b:
         reasons.append(INSUFFICIENT.format("memory"))
+    if want.ephemeral_b > 0 and want.ephemeral_b > have.ephemeral_b - used.ephemeral_b:
+        reasons.append(INSUFFICIENT.format("ephemeral-storage"))
     return reasons
 
 

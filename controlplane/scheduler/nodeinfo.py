@@ -34,9 +34,11 @@ class Resources:
     cpu_m: int = 0
     memory_b: int = 0
     pods: int = 0
+    ephemeral_b: int = 0          # ephemeral-storage bytes (scored by nothing, only filtered)
 
     def __add__(self, other: "Resources") -> "Resources":
-        return Resources(self.cpu_m + other.cpu_m, self.memory_b + other.memory_b, self.pods + other.pods)
+        return Resources(self.cpu_m + other.cpu_m, self.memory_b + other.memory_b, self.pods + other.pods,
+                         self.ephemeral_b + other.ephemeral_b)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -50,33 +52,35 @@ def _quantity(fn, value: str) -> int:
 
 
 def _container_requests(c: pb.Container) -> tuple:
-    """(cpu_m, memory_b): requests, or limits where a request is missing (Kubernetes'
-    defaulting copies limits into absent requests)."""
+    """(cpu_m, memory_b, ephemeral_b): requests, or limits where a request is missing
+    (Kubernetes' defaulting copies limits into absent requests)."""
     req, lim = c.resources.requests, c.resources.limits
     cpu = req.get("cpu") or lim.get("cpu") or "0"
     mem = req.get("memory") or lim.get("memory") or "0"
-    return _quantity(cpu_millicores, cpu), _quantity(memory_bytes, mem)
+    eph = req.get("ephemeral-storage") or lim.get("ephemeral-storage") or "0"
+    return _quantity(cpu_millicores, cpu), _quantity(memory_bytes, mem), _quantity(memory_bytes, eph)
 
 
 def pod_requests(pod: pb.Pod) -> Resources:
     """What the pod asks for (Kubernetes' PodRequests): the sum over its app containers and
     sidecars (init containers with restartPolicy Always: they keep running beside the apps),
     or, if larger, the peak of initialization: a regular init container runs alone but
-    beside the sidecars declared before it."""
-    cpu = mem = 0
+    beside the sidecars declared before it. Per resource: cpu, memory, ephemeral-storage."""
+    apps = [0, 0, 0]
     for c in pod.spec.containers:
-        c_cpu, c_mem = _container_requests(c)
-        cpu, mem = cpu + c_cpu, mem + c_mem
-    side_cpu = side_mem = init_cpu = init_mem = 0
+        apps = [a + b for a, b in zip(apps, _container_requests(c))]
+    side = [0, 0, 0]
+    init = [0, 0, 0]
     for c in pod.spec.init_containers:
-        c_cpu, c_mem = _container_requests(c)
+        req = list(_container_requests(c))
         if is_sidecar(c):
-            side_cpu, side_mem = side_cpu + c_cpu, side_mem + c_mem
-            c_cpu, c_mem = side_cpu, side_mem
+            side = [a + b for a, b in zip(side, req)]
+            req = side
         else:
-            c_cpu, c_mem = c_cpu + side_cpu, c_mem + side_mem
-        init_cpu, init_mem = max(init_cpu, c_cpu), max(init_mem, c_mem)
-    return Resources(max(cpu + side_cpu, init_cpu), max(mem + side_mem, init_mem), 1)
+            req = [a + b for a, b in zip(req, side)]
+        init = [max(a, b) for a, b in zip(init, req)]
+    cpu, mem, eph = (max(a + s, i) for a, s, i in zip(apps, side, init))
+    return Resources(cpu, mem, 1, eph)
 
 
 def nonzero_requests(pod: pb.Pod) -> Resources:
@@ -84,7 +88,7 @@ def nonzero_requests(pod: pb.Pod) -> Resources:
     containers that request nothing."""
     cpu = mem = 0
     for c in list(pod.spec.containers) + [c for c in pod.spec.init_containers if is_sidecar(c)]:
-        c_cpu, c_mem = _container_requests(c)
+        c_cpu, c_mem, _ = _container_requests(c)
         cpu += c_cpu or NONZERO_CPU_M
         mem += c_mem or NONZERO_MEMORY_B
     return Resources(cpu, mem, 1)
@@ -111,13 +115,16 @@ def ports_conflict(used: set, want) -> bool:
 
 
 def allocatable(node: pb.Node) -> Resources:
-    """status.allocatable, falling back to status.capacity per resource."""
+    """status.allocatable, falling back to status.capacity per resource. A node that
+    reports no ephemeral-storage has 0 of it (Kubernetes: a pod requesting some does
+    not fit there)."""
     def get(name):
         return node.status.allocatable.get(name) or node.status.capacity.get(name) or ""
-    cpu, mem, pods = get("cpu"), get("memory"), get("pods")
+    cpu, mem, pods, eph = get("cpu"), get("memory"), get("pods"), get("ephemeral-storage")
     return Resources(_quantity(cpu_millicores, cpu) if cpu else 0,
                      _quantity(memory_bytes, mem) if mem else 0,
-                     _quantity(memory_bytes, pods) if pods else DEFAULT_MAX_PODS)
+                     _quantity(memory_bytes, pods) if pods else DEFAULT_MAX_PODS,
+                     _quantity(memory_bytes, eph) if eph else 0)
 
 
 @dataclass

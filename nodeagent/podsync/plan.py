@@ -24,6 +24,8 @@ It follows kubelet's computePodActions:
   kept for their logs until the pod is deleted); sidecars never keep a pod alive;
 - spec.activeDeadlineSeconds passed since status.startTime -> stop every container,
   as for a finished pod (deadline.py; the status says Failed, DeadlineExceeded);
+- evicted (over an ephemeral-storage limit: ephemeral.py) -> kill every container at
+  once (grace 0, the kubelet's local storage eviction); the status says Failed, Evicted;
 - deletionTimestamp set -> stop every container (preStop hook, SIGTERM, the rest of
   the grace period, SIGKILL) in sidecars.stop_order: the app containers together, then
   each sidecar, last declared first, each given what is left of the grace period when
@@ -37,7 +39,7 @@ actions; a pod whose containers all run with the right hash gets no action
 actions that follow each other in parallel and always before a sandbox's kill.
 """
 
-from nodeagent.podsync import deadline, sidecars, spechash
+from nodeagent.podsync import deadline, ephemeral, sidecars, spechash
 from nodeagent.podsync.model import (
     BackoffPolicy, CreateSandbox, FinalizePod, KillContainer, RemoveContainer, StartContainer, WaitBackoff,
     backoff_key, in_backoff, next_backoff)
@@ -54,7 +56,7 @@ KEEP_INSTANCES = 2       # per container: the latest and the one before (its las
 
 
 def plan(pod, observed, now: float, probe_results=None, backoff_state=None,
-         policy: BackoffPolicy = BackoffPolicy()) -> list:
+         policy: BackoffPolicy = BackoffPolicy(), evicted: bool = False) -> list:
     """Actions that move the engine towards the pod's spec; see the module docstring."""
     probe_results = probe_results or {}
     backoff_state = backoff_state or {}
@@ -69,6 +71,8 @@ def plan(pod, observed, now: float, probe_results=None, backoff_state=None,
     if pod.status.phase in TERMINAL_PHASES:
         # A terminal pod never runs again; stop whatever still runs of it.
         return _stop_next(pod, mine, ctx.grace_s, "PodCompleted") + _gc(mine)
+    if evicted:
+        return _kill_all_now(mine, ephemeral.REASON) + _gc(mine)
     if deadline.passed(pod, now):
         # spec.activeDeadlineSeconds: stopped like a finished pod; status makes it Failed.
         return _stop_next(pod, mine, ctx.grace_s, deadline.REASON) + _gc(mine)
@@ -359,6 +363,14 @@ def _stop_sandbox_pod(ctx, sb, reason, stopping=frozenset()) -> list:
             return []
         return [_kill_sandbox(o) for o in running if o.kind == SANDBOX]
     return _stop_next(ctx.pod, running, ctx.grace_s, reason)
+
+
+def _kill_all_now(mine, reason) -> list:
+    """Every running container at once, grace 0 (no preStop, SIGKILL; sidecar order is moot),
+    then the sandbox: the kubelet's local storage eviction."""
+    running = [o for o in mine if o.running]
+    return ([_kill(o, 0, reason) for o in running if o.kind != SANDBOX]
+            + [_kill_sandbox(o) for o in running if o.kind == SANDBOX])
 
 
 def _has_hooks(pod, o) -> bool:

@@ -19,6 +19,7 @@ compute_status(pod, observed, now, probe_results, waiting, host_ip) -> PodStatus
   containers finished is Succeeded/Failed whatever its sidecars do (they are stopped
   after them); a terminal phase (Succeeded/Failed) never changes;
   past spec.activeDeadlineSeconds: Failed, reason DeadlineExceeded (deadline.py);
+  evicted (`evicted` is the eviction message: ephemeral.py): Failed, reason Evicted;
 - conditions Initialized, Ready, ContainersReady (lastTransitionTime kept while
   the status stays the same), PodScheduled kept (added as True when missing),
   any other condition kept as is;
@@ -32,7 +33,7 @@ from skiff.api import objects_pb2 as pb
 from skiff.api import quantity
 from skiff.api.wellknown import POD_FINISHED_PHASES
 
-from nodeagent.podsync import deadline, sidecars
+from nodeagent.podsync import deadline, ephemeral, sidecars
 from nodeagent.runtime import timeutil
 from nodeagent.probes.results import ProbeResults
 from nodeagent.runtime.container import APP, CREATED, INIT, SANDBOX
@@ -42,7 +43,7 @@ OWN_CONDITIONS = ("Initialized", "Ready", "ContainersReady", "PodScheduled")
 
 
 def compute_status(pod, observed, now: float, probe_results=None, waiting=None, host_ip: str = "",
-                   pod_ip: str = "") -> pb.PodStatus:
+                   pod_ip: str = "", evicted: str = "") -> pb.PodStatus:
     probe_results = probe_results or {}
     waiting = waiting or {}
     uid = pod.metadata.uid
@@ -76,7 +77,9 @@ def compute_status(pod, observed, now: float, probe_results=None, waiting=None, 
     status.phase = phase
     status.reason = old.reason
     status.message = old.message
-    if phase not in TERMINAL_PHASES and deadline.passed(pod, now):
+    if phase not in TERMINAL_PHASES and evicted:
+        status.phase, status.reason, status.message = "Failed", ephemeral.REASON, evicted
+    elif phase not in TERMINAL_PHASES and deadline.passed(pod, now):
         status.phase, status.reason, status.message = "Failed", deadline.REASON, deadline.MESSAGE
     status.host_ip = host_ip
     if pod_ip:
@@ -86,6 +89,12 @@ def compute_status(pod, observed, now: float, probe_results=None, waiting=None, 
     status.qos_class = qos_class(pod.spec)
     status.nominated_node_name = old.nominated_node_name
     _conditions(status, old, pod, initialized, now)
+    if evicted and status.reason == ephemeral.REASON and \
+            not any(c.type == ephemeral.DISRUPTION_CONDITION for c in status.conditions):
+        # The kubelet (1.26+) marks a pod it evicts with DisruptionTarget (a Job's podFailurePolicy reads it).
+        status.conditions.add(type=ephemeral.DISRUPTION_CONDITION, status="True",
+                              reason=ephemeral.DISRUPTION_REASON, message=evicted,
+                              last_transition_time=timeutil.rfc3339(now))
     return status
 
 

@@ -27,6 +27,10 @@ resync_s (5 s). The loop is the reconcile toolkit's keyed Loop (workers: sync_wo
 pods informer (this node's pods only: a field selector) comes from the agent's
 InformerFactory; without one the syncer makes and runs its own.
 
+Local ephemeral storage: a pod with an ephemeral-storage limit or a disk-backed emptyDir
+sizeLimit is measured (diskusage.py) at most once per resync period, and judged
+(ephemeral.py); a pod over a limit is evicted: killed at once, Failed / Evicted, an event.
+
 Period and cost: the resync above (resync_s, 5 s: kubelet's PLEG relists every 1 s,
 its pod workers resync every syncFrequency, 1 min) costs one sync per known pod: an
 engine read of the pod's containers and a status computed, no API write when nothing
@@ -39,7 +43,7 @@ import os
 import threading
 import time
 
-from nodeagent.podsync import deadline
+from nodeagent.podsync import deadline, diskusage, ephemeral
 from nodeagent.podsync import plan as planmod
 from nodeagent.podsync import volumes
 from nodeagent.podsync.model import MUTATING, BackoffPolicy, WaitBackoff
@@ -85,6 +89,8 @@ class PodSyncer:
         self._last_written: dict = {}   # uid -> (resourceVersion, status) of our last status write
         self._lock = threading.Lock()
         self.syncs = 0
+        self._evictions: dict = {}      # uid -> eviction message (ephemeral.py), until the pod is gone
+        self._measured: dict = {}       # uid -> monotonic time of its last disk usage measurement
 
     # ------------------------------------------------------------ lifecycle
 
@@ -169,12 +175,14 @@ class PodSyncer:
         failed = False
         waits = []
         observed = []
+        evicted = self._eviction(pod)
         for round_no in range(MAX_ROUNDS):
             observed = self.runtime.list(uid)
             if round_no == 0:
                 failed |= self._adopt_network(pod, observed)
             results = self.probes.results(uid)
-            actions = planmod.plan(pod, observed, time.time(), results, self.applier.backoff_state, self.policy)
+            actions = planmod.plan(pod, observed, time.time(), results, self.applier.backoff_state, self.policy,
+                                   evicted=bool(evicted))
             waits = [a for a in actions if isinstance(a, WaitBackoff)]
             if not actions:
                 break
@@ -193,11 +201,45 @@ class PodSyncer:
             self.applier.refresh_volumes(pod)   # downwardAPI labels, projected tokens: kept current
         waiting = {a.container: ("CrashLoopBackOff", a.message) for a in waits}
         waiting.update(self.applier.waiting_reasons(uid))
-        self._write_status(pod, observed, waiting)
+        self._write_status(pod, observed, waiting, evicted)
         # Look again when a back-off ends or the pod's activeDeadlineSeconds comes.
         left = deadline.remaining_s(pod, time.time())
         after = min([a.remaining_s for a in waits] + ([max(0.0, left)] if left is not None else []), default=None)
         return (max(0.05, after + 0.05) if after is not None else None), failed
+
+    def _eviction(self, pod) -> str:
+        """The eviction message of a pod over its ephemeral-storage limits ("" if none): a
+        running pod with limits is measured at most once per resync period (the kubelet's
+        eviction manager: every 10 s); once judged over, it stays evicted."""
+        uid, meta = pod.metadata.uid, pod.metadata
+        with self._lock:
+            known = self._evictions.get(uid)
+        if known:
+            return known
+        if pod.status.phase in planmod.TERMINAL_PHASES or meta.deletion_timestamp or not ephemeral.watched(pod):
+            return ""
+        now = time.monotonic()
+        with self._lock:
+            last = self._measured.get(uid)
+            if last is not None and now - last < self.resync_s * 0.9:
+                return ""
+            self._measured[uid] = now
+        try:
+            usage = diskusage.measure(self.runtime, self.data_dir, pod)
+        except Exception as exc:  # noqa: BLE001 - the engine is down: measured again next period
+            log.info("event=disk_usage_failed pod=%s/%s error=%s", meta.namespace, meta.name,
+                     str(exc)[:200].replace(" ", "_"))
+            return ""
+        message = ephemeral.judge(pod, usage)
+        if not message:
+            return ""
+        with self._lock:
+            self._evictions[uid] = message
+        log.info("event=pod_evicted pod=%s/%s uid=%s reason=%s containers_b=%s volumes_b=%s message=%r",
+                 meta.namespace, meta.name, uid, ephemeral.REASON, usage.containers, usage.volumes, message)
+        if self.applier.recorder is not None:
+            self.applier.recorder.event(pod, "Warning", ephemeral.REASON, message)
+        return message
 
     def _drain_left_s(self, pod) -> float:
         """Seconds a deleted pod with running app containers still waits for its IP to
@@ -256,19 +298,21 @@ class PodSyncer:
     def _forget(self, uid):
         with self._lock:
             self._last_written.pop(uid, None)
+            self._evictions.pop(uid, None)
+            self._measured.pop(uid, None)
         self.probes.remove_pod(uid)
         if self.drain is not None:
             self.drain.forget(uid)
 
     # ------------------------------------------------------------ status
 
-    def _status(self, pod, observed, waiting):
+    def _status(self, pod, observed, waiting, evicted=""):
         return compute_status(pod, observed, time.time(), self.probes.results(pod.metadata.uid), waiting,
-                              host_ip=self.host_ip, pod_ip=self.applier.pod_ip(pod))
+                              host_ip=self.host_ip, pod_ip=self.applier.pod_ip(pod), evicted=evicted)
 
-    def _write_status(self, pod, observed, waiting):
+    def _write_status(self, pod, observed, waiting, evicted=""):
         uid = pod.metadata.uid
-        status = self._status(pod, observed, waiting)
+        status = self._status(pod, observed, waiting, evicted)
         if status == pod.status:
             return
         with self._lock:
@@ -294,7 +338,7 @@ class PodSyncer:
                     return
                 if fresh.metadata.uid != uid:
                     return
-                status = self._status(fresh, observed, waiting)
+                status = self._status(fresh, observed, waiting, evicted)
                 if status == fresh.status:
                     return
                 obj = pb.Pod()

@@ -17,6 +17,7 @@ that the agent never used (it only needs the id).
 """
 
 import logging
+import os
 import threading
 
 import docker
@@ -99,6 +100,34 @@ class DockerRuntime:
                     del self._inspect_cache[stale]
                 self._inspect_cache[key] = obs
         return obs
+
+    def disk_usage(self, pod_uid: str) -> dict:
+        """{container name: bytes} for a pod's init and app containers: the newest instance's
+        writable layer (the engine's SizeRw: an engine list with size=1, which walks each
+        layer's upper dir) plus its json-file log (LogPath, read from the host: the agent
+        runs where the engine's data root is). Older instances are not counted, as the
+        kubelet's stats keep only the latest container of each name."""
+        summaries = self.api.containers(all=True, filters=self._filters(pod_uid), size=True)
+        newest = {}
+        for s in summaries:
+            lab = s.get("Labels") or {}
+            if lab.get(L.CONTAINER_KIND) not in (L.KIND_INIT, L.KIND_APP):
+                continue
+            name = lab.get(L.CONTAINER_NAME, "")
+            rank = (_int(lab.get(L.ATTEMPT)), _int(lab.get(L.RESTART_COUNT)), s.get("Created", 0))
+            if name not in newest or rank > newest[name][0]:
+                newest[name] = (rank, s)
+        out = {}
+        for name, (_rank, s) in newest.items():
+            out[name] = int(s.get("SizeRw") or 0) + self._log_size(s["Id"])
+        return out
+
+    def _log_size(self, cid: str) -> int:
+        try:
+            path = self.api.inspect_container(cid).get("LogPath") or ""
+            return os.path.getsize(path) if path else 0
+        except (docker.errors.NotFound, OSError):
+            return 0
 
     def get(self, cid: str):
         try:

@@ -36,21 +36,12 @@ def _has(field: str) -> Callable:
     return lambda spec, item: item.HasField(field)
 
 
-def _resource(which: str, name: str) -> Callable:
-    return lambda spec, c: name in getattr(c.resources, which)
-
-
 POD_SPEC_RULES = (
     Rule("priority", _has("priority"),
          "pod priority and preemption are planned; remove it to run this pod"),
 )
 
-CONTAINER_RULES = (
-    Rule("resources.requests[ephemeral-storage]", _resource("requests", "ephemeral-storage"),
-         "the scheduler counts only cpu and memory; remove the ephemeral-storage request"),
-    Rule("resources.limits[ephemeral-storage]", _resource("limits", "ephemeral-storage"),
-         "the node agent does not limit disk use; remove the ephemeral-storage limit"),
-)
+CONTAINER_RULES = ()
 
 # Container ports: every field is honoured (hostPort: the node agent's hostport
 # rules and the scheduler's NodePorts filter). Rules for port fields go here.
@@ -62,10 +53,6 @@ SERVICE_RULES = ()
 SERVICE_ACCOUNT_RULES = ()
 
 VOLUME_RULES = (
-    Rule("emptyDir.sizeLimit",
-         lambda s, v: v.HasField("empty_dir") and bool(v.empty_dir.size_limit) and v.empty_dir.medium != "Memory",
-         "only a memory-backed emptyDir (medium: Memory) has a size limit in skiff; "
-         "remove sizeLimit or add medium: Memory"),
     Rule("persistentVolumeClaim", _has("persistent_volume_claim"),
          "persistent volumes are planned; use emptyDir or hostPath for now"),
 )

@@ -112,6 +112,21 @@ def test_node_object():
     assert ready.last_heartbeat_time == rfc3339(1_700_000_000)
 
 
+def test_ephemeral_storage_is_the_data_dir_filesystem_size(tmp_path):
+    import os
+    st = os.statvfs(tmp_path)
+    assert nodemod.filesystem_size(str(tmp_path)) == f"{st.f_blocks * st.f_frsize // 1024}Ki"
+    assert nodemod.filesystem_size(str(tmp_path / "missing")) == ""
+    facts = nodemod.machine_facts("20.10.24", str(tmp_path))
+    assert facts.ephemeral_storage == nodemod.filesystem_size(str(tmp_path))
+    node = nodemod.build_node(configmod.parse(GOOD), facts, 1_700_000_000)
+    assert node.status.capacity["ephemeral-storage"] == facts.ephemeral_storage
+    assert node.status.allocatable["ephemeral-storage"] == facts.ephemeral_storage
+    # the config's capacity overrides it, as for cpu and memory
+    node = nodemod.build_node(configmod.parse(dict(GOOD, capacity={"ephemeral-storage": "5Gi"})), facts, 0)
+    assert node.status.allocatable["ephemeral-storage"] == "5Gi"
+
+
 def test_heartbeat_keeps_transition_time_until_the_status_changes():
     cfg = configmod.parse(GOOD)
     first = nodemod.build_status(cfg, FACTS, 1_700_000_000, pb.NodeStatus())

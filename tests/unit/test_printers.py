@@ -130,6 +130,19 @@ def test_describe_pod_has_its_section_and_a_generic_page_for_others():
     assert "Spec:\n  unschedulable: true" in page and page.endswith("Events:  <none>")
 
 
+def test_describe_pod_shows_the_reason_and_message_of_an_evicted_pod():
+    msg = "Pod ephemeral local storage usage exceeds the total limit of containers 10Mi. "
+    kind, pod = obj("po", {
+        "metadata": {"name": "hog", "namespace": "ns"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]},
+        "status": {"phase": "Failed", "reason": "Evicted", "message": msg}})
+    page = describe(kind, pod)
+    assert "Reason:             Evicted\n" in page and f"Message:            {msg}".rstrip() in page
+    kind, pending = obj("po", {"metadata": {"name": "p", "namespace": "ns"},
+                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    assert "Reason:" not in describe(kind, pending) and "Message:" not in describe(kind, pending)
+
+
 def test_describe_pod_shows_each_probe_as_kubectl():
     kind, pod = obj("po", {
         "metadata": {"name": "web", "namespace": "ns"},

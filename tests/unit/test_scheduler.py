@@ -10,9 +10,10 @@ from skiff.api import objects_pb2 as pb
 
 
 def node(name="n1", cpu="2", memory="4Gi", pods="110", labels=None, taints=(), ready="True",
-         unschedulable=False):
+         unschedulable=False, storage=""):
     n = pb.Node(metadata=pb.ObjectMeta(name=name, labels=labels or {}))
-    n.status.allocatable.update({k: v for k, v in (("cpu", cpu), ("memory", memory), ("pods", pods)) if v})
+    n.status.allocatable.update({k: v for k, v in (("cpu", cpu), ("memory", memory), ("pods", pods),
+                                                   ("ephemeral-storage", storage)) if v})
     if ready is not None:
         n.status.conditions.add(type="Ready", status=ready)
     for key, value, effect in taints:
@@ -22,13 +23,17 @@ def node(name="n1", cpu="2", memory="4Gi", pods="110", labels=None, taints=(), r
 
 
 def pod(name="p", cpu="", memory="", node_name="", owner="", selector=None, tolerations=(), phase="",
-        deleting=False, namespace="default"):
+        deleting=False, namespace="default", storage="", storage_limit=""):
     p = pb.Pod(metadata=pb.ObjectMeta(name=name, namespace=namespace, uid=f"uid-{name}"))
     c = p.spec.containers.add(name="c", image="busybox")
     if cpu:
         c.resources.requests["cpu"] = cpu
     if memory:
         c.resources.requests["memory"] = memory
+    if storage:
+        c.resources.requests["ephemeral-storage"] = storage
+    if storage_limit:
+        c.resources.limits["ephemeral-storage"] = storage_limit
     p.spec.node_name = node_name
     p.spec.node_selector.update(selector or {})
     for t in tolerations:
@@ -118,6 +123,16 @@ FILTER_CASES = [
     ("memory does not fit", pod(memory="3Gi"), node(memory="4Gi"), (pod("o", memory="2Gi", node_name="n1"),),
      ["Insufficient memory"]),
     ("cpu and memory", pod(cpu="3", memory="5Gi"), node(), (), ["Insufficient cpu", "Insufficient memory"]),
+    ("ephemeral-storage fits exactly", pod(storage="6Gi"), node(storage="10Gi"),
+     (pod("o", storage="4Gi", node_name="n1"),), []),
+    ("ephemeral-storage does not fit", pod(storage="7Gi"), node(storage="10Gi"),
+     (pod("o", storage="4Gi", node_name="n1"),), ["Insufficient ephemeral-storage"]),
+    ("ephemeral-storage limit counts as the request", pod(storage_limit="11Gi"), node(storage="10Gi"), (),
+     ["Insufficient ephemeral-storage"]),
+    ("node reporting no ephemeral-storage", pod(storage="1Mi"), node(), (), ["Insufficient ephemeral-storage"]),
+    ("all three", pod(cpu="3", memory="5Gi", storage="1Ti"), node(storage="10Gi"), (),
+     ["Insufficient cpu", "Insufficient memory", "Insufficient ephemeral-storage"]),
+    ("no storage request fits a node without any", pod(cpu="1"), node(), (), []),
     ("too many pods", pod(), node(pods="1"), (pod("o", node_name="n1"),), ["Too many pods"]),
     ("finished pods free their requests", pod(cpu="1"), node(cpu="1"),
      (pod("done", cpu="1", node_name="n1", phase="Succeeded"), pod("bad", cpu="1", node_name="n1", phase="Failed")),
@@ -206,6 +221,15 @@ def test_pod_requests_use_limits_when_absent_and_the_largest_init_container():
     assert (r.cpu_m, r.memory_b) == (1000, 64 * 1024 * 1024)
 
 
+def test_ephemeral_storage_requests_sum_containers_and_take_the_largest_init_container():
+    p = pod(storage="1Gi")
+    p.spec.containers.add(name="b", image="x").resources.limits["ephemeral-storage"] = "2Gi"
+    p.spec.init_containers.add(name="init", image="x").resources.requests["ephemeral-storage"] = "5Gi"
+    assert pod_requests(p).ephemeral_b == 5 * 1024 ** 3
+    p.spec.init_containers[0].resources.requests["ephemeral-storage"] = "2Gi"
+    assert pod_requests(p).ephemeral_b == 3 * 1024 ** 3
+
+
 @pytest.mark.parametrize("inits,app_cpu,expected_m", [
     # (init containers as (cpu, sidecar?)), the app's cpu request, Kubernetes' PodRequests
     ((("200m", True),), "300m", 500),                       # a sidecar runs beside the app: summed
@@ -226,9 +250,10 @@ def test_pod_requests_count_sidecars_beside_the_app_and_the_later_init_container
 
 def test_missing_allocatable_falls_back_to_capacity():
     n = node(cpu="", memory="", pods="")
-    n.status.capacity.update({"cpu": "1", "memory": "1Gi"})
+    n.status.capacity.update({"cpu": "1", "memory": "1Gi", "ephemeral-storage": "2Gi"})
     i = NodeInfo(n)
     assert (i.allocatable.cpu_m, i.allocatable.memory_b, i.allocatable.pods) == (1000, 1024 ** 3, 110)
+    assert i.allocatable.ephemeral_b == 2 * 1024 ** 3
 
 
 # ---------------------------------------------------------------- the FitError message

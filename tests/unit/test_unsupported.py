@@ -2,7 +2,7 @@
 
 Every row breaks one valid object with one such field and checks the exact path;
 the rows that must pass check that the honoured neighbours of a refused field
-(a memory-backed emptyDir with a sizeLimit, hostPort with or without hostNetwork, the
+(an emptyDir with a sizeLimit, hostPort with or without hostNetwork, the
 "default" service account, nodeAffinity) stay accepted.
 """
 
@@ -49,12 +49,6 @@ def check(doc):
 REFUSED = [
     # (pod spec changes, path relative to the pod spec, a word the reason must contain)
     ({"priority": 0}, "priority", "priority"),
-    ({"containers": [dict(CONTAINER, resources={"requests": {"ephemeral-storage": "1Gi"}})]},
-     "containers[0].resources.requests[ephemeral-storage]", "cpu and memory"),
-    ({"initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]},
-     "initContainers[0].resources.limits[ephemeral-storage]", "disk"),
-    ({"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}]},
-     "volumes[0].emptyDir.sizeLimit", "medium: Memory"),
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
      "volumes[0].persistentVolumeClaim", "persistent volumes"),
     # decoded since the pod-spec fields arrived in the API types; refused until honoured
@@ -84,6 +78,11 @@ ACCEPTED = [
     {"containers": [dict(CONTAINER, stdin=True, stdinOnce=True, tty=True,
                          resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})]},
     {"terminationGracePeriodSeconds": 5, "restartPolicy": "Always"},
+    # local ephemeral storage: counted by the scheduler, limits enforced by the agent's eviction
+    {"containers": [dict(CONTAINER, resources={"requests": {"ephemeral-storage": "1Gi"},
+                                               "limits": {"ephemeral-storage": "2Gi"}})],
+     "initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]},
+    {"volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}]},
     {"containers": [dict(CONTAINER, securityContext={"runAsUser": 1000, "runAsGroup": 1000})]},
     # honoured by the node agent since issue 11 (nodeagent/podsync/projected.py)
     {"volumes": [{"name": "info", "downwardAPI": {"items": [
@@ -126,10 +125,10 @@ def test_honoured_fields_pass(changes, at, holder):
 def test_every_refusal_is_reported_at_once():
     spec = spec_with(priority=1,
                      volumes=[{"name": "a", "persistentVolumeClaim": {"claimName": "x"}},
-                              {"name": "b", "emptyDir": {"sizeLimit": "1Gi"}}])
+                              {"name": "b", "persistentVolumeClaim": {"claimName": "y"}}])
     assert [e.path for e in check(pod(spec))] == [
         "spec.priority",
-        "spec.volumes[0].persistentVolumeClaim", "spec.volumes[1].emptyDir.sizeLimit"]
+        "spec.volumes[0].persistentVolumeClaim", "spec.volumes[1].persistentVolumeClaim"]
 
 
 def test_kinds_without_pod_specs_have_nothing_to_refuse():

@@ -177,7 +177,10 @@ def describe_probe(probe) -> str:
 
 def _describe(p) -> str:
     rows = [("Node", p.spec.node_name or "<none>"), ("Start Time", p.status.start_time or "<none>"),
-            ("Status", pod_status(p)), ("IP", p.status.pod_ip or "<none>")]
+            ("Status", pod_status(p))]
+    # kubectl describe's Reason and Message lines, when the pod has them (e.g. Evicted).
+    rows += [(k, v) for k, v in (("Reason", p.status.reason), ("Message", p.status.message)) if v]
+    rows.append(("IP", p.status.pod_ip or "<none>"))
     lines = [kv(rows)]
     if p.spec.init_containers:
         lines.append("Init Containers:")
