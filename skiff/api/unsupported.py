@@ -117,6 +117,19 @@ NOT_IN_API = {
 }
 
 
+# Volume sources of cloud providers and storage systems Kubernetes once built in (most
+# are deprecated there in favour of CSI drivers): real fields, nothing here mounts them.
+_STORAGE_SYSTEM_VOLUMES = (
+    "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "csi", "ephemeral", "fc",
+    "flexVolume", "flocker", "gcePersistentDisk", "gitRepo", "glusterfs", "image", "iscsi", "nfs",
+    "photonPersistentDisk", "portworxVolume", "quobyte", "rbd", "scaleIO", "storageos", "vsphereVolume",
+)
+NOT_IN_API.update({
+    ("skiff.api.Volume", name): f"skiff mounts no {name} volumes; use emptyDir, hostPath, configMap, "
+                                "secret, projected or downwardAPI"
+    for name in _STORAGE_SYSTEM_VOLUMES})
+
+
 def not_in_api(message_name: str, json_name: str):
     """The decoder's error detail for a Kubernetes field skiff's types lack, or None."""
     why = NOT_IN_API.get((message_name, json_name))

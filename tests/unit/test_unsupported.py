@@ -157,6 +157,8 @@ NOT_IN_API = [
     # (pod spec changes, path, a word the reason must contain)
     ({"priorityClassName": "high"}, "spec.priorityClassName", "priority"),
     ({"serviceAccount": "default"}, "spec.serviceAccount", "deprecated name of serviceAccountName"),
+    ({"volumes": [{"name": "vol", "cinder": {"volumeID": "x"}}]}, "spec.volumes[0].cinder", "no cinder volumes"),
+    ({"volumes": [{"name": "vol", "nfs": {"server": "s", "path": "/"}}]}, "spec.volumes[0].nfs", "hostPath"),
     ({"securityContext": {"seLinuxOptions": {"level": "s0"}}}, "spec.securityContext.seLinuxOptions", "SELinux"),
     ({"volumes": [{"name": "ca", "projected": {"sources": [{"clusterTrustBundle": {"name": "x", "path": "ca"}}]}}]},
      "spec.volumes[0].projected.sources[0].clusterTrustBundle", "ConfigMap"),
