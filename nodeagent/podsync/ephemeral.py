@@ -25,6 +25,7 @@ condition DisruptionTarget=True (reason TerminationByKubelet) as the kubelet add
 from dataclasses import dataclass, field
 
 from skiff.api.quantity import memory_bytes
+from skiff.api.wellknown import is_sidecar
 
 REASON = "Evicted"
 DISRUPTION_CONDITION = "DisruptionTarget"
@@ -82,16 +83,24 @@ def disk_backed_empty_dirs(pod) -> list:
 
 def pod_limit(pod):
     """(bytes, canonical text) of the pod's ephemeral-storage limit, or None when no container
-    has one: the app containers' sum, or the largest init container's if larger."""
-    texts = [c.resources.limits[RESOURCE] for c in pod.spec.containers if RESOURCE in c.resources.limits]
-    inits = [c.resources.limits[RESOURCE] for c in pod.spec.init_containers if RESOURCE in c.resources.limits]
-    if not texts and not inits:
+    has one. Kubernetes' PodLimits: the app containers' and sidecars' sum (sidecars run beside
+    the apps), or, if larger, the peak of initialization (a regular init container beside the
+    sidecars declared before it)."""
+    limited = [c.resources.limits[RESOURCE] for c in (*pod.spec.containers, *pod.spec.init_containers)
+               if RESOURCE in c.resources.limits]
+    if not limited:
         return None
-    total = sum(_bytes(t) for t in texts)
-    first = texts[0] if texts else inits[0]
-    for t in inits:
-        total = max(total, _bytes(t))
-    return total, canonical(total, _is_binary(first))
+    apps = sum(_bytes(c.resources.limits.get(RESOURCE, "0")) for c in pod.spec.containers)
+    side = peak = 0
+    for c in pod.spec.init_containers:
+        own = _bytes(c.resources.limits.get(RESOURCE, "0"))
+        if is_sidecar(c):
+            side += own
+            peak = max(peak, side)
+        else:
+            peak = max(peak, own + side)
+    total = max(apps + side, peak)
+    return total, canonical(total, _is_binary(limited[0]))
 
 
 def watched(pod) -> bool:

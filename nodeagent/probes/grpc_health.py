@@ -26,9 +26,11 @@ The whole check, dial and call, is bounded by the probe's timeout.
 """
 
 import logging
+import os
 import secrets
 import selectors
 import socket
+import struct
 import threading
 import time
 
@@ -80,6 +82,13 @@ def dial(connect, addr: str, timeout_s: float, deadline: float):
     return None, f'timeout: failed to connect service "{addr}" within {_go_duration(timeout_s)}: {last}'
 
 
+def _from_this_process(conn: socket.socket) -> bool:
+    """Whether the peer of an accepted unix connection is this process (SO_PEERCRED)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, _uid, _gid = struct.unpack("3i", creds)
+    return pid == os.getpid()
+
+
 class _Bridge:
     """One accepted unix connection pumped to and from `upstream` (a TCP socket dialed
     elsewhere) until either side closes or close() is called. Abstract socket names
@@ -109,6 +118,11 @@ class _Bridge:
                     conn, _ = self.listener.accept()
                 except TimeoutError:
                     continue
+                if not _from_this_process(conn):
+                    # The name is visible in /proc/net/unix to anything in the agent's
+                    # namespace: only our own gRPC channel may take the probe's connection.
+                    conn.close()
+                    conn = None
             self.listener.close()   # one connection only: a gRPC reconnect fails fast
             if conn is None:
                 return

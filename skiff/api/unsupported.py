@@ -43,9 +43,18 @@ POD_SPEC_RULES = (
 
 CONTAINER_RULES = ()
 
-# Container ports: every field is honoured (hostPort: the node agent's hostport
-# rules and the scheduler's NodePorts filter). Rules for port fields go here.
-PORT_RULES = ()
+# Container ports: hostPort is honoured (the node agent's hostport rules and the
+# scheduler's NodePorts filter), for IPv4 host addresses.
+PORT_RULES = (
+    Rule("hostIP", lambda s, p: p.host_port != 0 and ":" in p.host_ip and not s.host_network,
+         "hostPort rules are IPv4 only (the cluster is single-stack IPv4); use an IPv4 hostIP or none"),
+)
+# An init container's ports (sidecars included): the hostport rules and the scheduler's
+# NodePorts filter take app containers' ports only.
+INIT_PORT_RULES = (
+    Rule("hostPort", lambda s, p: p.host_port != 0 and not s.host_network,
+         "hostPort is mapped for app containers only; move the port to a container in containers"),
+)
 
 # Services (kind Service): by JSON path under the Service.
 SERVICE_RULES = ()
@@ -157,9 +166,10 @@ def check_pod_spec(spec, path: str = "spec") -> list:
         for i, c in enumerate(getattr(spec, field)):
             cpath = f"{path}.{json_name}[{i}]"
             errors.extend(_error(join(cpath, r.path), r) for r in CONTAINER_RULES if r.when(spec, c))
+            rules = INIT_PORT_RULES + PORT_RULES if field == "init_containers" else PORT_RULES
             for j, port in enumerate(c.ports):
                 errors.extend(_error(f"{cpath}.ports[{j}].{r.path}", r)
-                              for r in PORT_RULES if r.when(spec, port))
+                              for r in rules if r.when(spec, port))
     for i, v in enumerate(spec.volumes):
         errors.extend(_error(f"{path}.volumes[{i}].{r.path}", r) for r in VOLUME_RULES if r.when(spec, v))
     return errors

@@ -96,6 +96,17 @@ def test_pod_limit_is_none_without_limits():
     assert pod_limit(spod(limits={"c": "1Gi", "d": "1Gi"})) == (2 * 1024 ** 3, "2Gi")
 
 
+def test_pod_limit_adds_sidecars_to_the_apps_as_kubernetes_pod_limits():
+    pod = spod(limits={"c": "10Mi"})
+    side = pod.spec.init_containers.add(name="side", image="busybox", restart_policy="Always")
+    side.resources.limits["ephemeral-storage"] = "10Mi"
+    assert pod_limit(pod) == (20 * MI, "20Mi")          # app + sidecar, not max(app, sidecar)
+    init = pod.spec.init_containers.add(name="init", image="busybox")
+    init.resources.limits["ephemeral-storage"] = "15Mi"
+    assert pod_limit(pod) == (25 * MI, "25Mi")          # init beside the sidecar before it: 15 + 10
+    assert pod_limit(spod(init_limits={"i": "30Mi"}, limits={"c": "10Mi"})) == (30 * MI, "30Mi")
+
+
 def running(pod):
     return [sandbox(pod=pod), ctr(pod, "c"), ctr(pod, "d")]
 

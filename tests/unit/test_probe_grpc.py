@@ -180,3 +180,28 @@ def test_a_gone_network_namespace_fails_at_once():
     assert not ok and time.monotonic() - t0 < 1.0
     assert message.startswith('error: failed to connect service at "10.244.0.9:9000": pod network namespace of pid'), \
         message
+
+
+def test_the_bridge_refuses_a_connection_from_another_process():
+    """The bridge's abstract unix name is visible to every process of the namespace: a
+    foreign peer (SO_PEERCRED) is closed at once and the probe's own channel still gets it."""
+    import subprocess
+    import sys
+    up_ours, up_theirs = socket.socketpair()
+    bridge = grpc_health._Bridge(up_ours)
+    try:
+        intruder = subprocess.run(
+            [sys.executable, "-c",
+             "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('\\0' + sys.argv[1]); "
+             "s.settimeout(5); print(repr(s.recv(10)))", bridge.name],
+            capture_output=True, text=True, timeout=30)
+        assert intruder.returncode == 0 and intruder.stdout.strip() == "b''", intruder   # closed on it
+        mine = socket.socket(socket.AF_UNIX)
+        mine.connect("\0" + bridge.name)
+        mine.sendall(b"ping")
+        up_theirs.settimeout(5)
+        assert up_theirs.recv(4) == b"ping"
+        mine.close()
+    finally:
+        bridge.close()
+        up_theirs.close()

@@ -51,6 +51,11 @@ REFUSED = [
     ({"priority": 0}, "priority", "priority"),
     ({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]},
      "volumes[0].persistentVolumeClaim", "persistent volumes"),
+    ({"initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always",
+                          "ports": [{"containerPort": 80, "hostPort": 8080}]}]},
+     "initContainers[0].ports[0].hostPort", "app containers only"),
+    ({"containers": [dict(CONTAINER, ports=[{"containerPort": 80, "hostPort": 8080, "hostIP": "fd00::1"}])]},
+     "containers[0].ports[0].hostIP", "IPv4 only"),
     # decoded since the pod-spec fields arrived in the API types; refused until honoured
 ]
 
