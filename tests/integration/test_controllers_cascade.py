@@ -9,7 +9,9 @@ import uuid
 import pytest
 
 from skiff import client as clientmod
+from skiff.api import kinds
 from skiff.api import objects_pb2 as pb
+from skiff.retry import update_on_conflict
 from tests.helpers import scratch_namespace, wait_until
 
 HOLD = "skiff.test/hold"
@@ -123,9 +125,9 @@ def test_replication_controller_keeps_and_scales_its_pods(client, ns):
     ref = pods[0].metadata.owner_references[0]
     assert (ref.kind, ref.api_version, ref.controller, ref.block_owner_deletion) == \
         ("ReplicationController", "v1", True, True)
-    live = client.get("replicationcontrollers", "legacy", ns)
-    live.spec.replicas = 3
-    client.update(live)
+    # the controller writes the RC's status meanwhile: retry on a conflict, as a user's tool does
+    update_on_conflict(client, kinds.BY_NAME["ReplicationController"], "legacy", ns,
+                       lambda live: setattr(live.spec, "replicas", 3))
     wait_pods(client, ns, "legacy", 3, rc.metadata.uid)
     wait_until(lambda: client.get("rc", "legacy", ns).status.replicas == 3, 15, "status.replicas 3")
     client.delete("rc", "legacy", ns, propagation_policy="Foreground")

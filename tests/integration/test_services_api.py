@@ -144,15 +144,17 @@ def test_endpoints_follow_pods_and_services(client, ns):
 
 
 def test_the_api_service_lists_the_connected_replicas(cluster, client):
-    """default/kubernetes: the first ClusterIP, port grpc 443, and Endpoints with every replica's API
-    address; deleted, the leader puts it back."""
+    """default/kubernetes: the first ClusterIP, port grpc 443, and Endpoints with every replica's join
+    address (TLS + bearer tokens); deleted, the leader puts it back."""
     svc = wait_until(lambda: _get(client, "services", "kubernetes"), 30, "the kubernetes Service")
     assert svc.spec.cluster_ip == "10.96.0.1" and [(p.name, p.port) for p in svc.spec.ports] == [("grpc", 443)]
 
     def api_ports():
         ep = _get(client, "endpoints", "kubernetes")
         return sorted(p.port for s in (ep.subsets if ep else []) for p in s.ports for _ in s.addresses)
-    every = sorted(int(cluster.api_address(n).rsplit(":", 1)[1]) for n in cluster.names)
+    # the join ports: TLS with bearer tokens, what a pod holds (the API port requires a
+    # client certificate; see docs/serviceaccounts.md)
+    every = sorted(int(cluster.join_address(n).rsplit(":", 1)[1]) for n in cluster.names)
     wait_until(lambda: api_ports() == every, 30, f"the Endpoints naming the 3 replicas {every}")
     # deleted by a user: the leader puts it back (with its first address again)
     client.delete("services", "kubernetes", "default")
